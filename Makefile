@@ -1,0 +1,29 @@
+# fdfs: FastDFS in one binary.
+#   make run    build and start a tracker + storage with built-in defaults (data in ./fdfs-data)
+#   make test   unit tests + integration tests (sets up a Python venv for the py3fdfsv2 client)
+
+CARGO ?= cargo
+FDFS_VENV ?= $(CURDIR)/target/pyvenv
+export FDFS_VENV
+
+.PHONY: all build release run test pyenv clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+run: release
+	./target/release/fdfs server --dir ./fdfs-data --log-stderr
+
+pyenv:
+	bash scripts/pyenv.sh
+
+test: pyenv
+	$(CARGO) test --all-targets
+
+clean:
+	$(CARGO) clean

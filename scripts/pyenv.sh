@@ -1,0 +1,29 @@
+#!/bin/sh
+# Creates the Python virtualenv used by the third-party client test
+# (tests/third_party_py.rs): py3fdfsv2 from PyPI plus pypinyin, which
+# py3fdfsv2 imports without declaring it as a dependency.
+#
+# The venv lives at $FDFS_VENV (default: <repo>/target/pyvenv). Running the
+# script again is cheap: it does nothing when the venv already imports both.
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${FDFS_VENV:-$repo/target/pyvenv}
+python=${PYTHON:-python3}
+
+# Pinned: tests/py/client_test.py works around bugs of exactly this release.
+PY3FDFSV2=py3fdfsv2==2.4.1
+PYPINYIN=pypinyin==0.55.0
+
+if [ -x "$venv/bin/python" ] &&
+    "$venv/bin/python" -c 'import fdfs_client.client, pypinyin' 2>/dev/null; then
+    echo "pyenv: $venv is ready"
+    exit 0
+fi
+
+echo "pyenv: creating $venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "$PY3FDFSV2" "$PYPINYIN"
+"$venv/bin/python" -c 'import fdfs_client.client, pypinyin'
+echo "pyenv: $venv is ready"

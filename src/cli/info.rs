@@ -1,0 +1,46 @@
+//! `fdfs info`: size, CRC32, creation time and source of a file.
+
+use super::opts::{ClientOpts, storage_for};
+use super::CliResult;
+use crate::client::Error;
+use clap::Args as ClapArgs;
+use std::io::Write;
+
+/// Arguments of `fdfs info`.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// File ID.
+    pub file_id: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+/// Run `fdfs info`.
+pub fn run(a: Args) -> CliResult {
+    let tracker = a.client.tracker()?;
+    let (mut s, group, remote) = storage_for(&tracker, &a.file_id, false)?;
+    let i = s.file_info(&group, &remote)?;
+    s.quit();
+    let text = if a.json {
+        serde_json::json!({
+            "file_id": a.file_id,
+            "group": group,
+            "size": i.size,
+            "crc32": i.crc32,
+            "crc32_hex": format!("{:08x}", i.crc32),
+            "create_time": i.create_time,
+            "source_ip": i.source_ip,
+        })
+        .to_string()
+    } else {
+        format!(
+            "file_id: {}\nsize: {}\ncrc32: {:08x} ({})\ncreate_time: {}\nsource_ip: {}",
+            a.file_id, i.size, i.crc32, i.crc32, i.create_time, i.source_ip
+        )
+    };
+    writeln!(std::io::stdout().lock(), "{text}").map_err(|err| Error::Local { path: "stdout".into(), err })?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The subcommands: one file each, holding its clap arguments and `run`.
+//! They parse, call `client` (or start a daemon) and print.
+
+pub mod daemon;
+pub mod delete;
+pub mod download;
+pub mod info;
+pub mod meta;
+mod opts;
+mod progress;
+pub mod server;
+pub mod upload;
+
+use crate::client;
+use std::fmt;
+
+/// Exit codes (documented in fdfs(1)).
+pub mod exit {
+    /// Any other failure.
+    pub const FAILURE: u8 = 1;
+    /// Bad command line or configuration (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// The file (or group, or metadata) does not exist.
+    pub const NOT_FOUND: u8 = 3;
+    /// No tracker or storage could be reached.
+    pub const UNREACHABLE: u8 = 4;
+}
+
+/// An error of a subcommand, printed as `fdfs: <error>`.
+#[derive(Debug)]
+pub enum CliError {
+    /// A client call failed.
+    Client(client::Error),
+    /// A client call failed for this file (named first in the message).
+    About(String, client::Error),
+    /// Bad arguments or config.
+    Usage(String),
+    /// Anything else (local files, daemons).
+    Other(String),
+}
+
+impl CliError {
+    /// Exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Client(e) | CliError::About(_, e) => match e {
+                _ if e.status() == Some(crate::proto::status::ENOENT) => exit::NOT_FOUND,
+                client::Error::Io { .. } | client::Error::NoTracker(_) => exit::UNREACHABLE,
+                client::Error::BadFileId(_) => exit::USAGE,
+                _ => exit::FAILURE,
+            },
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Other(_) => exit::FAILURE,
+        }
+    }
+
+    /// Writing to a closed stdout pipe (`fdfs download x - | head`) is not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Client(client::Error::Local { err, .. }) if err.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Client(e) => e.fmt(f),
+            CliError::About(what, e) => write!(f, "{what}: {e}"),
+            CliError::Usage(m) | CliError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<client::Error> for CliError {
+    fn from(e: client::Error) -> Self {
+        CliError::Client(e)
+    }
+}
+
+/// Result of a subcommand.
+pub type CliResult = Result<(), CliError>;

@@ -1,0 +1,66 @@
+//! Options shared by the client subcommands: where the trackers are.
+
+use super::CliError;
+use crate::client::{Error, StorageClient, Timeouts, TrackerClient};
+use crate::config::ClientConfig;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// Default client config read when nothing else names a tracker.
+const SYSTEM_CLIENT_CONF: &str = "/etc/fdfs/client.conf";
+/// Last resort: a tracker on this machine.
+const DEFAULT_TRACKER: &str = "127.0.0.1:22122";
+
+/// `--tracker` / `-c`, flattened into each client subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct ClientOpts {
+    /// Tracker address HOST:PORT (repeatable; tried in order). Overrides the
+    /// config file and $FDFS_TRACKER.
+    #[arg(long = "tracker", value_name = "HOST:PORT", global = true)]
+    pub trackers: Vec<String>,
+    /// client.conf in FastDFS syntax (tracker_server, connect_timeout, network_timeout).
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+impl ClientOpts {
+    /// The tracker client: --tracker, then -c FILE, then $FDFS_TRACKER, then
+    /// /etc/fdfs/client.conf, then 127.0.0.1:22122.
+    pub fn tracker(&self) -> Result<TrackerClient, CliError> {
+        let load = |p: &Path| -> Result<ClientConfig, CliError> {
+            let (cfg, warnings) = ClientConfig::load(p).map_err(|e| CliError::Usage(e.to_string()))?;
+            for w in warnings {
+                log::debug!("{}: {w}", p.display());
+            }
+            Ok(cfg)
+        };
+        let mut cfg = match &self.config {
+            Some(p) => load(p)?,
+            None if Path::new(SYSTEM_CLIENT_CONF).exists() && self.trackers.is_empty() && std::env::var_os("FDFS_TRACKER").is_none() => {
+                load(Path::new(SYSTEM_CLIENT_CONF))?
+            }
+            None => ClientConfig::default(),
+        };
+        if !self.trackers.is_empty() {
+            cfg.tracker_servers = self.trackers.clone();
+        } else if self.config.is_none() {
+            if let Ok(env) = std::env::var("FDFS_TRACKER") {
+                cfg.tracker_servers = env.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
+            }
+        }
+        if cfg.tracker_servers.is_empty() {
+            cfg.tracker_servers.push(DEFAULT_TRACKER.to_string());
+        }
+        let t = Timeouts { connect: cfg.connect_timeout, network: cfg.network_timeout };
+        Ok(TrackerClient::new(cfg.tracker_servers, t))
+    }
+}
+
+/// Ask the tracker which storage holds `file_id` (or may change it, with
+/// `update`) and connect to it. Returns (client, group, remote name).
+pub fn storage_for(t: &TrackerClient, file_id: &str, update: bool) -> Result<(StorageClient, String, String), Error> {
+    let (group, remote) = crate::client::split_file_id(file_id)?;
+    let target = t.query_fetch(&group, &remote, update)?;
+    let s = StorageClient::connect(&format!("{}:{}", target.ip, target.port), t.timeouts)?;
+    Ok((s, group, remote))
+}

@@ -1,0 +1,78 @@
+//! `fdfs server`: a tracker and one storage in one process with built-in
+//! defaults, for a first try on one machine.
+
+use super::daemon::{announce, block_signals, init_logging, spawn_signal_thread};
+use super::{CliError, CliResult};
+use crate::config::{StorageConfig, TrackerConfig};
+use clap::Args as ClapArgs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `fdfs server`.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Data directory (tracker/ and storage/ are made inside).
+    #[arg(long, default_value = "./fdfs-data")]
+    pub dir: PathBuf,
+    /// Address both servers listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Tracker port (0 picks a free one).
+    #[arg(long, default_value_t = 22122)]
+    pub tracker_port: u16,
+    /// Storage port (0 picks a free one).
+    #[arg(long, default_value_t = 23000)]
+    pub storage_port: u16,
+    /// Subdirectories per level in the store path (FastDFS default 256; fewer start faster).
+    #[arg(long, default_value_t = 256)]
+    pub subdirs: u32,
+    /// Group name of the storage.
+    #[arg(long, default_value = "group1")]
+    pub group: String,
+    /// Also log to stderr.
+    #[arg(long)]
+    pub log_stderr: bool,
+}
+
+/// Run `fdfs server`.
+pub fn run(a: Args) -> CliResult {
+    let set = block_signals();
+    let dir = std::path::absolute(&a.dir).map_err(|e| CliError::Other(format!("{}: {e}", a.dir.display())))?;
+    let tcfg = TrackerConfig {
+        bind_addr: Some(a.bind.clone()),
+        port: a.tracker_port,
+        base_path: dir.join("tracker"),
+        check_active_interval: Duration::from_secs(10),
+        ..TrackerConfig::default()
+    };
+    let log = init_logging(&dir, "fdfs-server.log", &tcfg.log_level, a.log_stderr)?;
+    let tracker = crate::tracker::start(tcfg).map_err(|e| CliError::Other(format!("tracker: {e}")))?;
+    announce("tracker", tracker.local_addr());
+    let sbase = dir.join("storage");
+    let scfg = StorageConfig {
+        group_name: a.group.clone(),
+        bind_addr: Some(a.bind.clone()),
+        port: a.storage_port,
+        store_paths: vec![sbase.clone()],
+        base_path: sbase,
+        subdir_count_per_path: a.subdirs,
+        tracker_servers: vec![tracker.local_addr().to_string()],
+        heart_beat_interval: Duration::from_secs(2),
+        stat_report_interval: Duration::from_secs(5),
+        ..StorageConfig::default()
+    };
+    if !crate::proto::valid_group_name(&scfg.group_name) {
+        return Err(CliError::Usage(format!("--group {}: 1 to 16 of A-Z a-z 0-9", scfg.group_name)));
+    }
+    eprintln!("fdfs: data in {}, logs in {}", dir.display(), dir.join("logs").display());
+    let storage = crate::storage::start(scfg).map_err(|e| CliError::Other(format!("storage: {e}")))?;
+    announce("storage", storage.local_addr());
+    let (stop_t, stop_s) = (tracker.stopper(), storage.stopper());
+    spawn_signal_thread(set, vec![log], move || {
+        stop_s();
+        stop_t();
+    });
+    storage.join();
+    tracker.join();
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Storage operations: upload (streamed from a reader), download (streamed to a
+//! writer), delete, metadata and file info.
+
+use super::{Connection, Error, Timeouts};
+use crate::proto::{self, Cmd};
+use std::io::{Read, Write};
+
+/// Chunk size for streaming file content.
+const CHUNK: usize = 256 * 1024;
+
+/// A connection to one storage server.
+pub struct StorageClient {
+    conn: Connection,
+}
+
+/// What QUERY_FILE_INFO reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub create_time: u64,
+    pub crc32: u32,
+    pub source_ip: String,
+}
+
+impl StorageClient {
+    /// Connect to the storage at "ip:port".
+    pub fn connect(addr: &str, t: Timeouts) -> Result<StorageClient, Error> {
+        Ok(StorageClient { conn: Connection::connect(addr, t, None)? })
+    }
+
+    fn bad(&self, e: proto::DecodeError) -> Error {
+        Error::Protocol { addr: self.conn.peer.clone(), msg: e.to_string() }
+    }
+
+    /// Upload `size` bytes from `src`; `progress` is told the bytes sent so far.
+    /// Returns (group, remote file name).
+    pub fn upload(
+        &mut self,
+        src: &mut dyn Read,
+        size: u64,
+        ext: &str,
+        store_path_index: u8,
+        appender: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(String, String), Error> {
+        let cmd = if appender { Cmd::UploadAppenderFile } else { Cmd::UploadFile };
+        let head = proto::UploadHead { store_path_index, file_size: size, ext: ext.to_string() }.encode();
+        self.conn.send_with_len(cmd, &head, head.len() as u64 + size)?;
+        let mut buf = vec![0u8; CHUNK.min(size.max(1) as usize)];
+        let mut sent = 0u64;
+        while sent < size {
+            let want = ((size - sent) as usize).min(buf.len());
+            let n = src.read(&mut buf[..want]).map_err(|err| Error::Local { path: "input".into(), err })?;
+            if n == 0 {
+                return Err(Error::Local {
+                    path: "input".into(),
+                    err: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("ended after {sent} of {size} bytes")),
+                });
+            }
+            self.conn.write_all(&buf[..n])?;
+            sent += n as u64;
+            progress(sent);
+        }
+        let len = self.conn.recv_header(cmd)?;
+        let mut body = vec![0u8; len.min(512) as usize];
+        self.conn.read_exact(&mut body)?;
+        let r = proto::UploadReply::decode(&body).map_err(|e| self.bad(e))?;
+        Ok((r.group, r.remote))
+    }
+
+    /// Download `length` bytes (0 = to the end) from `offset` into `dst`.
+    /// Returns the number of bytes written.
+    pub fn download(
+        &mut self,
+        group: &str,
+        remote: &str,
+        offset: u64,
+        length: u64,
+        dst: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, Error> {
+        let req = proto::Download { offset, length, group: group.into(), remote: remote.into() }.encode();
+        self.conn.send(Cmd::DownloadFile, &req)?;
+        let total = self.conn.recv_header(Cmd::DownloadFile)?;
+        let mut buf = vec![0u8; CHUNK.min(total.max(1) as usize)];
+        let mut got = 0u64;
+        while got < total {
+            let want = ((total - got) as usize).min(buf.len());
+            let n = self.conn.read_some(&mut buf[..want])?;
+            dst.write_all(&buf[..n]).map_err(|err| Error::Local { path: "output".into(), err })?;
+            got += n as u64;
+            progress(got, total);
+        }
+        Ok(got)
+    }
+
+    /// Delete a file (and its metadata).
+    pub fn delete(&mut self, group: &str, remote: &str) -> Result<(), Error> {
+        let body = proto::FileRef { group: group.into(), remote: remote.into() }.encode();
+        self.conn.call(Cmd::DeleteFile, &body, 0).map(drop)
+    }
+
+    /// Replace (`merge = false`) or merge metadata.
+    pub fn set_metadata(&mut self, group: &str, remote: &str, meta: &[(String, String)], merge: bool) -> Result<(), Error> {
+        let op = if merge { proto::MetaOp::Merge } else { proto::MetaOp::Overwrite };
+        let body = proto::SetMetadata { op, group: group.into(), remote: remote.into(), meta: proto::encode_meta(meta) }.encode();
+        self.conn.call(Cmd::SetMetadata, &body, 0).map(drop)
+    }
+
+    /// The file's metadata (empty when it has none).
+    pub fn get_metadata(&mut self, group: &str, remote: &str) -> Result<Vec<(String, String)>, Error> {
+        let body = proto::FileRef { group: group.into(), remote: remote.into() }.encode();
+        let r = self.conn.call(Cmd::GetMetadata, &body, 16 << 20)?;
+        Ok(proto::decode_meta(&r))
+    }
+
+    /// Size, creation time, CRC32 and source of a file.
+    pub fn file_info(&mut self, group: &str, remote: &str) -> Result<FileStat, Error> {
+        let body = proto::FileRef { group: group.into(), remote: remote.into() }.encode();
+        let r = self.conn.call(Cmd::QueryFileInfo, &body, 128)?;
+        let i = proto::FileInfo::decode(&r).map_err(|e| self.bad(e))?;
+        Ok(FileStat { size: i.size, create_time: i.create_time, crc32: i.crc32, source_ip: i.source_ip })
+    }
+
+    /// End the session politely.
+    pub fn quit(self) {
+        self.conn.quit();
+    }
+}

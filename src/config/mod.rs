@@ -1,0 +1,78 @@
+//! Typed configuration from FastDFS-style ini files: tracker.conf, storage.conf and
+//! client.conf (LAYOUT.md §3).
+//!
+//! Owns the ini reader (`ini`), value parsers (sizes, booleans, seconds, reserved space)
+//! and one typed struct per role with the built-in defaults. Loading returns the config
+//! plus warnings (unknown keys, known keys we do not implement) for the caller to log.
+//!
+//! Depends on std only and on no other fdfs module; inside, only `self::`/`super::` paths.
+
+pub mod allow;
+pub mod client;
+pub mod ini;
+mod read;
+pub mod storage;
+pub mod tracker;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+pub use self::allow::host_allowed;
+pub use self::client::ClientConfig;
+pub use self::ini::{Ini, Reserved};
+pub use self::storage::StorageConfig;
+pub use self::tracker::{IpAddrSize, TrackerConfig};
+
+/// Errors while loading a config file.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io {
+        /// File that failed.
+        path: PathBuf,
+        /// The I/O error.
+        err: io::Error,
+    },
+    /// The file (or an included one) is not valid ini syntax at `line` (1-based).
+    Syntax {
+        /// File containing the bad line.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A key has a value of the wrong form or out of range; `msg` names the place.
+    Value {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What is wrong, and where the key was set.
+        msg: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { path, err } => write!(f, "{}: {err}", path.display()),
+            ConfigError::Syntax { path, line, msg } => {
+                write!(f, "{}:{line}: {msg}", path.display())
+            }
+            ConfigError::Value { key, value, msg } => {
+                write!(f, "bad value for {key} = {value:?}: {msg}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+}

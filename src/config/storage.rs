@@ -1,0 +1,525 @@
+//! storage.conf (LAYOUT.md §3.3; upstream storage/storage_func.c).
+//!
+//! Defaults follow the brief of the fdfs team: code defaults of FastDFS, except
+//! `base_path` (`./fdfs-data/storage`), timeouts 5 s / 60 s, `stat_report_interval` 60 s,
+//! `sync_binlog_buff_interval` 1 s (the shipped value: 60 s would keep up to a minute of
+//! binlog only in memory) and one tracker at 127.0.0.1:22122.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ConfigError;
+use super::ini::{Ini, parse_bool};
+use super::read::{Reader, is_valid_group_name, tracker_servers};
+
+/// Most store paths (the index is two hex digits in file names).
+pub const MAX_STORE_PATHS: u32 = 256;
+
+/// Typed storage.conf.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// Refuse to start when true.
+    pub disabled: bool,
+    /// Group this storage belongs to: 1..=16 chars of `[A-Za-z0-9]`.
+    pub group_name: String,
+    /// Listen address; `None` = all addresses.
+    pub bind_addr: Option<String>,
+    /// Bind outgoing connections to `bind_addr`.
+    pub client_bind: bool,
+    /// Listen port; 0 = ephemeral (tests).
+    pub port: u16,
+    /// Timeout for outgoing connects.
+    pub connect_timeout: Duration,
+    /// Socket I/O timeout.
+    pub network_timeout: Duration,
+    /// Time between BEATs to the trackers.
+    pub heart_beat_interval: Duration,
+    /// Time between disk-usage reports.
+    pub stat_report_interval: Duration,
+    /// Holds `data/` (binlogs, marks, state) and `logs/`.
+    pub base_path: PathBuf,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Per-connection buffer and streaming chunk size, bytes.
+    pub buff_size: usize,
+    /// Accept threads.
+    pub accept_threads: usize,
+    /// Worker threads.
+    pub work_threads: usize,
+    /// Separate disk reader and writer threads per store path.
+    pub disk_rw_separated: bool,
+    /// Disk reader threads per store path.
+    pub disk_reader_threads: usize,
+    /// Disk writer threads per store path.
+    pub disk_writer_threads: usize,
+    /// Sleep of a sync thread when the binlog has nothing new (`sync_wait_msec`, ms).
+    pub sync_wait_msec: Duration,
+    /// Pause after each synced file (`sync_interval`, ms).
+    pub sync_interval: Duration,
+    /// Binlog records between mark-file writes.
+    pub write_mark_file_freq: u32,
+    /// Store path roots, `store_path0..N`; `store_path0` defaults to `base_path`.
+    pub store_paths: Vec<PathBuf>,
+    /// `store_pathN_readonly`, one entry per store path.
+    pub store_path_readonly: Vec<bool>,
+    /// Subdirectories per level, 1..=256.
+    pub subdir_count_per_path: u32,
+    /// Tracker addresses as written (`host:port`, `ip1,ip2:port`, `[v6]:port`).
+    pub tracker_servers: Vec<String>,
+    /// Log level name, lower case.
+    pub log_level: String,
+    /// Allowed client hosts; repeatable key.
+    pub allow_hosts: Vec<String>,
+    /// 0 round robin, 1 hash (PROTOCOL.md §6.5).
+    pub file_distribute_path_mode: u8,
+    /// Files per directory before rotating (mode 0).
+    pub file_distribute_rotate_count: u32,
+    /// fsync data files every N bytes written; 0 = never.
+    pub fsync_after_written_bytes: u64,
+    /// Time between binlog buffer flushes.
+    pub sync_binlog_buff_interval: Duration,
+    /// Time between storage_stat.dat writes.
+    pub sync_stat_file_interval: Duration,
+    /// Lower = preferred when the tracker uses `store_server = 2`.
+    pub upload_priority: i64,
+    /// This server's storage id, when storage ids are used.
+    pub server_id: Option<String>,
+    /// Refuse to start on a store path whose mark differs from the saved one.
+    pub check_store_path_mark: bool,
+    /// Storage ids in use (normally learnt from the tracker; settable here).
+    pub use_storage_id: bool,
+    /// Our key `durable_uploads` (default false): fsync each file before answering.
+    pub durable_uploads: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let base_path = PathBuf::from("./fdfs-data/storage");
+        StorageConfig {
+            disabled: false,
+            group_name: "group1".to_string(),
+            bind_addr: None,
+            client_bind: true,
+            port: 23000,
+            connect_timeout: Duration::from_secs(5),
+            network_timeout: Duration::from_secs(60),
+            heart_beat_interval: Duration::from_secs(30),
+            stat_report_interval: Duration::from_secs(60),
+            store_paths: vec![base_path.clone()],
+            base_path,
+            max_connections: 1024,
+            buff_size: 256 * 1024,
+            accept_threads: 1,
+            work_threads: 4,
+            disk_rw_separated: true,
+            disk_reader_threads: 1,
+            disk_writer_threads: 1,
+            sync_wait_msec: Duration::from_millis(100),
+            sync_interval: Duration::ZERO,
+            write_mark_file_freq: 500,
+            store_path_readonly: vec![false],
+            subdir_count_per_path: 256,
+            tracker_servers: vec!["127.0.0.1:22122".to_string()],
+            log_level: "info".to_string(),
+            allow_hosts: vec!["*".to_string()],
+            file_distribute_path_mode: 0,
+            file_distribute_rotate_count: 100,
+            fsync_after_written_bytes: 0,
+            sync_binlog_buff_interval: Duration::from_secs(1),
+            sync_stat_file_interval: Duration::from_secs(60),
+            upload_priority: 10,
+            server_id: None,
+            check_store_path_mark: true,
+            use_storage_id: false,
+            durable_uploads: false,
+        }
+    }
+}
+
+/// Known keys accepted silently: tuning that does not change what clients see.
+const IGNORED: &[&str] = &[
+    "thread_stack_size",
+    "sync_min_threads",
+    "sync_max_threads",
+    "disk_recovery_threads",
+    "file_signature_method",
+    "key_namespace",
+    "keep_alive",
+    "file_sync_skip_invalid_record",
+    "use_connection_pool",
+    "connection_pool_max_idle_time",
+    "compress_binlog",
+    "compress_binlog_time",
+    "sync_log_buff_interval",
+    "log_file_rotate_everyday",
+    "log_file_rotate_time",
+    "log_file_compress_old",
+    "log_file_compress_days_before",
+    "log_file_rotate_on_size",
+    "log_file_keep_days",
+    "log_file_delete_old_time",
+    "use_send_zc",
+];
+
+/// `store_pathN` -> N, `store_pathN_readonly` -> N (with `readonly` = true).
+fn store_path_key(key: &str) -> Option<(u32, bool)> {
+    let rest = key.strip_prefix("store_path")?;
+    let (digits, readonly) = match rest.strip_suffix("_readonly") {
+        Some(d) => (d, true),
+        None => (rest, false),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(|n| (n, readonly))
+}
+
+impl StorageConfig {
+    /// Builds the config from a parsed file; also returns warnings for unknown keys and
+    /// for known keys whose setting fdfs does not implement.
+    pub fn from_ini(ini: &Ini) -> Result<(Self, Vec<String>), ConfigError> {
+        let d = StorageConfig::default();
+        let mut r = Reader::new(ini);
+        r.ignore(IGNORED);
+        r.ignore_prefix("http.");
+        r.unsupported("run_by_group", &[""], "runs as the current group");
+        r.unsupported("run_by_user", &[""], "runs as the current user");
+        r.unsupported(
+            "address_family",
+            &["", "auto"],
+            "the family follows bind_addr",
+        );
+        r.unsupported(
+            "use_io_uring",
+            &["", "false", "no", "off", "0"],
+            "plain syscalls are used",
+        );
+        r.unsupported(
+            "if_alias_prefix",
+            &[""],
+            "local IPs are taken from the tracker connection",
+        );
+        r.unsupported(
+            "check_file_duplicate",
+            &["", "0"],
+            "no dedup (FastDHT) support",
+        );
+        r.unsupported(
+            "sync_start_time",
+            &["", "00:00", "0:00"],
+            "sync runs all day",
+        );
+        r.unsupported("sync_end_time", &["", "23:59"], "sync runs all day");
+        if ini
+            .section_get("access-log", "enabled")
+            .is_some_and(parse_bool)
+        {
+            r.warn(
+                "[access-log] enabled = true is not implemented: no access log is written".into(),
+            );
+        }
+
+        let group_name = r.string("group_name", &d.group_name);
+        if !is_valid_group_name(&group_name) {
+            return Err(r.error("group_name", "group names are 1..16 chars of [A-Za-z0-9]"));
+        }
+        let base_path = r.path("base_path", &d.base_path)?;
+        let (store_paths, store_path_readonly) = store_paths(&mut r, &base_path)?;
+        let mut tracker_servers = tracker_servers(&mut r)?;
+        if tracker_servers.is_empty() {
+            r.warn(format!(
+                "no tracker_server given, using {}",
+                d.tracker_servers[0]
+            ));
+            tracker_servers = d.tracker_servers.clone();
+        }
+        let mut allow_hosts = r.all("allow_hosts");
+        if allow_hosts.is_empty() {
+            allow_hosts = d.allow_hosts.clone();
+        }
+        let buff_size: u64 = r.bytes("buff_size", d.buff_size as u64)?;
+        if !(4096..=256 << 20).contains(&buff_size) {
+            return Err(r.error("buff_size", "must be between 4KB and 256MB"));
+        }
+        let heart_beat_interval = r.secs("heart_beat_interval", d.heart_beat_interval)?;
+        if heart_beat_interval.is_zero() {
+            return Err(r.error("heart_beat_interval", "must be at least 1 second"));
+        }
+        let stat_report_interval = r.secs("stat_report_interval", d.stat_report_interval)?;
+        if stat_report_interval.is_zero() {
+            return Err(r.error("stat_report_interval", "must be at least 1 second"));
+        }
+
+        let cfg = StorageConfig {
+            disabled: r.bool("disabled", d.disabled),
+            group_name,
+            bind_addr: r.opt_string("bind_addr"),
+            client_bind: r.bool("client_bind", d.client_bind),
+            port: r.num("port", d.port)?,
+            connect_timeout: r.secs_nonzero("connect_timeout", d.connect_timeout)?,
+            network_timeout: r.secs_nonzero("network_timeout", d.network_timeout)?,
+            heart_beat_interval,
+            stat_report_interval,
+            base_path,
+            max_connections: r.num_in("max_connections", d.max_connections, 1..=1_000_000)?,
+            buff_size: buff_size as usize,
+            accept_threads: r.num_in("accept_threads", d.accept_threads, 1..=64)?,
+            work_threads: r.num_in("work_threads", d.work_threads, 1..=1024)?,
+            disk_rw_separated: r.bool("disk_rw_separated", d.disk_rw_separated),
+            disk_reader_threads: r.num_in("disk_reader_threads", d.disk_reader_threads, 1..=256)?,
+            disk_writer_threads: r.num_in("disk_writer_threads", d.disk_writer_threads, 1..=256)?,
+            sync_wait_msec: r.millis("sync_wait_msec", d.sync_wait_msec)?,
+            sync_interval: r.millis("sync_interval", d.sync_interval)?,
+            write_mark_file_freq: r.num_in(
+                "write_mark_file_freq",
+                d.write_mark_file_freq,
+                1..=u32::MAX,
+            )?,
+            store_paths,
+            store_path_readonly,
+            subdir_count_per_path: r.num_in(
+                "subdir_count_per_path",
+                d.subdir_count_per_path,
+                1..=256,
+            )?,
+            tracker_servers,
+            log_level: r.string("log_level", &d.log_level).to_ascii_lowercase(),
+            allow_hosts,
+            file_distribute_path_mode: r.num_in(
+                "file_distribute_path_mode",
+                d.file_distribute_path_mode,
+                0..=1,
+            )?,
+            file_distribute_rotate_count: r.num_in(
+                "file_distribute_rotate_count",
+                d.file_distribute_rotate_count,
+                1..=u32::MAX,
+            )?,
+            fsync_after_written_bytes: r
+                .bytes("fsync_after_written_bytes", d.fsync_after_written_bytes)?,
+            sync_binlog_buff_interval: r
+                .secs("sync_binlog_buff_interval", d.sync_binlog_buff_interval)?,
+            sync_stat_file_interval: r
+                .secs_nonzero("sync_stat_file_interval", d.sync_stat_file_interval)?,
+            upload_priority: r.num("upload_priority", d.upload_priority)?,
+            server_id: r.opt_string("server_id"),
+            check_store_path_mark: r.bool("check_store_path_mark", d.check_store_path_mark),
+            use_storage_id: r.bool("use_storage_id", d.use_storage_id),
+            durable_uploads: r.bool("durable_uploads", d.durable_uploads),
+        };
+        Ok((cfg, r.finish()))
+    }
+
+    /// Loads and parses a storage.conf.
+    pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
+        StorageConfig::from_ini(&Ini::load(path)?)
+    }
+}
+
+/// Resolves `store_path_count` and the `store_pathN[_readonly]` lines. Without
+/// `store_path_count` the count is one past the highest `store_pathN`; `store_path0`
+/// defaults to `base_path`; any other missing path is an error; paths past the count are
+/// ignored with a warning.
+fn store_paths(
+    r: &mut Reader<'_>,
+    base_path: &Path,
+) -> Result<(Vec<PathBuf>, Vec<bool>), ConfigError> {
+    let ini = r.ini();
+    let numbered: Vec<(&str, u32, bool)> = ini
+        .keys()
+        .into_iter()
+        .filter_map(|k| store_path_key(k).map(|(n, ro)| (k, n, ro)))
+        .collect();
+    let highest = numbered
+        .iter()
+        .filter(|(_, _, ro)| !ro)
+        .map(|(_, n, _)| n + 1)
+        .max();
+    let count = match r.raw("store_path_count") {
+        None | Some("") => highest.unwrap_or(1),
+        Some(_) => r.num_in("store_path_count", 1, 1..=MAX_STORE_PATHS)?,
+    };
+    if count > MAX_STORE_PATHS {
+        return Err(r.error(
+            "store_path_count",
+            format!("at most {MAX_STORE_PATHS} store paths"),
+        ));
+    }
+    let mut paths = Vec::with_capacity(count as usize);
+    let mut readonly = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let key = format!("store_path{i}");
+        let path = match r.raw(&key) {
+            Some("") => return Err(r.error(&key, "must not be empty")),
+            Some(v) => PathBuf::from(v),
+            None if i == 0 => base_path.to_path_buf(),
+            None => {
+                return Err(ConfigError::Value {
+                    key,
+                    value: String::new(),
+                    msg: format!(
+                        "missing: store_path_count = {count} needs store_path0..store_path{}",
+                        count - 1
+                    ),
+                });
+            }
+        };
+        paths.push(path);
+        readonly.push(r.bool(&format!("store_path{i}_readonly"), false));
+    }
+    for (key, n, _) in numbered {
+        if n >= count {
+            r.mark(key);
+            let loc = ini.location(key).unwrap_or_default();
+            r.warn(format!("{loc}: {key} ignored: store_path_count = {count}"));
+        }
+    }
+    Ok((paths, readonly))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testdata(name: &str) -> PathBuf {
+        Path::new(file!())
+            .parent()
+            .unwrap()
+            .join("testdata")
+            .join(name)
+    }
+
+    fn from_text(text: &str) -> Result<(StorageConfig, Vec<String>), ConfigError> {
+        StorageConfig::from_ini(&Ini::parse(text, Path::new("/etc/fdfs/storage.conf")).unwrap())
+    }
+
+    #[test]
+    fn shipped_file_loads() {
+        let (c, warnings) = StorageConfig::load(&testdata("storage.conf")).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!c.disabled);
+        assert_eq!(c.group_name, "group1");
+        assert_eq!(c.bind_addr, None);
+        assert!(c.client_bind);
+        assert_eq!(c.port, 23000);
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.network_timeout, Duration::from_secs(60));
+        assert_eq!(c.heart_beat_interval, Duration::from_secs(30));
+        assert_eq!(c.stat_report_interval, Duration::from_secs(60));
+        assert_eq!(c.base_path, PathBuf::from("/opt/fastdfs"));
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.buff_size, 256 * 1024);
+        assert_eq!((c.accept_threads, c.work_threads), (1, 4));
+        assert!(c.disk_rw_separated);
+        assert_eq!((c.disk_reader_threads, c.disk_writer_threads), (2, 1));
+        assert_eq!(c.sync_wait_msec, Duration::from_millis(10));
+        assert_eq!(c.sync_interval, Duration::ZERO);
+        assert_eq!(c.write_mark_file_freq, 500);
+        assert_eq!(c.store_paths, vec![PathBuf::from("/opt/fastdfs")]);
+        assert_eq!(c.store_path_readonly, vec![false]);
+        assert_eq!(c.subdir_count_per_path, 256);
+        assert_eq!(
+            c.tracker_servers,
+            vec!["192.168.209.121:22122", "192.168.209.122:22122"]
+        );
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.allow_hosts, vec!["*"]);
+        assert_eq!(c.file_distribute_path_mode, 0);
+        assert_eq!(c.file_distribute_rotate_count, 100);
+        assert_eq!(c.fsync_after_written_bytes, 0);
+        assert_eq!(c.sync_binlog_buff_interval, Duration::from_secs(1));
+        assert_eq!(c.sync_stat_file_interval, Duration::from_secs(60));
+        assert_eq!(c.upload_priority, 10);
+        assert_eq!(c.server_id, None);
+        assert!(c.check_store_path_mark);
+        assert!(!c.use_storage_id && !c.durable_uploads);
+    }
+
+    #[test]
+    fn defaults_when_empty() {
+        let (c, w) = from_text("").unwrap();
+        assert_eq!(w.len(), 1, "warns about the default tracker: {w:?}");
+        assert_eq!(c.tracker_servers, vec!["127.0.0.1:22122"]);
+        assert_eq!(c.base_path, PathBuf::from("./fdfs-data/storage"));
+        assert_eq!(c.store_paths, vec![c.base_path.clone()]);
+        assert_eq!(c.sync_wait_msec, Duration::from_millis(100));
+        assert_eq!(c.port, 23000);
+    }
+
+    #[test]
+    fn store_paths_and_trackers() {
+        let (c, w) = from_text(
+            "base_path = /b\nstore_path1 = /d1\nstore_path2 = /d2\nstore_path2_readonly = true\n\
+             tracker_server = 127.0.0.1:22122\ntracker_server = 127.0.0.2:22122\nport = 0\n\
+             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\n\
+             server_id = 100001\n[access-log]\nenabled = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.store_paths,
+            vec![
+                PathBuf::from("/b"),
+                PathBuf::from("/d1"),
+                PathBuf::from("/d2")
+            ]
+        );
+        assert_eq!(c.store_path_readonly, vec![false, false, true]);
+        assert_eq!(
+            c.tracker_servers,
+            vec!["127.0.0.1:22122", "127.0.0.2:22122"]
+        );
+        assert_eq!(c.port, 0);
+        assert_eq!(c.buff_size, 65536);
+        assert_eq!(c.fsync_after_written_bytes, 1 << 20);
+        assert!(c.durable_uploads);
+        assert_eq!(c.server_id.as_deref(), Some("100001"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("access-log"));
+
+        let (c, w) = from_text(
+            "store_path_count = 1\nstore_path0 = /a\nstore_path1 = /b\ntracker_server = h:1\nbogus = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.store_paths, vec![PathBuf::from("/a")]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|m| m.contains("store_path1 ignored")));
+        assert!(
+            w.iter()
+                .any(|m| m.contains("unknown key bogus ignored") && m.contains("storage.conf:5"))
+        );
+    }
+
+    #[test]
+    fn bad_values() {
+        for (text, key) in [
+            ("group_name = group_1\n", "group_name"),
+            ("group_name = abcdefghijklmnopq\n", "group_name"),
+            ("subdir_count_per_path = 300\n", "subdir_count_per_path"),
+            ("subdir_count_per_path = 0\n", "subdir_count_per_path"),
+            ("store_path_count = 2\n", "store_path1"),
+            ("store_path_count = 0\n", "store_path_count"),
+            ("tracker_server = nohost\n", "tracker_server"),
+            ("tracker_server = h:0\n", "tracker_server"),
+            ("heart_beat_interval = 0\n", "heart_beat_interval"),
+            ("buff_size = 12\n", "buff_size"),
+            (
+                "file_distribute_path_mode = 2\n",
+                "file_distribute_path_mode",
+            ),
+            ("port = 65536\n", "port"),
+        ] {
+            match from_text(text) {
+                Err(ConfigError::Value { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn store_path_key_forms() {
+        assert_eq!(store_path_key("store_path0"), Some((0, false)));
+        assert_eq!(store_path_key("store_path12_readonly"), Some((12, true)));
+        assert_eq!(store_path_key("store_path_count"), None);
+        assert_eq!(store_path_key("store_path"), None);
+    }
+}

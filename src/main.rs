@@ -1,0 +1,65 @@
+//! `fdfs`: FastDFS in one binary. This file is the clap root: it picks the
+//! subcommand and maps errors to exit codes. Nothing imports it.
+
+mod cli;
+mod client;
+mod config;
+mod layout;
+mod net;
+mod proto;
+mod storage;
+mod tracker;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// FastDFS-compatible distributed file system: tracker and storage daemons and
+/// the client tools, in one binary.
+#[derive(Parser)]
+#[command(name = "fdfs", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a tracker server in the foreground.
+    Tracker(cli::daemon::TrackerArgs),
+    /// Run a storage server in the foreground.
+    Storage(cli::daemon::StorageArgs),
+    /// Run a tracker and one storage in one process, for trying fdfs out.
+    Server(cli::server::Args),
+    /// Upload a file and print its file ID.
+    Upload(cli::upload::Args),
+    /// Download a file to a path or to stdout.
+    Download(cli::download::Args),
+    /// Delete files.
+    Delete(cli::delete::Args),
+    /// Get or set a file's metadata.
+    Meta(cli::meta::Args),
+    /// Show a file's size, CRC32, creation time and source server.
+    Info(cli::info::Args),
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let r = match args.cmd {
+        Command::Tracker(a) => cli::daemon::run_tracker(a),
+        Command::Storage(a) => cli::daemon::run_storage(a),
+        Command::Server(a) => cli::server::run(a),
+        Command::Upload(a) => cli::upload::run(a),
+        Command::Download(a) => cli::download::run(a),
+        Command::Delete(a) => cli::delete::run(a),
+        Command::Meta(a) => cli::meta::run(a),
+        Command::Info(a) => cli::info::run(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fdfs: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

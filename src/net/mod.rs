@@ -1,0 +1,124 @@
+//! The network layer: a hand-rolled mio event loop per network thread, framed
+//! request/response connections, and sticky worker pools.
+//!
+//! It knows the 10-byte FastDFS header (to frame requests) and nothing about
+//! commands: a role (tracker, storage) plugs in through [`Service`], which says
+//! how each request's body is read (buffered, streamed, refused) and produces
+//! [`Reply`]s, inline or on a worker [`Pool`]. Depends on `proto` for the header only.
+
+mod conn;
+mod pool;
+mod server;
+
+pub use pool::Pool;
+pub use server::{Server, ServerOptions, StopHandle};
+
+use crate::proto::Header;
+use std::fs::File;
+use std::net::SocketAddr;
+
+/// How the loop reads the body of a request whose header just arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Read the whole body into memory, then call [`Service::request`]. The
+    /// service has already checked `pkg_len` against the command's limit.
+    Buffer,
+    /// Read the first `head` bytes, then call [`Service::begin_stream`]; the
+    /// rest of the body is handed to the worker in chunks.
+    Stream { head: usize },
+    /// Answer `status` without reading the body, then close: the unread body
+    /// would otherwise be parsed as the next request.
+    Reject(u8),
+    /// Close at once without a reply (QUIT).
+    Quit,
+}
+
+/// What the service wants done with a fully read request.
+pub enum Action {
+    /// Send this reply now (cheap requests answered on the loop thread).
+    Reply(Reply),
+    /// Run `job` on lane `key % lanes` of pool `pool`; its reply is sent when done.
+    Work { pool: usize, job: Box<dyn FnOnce() -> Reply + Send> },
+    /// Close the connection without a reply.
+    Close,
+}
+
+/// What [`Service::begin_stream`] decided once the head of a streamed body was read.
+pub enum Begin<St> {
+    /// Stream the remaining body through `state` on pool `pool`.
+    Stream { state: St, pool: usize },
+    /// The head is longer than first thought (it holds a length): read this many
+    /// head bytes in total, then call `begin_stream` again.
+    MoreHead(usize),
+    /// Refuse: answer with this status and close (the body is unread).
+    Reject(u8),
+}
+
+/// A file region sent after the reply body with `sendfile`.
+pub struct FileBody {
+    /// Open file to read from.
+    pub file: File,
+    /// Where to start.
+    pub offset: u64,
+    /// How many bytes to send.
+    pub len: u64,
+}
+
+/// One response: header status, body bytes and optionally a file region.
+pub struct Reply {
+    /// 0 or an errno.
+    pub status: u8,
+    /// Body bytes written right after the header (in the same write).
+    pub body: Vec<u8>,
+    /// Optional file content sent after `body`.
+    pub file: Option<FileBody>,
+    /// Close the connection once the reply is sent.
+    pub close: bool,
+}
+
+impl Reply {
+    /// A success reply with `body`.
+    pub fn ok(body: Vec<u8>) -> Reply {
+        Reply { status: 0, body, file: None, close: false }
+    }
+
+    /// An error reply: empty body, as FastDFS clients require. EINVAL also closes
+    /// the connection, as upstream does (clients reconnect after it).
+    pub fn error(status: u8) -> Reply {
+        let close = status == crate::proto::status::EINVAL;
+        Reply { status, body: Vec::new(), file: None, close }
+    }
+
+    /// Bytes that follow the header.
+    pub fn pkg_len(&self) -> u64 {
+        self.body.len() as u64 + self.file.as_ref().map_or(0, |f| f.len)
+    }
+}
+
+/// A role served by the loop. Methods without a note run on the loop thread and
+/// must not block; `stream_chunk` / `stream_end` run on worker pools.
+pub trait Service: Send + Sync + 'static {
+    /// Per-connection state kept by the loop.
+    type Session: Send + 'static;
+    /// State of one streamed request body (an upload in progress). Dropping it
+    /// without `stream_end` must undo its partial work.
+    type Stream: Send + 'static;
+
+    /// A connection was accepted; `None` refuses it (closed without a reply).
+    fn open(&self, peer: SocketAddr) -> Option<Self::Session>;
+    /// Decide how to read the body announced by `h`.
+    fn plan(&self, s: &mut Self::Session, h: &Header) -> Plan;
+    /// Handle a request whose whole body is in `body`.
+    fn request(&self, s: &mut Self::Session, h: Header, body: Vec<u8>) -> Action;
+    /// The first `head.len()` bytes of a streamed body have arrived.
+    fn begin_stream(&self, s: &mut Self::Session, h: &Header, head: &[u8]) -> Begin<Self::Stream>;
+    /// Consume the next chunk of a streamed body (worker thread).
+    fn stream_chunk(&self, st: &mut Self::Stream, data: &[u8]) -> Result<(), u8>;
+    /// The whole body has been consumed; finish and reply (worker thread).
+    fn stream_end(&self, st: Self::Stream) -> Reply;
+    /// The worker pool number `idx` named in [`Action::Work`] / [`Begin::Stream`];
+    /// `None` runs the work inline on the loop thread.
+    fn pool(&self, idx: usize) -> Option<&Pool>;
+    /// The connection closed (by either side).
+    fn close(&self, s: Self::Session);
+}

@@ -1,0 +1,556 @@
+//! The event loop: one mio `Poll` per network thread, each with its own
+//! SO_REUSEPORT listener, slab of connections, completion channel and waker.
+//! Workers never touch sockets: they send a completion and wake the loop.
+
+use super::conn::{Conn, ReadOutcome, Rx};
+use super::{Action, Begin, Plan, Reply, Service};
+use crate::proto::{HEADER_LEN, Header};
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+/// How often idle connections are swept and deferred accepts retried.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Knobs of the network layer.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Thread name prefix, e.g. "fdfs-tracker".
+    pub name: String,
+    /// Network (event loop) threads.
+    pub threads: usize,
+    /// Total connections over all threads; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Idle connections are closed after this long.
+    pub idle_timeout: Duration,
+    /// Largest chunk of a streamed body handed to a worker at once.
+    pub chunk_size: usize,
+}
+
+/// Stops a running [`Server`] from any thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<AtomicBool>,
+    wakers: Arc<Vec<Arc<Waker>>>,
+}
+
+impl StopHandle {
+    /// Ask every loop to stop; `Server::join` returns once they have.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.wakers.iter() {
+            let _ = w.wake();
+        }
+    }
+}
+
+/// A bound, running server: its address and its loop threads.
+pub struct Server {
+    addr: SocketAddr,
+    handle: StopHandle,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind `addr` (port 0 picks one) and start the loops serving `svc`.
+    pub fn start<S: Service>(addr: SocketAddr, svc: Arc<S>, opts: ServerOptions) -> io::Result<Server> {
+        let nthreads = opts.threads.max(1);
+        let first = bind(addr)?;
+        let local = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..nthreads {
+            listeners.push(bind(local)?);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let mut loops = Vec::new();
+        let mut wakers = Vec::new();
+        for (i, std_listener) in listeners.into_iter().enumerate() {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (done_tx, done_rx) = unbounded();
+            let mut listener = TcpListener::from_std(std_listener);
+            poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+            wakers.push(waker.clone());
+            loops.push(Loop {
+                poll,
+                listener,
+                svc: svc.clone(),
+                opts: opts.clone(),
+                conns: Slab::default(),
+                total: conns.clone(),
+                done_tx,
+                done_rx,
+                waker,
+                stop: stop.clone(),
+                accept_pending: false,
+                id: i,
+            });
+        }
+        let handle = StopHandle { stop, wakers: Arc::new(wakers) };
+        let mut threads = Vec::new();
+        for mut lp in loops {
+            let name = format!("{}-loop{}", opts.name, lp.id);
+            threads.push(std::thread::Builder::new().name(name).spawn(move || {
+                if let Err(e) = lp.run() {
+                    log::error!("event loop {} failed: {e}", lp.id);
+                }
+            })?);
+        }
+        Ok(Server { addr: local, handle, threads })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.handle.clone()
+    }
+
+    /// Wait until every loop has stopped.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    // Several loops listen on one port; the kernel spreads connections.
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
+}
+
+/// A worker's answer, routed back to the connection by token and generation.
+enum Done<St> {
+    Reply { token: usize, epoch: u64, reply: Reply },
+    Chunk { token: usize, epoch: u64, state: St, result: Result<(), u8> },
+}
+
+struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+    epochs: Vec<u64>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { slots: Vec::new(), free: Vec::new(), epochs: Vec::new() }
+    }
+}
+
+impl<T> Slab<T> {
+    fn insert_with(&mut self, f: impl FnOnce(u64) -> T) -> usize {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.epochs.push(0);
+                self.slots.len() - 1
+            }
+        };
+        self.epochs[idx] += 1;
+        self.slots[idx] = Some(f(self.epochs[idx]));
+        idx
+    }
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.slots.get_mut(i).and_then(|s| s.as_mut())
+    }
+    fn remove(&mut self, i: usize) -> Option<T> {
+        let t = self.slots.get_mut(i)?.take()?;
+        self.free.push(i);
+        Some(t)
+    }
+    fn indices(&self) -> Vec<usize> {
+        (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect()
+    }
+}
+
+struct Loop<S: Service> {
+    poll: Poll,
+    listener: TcpListener,
+    svc: Arc<S>,
+    opts: ServerOptions,
+    conns: Slab<Conn<S::Session, S::Stream>>,
+    total: Arc<AtomicUsize>,
+    done_tx: Sender<Done<S::Stream>>,
+    done_rx: Receiver<Done<S::Stream>>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    accept_pending: bool,
+    id: usize,
+}
+
+impl<S: Service> Loop<S> {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let mut next_tick = Instant::now() + TICK;
+        while !self.stop.load(Ordering::SeqCst) {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            if let Some(c) = self.conns.get_mut(t) {
+                                c.readable = true;
+                            }
+                        }
+                        if ev.is_writable() || ev.is_readable() || ev.is_error() {
+                            self.drive(t);
+                        }
+                    }
+                }
+            }
+            self.completions();
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + TICK;
+                self.sweep();
+                if self.accept_pending {
+                    self.accept();
+                }
+            }
+        }
+        for t in self.conns.indices() {
+            self.close(t, "server stopping");
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self) {
+        loop {
+            if self.total.load(Ordering::Relaxed) >= self.opts.max_connections {
+                // Leave the rest in the backlog; retried when a connection closes.
+                self.accept_pending = true;
+                return;
+            }
+            let (sock, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    self.accept_pending = true;
+                    return;
+                }
+            };
+            let Some(session) = self.svc.open(peer) else {
+                log::warn!("connection from {peer} refused (allow_hosts)");
+                continue;
+            };
+            let _ = sock.set_nodelay(true);
+            self.total.fetch_add(1, Ordering::Relaxed);
+            let t = self.conns.insert_with(|epoch| Conn::new(sock, peer, epoch, session));
+            let c = self.conns.get_mut(t).expect("slot just filled");
+            if let Err(e) = self.poll.registry().register(&mut c.sock, Token(t), Interest::READABLE) {
+                log::warn!("register {peer}: {e}");
+                self.close(t, "register failed");
+                continue;
+            }
+            self.drive(t);
+        }
+    }
+
+    /// Make all the progress connection `t` can make without blocking.
+    fn drive(&mut self, t: usize) {
+        let chunk = self.opts.chunk_size;
+        loop {
+            let Some(c) = self.conns.get_mut(t) else { return };
+            if c.writing {
+                match c.flush() {
+                    Ok(true) => {
+                        if c.close_after_write {
+                            self.close(t, "closed after reply");
+                            return;
+                        }
+                        c.state = Rx::Header;
+                        let _ = self.poll.registry().reregister(&mut c.sock, Token(t), Interest::READABLE);
+                    }
+                    Ok(false) => {
+                        let _ = self.poll.registry().reregister(
+                            &mut c.sock,
+                            Token(t),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        self.close(t, &format!("write: {e}"));
+                        return;
+                    }
+                }
+            }
+            if let ReadOutcome::Closed = c.fill(chunk) {
+                // Bytes already read are still processed below only if a whole
+                // request is there; a half-read request dies with the peer.
+                self.close(t, "peer closed");
+                return;
+            }
+            match self.step(t) {
+                Step::Progress => continue,
+                Step::Idle => return,
+                Step::Close(why) => {
+                    self.close(t, &why);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Advance the request state machine with the bytes in `rx`.
+    fn step(&mut self, t: usize) -> Step {
+        let c = self.conns.get_mut(t).expect("step on a live connection");
+        let mut session = c.session.take().expect("session lives as long as the connection");
+        let step = self.step_with(t, &mut session);
+        if let Some(c) = self.conns.get_mut(t) {
+            c.session = Some(session);
+        }
+        step
+    }
+
+    fn step_with(&mut self, t: usize, session: &mut S::Session) -> Step {
+        let svc = self.svc.clone();
+        let chunk = self.opts.chunk_size;
+        let done_tx = self.done_tx.clone();
+        let waker = self.waker.clone();
+        let c = self.conns.get_mut(t).expect("step on a live connection");
+        match &mut c.state {
+            Rx::Busy => Step::Idle,
+            Rx::Header => {
+                if c.rx.len() < HEADER_LEN {
+                    return Step::Idle;
+                }
+                let h = match Header::decode(&c.rx[..HEADER_LEN]) {
+                    Ok(h) => h,
+                    Err(e) => return Step::Close(format!("bad header: {e}")),
+                };
+                c.take_rx_front(HEADER_LEN);
+                match svc.plan(session, &h) {
+                    Plan::Quit => Step::Close("quit".into()),
+                    Plan::Reject(status) => {
+                        log::warn!(
+                            "{} from {}: refused with status {status}, closing",
+                            crate::proto::Cmd::from_u8(h.cmd).map_or("unknown command", |c| c.name()),
+                            c.peer
+                        );
+                        c.state = Rx::Busy;
+                        let mut r = Reply::error(status);
+                        r.close = true;
+                        c.queue(r);
+                        Step::Progress
+                    }
+                    Plan::Buffer => {
+                        c.state = Rx::Body { h, need: h.pkg_len as usize };
+                        Step::Progress
+                    }
+                    Plan::Stream { head } => {
+                        c.state = Rx::Head { h, need: head };
+                        Step::Progress
+                    }
+                }
+            }
+            Rx::Body { h, need } => {
+                if c.rx.len() < *need {
+                    return Step::Idle;
+                }
+                let (h, need) = (*h, *need);
+                let body = c.take_rx(need);
+                c.state = Rx::Busy;
+                match svc.request(session, h, body) {
+                    Action::Reply(r) => {
+                        c.queue(r);
+                        Step::Progress
+                    }
+                    Action::Close => Step::Close("closed by handler".into()),
+                    Action::Work { pool, job } => {
+                        let epoch = c.epoch;
+                        let work = Box::new(move || {
+                            let reply = job();
+                            send_done(&done_tx, &waker, Done::Reply { token: t, epoch, reply });
+                        });
+                        run_on(svc.pool(pool), t, work);
+                        Step::Idle
+                    }
+                }
+            }
+            Rx::Head { h, need } => {
+                if c.rx.len() < *need {
+                    return Step::Idle;
+                }
+                let (h, need) = (*h, *need);
+                match svc.begin_stream(session, &h, &c.rx[..need]) {
+                    Begin::MoreHead(n) if n > need && (n as u64) <= h.pkg_len => {
+                        c.state = Rx::Head { h, need: n };
+                        Step::Progress
+                    }
+                    Begin::MoreHead(_) => Step::Close("inconsistent request head".into()),
+                    Begin::Reject(status) => {
+                        c.state = Rx::Busy;
+                        let mut r = Reply::error(status);
+                        r.close = true;
+                        c.queue(r);
+                        Step::Progress
+                    }
+                    Begin::Stream { state, pool } => {
+                        c.take_rx_front(need);
+                        c.state =
+                            Rx::Streaming { remaining: h.pkg_len - need as u64, state: Some(state), pool, failed: None };
+                        Step::Progress
+                    }
+                }
+            }
+            Rx::Streaming { remaining, state, pool, failed } => {
+                let Some(st) = state.take() else { return Step::Idle }; // a chunk is in flight
+                let n = (*remaining).min(chunk as u64) as usize;
+                if c.rx.len() < n {
+                    *state = Some(st);
+                    return Step::Idle;
+                }
+                let data = super::conn::take_bytes(&mut c.rx, n);
+                *remaining -= n as u64;
+                let last = *remaining == 0;
+                if let Some(status) = *failed {
+                    // Keep reading the body to stay in sync, answer at the end.
+                    drop(data);
+                    if last {
+                        drop(st);
+                        c.state = Rx::Busy;
+                        c.queue(Reply::error(status));
+                    } else {
+                        *state = Some(st);
+                    }
+                    return Step::Progress;
+                }
+                let epoch = c.epoch;
+                let pool_idx = *pool;
+                if last {
+                    c.state = Rx::Busy;
+                }
+                let svc2 = svc.clone();
+                run_on(
+                    svc.pool(pool_idx),
+                    t,
+                    Box::new(move || {
+                        let mut st = st;
+                        let result = if data.is_empty() { Ok(()) } else { svc2.stream_chunk(&mut st, &data) };
+                        let done = match (result, last) {
+                            (Ok(()), true) => Done::Reply { token: t, epoch, reply: svc2.stream_end(st) },
+                            (result, _) => Done::Chunk { token: t, epoch, state: st, result },
+                        };
+                        send_done(&done_tx, &waker, done);
+                    }),
+                );
+                Step::Idle
+            }
+        }
+    }
+
+    fn completions(&mut self) {
+        while let Ok(done) = self.done_rx.try_recv() {
+            let t = match done {
+                Done::Reply { token, epoch, reply } => {
+                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else { continue };
+                    c.queue(reply);
+                    token
+                }
+                Done::Chunk { token, epoch, state, result } => {
+                    // A stale chunk's state is dropped here, which undoes its work.
+                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else { continue };
+                    match &mut c.state {
+                        Rx::Streaming { remaining, state: slot, failed, .. } => {
+                            if let Err(status) = result {
+                                *failed = Some(status);
+                                if *remaining == 0 {
+                                    drop(state);
+                                    c.state = Rx::Busy;
+                                    c.queue(Reply::error(status));
+                                    self.drive(token);
+                                    continue;
+                                }
+                            }
+                            *slot = Some(state);
+                        }
+                        _ => {
+                            log::error!("chunk completion for a connection that is not streaming");
+                            continue;
+                        }
+                    }
+                    token
+                }
+            };
+            self.drive(t);
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        for t in self.conns.indices() {
+            let Some(c) = self.conns.get_mut(t) else { continue };
+            // A connection whose request is with a worker is not idle.
+            let busy = matches!(c.state, Rx::Busy) && !c.writing;
+            if !busy && now.duration_since(c.last_active) > self.opts.idle_timeout {
+                self.close(t, "idle timeout");
+            }
+        }
+    }
+
+    fn close(&mut self, t: usize, why: &str) {
+        let Some(mut c) = self.conns.remove(t) else { return };
+        log::debug!("close {} (fd {}): {why}", c.peer, c.fd());
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        if let Some(s) = c.session.take() {
+            self.svc.close(s);
+        }
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        if self.accept_pending {
+            self.accept();
+        }
+    }
+}
+
+enum Step {
+    Progress,
+    Idle,
+    Close(String),
+}
+
+/// Queue `job` on `pool` (lane picked by the connection's token), or run it
+/// right here when the service has no pool for it; its completion then waits
+/// in the channel until the loop drains it.
+fn run_on(pool: Option<&super::Pool>, token: usize, job: Box<dyn FnOnce() + Send>) {
+    match pool {
+        Some(p) => p.submit(token, job),
+        None => job(),
+    }
+}
+
+fn send_done<St>(tx: &Sender<Done<St>>, waker: &Waker, d: Done<St>) {
+    if tx.send(d).is_ok() {
+        let _ = waker.wake();
+    }
+}

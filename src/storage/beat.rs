@@ -1,0 +1,147 @@
+//! One thread per configured tracker: fetch parameters, JOIN, negotiate the
+//! sync source once, then BEAT and REPORT_DISK_USAGE on their intervals. On any
+//! error the connection is dropped and re-made with a growing pause.
+
+use super::{Params, Store};
+use crate::client::{Connection, Error, Timeouts};
+use crate::config::ini::parse_reserved;
+use crate::proto::{self, Cmd};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Our version string in JOIN (FastDFS V6 layout, 8 bytes).
+pub const VERSION: &str = "6.16.1";
+
+/// Start the report thread for `tracker`.
+pub fn spawn(store: Arc<Store>, tracker: String, port: u16, quit: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("fdfs-beat-{tracker}")).spawn(move || {
+        let mut pause = Duration::from_millis(200);
+        let mut last_err = String::new();
+        while !quit.load(Ordering::SeqCst) {
+            match session(&store, &tracker, port, &quit) {
+                Ok(()) => return,
+                Err(e) => {
+                    let msg = e.to_string();
+                    // Say it once per distinct failure, not every retry.
+                    if msg != last_err {
+                        log::warn!("tracker {tracker}: {msg}; retrying");
+                        last_err = msg;
+                    }
+                }
+            }
+            sleep_unless(&quit, pause);
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    })
+}
+
+fn sleep_unless(quit: &AtomicBool, d: Duration) {
+    let end = Instant::now() + d;
+    while !quit.load(Ordering::SeqCst) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50).min(d));
+    }
+}
+
+fn bad(addr: &str, e: proto::DecodeError) -> Error {
+    Error::Protocol { addr: addr.to_string(), msg: e.to_string() }
+}
+
+/// One connected session with a tracker; returns Ok only when asked to quit.
+fn session(store: &Store, tracker: &str, port: u16, quit: &AtomicBool) -> Result<(), Error> {
+    let cfg = &store.cfg;
+    let t = Timeouts { connect: cfg.connect_timeout, network: cfg.network_timeout };
+    let bind: Option<IpAddr> = if cfg.client_bind { cfg.bind_addr.as_deref().and_then(|b| b.parse().ok()) } else { None };
+    let mut c = Connection::connect(tracker, t, bind)?;
+    if let Some(ip) = c.local_ip() {
+        super::set_my_ip(store, ip);
+    }
+    let params = c.call(Cmd::StorageParameterReq, &[], 64 * 1024)?;
+    apply_params(store, &proto::ParameterReply::decode(&params).map_err(|e| bad(tracker, e))?.0);
+
+    let flag = store.init_flag.lock().clone();
+    let join = proto::Join {
+        group: cfg.group_name.clone(),
+        storage_port: port,
+        store_path_count: store.paths.len() as u32,
+        subdir_count_per_path: cfg.subdir_count_per_path,
+        upload_priority: cfg.upload_priority,
+        join_time: flag.storage_join_time,
+        up_time: store.started,
+        version: VERSION.into(),
+        init_flag: !flag.sync_old_done,
+        status: proto::storage_status::INIT as i8,
+        storage_id: cfg.server_id.clone().unwrap_or_default(),
+        current_tracker_ip: tracker.rsplit_once(':').map_or(tracker, |(h, _)| h).to_string(),
+        trackers: cfg.tracker_servers.clone(),
+    };
+    let r = c.call(Cmd::StorageJoin, &join.encode(), 64)?;
+    let reply = proto::JoinReply::decode(&r).map_err(|e| bad(tracker, e))?;
+    log::info!("joined tracker {tracker} as {}:{port}, status {}", cfg.group_name, reply.status);
+
+    if !flag.sync_old_done {
+        // First start of this server: ask for a sync source (none in a new group).
+        let r = c.call(Cmd::StorageSyncDestReq, &[], 64)?;
+        let mut f = store.init_flag.lock();
+        if r.len() == 24 {
+            let mut rd = proto::Reader::new(&r);
+            f.sync_src_server = rd.fixed(16, "src_id").map_err(|e| bad(tracker, e))?;
+            f.sync_until_timestamp = rd.u64("until").map_err(|e| bad(tracker, e))?;
+        }
+        f.sync_old_done = true;
+        f.save(&store.data_dir.join(".data_init_flag"))
+            .map_err(|err| Error::Local { path: ".data_init_flag".into(), err })?;
+    } else {
+        // Every (re)join tells the tracker which source we negotiated.
+        let mut body = Vec::with_capacity(24);
+        proto::put_fixed(&mut body, &flag.sync_src_server, 16);
+        proto::put_u64(&mut body, flag.sync_until_timestamp);
+        if let Err(e) = c.call(Cmd::StorageSyncNotify, &body, 0) {
+            log::debug!("tracker {tracker}: SYNC_NOTIFY: {e}");
+        }
+    }
+
+    let beat_every = cfg.heart_beat_interval.max(Duration::from_millis(200));
+    let usage_every = cfg.stat_report_interval.max(Duration::from_millis(200));
+    let mut next_usage = Instant::now();
+    let mut next_beat = Instant::now();
+    let mut last_sent = proto::StatCounters::default();
+    while !quit.load(Ordering::SeqCst) {
+        let now_i = Instant::now();
+        if now_i >= next_usage {
+            next_usage = now_i + usage_every;
+            let body = proto::encode_disk_usage(&store.refresh_space());
+            let r = c.call(Cmd::StorageReportDiskUsage, &body, 1 << 20)?;
+            proto::BeatReply::decode(&r).map_err(|e| bad(tracker, e))?;
+        }
+        if now_i >= next_beat {
+            next_beat = now_i + beat_every;
+            let stats = *store.stats.lock();
+            let send = (stats != last_sent).then_some(&stats);
+            let r = c.call(Cmd::StorageBeat, &proto::encode_beat(send), 1 << 20)?;
+            proto::BeatReply::decode(&r).map_err(|e| bad(tracker, e))?;
+            last_sent = stats;
+        }
+        let wake = next_beat.min(next_usage);
+        sleep_unless(quit, wake.saturating_duration_since(Instant::now()));
+    }
+    c.quit();
+    Ok(())
+}
+
+fn apply_params(store: &Store, pairs: &[(String, String)]) {
+    let mut p: Params = store.params.read().clone();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "store_path" => p.store_path_mode = v.trim().parse().unwrap_or(0),
+            "response_ip_addr_size" => p.ip_size = if v.trim() == "46" { 46 } else { 16 },
+            "reserved_storage_space" => match parse_reserved(v.trim()) {
+                Ok(r) => p.reserved = r,
+                Err(e) => log::warn!("tracker parameter reserved_storage_space={v}: {e}"),
+            },
+            _ => {}
+        }
+    }
+    *store.params.write() = p;
+}

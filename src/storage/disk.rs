@@ -1,0 +1,273 @@
+//! File operations of the storage, run on the disk worker of the file's store
+//! path: streamed uploads (temp file, then a no-replace rename to the final
+//! name), downloads (open + sendfile region), delete, metadata, file info.
+
+use super::Store;
+use crate::layout::{self, NameInfo, RemoteName, Source, StorePath};
+use crate::net::{FileBody, Reply};
+use crate::proto::{self, MetaOp, status};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// errno of an I/O error, as a wire status (ENOSPC stays ENOSPC).
+pub fn io_status(e: &io::Error) -> u8 {
+    match e.kind() {
+        io::ErrorKind::NotFound => status::ENOENT,
+        _ => e.raw_os_error().filter(|&n| (1..=255).contains(&n)).map_or(status::EIO, |n| n as u8),
+    }
+}
+
+/// An upload in progress. Dropped before `finish`, it removes its temp file,
+/// so an interrupted upload leaves nothing behind.
+pub struct Upload {
+    store: Arc<Store>,
+    file: File,
+    tmp: PathBuf,
+    path: u8,
+    high: u8,
+    low: u8,
+    ext: String,
+    appender: bool,
+    size: u64,
+    written: u64,
+    unsynced: u64,
+    crc: crc32fast::Hasher,
+    done: bool,
+}
+
+impl Upload {
+    /// Create the temp file in the final directory (a name starting with '.'
+    /// can never be a valid remote name, so it is never served).
+    pub fn begin(store: Arc<Store>, path: u8, size: u64, ext: String, appender: bool) -> io::Result<Upload> {
+        let (high, low) = store.next_dir();
+        let sp = &store.paths[path as usize];
+        let dir = sp.data_dir().join(format!("{high:02X}")).join(format!("{low:02X}"));
+        let tmp = dir.join(format!(".up-{:016x}", store.random64()));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(Upload {
+            store,
+            file,
+            tmp,
+            path,
+            high,
+            low,
+            ext,
+            appender,
+            size,
+            written: 0,
+            unsynced: 0,
+            crc: crc32fast::Hasher::new(),
+            done: false,
+        })
+    }
+
+    /// Append a chunk of content.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.crc.update(data);
+        self.written += data.len() as u64;
+        self.unsynced += data.len() as u64;
+        let every = self.store.cfg.fsync_after_written_bytes;
+        if every > 0 && self.unsynced >= every {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(())
+    }
+
+    /// All content is in: name the file and make it visible.
+    pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
+        if self.written != self.size {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "upload ended early"));
+        }
+        if self.store.cfg.fsync_after_written_bytes > 0 || self.store.cfg.durable_uploads {
+            self.file.sync_all()?;
+        }
+        let timestamp = self.file.metadata()?.mtime().max(0) as u32;
+        let crc32 = std::mem::take(&mut self.crc).finalize();
+        let source = self.store.source();
+        // A name can collide only if the same server made the same random bits
+        // in the same second for the same size and content: retry with new bits.
+        for _ in 0..10 {
+            let r = self.store.random64() as u32;
+            let size_field =
+                if self.appender { layout::file_id::appender_size_field(r) } else { layout::file_id::normal_size_field(self.size, r) };
+            let info = NameInfo { source, timestamp, size_field, crc32 };
+            let name = format!("{}{}", info.encode(), layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32));
+            let remote = RemoteName::new(self.path, self.high, self.low, name);
+            let dest = self.store.paths[self.path as usize].file_path(&remote);
+            match nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                &self.tmp,
+                nix::fcntl::AT_FDCWD,
+                &dest,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => {
+                    self.done = true;
+                    if self.store.cfg.durable_uploads {
+                        layout::store::fsync_dir(dest.parent().expect("file path has a directory"))?;
+                    }
+                    return Ok((self.store.cfg.group_name.clone(), remote));
+                }
+                Err(nix::errno::Errno::EEXIST) => continue,
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "could not find a unique file name"))
+    }
+
+    /// Bytes received so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Err(e) = fs::remove_file(&self.tmp) {
+                log::warn!("removing partial upload {}: {e}", self.tmp.display());
+            }
+        }
+    }
+}
+
+/// A file named by a request, checked against this storage.
+pub struct Target<'a> {
+    pub sp: &'a StorePath,
+    pub name: RemoteName,
+    pub path: PathBuf,
+}
+
+/// Resolve group + remote name to a path inside one of our store paths.
+pub fn resolve<'a>(store: &'a Store, group: &str, remote: &str) -> Result<Target<'a>, u8> {
+    if group != store.cfg.group_name {
+        return Err(status::EINVAL);
+    }
+    let name = RemoteName::parse(remote).map_err(|_| status::EINVAL)?;
+    let sp = store.paths.get(name.store_index as usize).ok_or(status::EINVAL)?;
+    let path = sp.file_path(&name);
+    Ok(Target { sp, name, path })
+}
+
+/// DOWNLOAD_FILE: open and hand the region to the loop for sendfile.
+pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Reply, u8> {
+    let file = File::open(path).map_err(|e| io_status(&e))?;
+    let meta = file.metadata().map_err(|e| io_status(&e))?;
+    if !meta.is_file() {
+        return Err(status::ENOENT);
+    }
+    let size = meta.len();
+    if offset > size {
+        return Err(status::EINVAL);
+    }
+    // offset == size (a 0-byte file, say) answers an empty body: FastDFS up to
+    // 6.15.3 did, and clients depend on it.
+    let avail = size - offset;
+    let len = if length == 0 { avail } else { length.min(avail) };
+    let mut r = Reply::ok(Vec::new());
+    if len > 0 {
+        r.file = Some(FileBody { file, offset, len });
+    }
+    Ok(r)
+}
+
+/// DELETE_FILE: the file and its metadata file.
+pub fn delete(path: &std::path::Path) -> Result<(), u8> {
+    fs::remove_file(path).map_err(|e| io_status(&e))?;
+    match fs::remove_file(layout::store::meta_path(path)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("removing metadata of {}: {e}", path.display()),
+    }
+    Ok(())
+}
+
+/// SET_METADATA with overwrite or merge semantics (PROTOCOL.md §5.7).
+pub fn set_metadata(path: &std::path::Path, op: MetaOp, raw: &[u8]) -> Result<(), u8> {
+    if !path.is_file() {
+        return Err(status::ENOENT);
+    }
+    let mpath = layout::store::meta_path(path);
+    let mut pairs = proto::decode_meta(raw);
+    match op {
+        MetaOp::Overwrite if pairs.is_empty() => {
+            return match fs::remove_file(&mpath) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_status(&e)),
+            };
+        }
+        MetaOp::Merge if pairs.is_empty() => return Ok(()),
+        MetaOp::Merge => {
+            let mut old = match fs::read(&mpath) {
+                Ok(b) => proto::decode_meta(&b),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(io_status(&e)),
+            };
+            for (k, v) in pairs.drain(..) {
+                match old.iter_mut().find(|(ok, _)| *ok == k) {
+                    Some(slot) => slot.1 = v,
+                    None => old.push((k, v)),
+                }
+            }
+            pairs = old;
+        }
+        MetaOp::Overwrite => {}
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+    layout::store::atomic_write(&mpath, &proto::encode_meta(&pairs)).map_err(|e| io_status(&e))
+}
+
+/// GET_METADATA: the raw metadata file.
+pub fn get_metadata(path: &std::path::Path) -> Result<Vec<u8>, u8> {
+    if !path.is_file() {
+        return Err(status::ENOENT);
+    }
+    let mpath = layout::store::meta_path(path);
+    match fs::metadata(&mpath) {
+        Ok(m) if !m.is_file() => return Err(status::EISDIR),
+        Ok(_) => {}
+        Err(e) => return Err(io_status(&e)),
+    }
+    fs::read(&mpath).map_err(|e| io_status(&e))
+}
+
+/// QUERY_FILE_INFO: size and time from stat; CRC32 from the name for normal
+/// files, computed from the content for appender and slave files (unless the
+/// request's flag bit 1 says not to).
+pub fn file_info(store: &Store, t: &Target<'_>, flags: u8, ip_size: usize) -> Result<Vec<u8>, u8> {
+    let info = t.name.info().map_err(|_| status::EINVAL)?;
+    let meta = fs::metadata(&t.path).map_err(|e| io_status(&e))?;
+    if !meta.is_file() {
+        return Err(status::ENOENT);
+    }
+    let crc32 = if !info.is_appender() && !t.name.is_slave() {
+        info.crc32
+    } else if flags & 1 != 0 {
+        0
+    } else {
+        let mut f = File::open(&t.path).map_err(|e| io_status(&e))?;
+        let mut h = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| io_status(&e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        h.finalize()
+    };
+    let source_ip = match info.source {
+        Source::Ip(ip) => ip.to_string(),
+        Source::Id(id) => store.id_to_ip(id).unwrap_or_default(),
+    };
+    let fi = proto::FileInfo { size: meta.len(), create_time: meta.mtime().max(0) as u64, crc32, source_ip };
+    Ok(fi.encode(ip_size))
+}

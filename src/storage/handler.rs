@@ -1,0 +1,237 @@
+//! The storage's request handlers: framing decisions on the loop thread, file
+//! work on the disk pool of the file's store path.
+
+use super::Store;
+use super::disk::{self, Upload, io_status};
+use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
+use crate::proto::{self, Cmd, Header, StatCounters, status};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest body of a request that names a file (group + name + offsets).
+const SMALL_REQUEST: u64 = 1024;
+
+/// The storage role served by the event loop.
+pub struct StorageService {
+    pub store: Arc<Store>,
+}
+
+/// Per-connection state.
+pub struct Session {
+    peer: SocketAddr,
+}
+
+fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
+    f(&mut store.stats.lock());
+}
+
+impl StorageService {
+    fn body_limit(&self, cmd: Cmd) -> Option<u64> {
+        match cmd {
+            Cmd::ActiveTest => Some(0),
+            Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => Some(SMALL_REQUEST),
+            // Metadata must fit in the connection buffer, as upstream.
+            Cmd::SetMetadata => Some(self.store.cfg.buff_size as u64),
+            _ => None,
+        }
+    }
+
+    /// Work on the pool of the store path that `remote` names.
+    fn on_path(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
+        let pool = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
+        let store = self.store.clone();
+        Action::Work { pool: pool.min(store.paths.len() - 1), job: Box::new(move || job(&store)) }
+    }
+
+    fn handle(&self, s: &Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
+        let bad = |e: proto::DecodeError| {
+            log::warn!("{} from {}: {e}", cmd.name(), s.peer);
+            status::EINVAL
+        };
+        Ok(match cmd {
+            Cmd::ActiveTest => Action::Reply(Reply::ok(Vec::new())),
+            Cmd::DownloadFile => {
+                let d = proto::Download::decode(body).map_err(bad)?;
+                self.on_path(&d.remote.clone(), move |store| {
+                    let r = disk::resolve(store, &d.group, &d.remote).and_then(|t| disk::download(&t.path, d.offset, d.length));
+                    count(store, |c| {
+                        c.total_download_count += 1;
+                        if let Ok(r) = &r {
+                            c.success_download_count += 1;
+                            let n = r.pkg_len();
+                            c.total_download_bytes += n;
+                            c.success_download_bytes += n;
+                        }
+                    });
+                    r.unwrap_or_else(Reply::error)
+                })
+            }
+            Cmd::DeleteFile => {
+                let f = proto::FileRef::decode(body).map_err(bad)?;
+                self.on_path(&f.remote.clone(), move |store| {
+                    let r = disk::resolve(store, &f.group, &f.remote).and_then(|t| disk::delete(&t.path));
+                    count(store, |c| {
+                        c.total_delete_count += 1;
+                        c.success_delete_count += r.is_ok() as u64;
+                    });
+                    reply_of(r.map(|()| Vec::new()))
+                })
+            }
+            Cmd::SetMetadata => {
+                let m = proto::SetMetadata::decode(body).map_err(bad)?;
+                self.on_path(&m.remote.clone(), move |store| {
+                    let r = disk::resolve(store, &m.group, &m.remote).and_then(|t| disk::set_metadata(&t.path, m.op, &m.meta));
+                    count(store, |c| {
+                        c.total_set_meta_count += 1;
+                        c.success_set_meta_count += r.is_ok() as u64;
+                    });
+                    reply_of(r.map(|()| Vec::new()))
+                })
+            }
+            Cmd::GetMetadata => {
+                let f = proto::FileRef::decode(body).map_err(bad)?;
+                self.on_path(&f.remote.clone(), move |store| {
+                    let r = disk::resolve(store, &f.group, &f.remote).and_then(|t| disk::get_metadata(&t.path));
+                    count(store, |c| {
+                        c.total_get_meta_count += 1;
+                        c.success_get_meta_count += r.is_ok() as u64;
+                    });
+                    reply_of(r)
+                })
+            }
+            Cmd::QueryFileInfo => {
+                let f = proto::FileRef::decode(body).map_err(bad)?;
+                let flags = h.status;
+                self.on_path(&f.remote.clone(), move |store| {
+                    let ip_size = store.ip_size();
+                    reply_of(disk::resolve(store, &f.group, &f.remote).and_then(|t| disk::file_info(store, &t, flags, ip_size)))
+                })
+            }
+            _ => {
+                log::warn!("{} from {}: not supported by this storage", cmd.name(), s.peer);
+                return Err(status::EINVAL);
+            }
+        })
+    }
+}
+
+fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
+    match r {
+        Ok(body) => Reply::ok(body),
+        Err(code) => {
+            // The request was read whole, so the connection stays usable; only
+            // EINVAL closes it, as upstream (clients expect to reconnect).
+            Reply::error(code)
+        }
+    }
+}
+
+impl Service for StorageService {
+    type Session = Session;
+    type Stream = Upload;
+
+    fn open(&self, peer: SocketAddr) -> Option<Session> {
+        if !crate::config::host_allowed(&self.store.cfg.allow_hosts, peer.ip()) {
+            return None;
+        }
+        Some(Session { peer })
+    }
+
+    fn plan(&self, s: &mut Session, h: &Header) -> Plan {
+        let Some(cmd) = Cmd::from_u8(h.cmd) else {
+            log::warn!("unknown command {} from {}, closing", h.cmd, s.peer);
+            return Plan::Reject(status::EINVAL);
+        };
+        match cmd {
+            Cmd::Quit => Plan::Quit,
+            Cmd::UploadFile | Cmd::UploadAppenderFile => {
+                if h.pkg_len < proto::UPLOAD_HEAD_LEN as u64 {
+                    Plan::Reject(status::EINVAL)
+                } else {
+                    Plan::Stream { head: proto::UPLOAD_HEAD_LEN }
+                }
+            }
+            _ => match self.body_limit(cmd) {
+                Some(limit) if h.pkg_len <= limit => Plan::Buffer,
+                Some(limit) => {
+                    log::warn!("{} from {}: body of {} bytes exceeds {limit}, closing", cmd.name(), s.peer, h.pkg_len);
+                    Plan::Reject(status::EINVAL)
+                }
+                None => {
+                    log::warn!("{} from {}: not supported by this storage, closing", cmd.name(), s.peer);
+                    Plan::Reject(status::EINVAL)
+                }
+            },
+        }
+    }
+
+    fn request(&self, s: &mut Session, h: Header, body: Vec<u8>) -> Action {
+        let cmd = Cmd::from_u8(h.cmd).expect("plan() refused unknown commands");
+        match self.handle(s, h, cmd, &body) {
+            Ok(a) => a,
+            Err(code) => Action::Reply(Reply::error(code)),
+        }
+    }
+
+    fn begin_stream(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Upload> {
+        let appender = h.cmd == Cmd::UploadAppenderFile as u8;
+        let u = match proto::UploadHead::decode(head, h.pkg_len) {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("upload from {}: {e}", s.peer);
+                return Begin::Reject(status::EINVAL);
+            }
+        };
+        let store = &self.store;
+        let path = match store.choose_path(u.store_path_index, u.file_size) {
+            Ok(p) => p,
+            Err(code) => {
+                log::warn!("upload of {} bytes from {}: {}", u.file_size, s.peer, status::describe(code));
+                count(store, |c| c.total_upload_count += 1);
+                return Begin::Reject(code);
+            }
+        };
+        match Upload::begin(store.clone(), path, u.file_size, u.ext, appender) {
+            Ok(up) => Begin::Stream { state: up, pool: path as usize },
+            Err(e) => {
+                log::error!("upload from {}: creating temp file in store path {path}: {e}", s.peer);
+                count(store, |c| c.total_upload_count += 1);
+                Begin::Reject(io_status(&e))
+            }
+        }
+    }
+
+    fn stream_chunk(&self, up: &mut Upload, data: &[u8]) -> Result<(), u8> {
+        up.write(data).map_err(|e| {
+            log::error!("upload write: {e}");
+            io_status(&e)
+        })
+    }
+
+    fn stream_end(&self, up: Upload) -> Reply {
+        let size = up.written();
+        let r = up.finish();
+        count(&self.store, |c| {
+            c.total_upload_count += 1;
+            c.total_upload_bytes += size;
+            if r.is_ok() {
+                c.success_upload_count += 1;
+                c.success_upload_bytes += size;
+                c.last_source_update = super::now();
+            }
+        });
+        match r {
+            Ok((group, remote)) => Reply::ok(proto::UploadReply { group, remote: remote.as_string() }.encode()),
+            Err(e) => {
+                log::error!("upload finish: {e}");
+                Reply::error(io_status(&e))
+            }
+        }
+    }
+
+    fn pool(&self, idx: usize) -> Option<&Pool> {
+        self.store.pools.get(idx)
+    }
+
+    fn close(&self, _: Session) {}
+}

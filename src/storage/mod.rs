@@ -1,0 +1,337 @@
+//! The storage role: holds files in its store paths, serves uploads,
+//! downloads, deletes and metadata, and reports to every tracker. Uses net,
+//! proto, layout, config and client; never tracker.
+
+mod beat;
+mod disk;
+mod handler;
+
+use crate::config::{Reserved, StorageConfig};
+use crate::layout::{DataInitFlag, Source, StorePath};
+use crate::net::{Pool, Server, ServerOptions, StopHandle};
+use crate::proto::StatCounters;
+use parking_lot::{Mutex, RwLock};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Cluster parameters the tracker hands out (PARAMETER_REQ).
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// 0 round robin over store paths, 2 most free.
+    pub store_path_mode: u8,
+    pub reserved: Reserved,
+    /// IP field width in QUERY_FILE_INFO replies.
+    pub ip_size: usize,
+}
+
+/// Round-robin directory cursor (PROTOCOL.md §6.5 mode 0).
+#[derive(Clone, Copy, Debug, Default)]
+struct Dist {
+    high: u32,
+    low: u32,
+    count: u32,
+}
+
+/// Everything the storage's threads share.
+pub struct Store {
+    pub cfg: StorageConfig,
+    pub paths: Vec<StorePath>,
+    pools: Vec<Pool>,
+    pub stats: Mutex<StatCounters>,
+    dist: Mutex<Dist>,
+    path_rr: AtomicUsize,
+    pub params: RwLock<Params>,
+    /// (total_mb, free_mb) per store path, refreshed by the report thread.
+    pub space: RwLock<Vec<(u64, u64)>>,
+    my_ip: RwLock<Ipv4Addr>,
+    rng: AtomicU64,
+    pub started: u64,
+    pub init_flag: Mutex<DataInitFlag>,
+    pub data_dir: PathBuf,
+}
+
+impl Store {
+    /// A fresh 64-bit random value (splitmix64 over an atomic counter).
+    pub fn random64(&self) -> u64 {
+        let mut z = self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// What goes into the first 4 bytes of new file names.
+    pub fn source(&self) -> Source {
+        Source::Ip(*self.my_ip.read())
+    }
+
+    /// The address of a numeric storage id (storage ids come with issue 4).
+    pub fn id_to_ip(&self, _id: u32) -> Option<String> {
+        None
+    }
+
+    /// IP field width for replies, as the tracker said.
+    pub fn ip_size(&self) -> usize {
+        self.params.read().ip_size
+    }
+
+    /// The `data/HH/HH` pair for the next file, rotating every
+    /// `file_distribute_rotate_count` files (mode 0) or at random (mode 1).
+    pub fn next_dir(&self) -> (u8, u8) {
+        let n = self.cfg.subdir_count_per_path.max(1);
+        if self.cfg.file_distribute_path_mode == 1 {
+            let r = self.random64();
+            return (((r >> 8) % n as u64) as u8, (r % n as u64) as u8);
+        }
+        let mut d = self.dist.lock();
+        let pick = (d.high as u8, d.low as u8);
+        d.count += 1;
+        if d.count >= self.cfg.file_distribute_rotate_count.max(1) {
+            d.count = 0;
+            d.low += 1;
+            if d.low >= n {
+                d.low = 0;
+                d.high = (d.high + 1) % n;
+            }
+        }
+        pick
+    }
+
+    /// The store path for an upload: the one the tracker named if usable,
+    /// else by the tracker's `store_path` rule; ENOSPC below the reserve.
+    pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, u8> {
+        use crate::proto::status::{EINVAL, ENOSPC};
+        let n = self.paths.len();
+        let writable = |i: usize| !self.cfg.store_path_readonly.get(i).copied().unwrap_or(false);
+        let space = self.space.read();
+        let params = self.params.read();
+        let fits = |i: usize| -> bool {
+            let (total, free) = space.get(i).copied().unwrap_or((0, 0));
+            let reserve = match params.reserved {
+                Reserved::Bytes(b) => b / (1 << 20) / n as u64,
+                Reserved::Ratio(r) => (total as f64 * r) as u64,
+            };
+            free.saturating_sub(size >> 20) > reserve
+        };
+        let idx = asked as usize;
+        let first = if asked != 0xFF && idx < n && writable(idx) {
+            idx
+        } else if asked != 0xFF && idx >= n {
+            return Err(EINVAL);
+        } else if params.store_path_mode == 2 {
+            (0..n).filter(|&i| writable(i)).max_by_key(|&i| space.get(i).map_or(0, |s| s.1)).unwrap_or(0)
+        } else {
+            self.path_rr.fetch_add(1, Ordering::Relaxed) % n
+        };
+        (0..n).map(|k| (first + k) % n).find(|&i| writable(i) && fits(i)).map(|i| i as u8).ok_or(ENOSPC)
+    }
+
+    /// Re-read every store path's space from the file system.
+    pub fn refresh_space(&self) -> Vec<(u64, u64)> {
+        let v: Vec<(u64, u64)> = self
+            .paths
+            .iter()
+            .map(|p| {
+                p.space_mb().unwrap_or_else(|e| {
+                    log::warn!("statvfs {}: {e}", p.root.display());
+                    (0, 0)
+                })
+            })
+            .collect();
+        *self.space.write() = v.clone();
+        v
+    }
+
+    /// Write data/storage_stat.dat (counters and the directory cursor).
+    pub fn save_stats(&self) -> io::Result<()> {
+        let mut items: Vec<(String, String)> =
+            self.stats.lock().fields().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let d = *self.dist.lock();
+        items.push(("dist_path_index_high".into(), d.high.to_string()));
+        items.push(("dist_path_index_low".into(), d.low.to_string()));
+        items.push(("dist_write_file_count".into(), d.count.to_string()));
+        crate::layout::kv::write_kv(&self.data_dir.join("storage_stat.dat"), &items)
+    }
+
+    fn load_stats(&self) {
+        let path = self.data_dir.join("storage_stat.dat");
+        let items = match crate::layout::kv::read_kv(&path) {
+            Ok(i) => i,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                log::warn!("reading {}: {e}", path.display());
+                return;
+            }
+        };
+        let mut stats = self.stats.lock();
+        let mut d = self.dist.lock();
+        let n = self.cfg.subdir_count_per_path.max(1);
+        for (k, v) in items {
+            let Ok(v) = v.trim().parse::<u64>() else { continue };
+            match k.as_str() {
+                "dist_path_index_high" => d.high = (v as u32) % n,
+                "dist_path_index_low" => d.low = (v as u32) % n,
+                "dist_write_file_count" => d.count = v as u32,
+                _ => {
+                    stats.set_field(&k, v);
+                }
+            }
+        }
+    }
+}
+
+/// A running storage server.
+pub struct RunningStorage {
+    server: Option<Server>,
+    stop: StopHandle,
+    quit: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    store: Arc<Store>,
+}
+
+impl RunningStorage {
+    /// Address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.as_ref().expect("server lives until join").local_addr()
+    }
+
+    /// A function that stops the server from another thread.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        let quit = self.quit.clone();
+        move || {
+            quit.store(true, Ordering::SeqCst);
+            stop.stop();
+        }
+    }
+
+    /// Wait until stopped, then save the counters.
+    pub fn join(mut self) {
+        if let Some(s) = self.server.take() {
+            s.join();
+        }
+        self.quit.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Err(e) = self.store.save_stats() {
+            log::error!("saving storage_stat.dat: {e}");
+        }
+    }
+}
+
+/// Our IPv4 address for file names: bind_addr if set, else the address the
+/// system would use to reach the first tracker (no packet is sent).
+fn my_ipv4(cfg: &StorageConfig) -> Ipv4Addr {
+    if let Some(IpAddr::V4(ip)) = cfg.bind_addr.as_deref().and_then(|b| b.parse().ok()) {
+        return ip;
+    }
+    let probe = cfg.tracker_servers.first().and_then(|t| {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        sock.connect(t.as_str()).ok()?;
+        match sock.local_addr().ok()?.ip() {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        }
+    });
+    probe.unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+/// Start a storage server with `cfg`: prepare the store paths, bind, serve,
+/// and start reporting to the trackers.
+pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
+    let data_dir = cfg.base_path.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let paths: Vec<StorePath> = cfg.store_paths.iter().enumerate().map(|(i, p)| StorePath::new(i as u8, p.clone())).collect();
+    for p in &paths {
+        let t = std::time::Instant::now();
+        if p.init(cfg.subdir_count_per_path)? {
+            log::info!("store path {} initialised in {:.1}s", p.root.display(), t.elapsed().as_secs_f64());
+        }
+    }
+    let flag_path = data_dir.join(".data_init_flag");
+    let flag = match DataInitFlag::load(&flag_path)? {
+        Some(f) => f,
+        None => {
+            let f = DataInitFlag { storage_join_time: now(), ..DataInitFlag::default() };
+            f.save(&flag_path)?;
+            f
+        }
+    };
+    let mut pools = Vec::new();
+    for (i, _) in paths.iter().enumerate() {
+        let threads = if cfg.disk_rw_separated { cfg.disk_reader_threads + cfg.disk_writer_threads } else { cfg.disk_writer_threads };
+        pools.push(Pool::new(&format!("fdfs-dio-p{i:02}"), threads.max(1))?);
+    }
+    let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
+    let store = Arc::new(Store {
+        my_ip: RwLock::new(my_ipv4(&cfg)),
+        paths,
+        pools,
+        stats: Mutex::new(StatCounters::default()),
+        dist: Mutex::new(Dist::default()),
+        path_rr: AtomicUsize::new(0),
+        params: RwLock::new(Params { store_path_mode: 0, reserved: Reserved::Ratio(0.0), ip_size: 16 }),
+        space: RwLock::new(Vec::new()),
+        rng: AtomicU64::new(seed),
+        started: now(),
+        init_flag: Mutex::new(flag),
+        data_dir,
+        cfg,
+    });
+    store.load_stats();
+    store.refresh_space();
+    let cfg = &store.cfg;
+    let addr = crate::tracker::listen_addr(cfg.bind_addr.as_deref(), cfg.port)?;
+    let opts = ServerOptions {
+        name: "fdfs-storage".into(),
+        threads: cfg.work_threads.clamp(1, 4),
+        max_connections: cfg.max_connections,
+        idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
+        chunk_size: cfg.buff_size.max(4096),
+    };
+    let svc = Arc::new(handler::StorageService { store: store.clone() });
+    let server = Server::start(addr, svc, opts)?;
+    let port = server.local_addr().port();
+    let quit = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for t in &store.cfg.tracker_servers {
+        threads.push(beat::spawn(store.clone(), t.clone(), port, quit.clone())?);
+    }
+    let (st, q) = (store.clone(), quit.clone());
+    threads.push(std::thread::Builder::new().name("fdfs-stat".into()).spawn(move || stat_saver(&st, &q))?);
+    log::info!("storage of {} serving {} store path(s) on {}", store.cfg.group_name, store.paths.len(), server.local_addr());
+    Ok(RunningStorage { stop: server.stop_handle(), server: Some(server), quit, threads, store })
+}
+
+/// Save storage_stat.dat every `sync_stat_file_interval`.
+fn stat_saver(store: &Store, quit: &AtomicBool) {
+    let every = store.cfg.sync_stat_file_interval.max(Duration::from_secs(1));
+    let mut next = std::time::Instant::now() + every;
+    while !quit.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if std::time::Instant::now() >= next {
+            next += every;
+            if let Err(e) = store.save_stats() {
+                log::warn!("saving storage_stat.dat: {e}");
+            }
+        }
+    }
+}
+
+/// Replace the IP used in new file names (learnt from the tracker connection).
+pub(crate) fn set_my_ip(store: &Store, ip: IpAddr) {
+    if let IpAddr::V4(v4) = ip {
+        if store.cfg.bind_addr.as_deref().is_none_or(str::is_empty) {
+            *store.my_ip.write() = v4;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The tracker role: learns groups and storage servers from their joins and
+//! heartbeats, tells clients where to upload and download, and keeps its state
+//! in `base_path/data`. Uses net, proto, layout and config; never storage.
+
+mod handler;
+mod persist;
+mod state;
+mod stats;
+
+use crate::config::TrackerConfig;
+use crate::net::{Server, ServerOptions, StopHandle};
+use handler::{Tracker, now};
+use parking_lot::Mutex;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A running tracker.
+pub struct RunningTracker {
+    server: Option<Server>,
+    stop: StopHandle,
+    housekeeper: Option<std::thread::JoinHandle<()>>,
+    quit: Arc<AtomicBool>,
+}
+
+impl RunningTracker {
+    /// Address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.as_ref().expect("server lives until join").local_addr()
+    }
+
+    /// Handle to stop it from a signal thread.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        let quit = self.quit.clone();
+        move || {
+            quit.store(true, Ordering::SeqCst);
+            stop.stop();
+        }
+    }
+
+    /// Wait until stopped; the state is saved on the way out.
+    pub fn join(mut self) {
+        if let Some(s) = self.server.take() {
+            s.join();
+        }
+        self.quit.store(true, Ordering::SeqCst);
+        if let Some(h) = self.housekeeper.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Resolve a `bind_addr` + port pair ("" = all addresses).
+pub fn listen_addr(bind: Option<&str>, port: u16) -> io::Result<SocketAddr> {
+    let host = bind.filter(|b| !b.is_empty()).unwrap_or("0.0.0.0");
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve bind_addr {host}")))
+}
+
+/// Start a tracker with `cfg`: load saved state, bind, serve.
+pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
+    let data = cfg.base_path.join("data");
+    std::fs::create_dir_all(&data)?;
+    let state = persist::load(&data).map_err(|e| io::Error::new(e.kind(), format!("loading {}: {e}", data.display())))?;
+    let loaded: usize = state.groups.values().map(|g| g.storages.len()).sum();
+    if loaded > 0 {
+        log::info!("loaded {} groups, {loaded} storage servers from {}", state.groups.len(), data.display());
+    }
+    let addr = listen_addr(cfg.bind_addr.as_deref(), cfg.port)?;
+    let opts = ServerOptions {
+        name: "fdfs-tracker".into(),
+        threads: cfg.work_threads.clamp(1, 4),
+        max_connections: cfg.max_connections,
+        idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
+        chunk_size: 64 * 1024,
+    };
+    let tracker = Arc::new(Tracker { cfg, state: Mutex::new(state), started: now() });
+    let server = Server::start(addr, tracker.clone(), opts)?;
+    let stop = server.stop_handle();
+    let quit = Arc::new(AtomicBool::new(false));
+    let q = quit.clone();
+    let housekeeper = std::thread::Builder::new()
+        .name("fdfs-tracker-house".into())
+        .spawn(move || housekeeping(&tracker, &data, &q))?;
+    Ok(RunningTracker { server: Some(server), stop, housekeeper: Some(housekeeper), quit })
+}
+
+/// Once a second: mark silent storages OFFLINE and save changed state; on exit
+/// save once more and record the last time the tracker was alive.
+fn housekeeping(t: &Tracker, data: &std::path::Path, quit: &AtomicBool) {
+    let timeout = t.cfg.check_active_interval.as_secs().max(1);
+    let mut last_status = 0;
+    loop {
+        let stopping = quit.load(Ordering::SeqCst);
+        let now = now();
+        let mut st = t.state.lock();
+        for gone in st.expire(now, timeout) {
+            log::warn!("storage {gone}: no heartbeat for {timeout}s, now OFFLINE");
+        }
+        if st.dirty || stopping {
+            st.dirty = false;
+            if let Err(e) = persist::save(&st, data, t.cfg.use_storage_id) {
+                st.dirty = true;
+                log::error!("saving tracker state in {}: {e}", data.display());
+            }
+        }
+        drop(st);
+        if stopping || now >= last_status + 300 {
+            last_status = now;
+            let path = data.join(".tracker_status");
+            if let Err(e) = crate::layout::tracker_dat::save_tracker_status(&path, t.started, now) {
+                log::warn!("writing {}: {e}", path.display());
+            }
+        }
+        if stopping {
+            return;
+        }
+        for _ in 0..10 {
+            if quit.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Saving and reloading the tracker state in FastDFS's `data/*.dat` files
+//! (LAYOUT.md §1), so a restarted tracker knows its groups and servers at once.
+
+use super::state::{Group, RW_READ, RW_WRITE, State, Storage};
+use crate::layout::tracker_dat::{self, GroupRecord, StorageRecord};
+use crate::proto::storage_status as st;
+use std::io;
+use std::path::Path;
+
+const GROUPS: &str = "storage_groups_new.dat";
+const SERVERS: &str = "storage_servers_new.dat";
+
+/// Write groups and servers (deleted servers are not written, as upstream).
+pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
+    let groups: Vec<GroupRecord> = state
+        .groups
+        .values()
+        .map(|g| GroupRecord {
+            name: g.name.clone(),
+            storage_port: g.storage_port,
+            store_path_count: g.store_path_count,
+            subdir_count_per_path: g.subdir_count_per_path,
+            current_trunk_file_id: g.current_trunk_file_id,
+            trunk_server: String::new(),
+            last_trunk_server: String::new(),
+        })
+        .collect();
+    let mut servers = Vec::new();
+    for g in state.groups.values() {
+        for s in g.storages.iter().filter(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED)) {
+            servers.push(StorageRecord {
+                id: with_ids.then(|| s.id.clone()),
+                group_name: g.name.clone(),
+                ip_addr: s.ip.clone(),
+                status: s.status,
+                version: s.version.clone(),
+                join_time: s.join_time,
+                storage_port: s.port,
+                sync_src_server: s.sync_src.clone(),
+                sync_until_timestamp: s.sync_until,
+                total_mb: s.total_mb,
+                free_mb: s.free_mb,
+                changelog_offset: s.changelog_offset,
+                store_path_count: s.store_path_count,
+                subdir_count_per_path: s.subdir_count_per_path,
+                upload_priority: s.upload_priority,
+                counters: s.stat.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            });
+        }
+    }
+    tracker_dat::save_groups(&data_dir.join(GROUPS), &groups)?;
+    tracker_dat::save_storages(&data_dir.join(SERVERS), &servers)
+}
+
+/// Load what [`save`] wrote. Servers that were serving are OFFLINE until they
+/// join again.
+pub fn load(data_dir: &Path) -> io::Result<State> {
+    let mut state = State::default();
+    for r in tracker_dat::load_groups(&data_dir.join(GROUPS))? {
+        state.groups.insert(
+            r.name.clone(),
+            Group {
+                name: r.name,
+                storage_port: r.storage_port,
+                store_path_count: r.store_path_count,
+                subdir_count_per_path: r.subdir_count_per_path,
+                current_trunk_file_id: r.current_trunk_file_id,
+                ..Group::default()
+            },
+        );
+    }
+    for r in tracker_dat::load_storages(&data_dir.join(SERVERS))? {
+        let Some(g) = state.groups.get_mut(&r.group_name) else {
+            log::warn!("{SERVERS}: server {} names unknown group {}, skipped", r.ip_addr, r.group_name);
+            continue;
+        };
+        let mut s = Storage {
+            id: r.id.clone().unwrap_or_else(|| r.ip_addr.clone()),
+            ip: r.ip_addr,
+            port: r.storage_port,
+            status: if matches!(r.status, st::ONLINE | st::ACTIVE) { st::OFFLINE } else { r.status },
+            rw_mode: RW_READ | RW_WRITE,
+            version: r.version,
+            join_time: r.join_time,
+            total_mb: r.total_mb,
+            free_mb: r.free_mb,
+            store_path_count: r.store_path_count,
+            subdir_count_per_path: r.subdir_count_per_path,
+            upload_priority: r.upload_priority,
+            sync_src: r.sync_src_server,
+            sync_until: r.sync_until_timestamp,
+            changelog_offset: r.changelog_offset,
+            ..Storage::default()
+        };
+        for (k, v) in &r.counters {
+            s.stat.set_field(k, *v);
+        }
+        s.paths = vec![(0, 0); s.store_path_count as usize];
+        g.storages.push(s);
+        g.storages.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    Ok(state)
+}

@@ -1,0 +1,646 @@
+//! The tracker's view of the cluster: groups, their storage servers, and the
+//! rules that pick a server for an upload or a download (PROTOCOL.md §7, §8).
+//! Pure data and decisions: no sockets, no files; `handler` and `persist` use it.
+
+use crate::config::{Reserved, TrackerConfig};
+use crate::proto::StatCounters;
+use crate::proto::storage_status as st;
+use std::collections::BTreeMap;
+
+/// rw_mode bits (tracker_types.h): read permission 4, write permission 2.
+pub const RW_READ: u8 = 4;
+/// See [`RW_READ`].
+pub const RW_WRITE: u8 = 2;
+
+/// One storage server as the tracker knows it.
+#[derive(Clone, Debug, Default)]
+pub struct Storage {
+    /// Storage id; the IP address when storage ids are off.
+    pub id: String,
+    pub ip: String,
+    pub port: u16,
+    pub status: u8,
+    pub rw_mode: u8,
+    pub version: String,
+    pub join_time: u64,
+    pub up_time: u64,
+    /// (total_mb, free_mb) per store path, from REPORT_DISK_USAGE.
+    pub paths: Vec<(u64, u64)>,
+    pub total_mb: u64,
+    pub free_mb: u64,
+    pub store_path_count: u32,
+    pub subdir_count_per_path: u32,
+    pub upload_priority: i64,
+    pub current_write_path: usize,
+    pub sync_src: String,
+    pub sync_until: u64,
+    pub changelog_offset: u64,
+    pub stat: StatCounters,
+    /// Bumped by every JOIN, so that closing an older connection does not mark
+    /// a server that has already re-joined OFFLINE.
+    pub conn_serial: u64,
+}
+
+impl Storage {
+    /// ACTIVE and allowed to serve reads.
+    pub fn readable(&self) -> bool {
+        self.status == st::ACTIVE && self.rw_mode & RW_READ != 0
+    }
+    /// ACTIVE and allowed to take uploads.
+    pub fn writable(&self) -> bool {
+        self.status == st::ACTIVE && self.rw_mode & RW_WRITE != 0
+    }
+}
+
+/// A group: servers that hold the same files.
+#[derive(Clone, Debug, Default)]
+pub struct Group {
+    pub name: String,
+    /// Shared port, -1 when servers use different ports.
+    pub storage_port: i64,
+    pub store_path_count: u32,
+    pub subdir_count_per_path: u32,
+    pub current_trunk_file_id: i64,
+    /// Sorted by id.
+    pub storages: Vec<Storage>,
+    pub current_write_server: usize,
+    pub current_read_server: usize,
+    /// Bumped when the server list or a status changes; beat replies carry the
+    /// list to each storage connection whose last copy is older.
+    pub version: u64,
+}
+
+impl Group {
+    /// The server with this id.
+    pub fn get(&self, id: &str) -> Option<&Storage> {
+        self.storages.iter().find(|s| s.id == id)
+    }
+    /// The server with this id, mutable.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Storage> {
+        self.storages.iter_mut().find(|s| s.id == id)
+    }
+    /// The writable server with the least free space: it bounds what the group
+    /// can still take (tracker_find_min_free_space).
+    pub fn min_free(&self) -> Option<&Storage> {
+        self.storages.iter().filter(|s| s.writable()).min_by_key(|s| s.free_mb)
+    }
+    /// (total_mb, free_mb) that the group reports.
+    pub fn space(&self) -> (u64, u64) {
+        self.min_free().map_or((0, 0), |s| (s.total_mb, s.free_mb))
+    }
+    fn has_writable(&self) -> bool {
+        self.storages.iter().any(|s| s.writable())
+    }
+    fn touch(&mut self) {
+        self.version += 1;
+    }
+}
+
+/// Why a request could not be served; each maps to an errno on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// ENOENT
+    NotFound,
+    /// ENOSPC
+    NoSpace,
+    /// EINVAL
+    Invalid,
+    /// EBUSY
+    Busy,
+    /// EALREADY
+    Already,
+    /// EFAULT
+    Fault,
+}
+
+impl Refusal {
+    /// Wire status.
+    pub fn status(self) -> u8 {
+        use crate::proto::status::*;
+        match self {
+            Refusal::NotFound => ENOENT,
+            Refusal::NoSpace => ENOSPC,
+            Refusal::Invalid => EINVAL,
+            Refusal::Busy => EBUSY,
+            Refusal::Already => EALREADY,
+            Refusal::Fault => EFAULT,
+        }
+    }
+}
+
+/// What a JOIN told us about a server.
+#[derive(Clone, Debug, Default)]
+pub struct JoinInfo {
+    pub group: String,
+    pub id: String,
+    pub ip: String,
+    pub port: u16,
+    pub store_path_count: u32,
+    pub subdir_count_per_path: u32,
+    pub upload_priority: i64,
+    pub join_time: u64,
+    pub up_time: u64,
+    pub version: String,
+    pub init_flag: bool,
+    pub status: i8,
+}
+
+/// Where a download or update may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchKind {
+    /// QUERY_FETCH_ONE
+    One,
+    /// QUERY_UPDATE
+    Update,
+    /// QUERY_FETCH_ALL
+    All,
+}
+
+/// What the tracker knows about a file from its name.
+#[derive(Clone, Debug)]
+pub struct FileFacts {
+    /// Source server: its id (numeric id or IP text).
+    pub source: String,
+    pub timestamp: u64,
+    /// Neither appender nor slave: may be read from any synced server.
+    pub normal: bool,
+}
+
+/// Every group and storage, plus the round-robin cursors.
+#[derive(Debug, Default)]
+pub struct State {
+    pub groups: BTreeMap<String, Group>,
+    pub current_write_group: usize,
+    /// Group with most free space (store_lookup = 2).
+    pub max_free_group: Option<String>,
+    /// Set when something worth saving changed.
+    pub dirty: bool,
+}
+
+impl State {
+    /// Apply a JOIN; returns (status to tell the server, its sync source).
+    pub fn join(&mut self, j: &JoinInfo) -> Result<(u8, String), Refusal> {
+        let group = self.groups.entry(j.group.clone()).or_insert_with(|| Group {
+            name: j.group.clone(),
+            storage_port: j.port as i64,
+            store_path_count: j.store_path_count,
+            subdir_count_per_path: j.subdir_count_per_path,
+            ..Group::default()
+        });
+        let others = group.storages.iter().filter(|s| s.id != j.id && s.status != st::DELETED).count();
+        if others > 0 && group.subdir_count_per_path != j.subdir_count_per_path {
+            return Err(Refusal::Invalid);
+        }
+        if others == 0 {
+            group.subdir_count_per_path = j.subdir_count_per_path;
+            group.store_path_count = j.store_path_count;
+            group.storage_port = j.port as i64;
+        } else {
+            group.store_path_count = group.store_path_count.max(j.store_path_count);
+            if group.storage_port != j.port as i64 {
+                group.storage_port = -1;
+            }
+        }
+        let known = group.get(&j.id).map(|s| s.status);
+        let status = match known {
+            None => {
+                if j.init_flag || j.status <= 0 {
+                    st::INIT
+                } else {
+                    match j.status as u8 {
+                        st::DELETED | st::IP_CHANGED | st::NONE => return Err(Refusal::Fault),
+                        st::ACTIVE => st::ONLINE,
+                        s => s,
+                    }
+                }
+            }
+            Some(st::DELETED) => st::INIT,
+            Some(st::OFFLINE | st::ONLINE | st::ACTIVE | st::RECOVERY) => st::ONLINE,
+            Some(s) => s,
+        };
+        if known.is_none() {
+            group.storages.push(Storage { id: j.id.clone(), rw_mode: RW_READ | RW_WRITE, ..Storage::default() });
+            group.storages.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        let s = group.get_mut(&j.id).expect("inserted above");
+        s.ip = j.ip.clone();
+        s.port = j.port;
+        s.status = status;
+        s.version = j.version.clone();
+        s.join_time = j.join_time;
+        s.up_time = j.up_time;
+        s.store_path_count = j.store_path_count;
+        s.subdir_count_per_path = j.subdir_count_per_path;
+        s.upload_priority = j.upload_priority;
+        s.conn_serial += 1;
+        if s.paths.len() != j.store_path_count as usize {
+            s.paths = vec![(0, 0); j.store_path_count as usize];
+        }
+        let src = s.sync_src.clone();
+        group.touch();
+        self.dirty = true;
+        Ok((status, src))
+    }
+
+    /// The connection serial of a server (see [`Storage::conn_serial`]).
+    pub fn serial(&self, group: &str, id: &str) -> u64 {
+        self.groups.get(group).and_then(|g| g.get(id)).map_or(0, |s| s.conn_serial)
+    }
+
+    /// A joined server's connection closed: ONLINE/ACTIVE become OFFLINE.
+    pub fn disconnected(&mut self, group: &str, id: &str, serial: u64) {
+        let Some(g) = self.groups.get_mut(group) else { return };
+        let Some(s) = g.get_mut(id) else { return };
+        if s.conn_serial == serial && matches!(s.status, st::ONLINE | st::ACTIVE) {
+            s.status = st::OFFLINE;
+            g.touch();
+            self.dirty = true;
+        }
+    }
+
+    /// BEAT / REPORT_DISK_USAGE: the server is alive; ONLINE/OFFLINE become ACTIVE.
+    pub fn alive(&mut self, group: &str, id: &str, now: u64) -> Option<&mut Storage> {
+        let g = self.groups.get_mut(group)?;
+        let s = g.get_mut(id)?;
+        s.stat.last_heart_beat_time = now;
+        if matches!(s.status, st::ONLINE | st::OFFLINE) {
+            s.status = st::ACTIVE;
+            g.touch();
+            self.dirty = true;
+        }
+        g.get_mut(id)
+    }
+
+    /// REPORT_DISK_USAGE: record per-path space, recompute the group's best path
+    /// and the group with most free space.
+    pub fn disk_usage(&mut self, group: &str, id: &str, paths: Vec<(u64, u64)>, now: u64, most_free_path: bool) {
+        if let Some(s) = self.alive(group, id, now) {
+            s.total_mb = paths.iter().map(|p| p.0).sum();
+            s.free_mb = paths.iter().map(|p| p.1).sum();
+            if most_free_path {
+                s.current_write_path =
+                    paths.iter().enumerate().max_by_key(|(_, p)| p.1).map_or(0, |(i, _)| i);
+            }
+            s.paths = paths;
+        }
+        self.max_free_group = self
+            .groups
+            .values()
+            .filter(|g| g.has_writable())
+            .max_by_key(|g| g.space().1)
+            .map(|g| g.name.clone());
+    }
+
+    /// SYNC_DEST_REQ from a new server: give it a source if the group has one.
+    pub fn sync_dest_req(&mut self, group: &str, id: &str, now: u64) -> Result<Option<(String, u64)>, Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        let has_peer =
+            g.storages.iter().any(|s| s.id != id && matches!(s.status, st::OFFLINE | st::ONLINE | st::ACTIVE));
+        let answer = if has_peer {
+            let src = g.storages.iter().find(|s| s.id != id && s.writable()).ok_or(Refusal::NotFound)?.id.clone();
+            let me = g.get_mut(id).ok_or(Refusal::NotFound)?;
+            me.status = st::WAIT_SYNC;
+            me.sync_src = src.clone();
+            me.sync_until = now;
+            Some((src, now))
+        } else {
+            g.get_mut(id).ok_or(Refusal::NotFound)?.status = st::ONLINE;
+            None
+        };
+        g.touch();
+        self.dirty = true;
+        Ok(answer)
+    }
+
+    /// SYNC_NOTIFY: the server tells which source it negotiated (empty = none).
+    pub fn sync_notify(&mut self, group: &str, id: &str, src: &str, until: u64) -> Result<(), Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        if !src.is_empty() && g.get(src).is_none_or(|s| matches!(s.status, st::DELETED | st::IP_CHANGED)) {
+            return Err(Refusal::NotFound);
+        }
+        let me = g.get_mut(id).ok_or(Refusal::NotFound)?;
+        if src.is_empty() {
+            if matches!(me.status, st::INIT | st::WAIT_SYNC | st::SYNCING) {
+                me.status = st::ONLINE;
+            }
+        } else {
+            if me.status == st::INIT {
+                me.status = st::WAIT_SYNC;
+            }
+            if me.sync_src.is_empty() {
+                me.sync_src = src.to_string();
+                me.sync_until = until;
+            }
+        }
+        g.touch();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Servers that stopped beating for `timeout` seconds become OFFLINE.
+    pub fn expire(&mut self, now: u64, timeout: u64) -> Vec<String> {
+        let mut gone = Vec::new();
+        for g in self.groups.values_mut() {
+            let mut changed = false;
+            for s in &mut g.storages {
+                if matches!(s.status, st::ONLINE | st::ACTIVE) && s.stat.last_heart_beat_time + timeout < now {
+                    s.status = st::OFFLINE;
+                    changed = true;
+                    gone.push(format!("{}/{} ({}:{})", g.name, s.id, s.ip, s.port));
+                }
+            }
+            if changed {
+                g.touch();
+                self.dirty = true;
+            }
+        }
+        gone
+    }
+
+    /// Pick a group for an upload (store_lookup), then a server and store path.
+    pub fn pick_store(&mut self, group: Option<&str>, cfg: &TrackerConfig) -> Result<(String, Vec<usize>, u8), Refusal> {
+        let name = match group {
+            Some(g) => g.to_string(),
+            None if cfg.store_lookup == 1 => cfg.store_group.clone(),
+            None => self.pick_group(cfg)?,
+        };
+        let g = self.groups.get_mut(&name).ok_or(Refusal::NotFound)?;
+        if !g.has_writable() {
+            return Err(Refusal::NotFound);
+        }
+        if !group_has_space(g, &cfg.reserved_storage_space) {
+            return Err(Refusal::NoSpace);
+        }
+        let writable: Vec<usize> = (0..g.storages.len()).filter(|&i| g.storages[i].writable()).collect();
+        let first = match cfg.store_server {
+            1 => 0,
+            2 => (0..writable.len()).min_by_key(|&k| g.storages[writable[k]].upload_priority).unwrap_or(0),
+            _ => {
+                let k = g.current_write_server % writable.len();
+                g.current_write_server = (k + 1) % writable.len();
+                k
+            }
+        };
+        let mut order: Vec<usize> = writable[first..].to_vec();
+        order.extend_from_slice(&writable[..first]);
+        let path = pick_path(&mut g.storages[order[0]], &cfg.reserved_storage_space, cfg.store_path == 2)?;
+        Ok((name, order, path))
+    }
+
+    fn pick_group(&mut self, cfg: &TrackerConfig) -> Result<String, Refusal> {
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        if names.is_empty() {
+            return Err(Refusal::NotFound);
+        }
+        if cfg.store_lookup == 2 {
+            if let Some(best) = &self.max_free_group {
+                if let Some(g) = self.groups.get(best) {
+                    if g.has_writable() && group_has_space(g, &cfg.reserved_storage_space) {
+                        return Ok(best.clone());
+                    }
+                }
+            }
+        }
+        let start = self.current_write_group % names.len();
+        if cfg.store_lookup == 0 {
+            self.current_write_group = (start + 1) % names.len();
+        }
+        let mut any_writable = false;
+        for k in 0..names.len() {
+            let g = &self.groups[&names[(start + k) % names.len()]];
+            if g.has_writable() {
+                any_writable = true;
+                if group_has_space(g, &cfg.reserved_storage_space) {
+                    return Ok(g.name.clone());
+                }
+            }
+        }
+        Err(if any_writable { Refusal::NoSpace } else { Refusal::NotFound })
+    }
+
+    /// Servers that may serve a read (or an update) of a file (PROTOCOL.md §7.3).
+    pub fn pick_fetch(
+        &mut self,
+        group: &str,
+        f: &FileFacts,
+        kind: FetchKind,
+        now: u64,
+        cfg: &TrackerConfig,
+    ) -> Result<Vec<(String, u16)>, Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        let source = g.storages.iter().position(|s| s.id == f.source || s.ip == f.source);
+        if kind == FetchKind::Update {
+            if let Some(i) = source.filter(|&i| g.storages[i].writable()) {
+                return Ok(vec![addr(&g.storages[i])]);
+            }
+            let w = g.storages.iter().find(|s| s.writable()).ok_or(Refusal::NotFound)?;
+            return Ok(vec![addr(w)]);
+        }
+        let readable: Vec<usize> = (0..g.storages.len()).filter(|&i| g.storages[i].readable()).collect();
+        if readable.is_empty() {
+            return Err(Refusal::NotFound);
+        }
+        if !f.normal || cfg.download_server == 1 {
+            if let Some(i) = source.filter(|&i| g.storages[i].readable()) {
+                return Ok(vec![addr(&g.storages[i])]);
+            }
+        }
+        let has_file = |s: &Storage, is_source: bool| -> bool {
+            let synced = s.stat.last_synced_timestamp;
+            is_source
+                || f.timestamp + cfg.storage_sync_file_max_delay.as_secs() < now
+                || synced > f.timestamp
+                || (synced + 1 >= f.timestamp && now.saturating_sub(f.timestamp) > cfg.storage_sync_file_max_time.as_secs())
+        };
+        let mut found = Vec::new();
+        if f.normal {
+            let start = g.current_read_server % readable.len();
+            for k in 0..readable.len() {
+                let i = readable[(start + k) % readable.len()];
+                if has_file(&g.storages[i], Some(i) == source) {
+                    found.push(addr(&g.storages[i]));
+                    if kind == FetchKind::One {
+                        g.current_read_server = (start + k + 1) % readable.len();
+                        break;
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            // Fallback: the group's store server, if it may be read.
+            let store = if cfg.store_server == 2 {
+                g.storages.iter().filter(|s| s.writable()).min_by_key(|s| s.upload_priority)
+            } else {
+                g.storages.iter().find(|s| s.writable())
+            };
+            match store {
+                Some(s) if s.rw_mode & RW_READ != 0 => found.push(addr(s)),
+                _ => return Err(Refusal::NotFound),
+            }
+        }
+        Ok(found)
+    }
+
+    /// DELETE_STORAGE: only servers that are not serving may be removed.
+    pub fn delete_storage(&mut self, group: &str, id: &str) -> Result<(), Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        let s = g.get_mut(id).ok_or(Refusal::NotFound)?;
+        match s.status {
+            st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(Refusal::Busy),
+            st::DELETED => return Err(Refusal::Already),
+            st::IP_CHANGED => return Err(Refusal::NotFound),
+            _ => s.status = st::DELETED,
+        }
+        g.touch();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// DELETE_GROUP: only a group whose servers are all deleted.
+    pub fn delete_group(&mut self, group: &str) -> Result<(), Refusal> {
+        let g = self.groups.get(group).ok_or(Refusal::NotFound)?;
+        if g.storages.iter().any(|s| s.status != st::DELETED) {
+            return Err(Refusal::Busy);
+        }
+        self.groups.remove(group);
+        self.dirty = true;
+        Ok(())
+    }
+}
+
+fn addr(s: &Storage) -> (String, u16) {
+    (s.ip.clone(), s.port)
+}
+
+/// Reserved space of a server or group in MB.
+pub fn reserved_mb(r: &Reserved, total_mb: u64) -> u64 {
+    match *r {
+        Reserved::Bytes(b) => b / (1024 * 1024),
+        Reserved::Ratio(x) => (total_mb as f64 * x) as u64,
+    }
+}
+
+fn group_has_space(g: &Group, r: &Reserved) -> bool {
+    let (total, free) = g.space();
+    match *r {
+        Reserved::Bytes(_) => free > reserved_mb(r, total),
+        Reserved::Ratio(x) => total > 0 && (free as f64 / total as f64) > x,
+    }
+}
+
+/// Choose the store path of `s` for the next upload: its current one (round
+/// robin or most free), skipping paths below their share of the reserve.
+fn pick_path(s: &mut Storage, r: &Reserved, most_free: bool) -> Result<u8, Refusal> {
+    let n = s.paths.len().max(1);
+    let per_path_reserve = reserved_mb(r, s.total_mb) / n as u64;
+    let start = s.current_write_path % n;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let free = s.paths.get(i).map_or(0, |p| p.1);
+        if free > per_path_reserve {
+            if !most_free {
+                s.current_write_path = (i + 1) % n;
+            }
+            return Ok(i as u8);
+        }
+    }
+    Err(Refusal::NoSpace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> TrackerConfig {
+        TrackerConfig { reserved_storage_space: Reserved::Ratio(0.1), store_lookup: 0, ..TrackerConfig::default() }
+    }
+
+    fn join(state: &mut State, group: &str, ip: &str) {
+        let j = JoinInfo {
+            group: group.into(),
+            id: ip.into(),
+            ip: ip.into(),
+            port: 23000,
+            store_path_count: 2,
+            subdir_count_per_path: 16,
+            init_flag: true,
+            ..JoinInfo::default()
+        };
+        let (status, _) = state.join(&j).unwrap();
+        assert_eq!(status, st::INIT);
+        assert_eq!(state.sync_dest_req(group, ip, 100).unwrap().is_some(), state.groups[group].storages.len() > 1);
+        state.disk_usage(group, ip, vec![(1000, 900), (1000, 500)], 100, false);
+    }
+
+    #[test]
+    fn new_server_becomes_active_and_takes_uploads() {
+        let mut s = State::default();
+        assert_eq!(s.pick_store(None, &cfg()).unwrap_err(), Refusal::NotFound);
+        join(&mut s, "group1", "10.0.0.1");
+        let g = &s.groups["group1"];
+        assert_eq!(g.storages[0].status, st::ACTIVE);
+        assert_eq!(g.space(), (2000, 1400));
+        let (name, order, p0) = s.pick_store(None, &cfg()).unwrap();
+        assert_eq!((name.as_str(), order.len()), ("group1", 1));
+        let (_, _, p1) = s.pick_store(None, &cfg()).unwrap();
+        assert_ne!(p0, p1, "store paths are used in turn");
+    }
+
+    #[test]
+    fn round_robin_over_groups_and_no_space() {
+        let mut s = State::default();
+        join(&mut s, "group1", "10.0.0.1");
+        join(&mut s, "group2", "10.0.0.2");
+        let a = s.pick_store(None, &cfg()).unwrap().0;
+        let b = s.pick_store(None, &cfg()).unwrap().0;
+        assert_ne!(a, b);
+        s.disk_usage("group1", "10.0.0.1", vec![(1000, 10), (1000, 10)], 101, false);
+        s.disk_usage("group2", "10.0.0.2", vec![(1000, 10), (1000, 10)], 101, false);
+        assert_eq!(s.pick_store(None, &cfg()).unwrap_err(), Refusal::NoSpace);
+    }
+
+    #[test]
+    fn fetch_goes_to_source_or_synced_server() {
+        let mut s = State::default();
+        join(&mut s, "group1", "10.0.0.1");
+        join(&mut s, "group1", "10.0.0.2");
+        // 10.0.0.2 got a source, so it is WAIT_SYNC; make it ACTIVE for the test.
+        s.groups.get_mut("group1").unwrap().storages[1].status = st::ACTIVE;
+        let f = FileFacts { source: "10.0.0.1".into(), timestamp: 1000, normal: true };
+        let c = cfg();
+        for _ in 0..4 {
+            let got = s.pick_fetch("group1", &f, FetchKind::One, 1001, &c).unwrap();
+            assert_eq!(got[0].0, "10.0.0.1", "only the source has a fresh file");
+        }
+        s.groups.get_mut("group1").unwrap().storages[1].stat.last_synced_timestamp = 1001;
+        let all = s.pick_fetch("group1", &f, FetchKind::All, 1002, &c).unwrap();
+        assert_eq!(all.len(), 2);
+        let up = s.pick_fetch("group1", &f, FetchKind::Update, 1002, &c).unwrap();
+        assert_eq!(up[0].0, "10.0.0.1");
+    }
+
+    #[test]
+    fn offline_on_disconnect_unless_rejoined() {
+        let mut s = State::default();
+        join(&mut s, "group1", "10.0.0.1");
+        let old = s.serial("group1", "10.0.0.1");
+        let j = JoinInfo { group: "group1".into(), id: "10.0.0.1".into(), port: 23000, store_path_count: 2, subdir_count_per_path: 16, status: st::ACTIVE as i8, ..JoinInfo::default() };
+        assert_eq!(s.join(&j).unwrap().0, st::ONLINE);
+        s.disconnected("group1", "10.0.0.1", old);
+        assert_eq!(s.groups["group1"].storages[0].status, st::ONLINE);
+        assert_eq!(s.delete_storage("group1", "10.0.0.1"), Err(Refusal::Busy));
+        s.disconnected("group1", "10.0.0.1", old + 1);
+        assert_eq!(s.groups["group1"].storages[0].status, st::OFFLINE);
+        assert_eq!(s.delete_storage("group1", "10.0.0.1"), Ok(()));
+        assert_eq!(s.delete_group("group1"), Ok(()));
+    }
+
+    #[test]
+    fn heartbeat_timeout_marks_offline() {
+        let mut s = State::default();
+        join(&mut s, "group1", "10.0.0.1");
+        assert!(s.expire(150, 100).is_empty());
+        assert_eq!(s.expire(201, 100).len(), 1);
+        assert_eq!(s.groups["group1"].storages[0].status, st::OFFLINE);
+    }
+}

@@ -1,0 +1,9 @@
+//! The single integration-test binary: every test spawns the real `fdfs` binary on loopback
+//! addresses in its own temp dir (see `util`) and drives it with our CLI, with third-party
+//! FastDFS clients, or with raw hostile bytes.
+
+mod cli;
+mod hostile;
+mod third_party_py;
+mod third_party_rs;
+mod util;

@@ -1,0 +1,704 @@
+//! Test harness shared by every integration test: starts real `fdfs` daemons on loopback
+//! addresses in a private temp dir, runs the `fdfs` CLI (or any other program) with a deadline,
+//! and speaks the raw FastDFS wire protocol for hostile tests.
+//!
+//! It depends only on the built binary (`CARGO_BIN_EXE_fdfs`) and on std plus a few crates,
+//! never on the crate's internals, so it checks what a user (or a foreign client) sees.
+//! When a test panics, the guards print every daemon's command line, exit status, stdout,
+//! stderr and log files, plus the commands the test ran, and keep the temp dir.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sha1::{Digest, Sha1};
+
+mod run;
+mod wire;
+pub use run::*;
+pub use wire::*;
+
+/// The binary under test.
+pub const FDFS: &str = env!("CARGO_BIN_EXE_fdfs");
+
+/// How long a daemon may take to print `listening on` and a storage to become usable.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one CLI invocation may take before it is killed and the test fails.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a daemon gets to exit after SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pause between two readiness probes (a poll interval, not a fixed wait).
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Lines shown from the end of each log file in a failure report.
+const LOG_TAIL_LINES: usize = 150;
+
+/// Loopback address of the tracker.
+pub const TRACKER_IP: &str = "127.0.0.1";
+/// Group every test storage joins.
+pub const GROUP: &str = "group1";
+
+// ---------------------------------------------------------------------------------------------
+// Content and comparison helpers
+
+/// Deterministic pseudo-random bytes (xorshift64*), seeded from `seed` (use the test's name),
+/// so every test uploads different content and a failure is reproducible.
+pub fn random_bytes(seed: &str, len: usize) -> Vec<u8> {
+    // FNV-1a of the seed; `| 1` because xorshift must not start at 0.
+    let mut state = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Lower-case hex SHA-1 of `data`.
+pub fn sha1_hex(data: &[u8]) -> String {
+    Sha1::digest(data)
+        .iter()
+        .fold(String::with_capacity(40), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Asserts two byte strings are equal, reporting lengths and SHA-1s instead of the bytes.
+#[track_caller]
+pub fn assert_same_bytes(what: &str, expected: &[u8], actual: &[u8]) {
+    if expected != actual {
+        let first_diff = expected.iter().zip(actual).position(|(a, b)| a != b);
+        panic!(
+            "{what}: content differs: expected {} bytes sha1 {}, got {} bytes sha1 {} \
+             (first differing offset: {first_diff:?})",
+            expected.len(),
+            sha1_hex(expected),
+            actual.len(),
+            sha1_hex(actual),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemons
+
+/// One running `fdfs` daemon (tracker, storage, or the combined server). Stopped on drop.
+pub struct Daemon {
+    role: String,
+    cmdline: String,
+    child: Child,
+    /// Addresses from its `listening on` lines, in print order.
+    addrs: Vec<SocketAddr>,
+    /// Every stdout line so far (the reader thread keeps appending until EOF).
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr_path: PathBuf,
+    /// Config files and log directories to show in a failure report.
+    conf_files: Vec<PathBuf>,
+    log_dirs: Vec<PathBuf>,
+    exit: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts `fdfs args` and waits until it printed `listening_lines` lines `listening on ADDR`.
+    fn start(
+        role: &str,
+        args: &[&str],
+        work: &Path,
+        listening_lines: usize,
+        conf_files: Vec<PathBuf>,
+        log_dirs: Vec<PathBuf>,
+    ) -> Daemon {
+        let cmdline = format!("{FDFS} {}", args.join(" "));
+        let stderr_path = work.join(format!("{role}.stderr"));
+        let stderr = fs::File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", stderr_path.display()));
+        let mut child = Command::new(FDFS)
+            .args(args)
+            .current_dir(work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
+
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stdout.take().expect("stdout was piped above");
+        let lines = Arc::clone(&stdout);
+        // Keeps reading after the address lines so a later print never hits a full pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+
+        // From here on the guard owns the child: a panic below stops it and prints the report.
+        let mut daemon = Daemon {
+            role: role.to_string(),
+            cmdline,
+            child,
+            addrs: Vec::new(),
+            stdout,
+            stderr_path,
+            conf_files,
+            log_dirs,
+            exit: None,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while daemon.addrs.len() < listening_lines {
+            match rx.recv_timeout(POLL_INTERVAL) {
+                Ok(text) => match text.parse::<SocketAddr>() {
+                    Ok(addr) => daemon.addrs.push(addr),
+                    Err(e) => panic!("{role}: bad `listening on {text}` line: {e}"),
+                },
+                Err(_) => {
+                    daemon.assert_running();
+                    if Instant::now() > deadline {
+                        panic!("{role}: no `listening on` line within {START_TIMEOUT:?}");
+                    }
+                }
+            }
+        }
+        daemon
+    }
+
+    /// First listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Panics (with the report) if the daemon has exited.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().unwrap_or(None);
+        }
+        if let Some(status) = self.exit {
+            panic!("{} exited unexpectedly with {status}", self.role);
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `STOP_TIMEOUT`.
+    fn stop(&mut self) {
+        if self.exit.is_some() {
+            return;
+        }
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.exit = Some(status);
+            return;
+        }
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status);
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        self.exit = self.child.wait().ok();
+        eprintln!(
+            "{}: did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed",
+            self.role
+        );
+    }
+
+    /// Everything known about the daemon: command, status, output, configs, logs.
+    fn report(&self) -> String {
+        let mut r = String::new();
+        let _ = writeln!(r, "===== {} =====", self.role);
+        let _ = writeln!(r, "command: {}", self.cmdline);
+        let exit = self
+            .exit
+            .map_or("still running".to_string(), |s| s.to_string());
+        let _ = writeln!(r, "pid: {}  exit status: {exit}", self.child.id());
+        let stdout = self.stdout.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(r, "--- stdout ---\n{}", stdout.join("\n"));
+        let _ = writeln!(
+            r,
+            "--- stderr ({}) ---\n{}",
+            self.stderr_path.display(),
+            tail_file(&self.stderr_path)
+        );
+        for conf in &self.conf_files {
+            let _ = writeln!(r, "--- {} ---\n{}", conf.display(), tail_file(conf));
+        }
+        for dir in &self.log_dirs {
+            let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+                Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+                Err(e) => {
+                    let _ = writeln!(r, "--- {}: {e} ---", dir.display());
+                    continue;
+                }
+            };
+            files.sort();
+            for file in files.iter().filter(|f| f.is_file()) {
+                let _ = writeln!(r, "--- {} ---\n{}", file.display(), tail_file(file));
+            }
+        }
+        r
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        if thread::panicking() {
+            eprintln!("{}", self.report());
+        }
+    }
+}
+
+/// The last `LOG_TAIL_LINES` lines of a text file (or why it could not be read).
+fn tail_file(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
+            let head = if skip > 0 {
+                format!("[{skip} earlier lines]\n")
+            } else {
+                String::new()
+            };
+            head + &lines[skip..].join("\n")
+        }
+        Err(e) => format!("({e})"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+
+/// Options for a test cluster: one tracker on 127.0.0.1 and `storages` storages of group1
+/// on 127.0.0.2, 127.0.0.3, ..., all on ports chosen by the kernel.
+pub struct ClusterBuilder {
+    storages: usize,
+    store_paths: usize,
+}
+
+impl ClusterBuilder {
+    /// Number of storage servers (default 1).
+    pub fn storages(mut self, n: usize) -> Self {
+        self.storages = n;
+        self
+    }
+
+    /// Number of store paths per storage (default 1).
+    pub fn store_paths(mut self, n: usize) -> Self {
+        self.store_paths = n;
+        self
+    }
+
+    /// Writes the configs, starts the daemons and waits until the tracker hands out the
+    /// storages for uploads.
+    pub fn start(self) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("fdfs-it-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = dir.path().to_path_buf();
+        let work = root.join("work");
+        let conf_dir = root.join("conf");
+        let tracker_base = root.join("tracker");
+        for d in [&work, &conf_dir, &tracker_base] {
+            fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        }
+        let mut cluster = Cluster {
+            daemons: Vec::new(),
+            store_paths: Vec::new(),
+            storage_ips: Vec::new(),
+            history: Mutex::new(Vec::new()),
+            root,
+            dir: Some(dir),
+        };
+
+        let tracker_conf = conf_dir.join("tracker.conf");
+        write_conf(
+            &tracker_conf,
+            &[
+                ("bind_addr", TRACKER_IP.to_string()),
+                ("port", "0".to_string()),
+                ("base_path", path_str(&tracker_base)),
+                ("check_active_interval", "5".to_string()),
+                // The tests must not depend on how full the machine's disk is.
+                ("reserved_storage_space", "1%".to_string()),
+            ],
+        );
+        let tracker = Daemon::start(
+            "tracker",
+            &["tracker", "-c", &path_str(&tracker_conf)],
+            &work,
+            1,
+            vec![tracker_conf.clone()],
+            vec![tracker_base.join("logs")],
+        );
+        let tracker_addr = tracker.addr();
+        cluster.daemons.push(tracker);
+
+        for i in 0..self.storages {
+            let name = format!("s{}", i + 1);
+            let ip = format!("127.0.0.{}", i + 2);
+            let base = cluster.root.join(&name);
+            let mut paths = vec![base.clone()];
+            paths.extend((1..self.store_paths).map(|p| cluster.root.join(format!("{name}p{p}"))));
+            for p in &paths {
+                fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+            }
+            let mut entries = vec![
+                ("group_name", GROUP.to_string()),
+                ("bind_addr", ip.clone()),
+                ("port", "0".to_string()),
+                ("base_path", path_str(&base)),
+                ("store_path_count", paths.len().to_string()),
+            ];
+            let keys: Vec<String> = (0..paths.len()).map(|p| format!("store_path{p}")).collect();
+            entries.extend(
+                keys.iter()
+                    .map(String::as_str)
+                    .zip(paths.iter().map(|p| path_str(p))),
+            );
+            entries.extend([
+                ("subdir_count_per_path", "16".to_string()),
+                ("tracker_server", tracker_addr.to_string()),
+                ("heart_beat_interval", "1".to_string()),
+                ("stat_report_interval", "1".to_string()),
+            ]);
+            let conf = conf_dir.join(format!("storage{}.conf", i + 1));
+            write_conf(&conf, &entries);
+            let storage = Daemon::start(
+                &format!("storage{}", i + 1),
+                &["storage", "-c", &path_str(&conf)],
+                &work,
+                1,
+                vec![conf.clone()],
+                vec![base.join("logs")],
+            );
+            cluster.daemons.push(storage);
+            cluster.store_paths.push(paths);
+            cluster.storage_ips.push(ip);
+        }
+        if self.storages > 0 {
+            cluster.wait_ready();
+        }
+        cluster
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().expect("temp dir paths are UTF-8").to_string()
+}
+
+fn write_conf(path: &Path, entries: &[(&str, String)]) {
+    let mut text = String::from("# written by tests/util.rs\n");
+    for (k, v) in entries {
+        let _ = writeln!(text, "{k}={v}");
+    }
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// A running set of daemons in a private temp dir. Dropping it stops them; if the test is
+/// panicking it prints their reports and the commands run, and keeps the temp dir.
+pub struct Cluster {
+    /// Tracker first (or the combined server), then storages in order.
+    daemons: Vec<Daemon>,
+    /// Store paths of each storage.
+    store_paths: Vec<Vec<PathBuf>>,
+    storage_ips: Vec<String>,
+    /// One line per program run through this cluster, for failure reports.
+    history: Mutex<Vec<String>>,
+    root: PathBuf,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Options for a cluster; `Cluster::builder().start()` gives one tracker and one storage.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            storages: 1,
+            store_paths: 1,
+        }
+    }
+
+    /// One tracker and one storage with one store path.
+    pub fn start() -> Cluster {
+        Cluster::builder().start()
+    }
+
+    /// `fdfs server --dir <tmp>/server`: tracker and storage in one process. The tracker
+    /// address is the first `listening on` line, the storage the second.
+    pub fn start_combined() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("fdfs-it-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = dir.path().to_path_buf();
+        let work = root.join("work");
+        let server_dir = root.join("server");
+        fs::create_dir_all(&work).unwrap_or_else(|e| panic!("mkdir {}: {e}", work.display()));
+        let mut cluster = Cluster {
+            daemons: Vec::new(),
+            store_paths: Vec::new(),
+            storage_ips: Vec::new(),
+            history: Mutex::new(Vec::new()),
+            root,
+            dir: Some(dir),
+        };
+        // The server lays out its own tree under --dir; show every logs/ directory in it.
+        let log_dirs = ["logs", "tracker/logs", "storage/logs"]
+            .map(|d| server_dir.join(d))
+            .to_vec();
+        let server = Daemon::start(
+            "server",
+            &["server", "--dir", &path_str(&server_dir)],
+            &work,
+            2,
+            Vec::new(),
+            log_dirs,
+        );
+        cluster.storage_ips.push(server.addrs[1].ip().to_string());
+        cluster.daemons.push(server);
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// Address of the tracker.
+    pub fn tracker_addr(&self) -> SocketAddr {
+        self.daemons[0].addr()
+    }
+
+    /// Address of storage `i` (0-based).
+    pub fn storage_addr(&self, i: usize) -> SocketAddr {
+        match self.daemons.get(i + 1) {
+            Some(d) => d.addr(),
+            // The combined server: its second line is the storage.
+            None => self.daemons[0].addrs[1],
+        }
+    }
+
+    /// IP storage `i` binds (and reports as source IP of the files it creates).
+    pub fn storage_ip(&self, i: usize) -> &str {
+        &self.storage_ips[i]
+    }
+
+    /// Store path `p` of storage `i`.
+    pub fn store_path(&self, i: usize, p: usize) -> &Path {
+        &self.store_paths[i][p]
+    }
+
+    /// The cluster's temp dir (daemon dirs, configs, `work/`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Scratch directory for test files; also the working directory of programs run.
+    pub fn work_dir(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    /// Panics (with reports) if any daemon died.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        for d in &mut self.daemons {
+            d.assert_running();
+        }
+    }
+
+    /// Polls the tracker until it hands out storages for upload and every storage started is
+    /// among them (QUERY_STORE_WITHOUT_GROUP_ONE for one storage, _ALL for several).
+    fn wait_ready(&mut self) {
+        let tracker = self.tracker_addr();
+        let wanted: Vec<SocketAddr> = (0..self.storage_ips.len())
+            .map(|i| self.storage_addr(i))
+            .collect();
+        let cmd = if wanted.len() == 1 {
+            CMD_QUERY_STORE_ONE
+        } else {
+            CMD_QUERY_STORE_ALL
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last;
+        loop {
+            match query_store(tracker, cmd) {
+                Ok(Ok(offered)) if wanted.iter().all(|w| offered.contains(w)) => return,
+                Ok(Ok(offered)) => {
+                    last = format!("tracker offers {offered:?}, storages listen on {wanted:?}");
+                }
+                Ok(Err(status)) => last = format!("tracker answered status {status}"),
+                Err(e) => last = format!("tracker query failed: {e}"),
+            }
+            self.assert_running();
+            if Instant::now() > deadline {
+                panic!("cluster not ready within {START_TIMEOUT:?}: {last}");
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Runs `fdfs ARGS --tracker <tracker>` and records it in the history.
+    pub fn fdfs(&self, args: &[&str]) -> Run {
+        self.fdfs_stdin(args, None)
+    }
+
+    /// Like [`Cluster::fdfs`], with `stdin` fed to the program.
+    pub fn fdfs_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let tracker = self.tracker_addr().to_string();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--tracker", &tracker]);
+        self.run(Path::new(FDFS), &full, stdin, CLI_TIMEOUT)
+    }
+
+    /// Runs any program in the work dir and records it in the history.
+    pub fn run<S: AsRef<OsStr>>(
+        &self,
+        program: &Path,
+        args: &[S],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Run {
+        let run = run_program(program, args, stdin, &self.work_dir(), timeout);
+        let status = run
+            .status
+            .map_or("killed at deadline".to_string(), |s| s.to_string());
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{} -> {status}", run.cmdline));
+        run
+    }
+
+    /// Writes `data` to `work/<name>` and returns the path.
+    pub fn write_file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let path = self.work_dir().join(name);
+        fs::write(&path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
+    /// Uploads `data` with `fdfs upload FILE EXTRA...` and returns the printed file ID.
+    #[track_caller]
+    pub fn upload(&self, data: &[u8], extra: &[&str]) -> String {
+        let path = self.write_file(&format!("upload-{}", sha1_hex(data)), data);
+        let mut args = vec!["upload", path.to_str().expect("UTF-8 temp path")];
+        args.extend_from_slice(extra);
+        let run = self.fdfs(&args).success();
+        let id = run.stdout_str();
+        assert!(
+            id.starts_with(&format!("{GROUP}/M")) && !id.contains(char::is_whitespace),
+            "upload must print the file ID alone\n{}",
+            run.describe()
+        );
+        id
+    }
+
+    /// Downloads a whole file with `fdfs download ID -`.
+    #[track_caller]
+    pub fn download(&self, id: &str) -> Vec<u8> {
+        self.fdfs(&["download", id, "-"]).success().stdout
+    }
+
+    /// Uploads fresh random content and reads it back: the servers still work.
+    #[track_caller]
+    pub fn assert_serves(&mut self, seed: &str) {
+        self.assert_running();
+        let data = random_bytes(seed, 70_001);
+        let id = self.upload(&data, &[]);
+        assert_same_bytes(
+            &format!("download of {id} ({seed})"),
+            &data,
+            &self.download(&id),
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Storages first, so none of them logs a lost tracker while we stop it.
+        for d in self.daemons.iter_mut().rev() {
+            d.stop();
+        }
+        if thread::panicking() {
+            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            eprintln!(
+                "===== commands run by the test =====\n{}",
+                history.join("\n")
+            );
+            if let Some(dir) = self.dir.take() {
+                eprintln!("===== temp dir kept: {} =====", dir.keep().display());
+            }
+        }
+        // The daemons' own Drop prints their reports (after this, in field order).
+    }
+}
+
+/// Sends a QUERY_STORE (101/106) and returns the offered storage addresses, or the status.
+fn query_store(tracker: SocketAddr, cmd: u8) -> io::Result<Result<Vec<SocketAddr>, u8>> {
+    let mut raw = Raw::try_connect(tracker)?;
+    raw.send(cmd, 0, &[])?;
+    let reply = raw.recv()?;
+    if reply.status != 0 {
+        return Ok(Err(reply.status));
+    }
+    // group(16) + n * (ip(15 or 45) + port(8)) + store_path_index(1); accept both IP widths.
+    let body = &reply.body;
+    let records = body.get(16..body.len().saturating_sub(1)).unwrap_or(&[]);
+    let width = if records.len() % 23 == 0 { 23 } else { 53 };
+    let mut addrs = Vec::new();
+    for rec in records.chunks(width) {
+        if rec.len() != width {
+            return Err(io::Error::other(format!(
+                "bad QUERY_STORE reply of {} bytes",
+                body.len()
+            )));
+        }
+        let ip = fixed_str(&rec[..width - 8]);
+        let port = u64::from_be_bytes(rec[width - 8..].try_into().expect("8-byte slice"));
+        let addr = format!("{ip}:{port}")
+            .parse()
+            .map_err(|e| io::Error::other(format!("{ip}:{port}: {e}")))?;
+        addrs.push(addr);
+    }
+    Ok(Ok(addrs))
+}
+
+/// Parses `key=value` lines (the output of `fdfs meta get`).
+pub fn parse_meta(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("meta line without '=': {l:?}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// A `BTreeMap` from literal pairs, for comparing metadata.
+pub fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -1,0 +1,203 @@
+//! The FastDFS wire as the tests speak it: command codes and statuses they use, the 10-byte
+//! header, and a raw TCP connection with timeouts for hostile tests and readiness probes.
+//! Written from PROTOCOL.md, independent of the crate's own `proto` module on purpose, so a
+//! shared misunderstanding cannot hide.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+/// Read/write timeout of raw protocol sockets.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Response command byte (TRACKER_PROTO_CMD_RESP = STORAGE_PROTO_CMD_RESP).
+pub const CMD_RESP: u8 = 100;
+/// FDFS_PROTO_CMD_ACTIVE_TEST.
+pub const CMD_ACTIVE_TEST: u8 = 111;
+/// TRACKER_PROTO_CMD_SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE.
+pub const CMD_QUERY_STORE_ONE: u8 = 101;
+/// TRACKER_PROTO_CMD_SERVICE_QUERY_FETCH_ONE.
+pub const CMD_QUERY_FETCH_ONE: u8 = 102;
+/// TRACKER_PROTO_CMD_SERVICE_QUERY_UPDATE.
+pub const CMD_QUERY_UPDATE: u8 = 103;
+/// TRACKER_PROTO_CMD_SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL.
+pub const CMD_QUERY_STORE_ALL: u8 = 106;
+/// STORAGE_PROTO_CMD_UPLOAD_FILE.
+pub const CMD_UPLOAD_FILE: u8 = 11;
+/// STORAGE_PROTO_CMD_DELETE_FILE.
+pub const CMD_DELETE_FILE: u8 = 12;
+/// STORAGE_PROTO_CMD_SET_METADATA.
+pub const CMD_SET_METADATA: u8 = 13;
+/// STORAGE_PROTO_CMD_DOWNLOAD_FILE.
+pub const CMD_DOWNLOAD_FILE: u8 = 14;
+/// STORAGE_PROTO_CMD_GET_METADATA.
+pub const CMD_GET_METADATA: u8 = 15;
+/// STORAGE_PROTO_CMD_QUERY_FILE_INFO.
+pub const CMD_QUERY_FILE_INFO: u8 = 22;
+
+/// Status byte for "no such file".
+pub const ENOENT: u8 = Errno::ENOENT as u8;
+/// Status byte for "malformed request".
+pub const EINVAL: u8 = Errno::EINVAL as u8;
+
+/// A NUL-padded fixed-width string field.
+pub fn fixed_str(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// `s` NUL-padded to `width` bytes (like group names on the wire).
+pub fn padded(s: &str, width: usize) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.resize(width, 0);
+    v
+}
+
+/// A 10-byte header: body length (u64 BE), command, status.
+pub fn header(pkg_len: u64, cmd: u8, status: u8) -> [u8; 10] {
+    let mut h = [0u8; 10];
+    h[..8].copy_from_slice(&pkg_len.to_be_bytes());
+    h[8] = cmd;
+    h[9] = status;
+    h
+}
+
+/// One reply read off the wire.
+#[derive(Debug)]
+pub struct Reply {
+    /// Command byte (must be 100).
+    pub cmd: u8,
+    /// 0 or an errno.
+    pub status: u8,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// How a connection ended after hostile input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closed the connection (EOF or reset), after sending these bytes.
+    Closed(Vec<u8>),
+    /// Nothing happened within `IO_TIMEOUT`; these bytes had arrived.
+    StillOpen(Vec<u8>),
+}
+
+/// A raw TCP connection speaking the FastDFS framing, with `IO_TIMEOUT` on every read/write.
+pub struct Raw {
+    stream: TcpStream,
+    peer: SocketAddr,
+}
+
+impl Raw {
+    /// Connects or panics.
+    #[track_caller]
+    pub fn connect(addr: SocketAddr) -> Raw {
+        Raw::try_connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+    }
+
+    /// Connects, returning the error instead of panicking (for polling).
+    pub fn try_connect(addr: SocketAddr) -> io::Result<Raw> {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Raw { stream, peer: addr })
+    }
+
+    /// Sends a header announcing `body.len()` bytes, then the body.
+    pub fn send(&mut self, cmd: u8, status: u8, body: &[u8]) -> io::Result<()> {
+        let mut msg = header(body.len() as u64, cmd, status).to_vec();
+        msg.extend_from_slice(body);
+        self.stream.write_all(&msg)
+    }
+
+    /// Sends bytes exactly as given.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads one reply; refuses bodies over 64 MiB (a hostile test never expects one).
+    pub fn recv(&mut self) -> io::Result<Reply> {
+        let mut h = [0u8; 10];
+        self.stream.read_exact(&mut h)?;
+        let len = u64::from_be_bytes(h[..8].try_into().expect("8-byte slice"));
+        if len > 64 << 20 {
+            return Err(io::Error::other(format!(
+                "reply announces {len} body bytes"
+            )));
+        }
+        let mut body = vec![0u8; len as usize];
+        self.stream.read_exact(&mut body)?;
+        Ok(Reply {
+            cmd: h[8],
+            status: h[9],
+            body,
+        })
+    }
+
+    /// Sends a request and reads its reply, panicking on I/O errors.
+    #[track_caller]
+    pub fn request(&mut self, cmd: u8, body: &[u8]) -> Reply {
+        let peer = self.peer;
+        self.send(cmd, 0, body)
+            .unwrap_or_else(|e| panic!("send cmd {cmd} to {peer}: {e}"));
+        let reply = self
+            .recv()
+            .unwrap_or_else(|e| panic!("reply to cmd {cmd} from {peer}: {e}"));
+        assert_eq!(
+            reply.cmd, CMD_RESP,
+            "reply to cmd {cmd} from {peer} must carry cmd 100: {reply:?}"
+        );
+        reply
+    }
+
+    /// Half-closes our side: the server sees EOF after what was sent.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Reads until the server closes the connection or `IO_TIMEOUT` passes.
+    pub fn ending(&mut self) -> Ending {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ending::Closed(got),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ending::StillOpen(got);
+                }
+                Err(_) => return Ending::Closed(got),
+            }
+        }
+    }
+}
+
+/// Splits bytes received from a server into whole replies (for reports and checks).
+pub fn parse_replies(mut bytes: &[u8]) -> Vec<Reply> {
+    let mut out = Vec::new();
+    while bytes.len() >= 10 {
+        let len = u64::from_be_bytes(bytes[..8].try_into().expect("8-byte slice"));
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(10))
+            .filter(|&e| e <= bytes.len())
+        else {
+            break;
+        };
+        out.push(Reply {
+            cmd: bytes[8],
+            status: bytes[9],
+            body: bytes[10..end].to_vec(),
+        });
+        bytes = &bytes[end..];
+    }
+    out
+}
