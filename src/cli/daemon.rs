@@ -70,12 +70,23 @@ impl Write for LogFile {
 }
 
 /// Log to `base_path/logs/<name>` at `level` (RUST_LOG overrides).
-pub fn init_logging(base_path: &Path, name: &str, level: &str, stderr: bool) -> Result<LogFile, CliError> {
+pub fn init_logging(
+    base_path: &Path,
+    name: &str,
+    level: &str,
+    stderr: bool,
+) -> Result<LogFile, CliError> {
     let dir = base_path.join("logs");
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
     let path = dir.join(name);
-    let file = LogFile::open(&path).map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
-    let log = LogFile { path, file: Arc::new(Mutex::new(file)), stderr };
+    let file =
+        LogFile::open(&path).map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    let log = LogFile {
+        path,
+        file: Arc::new(Mutex::new(file)),
+        stderr,
+    };
     let level = match level.to_ascii_lowercase().as_str() {
         "emerg" | "alert" | "crit" | "err" | "error" => "error",
         "warn" | "warning" | "notice" => "warn",
@@ -87,7 +98,8 @@ pub fn init_logging(base_path: &Path, name: &str, level: &str, stderr: bool) -> 
     if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);
     }
-    b.format_timestamp_millis().target(env_logger::Target::Pipe(Box::new(log.clone())));
+    b.format_timestamp_millis()
+        .target(env_logger::Target::Pipe(Box::new(log.clone())));
     // A second init (the all-in-one server) keeps the first logger.
     let _ = b.try_init();
     Ok(log)
@@ -109,28 +121,30 @@ pub fn block_signals() -> SigSet {
 
 /// Wait for signals: SIGHUP reopens the logs, SIGTERM/SIGINT call `stop`.
 pub fn spawn_signal_thread(set: SigSet, logs: Vec<LogFile>, stop: impl Fn() + Send + 'static) {
-    let r = std::thread::Builder::new().name("fdfs-signals".into()).spawn(move || {
-        loop {
-            match set.wait() {
-                Ok(Signal::SIGHUP) => {
-                    for l in &logs {
-                        l.reopen();
+    let r = std::thread::Builder::new()
+        .name("fdfs-signals".into())
+        .spawn(move || {
+            loop {
+                match set.wait() {
+                    Ok(Signal::SIGHUP) => {
+                        for l in &logs {
+                            l.reopen();
+                        }
+                        log::info!("SIGHUP: log files reopened");
                     }
-                    log::info!("SIGHUP: log files reopened");
-                }
-                Ok(Signal::SIGTERM | Signal::SIGINT) => {
-                    log::info!("stopping on signal");
-                    stop();
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    log::error!("waiting for signals: {e}");
-                    return;
+                    Ok(Signal::SIGTERM | Signal::SIGINT) => {
+                        log::info!("stopping on signal");
+                        stop();
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::error!("waiting for signals: {e}");
+                        return;
+                    }
                 }
             }
-        }
-    });
+        });
     if let Err(e) = r {
         log::error!("starting the signal thread: {e}");
     }

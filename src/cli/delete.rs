@@ -1,7 +1,7 @@
 //! `fdfs delete`: delete one or more files.
 
-use super::opts::{ClientOpts, storage_for};
 use super::CliResult;
+use super::opts::{ClientOpts, storage_for};
 use clap::Args as ClapArgs;
 
 /// Arguments of `fdfs delete`.

@@ -1,8 +1,8 @@
 //! `fdfs download`: fetch a file (or a range of it) to a path or stdout.
 
+use super::CliResult;
 use super::opts::{ClientOpts, storage_for};
 use super::progress::Progress;
-use super::CliResult;
 use crate::client::Error;
 use clap::Args as ClapArgs;
 use std::io::Write;
@@ -29,22 +29,53 @@ pub struct Args {
 pub fn run(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
     let (mut s, group, remote) = storage_for(&tracker, &a.file_id, false)?;
-    let dest = a.dest.clone().unwrap_or_else(|| PathBuf::from(remote.rsplit('/').next().unwrap_or("download")));
+    let dest = a
+        .dest
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(remote.rsplit('/').next().unwrap_or("download")));
     let mut p = Progress::new(&format!("download {}", a.file_id), 0);
     if dest.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
-        s.download(&group, &remote, a.offset, a.length, &mut out, &mut |d, t| p.update(d, t))?;
-        out.flush().map_err(|err| Error::Local { path: "stdout".into(), err })?;
+        s.download(
+            &group,
+            &remote,
+            a.offset,
+            a.length,
+            &mut out,
+            &mut |d, t| p.update(d, t),
+        )?;
+        out.flush().map_err(|err| Error::Local {
+            path: "stdout".into(),
+            err,
+        })?;
     } else {
         // Write beside the destination and rename, so a failed download never
         // leaves a truncated file under the final name.
         let name = dest.display().to_string();
-        let local = |err| Error::Local { path: name.clone(), err };
-        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let tmp = dir.join(format!(".{}.fdfs-part", dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")));
-        let mut f = std::io::BufWriter::with_capacity(256 * 1024, std::fs::File::create(&tmp).map_err(local)?);
-        let r = s.download(&group, &remote, a.offset, a.length, &mut f, &mut |d, t| p.update(d, t));
-        let r = r.and_then(|_| f.flush().map_err(local)).and_then(|_| std::fs::rename(&tmp, &dest).map_err(local));
+        let local = |err| Error::Local {
+            path: name.clone(),
+            err,
+        };
+        let dir = dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.fdfs-part",
+            dest.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("download")
+        ));
+        let mut f = std::io::BufWriter::with_capacity(
+            256 * 1024,
+            std::fs::File::create(&tmp).map_err(local)?,
+        );
+        let r = s.download(&group, &remote, a.offset, a.length, &mut f, &mut |d, t| {
+            p.update(d, t)
+        });
+        let r = r
+            .and_then(|_| f.flush().map_err(local))
+            .and_then(|_| std::fs::rename(&tmp, &dest).map_err(local));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

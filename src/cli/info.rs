@@ -1,7 +1,7 @@
 //! `fdfs info`: size, CRC32, creation time and source of a file.
 
-use super::opts::{ClientOpts, storage_for};
 use super::CliResult;
+use super::opts::{ClientOpts, storage_for};
 use crate::client::Error;
 use clap::Args as ClapArgs;
 use std::io::Write;
@@ -41,6 +41,9 @@ pub fn run(a: Args) -> CliResult {
             a.file_id, i.size, i.crc32, i.crc32, i.create_time, i.source_ip
         )
     };
-    writeln!(std::io::stdout().lock(), "{text}").map_err(|err| Error::Local { path: "stdout".into(), err })?;
+    writeln!(std::io::stdout().lock(), "{text}").map_err(|err| Error::Local {
+        path: "stdout".into(),
+        err,
+    })?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! `fdfs meta get|set`: a file's metadata as key=value lines.
 
+use super::CliResult;
 use super::opts::{ClientOpts, storage_for};
 use super::upload::parse_pairs;
-use super::CliResult;
 use crate::client::Error;
 use clap::{Args as ClapArgs, Subcommand};
 use std::io::Write;
@@ -46,10 +46,17 @@ pub fn run(a: Args) -> CliResult {
             s.quit();
             let mut out = std::io::stdout().lock();
             for (k, v) in pairs {
-                writeln!(out, "{k}={v}").map_err(|err| Error::Local { path: "stdout".into(), err })?;
+                writeln!(out, "{k}={v}").map_err(|err| Error::Local {
+                    path: "stdout".into(),
+                    err,
+                })?;
             }
         }
-        Op::Set { file_id, pairs, merge } => {
+        Op::Set {
+            file_id,
+            pairs,
+            merge,
+        } => {
             let pairs = parse_pairs(&pairs)?;
             let (mut s, g, r) = storage_for(&tracker, &file_id, true)?;
             s.set_metadata(&g, &r, &pairs, merge)?;

@@ -28,7 +28,8 @@ impl ClientOpts {
     /// /etc/fdfs/client.conf, then 127.0.0.1:22122.
     pub fn tracker(&self) -> Result<TrackerClient, CliError> {
         let load = |p: &Path| -> Result<ClientConfig, CliError> {
-            let (cfg, warnings) = ClientConfig::load(p).map_err(|e| CliError::Usage(e.to_string()))?;
+            let (cfg, warnings) =
+                ClientConfig::load(p).map_err(|e| CliError::Usage(e.to_string()))?;
             for w in warnings {
                 log::debug!("{}: {w}", p.display());
             }
@@ -36,7 +37,10 @@ impl ClientOpts {
         };
         let mut cfg = match &self.config {
             Some(p) => load(p)?,
-            None if Path::new(SYSTEM_CLIENT_CONF).exists() && self.trackers.is_empty() && std::env::var_os("FDFS_TRACKER").is_none() => {
+            None if Path::new(SYSTEM_CLIENT_CONF).exists()
+                && self.trackers.is_empty()
+                && std::env::var_os("FDFS_TRACKER").is_none() =>
+            {
                 load(Path::new(SYSTEM_CLIENT_CONF))?
             }
             None => ClientConfig::default(),
@@ -45,20 +49,31 @@ impl ClientOpts {
             cfg.tracker_servers = self.trackers.clone();
         } else if self.config.is_none() {
             if let Ok(env) = std::env::var("FDFS_TRACKER") {
-                cfg.tracker_servers = env.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from).collect();
+                cfg.tracker_servers = env
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
             }
         }
         if cfg.tracker_servers.is_empty() {
             cfg.tracker_servers.push(DEFAULT_TRACKER.to_string());
         }
-        let t = Timeouts { connect: cfg.connect_timeout, network: cfg.network_timeout };
+        let t = Timeouts {
+            connect: cfg.connect_timeout,
+            network: cfg.network_timeout,
+        };
         Ok(TrackerClient::new(cfg.tracker_servers, t))
     }
 }
 
 /// Ask the tracker which storage holds `file_id` (or may change it, with
 /// `update`) and connect to it. Returns (client, group, remote name).
-pub fn storage_for(t: &TrackerClient, file_id: &str, update: bool) -> Result<(StorageClient, String, String), Error> {
+pub fn storage_for(
+    t: &TrackerClient,
+    file_id: &str,
+    update: bool,
+) -> Result<(StorageClient, String, String), Error> {
     let (group, remote) = crate::client::split_file_id(file_id)?;
     let target = t.query_fetch(&group, &remote, update)?;
     let s = StorageClient::connect(&format!("{}:{}", target.ip, target.port), t.timeouts)?;

@@ -29,12 +29,19 @@ impl Progress {
 
     /// `done` of `total` bytes transferred.
     pub fn update(&mut self, done: u64, total: u64) {
-        if !self.enabled || (total > 0 && total < MIN_SIZE) || self.last.elapsed() < Duration::from_millis(200) {
+        if !self.enabled
+            || (total > 0 && total < MIN_SIZE)
+            || self.last.elapsed() < Duration::from_millis(200)
+        {
             return;
         }
         self.last = Instant::now();
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        let pct = if total > 0 { done as f64 * 100.0 / total as f64 } else { 0.0 };
+        let pct = if total > 0 {
+            done as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        };
         eprint!(
             "\r{}: {:.1}/{:.1} MiB ({pct:.0}%), {:.1} MiB/s   ",
             self.label,

@@ -37,7 +37,8 @@ pub struct Args {
 /// Run `fdfs server`.
 pub fn run(a: Args) -> CliResult {
     let set = block_signals();
-    let dir = std::path::absolute(&a.dir).map_err(|e| CliError::Other(format!("{}: {e}", a.dir.display())))?;
+    let dir = std::path::absolute(&a.dir)
+        .map_err(|e| CliError::Other(format!("{}: {e}", a.dir.display())))?;
     let tcfg = TrackerConfig {
         bind_addr: Some(a.bind.clone()),
         port: a.tracker_port,
@@ -46,7 +47,8 @@ pub fn run(a: Args) -> CliResult {
         ..TrackerConfig::default()
     };
     let log = init_logging(&dir, "fdfs-server.log", &tcfg.log_level, a.log_stderr)?;
-    let tracker = crate::tracker::start(tcfg).map_err(|e| CliError::Other(format!("tracker: {e}")))?;
+    let tracker =
+        crate::tracker::start(tcfg).map_err(|e| CliError::Other(format!("tracker: {e}")))?;
     announce("tracker", tracker.local_addr());
     let sbase = dir.join("storage");
     let scfg = StorageConfig {
@@ -62,10 +64,18 @@ pub fn run(a: Args) -> CliResult {
         ..StorageConfig::default()
     };
     if !crate::proto::valid_group_name(&scfg.group_name) {
-        return Err(CliError::Usage(format!("--group {}: 1 to 16 of A-Z a-z 0-9", scfg.group_name)));
+        return Err(CliError::Usage(format!(
+            "--group {}: 1 to 16 of A-Z a-z 0-9",
+            scfg.group_name
+        )));
     }
-    eprintln!("fdfs: data in {}, logs in {}", dir.display(), dir.join("logs").display());
-    let storage = crate::storage::start(scfg).map_err(|e| CliError::Other(format!("storage: {e}")))?;
+    eprintln!(
+        "fdfs: data in {}, logs in {}",
+        dir.display(),
+        dir.join("logs").display()
+    );
+    let storage =
+        crate::storage::start(scfg).map_err(|e| CliError::Other(format!("storage: {e}")))?;
     announce("storage", storage.local_addr());
     let (stop_t, stop_s) = (tracker.stopper(), storage.stopper());
     spawn_signal_thread(set, vec![log], move || {

@@ -45,13 +45,24 @@ pub fn run(a: Args) -> CliResult {
     let ext = match &a.ext {
         Some(e) => e.trim_start_matches('.').to_string(),
         None if stdin => String::new(),
-        None => a.file.extension().and_then(|e| e.to_str()).filter(|e| crate::proto::valid_ext(e)).unwrap_or("").to_string(),
+        None => a
+            .file
+            .extension()
+            .and_then(|e| e.to_str())
+            .filter(|e| crate::proto::valid_ext(e))
+            .unwrap_or("")
+            .to_string(),
     };
     if !crate::proto::valid_ext(&ext) {
-        return Err(CliError::Usage(format!("--ext {ext}: at most 6 characters of A-Z a-z 0-9 . _ -")));
+        return Err(CliError::Usage(format!(
+            "--ext {ext}: at most 6 characters of A-Z a-z 0-9 . _ -"
+        )));
     }
     let name = a.file.display().to_string();
-    let local = |err: std::io::Error| Error::Local { path: name.clone(), err };
+    let local = |err: std::io::Error| Error::Local {
+        path: name.clone(),
+        err,
+    };
     // stdin has no size up front: read it whole (the protocol needs the size first).
     let (mut src, size): (Box<dyn Read>, u64) = if stdin {
         let mut buf = Vec::new();
@@ -68,7 +79,14 @@ pub fn run(a: Args) -> CliResult {
     let addr = format!("{}:{}", target.ip, target.port);
     let mut s = StorageClient::connect(&addr, tracker.timeouts)?;
     let mut p = Progress::new(&format!("upload {name}"), size);
-    let (group, remote) = s.upload(&mut *src, size, &ext, target.store_path_index, false, &mut |done| p.update(done, size))?;
+    let (group, remote) = s.upload(
+        &mut *src,
+        size,
+        &ext,
+        target.store_path_index,
+        false,
+        &mut |done| p.update(done, size),
+    )?;
     p.finish();
     let file_id = format!("{group}/{remote}");
     if !meta.is_empty() {
@@ -80,6 +98,9 @@ pub fn run(a: Args) -> CliResult {
     }
     s.quit();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{file_id}").map_err(|err| Error::Local { path: "stdout".into(), err })?;
+    writeln!(out, "{file_id}").map_err(|err| Error::Local {
+        path: "stdout".into(),
+        err,
+    })?;
     Ok(())
 }

@@ -18,7 +18,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect: Duration::from_secs(5), network: Duration::from_secs(60) }
+        Timeouts {
+            connect: Duration::from_secs(5),
+            network: Duration::from_secs(60),
+        }
     }
 }
 
@@ -32,13 +35,24 @@ pub struct Connection {
 impl Connection {
     /// Connect to `addr` ("host:port"), optionally from a local address `bind`.
     pub fn connect(addr: &str, t: Timeouts, bind: Option<IpAddr>) -> Result<Connection, Error> {
-        let io = |err: std::io::Error| Error::Io { addr: addr.to_string(), err };
-        let sa: SocketAddr = addr
-            .to_socket_addrs()
-            .map_err(io)?
-            .next()
-            .ok_or_else(|| Error::Protocol { addr: addr.into(), msg: "address resolves to nothing".into() })?;
-        let sock = socket2::Socket::new(socket2::Domain::for_address(sa), socket2::Type::STREAM, None).map_err(io)?;
+        let io = |err: std::io::Error| Error::Io {
+            addr: addr.to_string(),
+            err,
+        };
+        let sa: SocketAddr =
+            addr.to_socket_addrs()
+                .map_err(io)?
+                .next()
+                .ok_or_else(|| Error::Protocol {
+                    addr: addr.into(),
+                    msg: "address resolves to nothing".into(),
+                })?;
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(sa),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(io)?;
         if let Some(ip) = bind {
             // Storages bind outbound connections to their bind_addr so that the
             // tracker sees (and hands out) that address.
@@ -48,11 +62,17 @@ impl Connection {
         sock.set_tcp_nodelay(true).map_err(io)?;
         sock.set_read_timeout(Some(t.network)).map_err(io)?;
         sock.set_write_timeout(Some(t.network)).map_err(io)?;
-        Ok(Connection { stream: sock.into(), peer: addr.to_string() })
+        Ok(Connection {
+            stream: sock.into(),
+            peer: addr.to_string(),
+        })
     }
 
     fn io(&self, err: std::io::Error) -> Error {
-        Error::Io { addr: self.peer.clone(), err }
+        Error::Io {
+            addr: self.peer.clone(),
+            err,
+        }
     }
 
     /// The local address of the socket (how the server sees us).
@@ -83,9 +103,16 @@ impl Connection {
     pub fn recv_header(&mut self, cmd: Cmd) -> Result<u64, Error> {
         let mut h = [0u8; HEADER_LEN];
         self.stream.read_exact(&mut h).map_err(|e| self.io(e))?;
-        let h = Header::decode(&h).map_err(|e| Error::Protocol { addr: self.peer.clone(), msg: e.to_string() })?;
+        let h = Header::decode(&h).map_err(|e| Error::Protocol {
+            addr: self.peer.clone(),
+            msg: e.to_string(),
+        })?;
         if h.status != status::OK {
-            return Err(Error::Status { addr: self.peer.clone(), cmd, status: h.status });
+            return Err(Error::Status {
+                addr: self.peer.clone(),
+                cmd,
+                status: h.status,
+            });
         }
         Ok(h.pkg_len)
     }

@@ -7,7 +7,7 @@ mod storage;
 mod tracker;
 
 pub use conn::{Connection, Timeouts};
-pub use storage::{FileStat, StorageClient};
+pub use storage::StorageClient;
 pub use tracker::TrackerClient;
 
 use crate::proto::{Cmd, status};
@@ -49,7 +49,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { addr, err } => write!(f, "{addr}: {err}"),
-            Error::Status { addr, cmd, status: s } => write!(f, "{addr}: {}: {}", cmd.name(), status::describe(*s)),
+            Error::Status {
+                addr,
+                cmd,
+                status: s,
+            } => write!(f, "{addr}: {}: {}", cmd.name(), status::describe(*s)),
             Error::Protocol { addr, msg } => write!(f, "{addr}: protocol error: {msg}"),
             Error::NoTracker(why) => write!(f, "no tracker reachable: {why}"),
             Error::BadFileId(id) => write!(f, "{id}: EINVAL: not a valid file ID"),
@@ -62,7 +66,8 @@ impl std::error::Error for Error {}
 
 /// Split "group1/M00/..." into group and remote file name.
 pub fn split_file_id(file_id: &str) -> Result<(String, String), Error> {
-    let (g, r) = crate::layout::file_id::split_file_id(file_id).map_err(|_| Error::BadFileId(file_id.to_string()))?;
+    let (g, r) = crate::layout::file_id::split_file_id(file_id)
+        .map_err(|_| Error::BadFileId(file_id.to_string()))?;
     crate::layout::RemoteName::parse(r).map_err(|_| Error::BadFileId(file_id.to_string()))?;
     Ok((g.to_string(), r.to_string()))
 }

@@ -25,11 +25,16 @@ pub struct FileStat {
 impl StorageClient {
     /// Connect to the storage at "ip:port".
     pub fn connect(addr: &str, t: Timeouts) -> Result<StorageClient, Error> {
-        Ok(StorageClient { conn: Connection::connect(addr, t, None)? })
+        Ok(StorageClient {
+            conn: Connection::connect(addr, t, None)?,
+        })
     }
 
     fn bad(&self, e: proto::DecodeError) -> Error {
-        Error::Protocol { addr: self.conn.peer.clone(), msg: e.to_string() }
+        Error::Protocol {
+            addr: self.conn.peer.clone(),
+            msg: e.to_string(),
+        }
     }
 
     /// Upload `size` bytes from `src`; `progress` is told the bytes sent so far.
@@ -43,18 +48,34 @@ impl StorageClient {
         appender: bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(String, String), Error> {
-        let cmd = if appender { Cmd::UploadAppenderFile } else { Cmd::UploadFile };
-        let head = proto::UploadHead { store_path_index, file_size: size, ext: ext.to_string() }.encode();
-        self.conn.send_with_len(cmd, &head, head.len() as u64 + size)?;
+        let cmd = if appender {
+            Cmd::UploadAppenderFile
+        } else {
+            Cmd::UploadFile
+        };
+        let head = proto::UploadHead {
+            store_path_index,
+            file_size: size,
+            ext: ext.to_string(),
+        }
+        .encode();
+        self.conn
+            .send_with_len(cmd, &head, head.len() as u64 + size)?;
         let mut buf = vec![0u8; CHUNK.min(size.max(1) as usize)];
         let mut sent = 0u64;
         while sent < size {
             let want = ((size - sent) as usize).min(buf.len());
-            let n = src.read(&mut buf[..want]).map_err(|err| Error::Local { path: "input".into(), err })?;
+            let n = src.read(&mut buf[..want]).map_err(|err| Error::Local {
+                path: "input".into(),
+                err,
+            })?;
             if n == 0 {
                 return Err(Error::Local {
                     path: "input".into(),
-                    err: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("ended after {sent} of {size} bytes")),
+                    err: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("ended after {sent} of {size} bytes"),
+                    ),
                 });
             }
             self.conn.write_all(&buf[..n])?;
@@ -79,7 +100,13 @@ impl StorageClient {
         dst: &mut dyn Write,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, Error> {
-        let req = proto::Download { offset, length, group: group.into(), remote: remote.into() }.encode();
+        let req = proto::Download {
+            offset,
+            length,
+            group: group.into(),
+            remote: remote.into(),
+        }
+        .encode();
         self.conn.send(Cmd::DownloadFile, &req)?;
         let total = self.conn.recv_header(Cmd::DownloadFile)?;
         let mut buf = vec![0u8; CHUNK.min(total.max(1) as usize)];
@@ -87,7 +114,10 @@ impl StorageClient {
         while got < total {
             let want = ((total - got) as usize).min(buf.len());
             let n = self.conn.read_some(&mut buf[..want])?;
-            dst.write_all(&buf[..n]).map_err(|err| Error::Local { path: "output".into(), err })?;
+            dst.write_all(&buf[..n]).map_err(|err| Error::Local {
+                path: "output".into(),
+                err,
+            })?;
             got += n as u64;
             progress(got, total);
         }
@@ -96,30 +126,67 @@ impl StorageClient {
 
     /// Delete a file (and its metadata).
     pub fn delete(&mut self, group: &str, remote: &str) -> Result<(), Error> {
-        let body = proto::FileRef { group: group.into(), remote: remote.into() }.encode();
+        let body = proto::FileRef {
+            group: group.into(),
+            remote: remote.into(),
+        }
+        .encode();
         self.conn.call(Cmd::DeleteFile, &body, 0).map(drop)
     }
 
     /// Replace (`merge = false`) or merge metadata.
-    pub fn set_metadata(&mut self, group: &str, remote: &str, meta: &[(String, String)], merge: bool) -> Result<(), Error> {
-        let op = if merge { proto::MetaOp::Merge } else { proto::MetaOp::Overwrite };
-        let body = proto::SetMetadata { op, group: group.into(), remote: remote.into(), meta: proto::encode_meta(meta) }.encode();
+    pub fn set_metadata(
+        &mut self,
+        group: &str,
+        remote: &str,
+        meta: &[(String, String)],
+        merge: bool,
+    ) -> Result<(), Error> {
+        let op = if merge {
+            proto::MetaOp::Merge
+        } else {
+            proto::MetaOp::Overwrite
+        };
+        let body = proto::SetMetadata {
+            op,
+            group: group.into(),
+            remote: remote.into(),
+            meta: proto::encode_meta(meta),
+        }
+        .encode();
         self.conn.call(Cmd::SetMetadata, &body, 0).map(drop)
     }
 
     /// The file's metadata (empty when it has none).
-    pub fn get_metadata(&mut self, group: &str, remote: &str) -> Result<Vec<(String, String)>, Error> {
-        let body = proto::FileRef { group: group.into(), remote: remote.into() }.encode();
+    pub fn get_metadata(
+        &mut self,
+        group: &str,
+        remote: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let body = proto::FileRef {
+            group: group.into(),
+            remote: remote.into(),
+        }
+        .encode();
         let r = self.conn.call(Cmd::GetMetadata, &body, 16 << 20)?;
         Ok(proto::decode_meta(&r))
     }
 
     /// Size, creation time, CRC32 and source of a file.
     pub fn file_info(&mut self, group: &str, remote: &str) -> Result<FileStat, Error> {
-        let body = proto::FileRef { group: group.into(), remote: remote.into() }.encode();
+        let body = proto::FileRef {
+            group: group.into(),
+            remote: remote.into(),
+        }
+        .encode();
         let r = self.conn.call(Cmd::QueryFileInfo, &body, 128)?;
         let i = proto::FileInfo::decode(&r).map_err(|e| self.bad(e))?;
-        Ok(FileStat { size: i.size, create_time: i.create_time, crc32: i.crc32, source_ip: i.source_ip })
+        Ok(FileStat {
+            size: i.size,
+            create_time: i.create_time,
+            crc32: i.crc32,
+            source_ip: i.source_ip,
+        })
     }
 
     /// End the session politely.

@@ -48,7 +48,10 @@ impl TrackerClient {
     }
 
     fn peer_err(&self, e: proto::DecodeError) -> Error {
-        Error::Protocol { addr: self.addrs.join(","), msg: e.to_string() }
+        Error::Protocol {
+            addr: self.addrs.join(","),
+            msg: e.to_string(),
+        }
     }
 
     /// Where to upload (QUERY_STORE_WITH[OUT]_GROUP_ONE).
@@ -61,16 +64,23 @@ impl TrackerClient {
     }
 
     /// Where to download from (QUERY_FETCH_ONE) or to change a file (QUERY_UPDATE).
-    pub fn query_fetch(&self, group: &str, remote: &str, update: bool) -> Result<proto::FetchTarget, Error> {
-        let cmd = if update { Cmd::QueryUpdate } else { Cmd::QueryFetchOne };
-        let body = proto::FetchQuery { group: group.into(), remote: remote.into() }.encode();
+    pub fn query_fetch(
+        &self,
+        group: &str,
+        remote: &str,
+        update: bool,
+    ) -> Result<proto::FetchTarget, Error> {
+        let cmd = if update {
+            Cmd::QueryUpdate
+        } else {
+            Cmd::QueryFetchOne
+        };
+        let body = proto::FetchQuery {
+            group: group.into(),
+            remote: remote.into(),
+        }
+        .encode();
         let r = self.call(cmd, &body)?;
         proto::FetchTarget::decode(&r).map_err(|e| self.peer_err(e))
-    }
-
-    /// Every group's stat record (LIST_ALL_GROUPS), in the 6.16 layout.
-    pub fn list_groups(&self) -> Result<Vec<proto::GroupStat>, Error> {
-        let r = self.call(Cmd::ListAllGroups, &[])?;
-        proto::GroupStat::decode_list(&r, false).map_err(|e| self.peer_err(e))
     }
 }

@@ -23,18 +23,31 @@ fn rule_matches(rule: &str, ip: IpAddr) -> bool {
         return range_matches(rule, ip);
     }
     // A host name: resolve it (rare, and only at accept time).
-    (rule, 0).to_socket_addrs().map(|mut a| a.any(|sa| sa.ip() == ip)).unwrap_or(false)
+    (rule, 0)
+        .to_socket_addrs()
+        .map(|mut a| a.any(|sa| sa.ip() == ip))
+        .unwrap_or(false)
 }
 
 fn cidr_matches(net: &str, bits: &str, ip: IpAddr) -> bool {
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,

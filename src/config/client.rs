@@ -16,6 +16,8 @@ pub struct ClientConfig {
     /// Socket I/O timeout.
     pub network_timeout: Duration,
     /// Where the C client writes its logs; informational here.
+    // Read so a client.conf round-trips; the CLI logs to stderr, not here.
+    #[allow(dead_code)]
     pub base_path: Option<PathBuf>,
     /// Tracker addresses as written (`host:port`, `ip1,ip2:port`, `[v6]:port`).
     pub tracker_servers: Vec<String>,

@@ -19,7 +19,6 @@ use std::io;
 pub use self::file_id::{NameInfo, RemoteName, Source};
 pub use self::kv::DataInitFlag;
 pub use self::store::StorePath;
-pub use self::tracker_dat::{GroupRecord, StorageRecord};
 
 /// Errors of the layout layer. Each maps to the Linux errno FastDFS puts in the status byte.
 #[derive(Debug)]

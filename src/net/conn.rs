@@ -17,7 +17,12 @@ pub(super) enum Rx<St> {
     /// Reading the first `need` bytes of a streamed body.
     Head { h: Header, need: usize },
     /// Streaming the body to a worker; `state` is `None` while a chunk is in flight.
-    Streaming { remaining: u64, state: Option<St>, pool: usize, failed: Option<u8> },
+    Streaming {
+        remaining: u64,
+        state: Option<St>,
+        pool: usize,
+        failed: Option<u8>,
+    },
     /// A request is with a worker, or a reply is being written: read nothing.
     Busy,
 }
@@ -160,7 +165,10 @@ impl<Se, St> Conn<Se, St> {
                     Ok(0) => {
                         // The file shrank under us: the header promised more bytes
                         // than exist, so the stream is unusable.
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank during download"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank during download",
+                        ));
                     }
                     Ok(n) => {
                         f.offset += n as u64;

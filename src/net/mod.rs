@@ -37,10 +37,12 @@ pub enum Plan {
 pub enum Action {
     /// Send this reply now (cheap requests answered on the loop thread).
     Reply(Reply),
-    /// Run `job` on lane `key % lanes` of pool `pool`; its reply is sent when done.
-    Work { pool: usize, job: Box<dyn FnOnce() -> Reply + Send> },
-    /// Close the connection without a reply.
-    Close,
+    /// Run `job` on pool `pool` (lane picked by the connection); its reply is
+    /// sent when done.
+    Work {
+        pool: usize,
+        job: Box<dyn FnOnce() -> Reply + Send>,
+    },
 }
 
 /// What [`Service::begin_stream`] decided once the head of a streamed body was read.
@@ -49,6 +51,8 @@ pub enum Begin<St> {
     Stream { state: St, pool: usize },
     /// The head is longer than first thought (it holds a length): read this many
     /// head bytes in total, then call `begin_stream` again.
+    // Appender commands (APPEND/MODIFY: a name length, then the name) need it.
+    #[allow(dead_code)]
     MoreHead(usize),
     /// Refuse: answer with this status and close (the body is unread).
     Reject(u8),
@@ -79,14 +83,24 @@ pub struct Reply {
 impl Reply {
     /// A success reply with `body`.
     pub fn ok(body: Vec<u8>) -> Reply {
-        Reply { status: 0, body, file: None, close: false }
+        Reply {
+            status: 0,
+            body,
+            file: None,
+            close: false,
+        }
     }
 
     /// An error reply: empty body, as FastDFS clients require. EINVAL also closes
     /// the connection, as upstream does (clients reconnect after it).
     pub fn error(status: u8) -> Reply {
         let close = status == crate::proto::status::EINVAL;
-        Reply { status, body: Vec::new(), file: None, close }
+        Reply {
+            status,
+            body: Vec::new(),
+            file: None,
+            close,
+        }
     }
 
     /// Bytes that follow the header.

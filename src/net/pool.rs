@@ -20,15 +20,20 @@ impl Pool {
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = unbounded::<Job>();
-            let h = std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
-                for job in rx {
-                    job();
-                }
-            })?;
+            let h = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                })?;
             lanes.push(tx);
             handles.push(h);
         }
-        Ok(Pool { lanes, threads: handles })
+        Ok(Pool {
+            lanes,
+            threads: handles,
+        })
     }
 
     /// Queue `job` on lane `key % lanes`.
@@ -39,11 +44,6 @@ impl Pool {
             // produce) is dropped with its connection.
             log::debug!("worker lane gone, job dropped");
         }
-    }
-
-    /// Number of lanes (threads).
-    pub fn lanes(&self) -> usize {
-        self.lanes.len()
     }
 }
 
@@ -68,7 +68,14 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         for i in 0..100 {
             let seen = seen.clone();
-            pool.submit(7, Box::new(move || seen.lock().unwrap().push((i, std::thread::current().name().map(String::from)))));
+            pool.submit(
+                7,
+                Box::new(move || {
+                    seen.lock()
+                        .unwrap()
+                        .push((i, std::thread::current().name().map(String::from)))
+                }),
+            );
         }
         drop(pool);
         let seen = seen.lock().unwrap();

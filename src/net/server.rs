@@ -60,7 +60,11 @@ pub struct Server {
 
 impl Server {
     /// Bind `addr` (port 0 picks one) and start the loops serving `svc`.
-    pub fn start<S: Service>(addr: SocketAddr, svc: Arc<S>, opts: ServerOptions) -> io::Result<Server> {
+    pub fn start<S: Service>(
+        addr: SocketAddr,
+        svc: Arc<S>,
+        opts: ServerOptions,
+    ) -> io::Result<Server> {
         let nthreads = opts.threads.max(1);
         let first = bind(addr)?;
         let local = first.local_addr()?;
@@ -77,7 +81,8 @@ impl Server {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (done_tx, done_rx) = unbounded();
             let mut listener = TcpListener::from_std(std_listener);
-            poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+            poll.registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)?;
             wakers.push(waker.clone());
             loops.push(Loop {
                 poll,
@@ -94,7 +99,10 @@ impl Server {
                 id: i,
             });
         }
-        let handle = StopHandle { stop, wakers: Arc::new(wakers) };
+        let handle = StopHandle {
+            stop,
+            wakers: Arc::new(wakers),
+        };
         let mut threads = Vec::new();
         for mut lp in loops {
             let name = format!("{}-loop{}", opts.name, lp.id);
@@ -104,7 +112,11 @@ impl Server {
                 }
             })?);
         }
-        Ok(Server { addr: local, handle, threads })
+        Ok(Server {
+            addr: local,
+            handle,
+            threads,
+        })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -139,8 +151,17 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 /// A worker's answer, routed back to the connection by token and generation.
 enum Done<St> {
-    Reply { token: usize, epoch: u64, reply: Reply },
-    Chunk { token: usize, epoch: u64, state: St, result: Result<(), u8> },
+    Reply {
+        token: usize,
+        epoch: u64,
+        reply: Reply,
+    },
+    Chunk {
+        token: usize,
+        epoch: u64,
+        state: St,
+        result: Result<(), u8>,
+    },
 }
 
 struct Slab<T> {
@@ -151,7 +172,11 @@ struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), epochs: Vec::new() }
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            epochs: Vec::new(),
+        }
     }
 }
 
@@ -178,7 +203,9 @@ impl<T> Slab<T> {
         Some(t)
     }
     fn indices(&self) -> Vec<usize> {
-        (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect()
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .collect()
     }
 }
 
@@ -219,7 +246,11 @@ impl<S: Service> Loop<S> {
                                 c.readable = true;
                             }
                         }
-                        if ev.is_writable() || ev.is_readable() || ev.is_error() {
+                        if ev.is_writable()
+                            || ev.is_readable()
+                            || ev.is_read_closed()
+                            || ev.is_error()
+                        {
                             self.drive(t);
                         }
                     }
@@ -265,9 +296,15 @@ impl<S: Service> Loop<S> {
             };
             let _ = sock.set_nodelay(true);
             self.total.fetch_add(1, Ordering::Relaxed);
-            let t = self.conns.insert_with(|epoch| Conn::new(sock, peer, epoch, session));
+            let t = self
+                .conns
+                .insert_with(|epoch| Conn::new(sock, peer, epoch, session));
             let c = self.conns.get_mut(t).expect("slot just filled");
-            if let Err(e) = self.poll.registry().register(&mut c.sock, Token(t), Interest::READABLE) {
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut c.sock, Token(t), Interest::READABLE)
+            {
                 log::warn!("register {peer}: {e}");
                 self.close(t, "register failed");
                 continue;
@@ -280,7 +317,9 @@ impl<S: Service> Loop<S> {
     fn drive(&mut self, t: usize) {
         let chunk = self.opts.chunk_size;
         loop {
-            let Some(c) = self.conns.get_mut(t) else { return };
+            let Some(c) = self.conns.get_mut(t) else {
+                return;
+            };
             if c.writing {
                 match c.flush() {
                     Ok(true) => {
@@ -289,7 +328,11 @@ impl<S: Service> Loop<S> {
                             return;
                         }
                         c.state = Rx::Header;
-                        let _ = self.poll.registry().reregister(&mut c.sock, Token(t), Interest::READABLE);
+                        let _ = self.poll.registry().reregister(
+                            &mut c.sock,
+                            Token(t),
+                            Interest::READABLE,
+                        );
                     }
                     Ok(false) => {
                         let _ = self.poll.registry().reregister(
@@ -325,7 +368,10 @@ impl<S: Service> Loop<S> {
     /// Advance the request state machine with the bytes in `rx`.
     fn step(&mut self, t: usize) -> Step {
         let c = self.conns.get_mut(t).expect("step on a live connection");
-        let mut session = c.session.take().expect("session lives as long as the connection");
+        let mut session = c
+            .session
+            .take()
+            .expect("session lives as long as the connection");
         let step = self.step_with(t, &mut session);
         if let Some(c) = self.conns.get_mut(t) {
             c.session = Some(session);
@@ -355,7 +401,8 @@ impl<S: Service> Loop<S> {
                     Plan::Reject(status) => {
                         log::warn!(
                             "{} from {}: refused with status {status}, closing",
-                            crate::proto::Cmd::from_u8(h.cmd).map_or("unknown command", |c| c.name()),
+                            crate::proto::Cmd::from_u8(h.cmd)
+                                .map_or("unknown command", |c| c.name()),
                             c.peer
                         );
                         c.state = Rx::Busy;
@@ -365,7 +412,10 @@ impl<S: Service> Loop<S> {
                         Step::Progress
                     }
                     Plan::Buffer => {
-                        c.state = Rx::Body { h, need: h.pkg_len as usize };
+                        c.state = Rx::Body {
+                            h,
+                            need: h.pkg_len as usize,
+                        };
                         Step::Progress
                     }
                     Plan::Stream { head } => {
@@ -386,12 +436,19 @@ impl<S: Service> Loop<S> {
                         c.queue(r);
                         Step::Progress
                     }
-                    Action::Close => Step::Close("closed by handler".into()),
                     Action::Work { pool, job } => {
                         let epoch = c.epoch;
                         let work = Box::new(move || {
                             let reply = job();
-                            send_done(&done_tx, &waker, Done::Reply { token: t, epoch, reply });
+                            send_done(
+                                &done_tx,
+                                &waker,
+                                Done::Reply {
+                                    token: t,
+                                    epoch,
+                                    reply,
+                                },
+                            );
                         });
                         run_on(svc.pool(pool), t, work);
                         Step::Idle
@@ -418,14 +475,25 @@ impl<S: Service> Loop<S> {
                     }
                     Begin::Stream { state, pool } => {
                         c.take_rx_front(need);
-                        c.state =
-                            Rx::Streaming { remaining: h.pkg_len - need as u64, state: Some(state), pool, failed: None };
+                        c.state = Rx::Streaming {
+                            remaining: h.pkg_len - need as u64,
+                            state: Some(state),
+                            pool,
+                            failed: None,
+                        };
                         Step::Progress
                     }
                 }
             }
-            Rx::Streaming { remaining, state, pool, failed } => {
-                let Some(st) = state.take() else { return Step::Idle }; // a chunk is in flight
+            Rx::Streaming {
+                remaining,
+                state,
+                pool,
+                failed,
+            } => {
+                let Some(st) = state.take() else {
+                    return Step::Idle;
+                }; // a chunk is in flight
                 let n = (*remaining).min(chunk as u64) as usize;
                 if c.rx.len() < n {
                     *state = Some(st);
@@ -457,10 +525,23 @@ impl<S: Service> Loop<S> {
                     t,
                     Box::new(move || {
                         let mut st = st;
-                        let result = if data.is_empty() { Ok(()) } else { svc2.stream_chunk(&mut st, &data) };
+                        let result = if data.is_empty() {
+                            Ok(())
+                        } else {
+                            svc2.stream_chunk(&mut st, &data)
+                        };
                         let done = match (result, last) {
-                            (Ok(()), true) => Done::Reply { token: t, epoch, reply: svc2.stream_end(st) },
-                            (result, _) => Done::Chunk { token: t, epoch, state: st, result },
+                            (Ok(()), true) => Done::Reply {
+                                token: t,
+                                epoch,
+                                reply: svc2.stream_end(st),
+                            },
+                            (result, _) => Done::Chunk {
+                                token: t,
+                                epoch,
+                                state: st,
+                                result,
+                            },
                         };
                         send_done(&done_tx, &waker, done);
                     }),
@@ -473,16 +554,34 @@ impl<S: Service> Loop<S> {
     fn completions(&mut self) {
         while let Ok(done) = self.done_rx.try_recv() {
             let t = match done {
-                Done::Reply { token, epoch, reply } => {
-                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else { continue };
+                Done::Reply {
+                    token,
+                    epoch,
+                    reply,
+                } => {
+                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else {
+                        continue;
+                    };
                     c.queue(reply);
                     token
                 }
-                Done::Chunk { token, epoch, state, result } => {
+                Done::Chunk {
+                    token,
+                    epoch,
+                    state,
+                    result,
+                } => {
                     // A stale chunk's state is dropped here, which undoes its work.
-                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else { continue };
+                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else {
+                        continue;
+                    };
                     match &mut c.state {
-                        Rx::Streaming { remaining, state: slot, failed, .. } => {
+                        Rx::Streaming {
+                            remaining,
+                            state: slot,
+                            failed,
+                            ..
+                        } => {
                             if let Err(status) = result {
                                 *failed = Some(status);
                                 if *remaining == 0 {
@@ -510,7 +609,9 @@ impl<S: Service> Loop<S> {
     fn sweep(&mut self) {
         let now = Instant::now();
         for t in self.conns.indices() {
-            let Some(c) = self.conns.get_mut(t) else { continue };
+            let Some(c) = self.conns.get_mut(t) else {
+                continue;
+            };
             // A connection whose request is with a worker is not idle.
             let busy = matches!(c.state, Rx::Busy) && !c.writing;
             if !busy && now.duration_since(c.last_active) > self.opts.idle_timeout {
@@ -520,7 +621,9 @@ impl<S: Service> Loop<S> {
     }
 
     fn close(&mut self, t: usize, why: &str) {
-        let Some(mut c) = self.conns.remove(t) else { return };
+        let Some(mut c) = self.conns.remove(t) else {
+            return;
+        };
         log::debug!("close {} (fd {}): {why}", c.peer, c.fd());
         let _ = self.poll.registry().deregister(&mut c.sock);
         if let Some(s) = c.session.take() {

@@ -15,26 +15,33 @@ use std::time::{Duration, Instant};
 pub const VERSION: &str = "6.16.1";
 
 /// Start the report thread for `tracker`.
-pub fn spawn(store: Arc<Store>, tracker: String, port: u16, quit: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("fdfs-beat-{tracker}")).spawn(move || {
-        let mut pause = Duration::from_millis(200);
-        let mut last_err = String::new();
-        while !quit.load(Ordering::SeqCst) {
-            match session(&store, &tracker, port, &quit) {
-                Ok(()) => return,
-                Err(e) => {
-                    let msg = e.to_string();
-                    // Say it once per distinct failure, not every retry.
-                    if msg != last_err {
-                        log::warn!("tracker {tracker}: {msg}; retrying");
-                        last_err = msg;
+pub fn spawn(
+    store: Arc<Store>,
+    tracker: String,
+    port: u16,
+    quit: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("fdfs-beat-{tracker}"))
+        .spawn(move || {
+            let mut pause = Duration::from_millis(200);
+            let mut last_err = String::new();
+            while !quit.load(Ordering::SeqCst) {
+                match session(&store, &tracker, port, &quit) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        // Say it once per distinct failure, not every retry.
+                        if msg != last_err {
+                            log::warn!("tracker {tracker}: {msg}; retrying");
+                            last_err = msg;
+                        }
                     }
                 }
+                sleep_unless(&quit, pause);
+                pause = (pause * 2).min(Duration::from_secs(10));
             }
-            sleep_unless(&quit, pause);
-            pause = (pause * 2).min(Duration::from_secs(10));
-        }
-    })
+        })
 }
 
 fn sleep_unless(quit: &AtomicBool, d: Duration) {
@@ -45,20 +52,35 @@ fn sleep_unless(quit: &AtomicBool, d: Duration) {
 }
 
 fn bad(addr: &str, e: proto::DecodeError) -> Error {
-    Error::Protocol { addr: addr.to_string(), msg: e.to_string() }
+    Error::Protocol {
+        addr: addr.to_string(),
+        msg: e.to_string(),
+    }
 }
 
 /// One connected session with a tracker; returns Ok only when asked to quit.
 fn session(store: &Store, tracker: &str, port: u16, quit: &AtomicBool) -> Result<(), Error> {
     let cfg = &store.cfg;
-    let t = Timeouts { connect: cfg.connect_timeout, network: cfg.network_timeout };
-    let bind: Option<IpAddr> = if cfg.client_bind { cfg.bind_addr.as_deref().and_then(|b| b.parse().ok()) } else { None };
+    let t = Timeouts {
+        connect: cfg.connect_timeout,
+        network: cfg.network_timeout,
+    };
+    let bind: Option<IpAddr> = if cfg.client_bind {
+        cfg.bind_addr.as_deref().and_then(|b| b.parse().ok())
+    } else {
+        None
+    };
     let mut c = Connection::connect(tracker, t, bind)?;
     if let Some(ip) = c.local_ip() {
         super::set_my_ip(store, ip);
     }
     let params = c.call(Cmd::StorageParameterReq, &[], 64 * 1024)?;
-    apply_params(store, &proto::ParameterReply::decode(&params).map_err(|e| bad(tracker, e))?.0);
+    apply_params(
+        store,
+        &proto::ParameterReply::decode(&params)
+            .map_err(|e| bad(tracker, e))?
+            .0,
+    );
 
     let flag = store.init_flag.lock().clone();
     let join = proto::Join {
@@ -73,12 +95,19 @@ fn session(store: &Store, tracker: &str, port: u16, quit: &AtomicBool) -> Result
         init_flag: !flag.sync_old_done,
         status: proto::storage_status::INIT as i8,
         storage_id: cfg.server_id.clone().unwrap_or_default(),
-        current_tracker_ip: tracker.rsplit_once(':').map_or(tracker, |(h, _)| h).to_string(),
+        current_tracker_ip: tracker
+            .rsplit_once(':')
+            .map_or(tracker, |(h, _)| h)
+            .to_string(),
         trackers: cfg.tracker_servers.clone(),
     };
     let r = c.call(Cmd::StorageJoin, &join.encode(), 64)?;
     let reply = proto::JoinReply::decode(&r).map_err(|e| bad(tracker, e))?;
-    log::info!("joined tracker {tracker} as {}:{port}, status {}", cfg.group_name, reply.status);
+    log::info!(
+        "joined tracker {tracker} as {}:{port}, status {}",
+        cfg.group_name,
+        reply.status
+    );
 
     if !flag.sync_old_done {
         // First start of this server: ask for a sync source (none in a new group).
@@ -91,7 +120,10 @@ fn session(store: &Store, tracker: &str, port: u16, quit: &AtomicBool) -> Result
         }
         f.sync_old_done = true;
         f.save(&store.data_dir.join(".data_init_flag"))
-            .map_err(|err| Error::Local { path: ".data_init_flag".into(), err })?;
+            .map_err(|err| Error::Local {
+                path: ".data_init_flag".into(),
+                err,
+            })?;
     } else {
         // Every (re)join tells the tracker which source we negotiated.
         let mut body = Vec::with_capacity(24);

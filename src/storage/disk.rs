@@ -3,7 +3,7 @@
 //! name), downloads (open + sendfile region), delete, metadata, file info.
 
 use super::Store;
-use crate::layout::{self, NameInfo, RemoteName, Source, StorePath};
+use crate::layout::{self, NameInfo, RemoteName, Source};
 use crate::net::{FileBody, Reply};
 use crate::proto::{self, MetaOp, status};
 use std::fs::{self, File, OpenOptions};
@@ -16,7 +16,10 @@ use std::sync::Arc;
 pub fn io_status(e: &io::Error) -> u8 {
     match e.kind() {
         io::ErrorKind::NotFound => status::ENOENT,
-        _ => e.raw_os_error().filter(|&n| (1..=255).contains(&n)).map_or(status::EIO, |n| n as u8),
+        _ => e
+            .raw_os_error()
+            .filter(|&n| (1..=255).contains(&n))
+            .map_or(status::EIO, |n| n as u8),
     }
 }
 
@@ -41,10 +44,19 @@ pub struct Upload {
 impl Upload {
     /// Create the temp file in the final directory (a name starting with '.'
     /// can never be a valid remote name, so it is never served).
-    pub fn begin(store: Arc<Store>, path: u8, size: u64, ext: String, appender: bool) -> io::Result<Upload> {
+    pub fn begin(
+        store: Arc<Store>,
+        path: u8,
+        size: u64,
+        ext: String,
+        appender: bool,
+    ) -> io::Result<Upload> {
         let (high, low) = store.next_dir();
         let sp = &store.paths[path as usize];
-        let dir = sp.data_dir().join(format!("{high:02X}")).join(format!("{low:02X}"));
+        let dir = sp
+            .data_dir()
+            .join(format!("{high:02X}"))
+            .join(format!("{low:02X}"));
         let tmp = dir.join(format!(".up-{:016x}", store.random64()));
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         Ok(Upload {
@@ -81,7 +93,10 @@ impl Upload {
     /// All content is in: name the file and make it visible.
     pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
         if self.written != self.size {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "upload ended early"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "upload ended early",
+            ));
         }
         if self.store.cfg.fsync_after_written_bytes > 0 || self.store.cfg.durable_uploads {
             self.file.sync_all()?;
@@ -93,10 +108,22 @@ impl Upload {
         // in the same second for the same size and content: retry with new bits.
         for _ in 0..10 {
             let r = self.store.random64() as u32;
-            let size_field =
-                if self.appender { layout::file_id::appender_size_field(r) } else { layout::file_id::normal_size_field(self.size, r) };
-            let info = NameInfo { source, timestamp, size_field, crc32 };
-            let name = format!("{}{}", info.encode(), layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32));
+            let size_field = if self.appender {
+                layout::file_id::appender_size_field(r)
+            } else {
+                layout::file_id::normal_size_field(self.size, r)
+            };
+            let info = NameInfo {
+                source,
+                timestamp,
+                size_field,
+                crc32,
+            };
+            let name = format!(
+                "{}{}",
+                info.encode(),
+                layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32)
+            );
             let remote = RemoteName::new(self.path, self.high, self.low, name);
             let dest = self.store.paths[self.path as usize].file_path(&remote);
             match nix::fcntl::renameat2(
@@ -109,7 +136,9 @@ impl Upload {
                 Ok(()) => {
                     self.done = true;
                     if self.store.cfg.durable_uploads {
-                        layout::store::fsync_dir(dest.parent().expect("file path has a directory"))?;
+                        layout::store::fsync_dir(
+                            dest.parent().expect("file path has a directory"),
+                        )?;
                     }
                     return Ok((self.store.cfg.group_name.clone(), remote));
                 }
@@ -117,7 +146,10 @@ impl Upload {
                 Err(e) => return Err(io::Error::from(e)),
             }
         }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "could not find a unique file name"))
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "could not find a unique file name",
+        ))
     }
 
     /// Bytes received so far.
@@ -137,21 +169,23 @@ impl Drop for Upload {
 }
 
 /// A file named by a request, checked against this storage.
-pub struct Target<'a> {
-    pub sp: &'a StorePath,
+pub struct Target {
     pub name: RemoteName,
     pub path: PathBuf,
 }
 
 /// Resolve group + remote name to a path inside one of our store paths.
-pub fn resolve<'a>(store: &'a Store, group: &str, remote: &str) -> Result<Target<'a>, u8> {
+pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, u8> {
     if group != store.cfg.group_name {
         return Err(status::EINVAL);
     }
     let name = RemoteName::parse(remote).map_err(|_| status::EINVAL)?;
-    let sp = store.paths.get(name.store_index as usize).ok_or(status::EINVAL)?;
+    let sp = store
+        .paths
+        .get(name.store_index as usize)
+        .ok_or(status::EINVAL)?;
     let path = sp.file_path(&name);
-    Ok(Target { sp, name, path })
+    Ok(Target { name, path })
 }
 
 /// DOWNLOAD_FILE: open and hand the region to the loop for sendfile.
@@ -168,7 +202,11 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
     // offset == size (a 0-byte file, say) answers an empty body: FastDFS up to
     // 6.15.3 did, and clients depend on it.
     let avail = size - offset;
-    let len = if length == 0 { avail } else { length.min(avail) };
+    let len = if length == 0 {
+        avail
+    } else {
+        length.min(avail)
+    };
     let mut r = Reply::ok(Vec::new());
     if len > 0 {
         r.file = Some(FileBody { file, offset, len });
@@ -241,7 +279,7 @@ pub fn get_metadata(path: &std::path::Path) -> Result<Vec<u8>, u8> {
 /// QUERY_FILE_INFO: size and time from stat; CRC32 from the name for normal
 /// files, computed from the content for appender and slave files (unless the
 /// request's flag bit 1 says not to).
-pub fn file_info(store: &Store, t: &Target<'_>, flags: u8, ip_size: usize) -> Result<Vec<u8>, u8> {
+pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result<Vec<u8>, u8> {
     let info = t.name.info().map_err(|_| status::EINVAL)?;
     let meta = fs::metadata(&t.path).map_err(|e| io_status(&e))?;
     if !meta.is_file() {
@@ -268,6 +306,11 @@ pub fn file_info(store: &Store, t: &Target<'_>, flags: u8, ip_size: usize) -> Re
         Source::Ip(ip) => ip.to_string(),
         Source::Id(id) => store.id_to_ip(id).unwrap_or_default(),
     };
-    let fi = proto::FileInfo { size: meta.len(), create_time: meta.mtime().max(0) as u64, crc32, source_ip };
+    let fi = proto::FileInfo {
+        size: meta.len(),
+        create_time: meta.mtime().max(0) as u64,
+        crc32,
+        source_ip,
+    };
     Ok(fi.encode(ip_size))
 }

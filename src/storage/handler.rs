@@ -29,7 +29,9 @@ impl StorageService {
     fn body_limit(&self, cmd: Cmd) -> Option<u64> {
         match cmd {
             Cmd::ActiveTest => Some(0),
-            Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => Some(SMALL_REQUEST),
+            Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => {
+                Some(SMALL_REQUEST)
+            }
             // Metadata must fit in the connection buffer, as upstream.
             Cmd::SetMetadata => Some(self.store.cfg.buff_size as u64),
             _ => None,
@@ -40,7 +42,10 @@ impl StorageService {
     fn on_path(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
         let pool = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
         let store = self.store.clone();
-        Action::Work { pool: pool.min(store.paths.len() - 1), job: Box::new(move || job(&store)) }
+        Action::Work {
+            pool: pool.min(store.paths.len() - 1),
+            job: Box::new(move || job(&store)),
+        }
     }
 
     fn handle(&self, s: &Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
@@ -53,7 +58,8 @@ impl StorageService {
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
                 self.on_path(&d.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &d.group, &d.remote).and_then(|t| disk::download(&t.path, d.offset, d.length));
+                    let r = disk::resolve(store, &d.group, &d.remote)
+                        .and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count(store, |c| {
                         c.total_download_count += 1;
                         if let Ok(r) = &r {
@@ -69,7 +75,8 @@ impl StorageService {
             Cmd::DeleteFile => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 self.on_path(&f.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &f.group, &f.remote).and_then(|t| disk::delete(&t.path));
+                    let r = disk::resolve(store, &f.group, &f.remote)
+                        .and_then(|t| disk::delete(&t.path));
                     count(store, |c| {
                         c.total_delete_count += 1;
                         c.success_delete_count += r.is_ok() as u64;
@@ -80,7 +87,8 @@ impl StorageService {
             Cmd::SetMetadata => {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
                 self.on_path(&m.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &m.group, &m.remote).and_then(|t| disk::set_metadata(&t.path, m.op, &m.meta));
+                    let r = disk::resolve(store, &m.group, &m.remote)
+                        .and_then(|t| disk::set_metadata(&t.path, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
                         c.success_set_meta_count += r.is_ok() as u64;
@@ -91,7 +99,8 @@ impl StorageService {
             Cmd::GetMetadata => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 self.on_path(&f.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &f.group, &f.remote).and_then(|t| disk::get_metadata(&t.path));
+                    let r = disk::resolve(store, &f.group, &f.remote)
+                        .and_then(|t| disk::get_metadata(&t.path));
                     count(store, |c| {
                         c.total_get_meta_count += 1;
                         c.success_get_meta_count += r.is_ok() as u64;
@@ -104,11 +113,18 @@ impl StorageService {
                 let flags = h.status;
                 self.on_path(&f.remote.clone(), move |store| {
                     let ip_size = store.ip_size();
-                    reply_of(disk::resolve(store, &f.group, &f.remote).and_then(|t| disk::file_info(store, &t, flags, ip_size)))
+                    reply_of(
+                        disk::resolve(store, &f.group, &f.remote)
+                            .and_then(|t| disk::file_info(store, &t, flags, ip_size)),
+                    )
                 })
             }
             _ => {
-                log::warn!("{} from {}: not supported by this storage", cmd.name(), s.peer);
+                log::warn!(
+                    "{} from {}: not supported by this storage",
+                    cmd.name(),
+                    s.peer
+                );
                 return Err(status::EINVAL);
             }
         })
@@ -148,17 +164,28 @@ impl Service for StorageService {
                 if h.pkg_len < proto::UPLOAD_HEAD_LEN as u64 {
                     Plan::Reject(status::EINVAL)
                 } else {
-                    Plan::Stream { head: proto::UPLOAD_HEAD_LEN }
+                    Plan::Stream {
+                        head: proto::UPLOAD_HEAD_LEN,
+                    }
                 }
             }
             _ => match self.body_limit(cmd) {
                 Some(limit) if h.pkg_len <= limit => Plan::Buffer,
                 Some(limit) => {
-                    log::warn!("{} from {}: body of {} bytes exceeds {limit}, closing", cmd.name(), s.peer, h.pkg_len);
+                    log::warn!(
+                        "{} from {}: body of {} bytes exceeds {limit}, closing",
+                        cmd.name(),
+                        s.peer,
+                        h.pkg_len
+                    );
                     Plan::Reject(status::EINVAL)
                 }
                 None => {
-                    log::warn!("{} from {}: not supported by this storage, closing", cmd.name(), s.peer);
+                    log::warn!(
+                        "{} from {}: not supported by this storage, closing",
+                        cmd.name(),
+                        s.peer
+                    );
                     Plan::Reject(status::EINVAL)
                 }
             },
@@ -186,15 +213,26 @@ impl Service for StorageService {
         let path = match store.choose_path(u.store_path_index, u.file_size) {
             Ok(p) => p,
             Err(code) => {
-                log::warn!("upload of {} bytes from {}: {}", u.file_size, s.peer, status::describe(code));
+                log::warn!(
+                    "upload of {} bytes from {}: {}",
+                    u.file_size,
+                    s.peer,
+                    status::describe(code)
+                );
                 count(store, |c| c.total_upload_count += 1);
                 return Begin::Reject(code);
             }
         };
         match Upload::begin(store.clone(), path, u.file_size, u.ext, appender) {
-            Ok(up) => Begin::Stream { state: up, pool: path as usize },
+            Ok(up) => Begin::Stream {
+                state: up,
+                pool: path as usize,
+            },
             Err(e) => {
-                log::error!("upload from {}: creating temp file in store path {path}: {e}", s.peer);
+                log::error!(
+                    "upload from {}: creating temp file in store path {path}: {e}",
+                    s.peer
+                );
                 count(store, |c| c.total_upload_count += 1);
                 Begin::Reject(io_status(&e))
             }
@@ -221,7 +259,13 @@ impl Service for StorageService {
             }
         });
         match r {
-            Ok((group, remote)) => Reply::ok(proto::UploadReply { group, remote: remote.as_string() }.encode()),
+            Ok((group, remote)) => Reply::ok(
+                proto::UploadReply {
+                    group,
+                    remote: remote.as_string(),
+                }
+                .encode(),
+            ),
             Err(e) => {
                 log::error!("upload finish: {e}");
                 Reply::error(io_status(&e))

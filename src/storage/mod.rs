@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Cluster parameters the tracker hands out (PARAMETER_REQ).
@@ -110,7 +112,14 @@ impl Store {
     pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, u8> {
         use crate::proto::status::{EINVAL, ENOSPC};
         let n = self.paths.len();
-        let writable = |i: usize| !self.cfg.store_path_readonly.get(i).copied().unwrap_or(false);
+        let writable = |i: usize| {
+            !self
+                .cfg
+                .store_path_readonly
+                .get(i)
+                .copied()
+                .unwrap_or(false)
+        };
         let space = self.space.read();
         let params = self.params.read();
         let fits = |i: usize| -> bool {
@@ -127,11 +136,18 @@ impl Store {
         } else if asked != 0xFF && idx >= n {
             return Err(EINVAL);
         } else if params.store_path_mode == 2 {
-            (0..n).filter(|&i| writable(i)).max_by_key(|&i| space.get(i).map_or(0, |s| s.1)).unwrap_or(0)
+            (0..n)
+                .filter(|&i| writable(i))
+                .max_by_key(|&i| space.get(i).map_or(0, |s| s.1))
+                .unwrap_or(0)
         } else {
             self.path_rr.fetch_add(1, Ordering::Relaxed) % n
         };
-        (0..n).map(|k| (first + k) % n).find(|&i| writable(i) && fits(i)).map(|i| i as u8).ok_or(ENOSPC)
+        (0..n)
+            .map(|k| (first + k) % n)
+            .find(|&i| writable(i) && fits(i))
+            .map(|i| i as u8)
+            .ok_or(ENOSPC)
     }
 
     /// Re-read every store path's space from the file system.
@@ -152,8 +168,13 @@ impl Store {
 
     /// Write data/storage_stat.dat (counters and the directory cursor).
     pub fn save_stats(&self) -> io::Result<()> {
-        let mut items: Vec<(String, String)> =
-            self.stats.lock().fields().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut items: Vec<(String, String)> = self
+            .stats
+            .lock()
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let d = *self.dist.lock();
         items.push(("dist_path_index_high".into(), d.high.to_string()));
         items.push(("dist_path_index_low".into(), d.low.to_string()));
@@ -175,7 +196,9 @@ impl Store {
         let mut d = self.dist.lock();
         let n = self.cfg.subdir_count_per_path.max(1);
         for (k, v) in items {
-            let Ok(v) = v.trim().parse::<u64>() else { continue };
+            let Ok(v) = v.trim().parse::<u64>() else {
+                continue;
+            };
             match k.as_str() {
                 "dist_path_index_high" => d.high = (v as u32) % n,
                 "dist_path_index_low" => d.low = (v as u32) % n,
@@ -200,7 +223,10 @@ pub struct RunningStorage {
 impl RunningStorage {
     /// Address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.server.as_ref().expect("server lives until join").local_addr()
+        self.server
+            .as_ref()
+            .expect("server lives until join")
+            .local_addr()
     }
 
     /// A function that stops the server from another thread.
@@ -250,25 +276,41 @@ fn my_ipv4(cfg: &StorageConfig) -> Ipv4Addr {
 pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     let data_dir = cfg.base_path.join("data");
     std::fs::create_dir_all(&data_dir)?;
-    let paths: Vec<StorePath> = cfg.store_paths.iter().enumerate().map(|(i, p)| StorePath::new(i as u8, p.clone())).collect();
+    let paths: Vec<StorePath> = cfg
+        .store_paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| StorePath::new(i as u8, p.clone()))
+        .collect();
     for p in &paths {
         let t = std::time::Instant::now();
         if p.init(cfg.subdir_count_per_path)? {
-            log::info!("store path {} initialised in {:.1}s", p.root.display(), t.elapsed().as_secs_f64());
+            log::info!(
+                "store path {} initialised in {:.1}s",
+                p.root.display(),
+                t.elapsed().as_secs_f64()
+            );
         }
     }
     let flag_path = data_dir.join(".data_init_flag");
     let flag = match DataInitFlag::load(&flag_path)? {
         Some(f) => f,
         None => {
-            let f = DataInitFlag { storage_join_time: now(), ..DataInitFlag::default() };
+            let f = DataInitFlag {
+                storage_join_time: now(),
+                ..DataInitFlag::default()
+            };
             f.save(&flag_path)?;
             f
         }
     };
     let mut pools = Vec::new();
     for (i, _) in paths.iter().enumerate() {
-        let threads = if cfg.disk_rw_separated { cfg.disk_reader_threads + cfg.disk_writer_threads } else { cfg.disk_writer_threads };
+        let threads = if cfg.disk_rw_separated {
+            cfg.disk_reader_threads + cfg.disk_writer_threads
+        } else {
+            cfg.disk_writer_threads
+        };
         pools.push(Pool::new(&format!("fdfs-dio-p{i:02}"), threads.max(1))?);
     }
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
@@ -279,7 +321,11 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         stats: Mutex::new(StatCounters::default()),
         dist: Mutex::new(Dist::default()),
         path_rr: AtomicUsize::new(0),
-        params: RwLock::new(Params { store_path_mode: 0, reserved: Reserved::Ratio(0.0), ip_size: 16 }),
+        params: RwLock::new(Params {
+            store_path_mode: 0,
+            reserved: Reserved::Ratio(0.0),
+            ip_size: 16,
+        }),
         space: RwLock::new(Vec::new()),
         rng: AtomicU64::new(seed),
         started: now(),
@@ -298,7 +344,9 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: cfg.buff_size.max(4096),
     };
-    let svc = Arc::new(handler::StorageService { store: store.clone() });
+    let svc = Arc::new(handler::StorageService {
+        store: store.clone(),
+    });
     let server = Server::start(addr, svc, opts)?;
     let port = server.local_addr().port();
     let quit = Arc::new(AtomicBool::new(false));
@@ -307,14 +355,32 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         threads.push(beat::spawn(store.clone(), t.clone(), port, quit.clone())?);
     }
     let (st, q) = (store.clone(), quit.clone());
-    threads.push(std::thread::Builder::new().name("fdfs-stat".into()).spawn(move || stat_saver(&st, &q))?);
-    log::info!("storage of {} serving {} store path(s) on {}", store.cfg.group_name, store.paths.len(), server.local_addr());
-    Ok(RunningStorage { stop: server.stop_handle(), server: Some(server), quit, threads, store })
+    threads.push(
+        std::thread::Builder::new()
+            .name("fdfs-stat".into())
+            .spawn(move || stat_saver(&st, &q))?,
+    );
+    log::info!(
+        "storage of {} serving {} store path(s) on {}",
+        store.cfg.group_name,
+        store.paths.len(),
+        server.local_addr()
+    );
+    Ok(RunningStorage {
+        stop: server.stop_handle(),
+        server: Some(server),
+        quit,
+        threads,
+        store,
+    })
 }
 
 /// Save storage_stat.dat every `sync_stat_file_interval`.
 fn stat_saver(store: &Store, quit: &AtomicBool) {
-    let every = store.cfg.sync_stat_file_interval.max(Duration::from_secs(1));
+    let every = store
+        .cfg
+        .sync_stat_file_interval
+        .max(Duration::from_secs(1));
     let mut next = std::time::Instant::now() + every;
     while !quit.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));

@@ -12,7 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The tracker role: config plus the cluster state.
@@ -57,7 +59,11 @@ impl Tracker {
             IpAddrSize::V4 => 16,
             IpAddrSize::V6 => 46,
             IpAddrSize::Auto => {
-                let v6 = st.groups.values().flat_map(|g| &g.storages).any(|s| s.ip.contains(':'));
+                let v6 = st
+                    .groups
+                    .values()
+                    .flat_map(|g| &g.storages)
+                    .any(|s| s.ip.contains(':'));
                 if v6 { 46 } else { 16 }
             }
         }
@@ -67,9 +73,10 @@ impl Tracker {
         use Cmd::*;
         match cmd {
             ActiveTest => Ok(Vec::new()),
-            QueryStoreWithoutGroupOne | QueryStoreWithGroupOne | QueryStoreWithoutGroupAll | QueryStoreWithGroupAll => {
-                self.query_store(cmd, body)
-            }
+            QueryStoreWithoutGroupOne
+            | QueryStoreWithGroupOne
+            | QueryStoreWithoutGroupAll
+            | QueryStoreWithGroupAll => self.query_store(cmd, body),
             QueryFetchOne | QueryUpdate | QueryFetchAll => self.query_fetch(cmd, body),
             ListOneGroup | ListAllGroups => self.list_groups(cmd, body),
             ListStorage => self.list_storage(body),
@@ -88,24 +95,42 @@ impl Tracker {
             FetchStorageIds => {
                 let req = proto::FetchStorageIds::decode(body).map_err(invalid)?;
                 if !self.cfg.use_storage_id && req.allow_empty {
-                    Ok(proto::StorageIdsReply { total: 0, lines: Vec::new() }.encode())
+                    Ok(proto::StorageIdsReply {
+                        total: 0,
+                        lines: Vec::new(),
+                    }
+                    .encode())
                 } else {
                     Err(status::EOPNOTSUPP)
                 }
             }
             StorageParameterReq => Ok(self.parameters()),
             StorageJoin => self.join(s, body),
-            StorageBeat | StorageReportDiskUsage | StorageSyncReport | StorageSyncDestReq | StorageSyncNotify => {
-                self.joined_cmd(s, cmd, body)
-            }
+            StorageBeat
+            | StorageReportDiskUsage
+            | StorageSyncReport
+            | StorageSyncDestReq
+            | StorageSyncNotify => self.joined_cmd(s, cmd, body),
             StorageSyncDestQuery => {
                 let j = s.joined.as_ref().ok_or(status::EACCES)?;
                 let st = self.state.lock();
-                let me = st.groups.get(&j.group).and_then(|g| g.get(&j.id)).ok_or(status::ENOENT)?;
-                Ok(if me.sync_src.is_empty() { Vec::new() } else { sync_body(&me.sync_src, me.sync_until) })
+                let me = st
+                    .groups
+                    .get(&j.group)
+                    .and_then(|g| g.get(&j.id))
+                    .ok_or(status::ENOENT)?;
+                Ok(if me.sync_src.is_empty() {
+                    Vec::new()
+                } else {
+                    sync_body(&me.sync_src, me.sync_until)
+                })
             }
             _ => {
-                log::warn!("{} from {}: not supported by this tracker", cmd.name(), s.peer);
+                log::warn!(
+                    "{} from {}: not supported by this tracker",
+                    cmd.name(),
+                    s.peer
+                );
                 Err(status::EINVAL)
             }
         }
@@ -113,7 +138,9 @@ impl Tracker {
 
     fn query_store(&self, cmd: Cmd, body: &[u8]) -> Res {
         let group = match cmd {
-            Cmd::QueryStoreWithGroupOne | Cmd::QueryStoreWithGroupAll => Some(proto::decode_group(body).map_err(invalid)?),
+            Cmd::QueryStoreWithGroupOne | Cmd::QueryStoreWithGroupAll => {
+                Some(proto::decode_group(body).map_err(invalid)?)
+            }
             _ if body.is_empty() => None,
             _ => return Err(status::EINVAL),
         };
@@ -121,13 +148,29 @@ impl Tracker {
         let (name, order, path) = st.pick_store(group.as_deref(), &self.cfg)?;
         let ip_size = self.ip_size(&st);
         let g = &st.groups[&name];
-        if matches!(cmd, Cmd::QueryStoreWithoutGroupOne | Cmd::QueryStoreWithGroupOne) {
+        if matches!(
+            cmd,
+            Cmd::QueryStoreWithoutGroupOne | Cmd::QueryStoreWithGroupOne
+        ) {
             let s = &g.storages[order[0]];
-            let t = proto::StoreTarget { group: name.clone(), ip: s.ip.clone(), port: s.port, store_path_index: path };
+            let t = proto::StoreTarget {
+                group: name.clone(),
+                ip: s.ip.clone(),
+                port: s.port,
+                store_path_index: path,
+            };
             Ok(t.encode(ip_size))
         } else {
-            let servers = order.iter().map(|&i| (g.storages[i].ip.clone(), g.storages[i].port)).collect();
-            Ok(proto::StoreTargets { group: name.clone(), servers, store_path_index: path }.encode(ip_size))
+            let servers = order
+                .iter()
+                .map(|&i| (g.storages[i].ip.clone(), g.storages[i].port))
+                .collect();
+            Ok(proto::StoreTargets {
+                group: name.clone(),
+                servers,
+                store_path_index: path,
+            }
+            .encode(ip_size))
         }
     }
 
@@ -152,11 +195,23 @@ impl Tracker {
         let found = st.pick_fetch(&q.group, &facts, kind, now(), &self.cfg)?;
         let ip_size = self.ip_size(&st);
         Ok(if kind == FetchKind::All {
-            let all = proto::FetchAll { group: q.group, servers: found };
-            if self.cfg.fetch_all_layout_v616 { all.encode_v616(ip_size) } else { all.encode_legacy(ip_size) }
+            let all = proto::FetchAll {
+                group: q.group,
+                servers: found,
+            };
+            if self.cfg.fetch_all_layout_v616 {
+                all.encode_v616(ip_size)
+            } else {
+                all.encode_legacy(ip_size)
+            }
         } else {
             let (ip, port) = found.into_iter().next().ok_or(status::ENOENT)?;
-            proto::FetchTarget { group: q.group, ip, port }.encode(ip_size)
+            proto::FetchTarget {
+                group: q.group,
+                ip,
+                port,
+            }
+            .encode(ip_size)
         })
     }
 
@@ -171,7 +226,11 @@ impl Tracker {
         let st = self.state.lock();
         let mut out = Vec::new();
         let mut found = false;
-        for g in st.groups.values().filter(|g| only.as_ref().is_none_or(|n| *n == g.name)) {
+        for g in st
+            .groups
+            .values()
+            .filter(|g| only.as_ref().is_none_or(|n| *n == g.name))
+        {
             found = true;
             super::stats::group_stat(g, &self.cfg).encode(self.cfg.legacy_stat_layout, &mut out);
         }
@@ -193,7 +252,11 @@ impl Tracker {
         };
         let mut out = Vec::new();
         let mut found = false;
-        for s in g.storages.iter().filter(|s| q.id.as_ref().is_none_or(|id| *id == s.id || *id == s.ip)) {
+        for s in g
+            .storages
+            .iter()
+            .filter(|s| q.id.as_ref().is_none_or(|id| *id == s.id || *id == s.ip))
+        {
             found = true;
             super::stats::storage_stat(s, g, &self.cfg).encode(layout, &mut out);
         }
@@ -206,7 +269,11 @@ impl Tracker {
     fn join(&self, s: &mut Session, body: &[u8]) -> Res {
         let j = proto::Join::decode(body).map_err(invalid)?;
         let ip = s.peer.ip().to_string();
-        let id = if self.cfg.use_storage_id && !j.storage_id.is_empty() { j.storage_id.clone() } else { ip.clone() };
+        let id = if self.cfg.use_storage_id && !j.storage_id.is_empty() {
+            j.storage_id.clone()
+        } else {
+            ip.clone()
+        };
         let info = JoinInfo {
             group: j.group.clone(),
             id: id.clone(),
@@ -228,9 +295,24 @@ impl Tracker {
         })?;
         let serial = st.serial(&j.group, &id);
         drop(st);
-        log::info!("storage {}/{id} joined from {} (port {}, status {})", j.group, s.peer, j.storage_port, my_status);
-        s.joined = Some(Joined { group: j.group, id, serial, sent_version: 0 });
-        Ok(proto::JoinReply { status: my_status, src_id }.encode())
+        log::info!(
+            "storage {}/{id} joined from {} (port {}, status {})",
+            j.group,
+            s.peer,
+            j.storage_port,
+            my_status
+        );
+        s.joined = Some(Joined {
+            group: j.group,
+            id,
+            serial,
+            sent_version: 0,
+        });
+        Ok(proto::JoinReply {
+            status: my_status,
+            src_id,
+        }
+        .encode())
     }
 
     /// Commands that need a JOIN on this connection first (EACCES otherwise).
@@ -250,7 +332,11 @@ impl Tracker {
                 }
             }
             Cmd::StorageReportDiskUsage => {
-                let n = st.groups.get(&j.group).and_then(|g| g.get(&j.id)).map_or(0, |s| s.paths.len());
+                let n = st
+                    .groups
+                    .get(&j.group)
+                    .and_then(|g| g.get(&j.id))
+                    .map_or(0, |s| s.paths.len());
                 let paths = proto::decode_disk_usage(body, n).map_err(invalid)?;
                 st.disk_usage(&j.group, &j.id, paths, now, self.cfg.store_path == 2);
             }
@@ -285,7 +371,12 @@ impl Tracker {
             reply.servers = Some(
                 g.storages
                     .iter()
-                    .map(|s| proto::Brief { status: s.status, port: s.port as u32, id: s.id.clone(), ip: s.ip.clone() })
+                    .map(|s| proto::Brief {
+                        status: s.status,
+                        port: s.port as u32,
+                        id: s.id.clone(),
+                        ip: s.ip.clone(),
+                    })
                     .collect(),
             );
         }
@@ -304,11 +395,25 @@ impl Tracker {
         let ip_size = self.ip_size(&self.state.lock());
         let pairs: Vec<(String, String)> = vec![
             ("use_storage_id".into(), b(c.use_storage_id)),
-            ("id_type_in_filename".into(), if c.id_type_in_filename_is_id { "id" } else { "ip" }.into()),
-            ("trust_storage_server_id".into(), b(c.trust_storage_server_id)),
+            (
+                "id_type_in_filename".into(),
+                if c.id_type_in_filename_is_id {
+                    "id"
+                } else {
+                    "ip"
+                }
+                .into(),
+            ),
+            (
+                "trust_storage_server_id".into(),
+                b(c.trust_storage_server_id),
+            ),
             ("response_ip_addr_size".into(), ip_size.to_string()),
             ("storage_ip_changed_auto_adjust".into(), "1".into()),
-            ("storage_sync_file_max_delay".into(), c.storage_sync_file_max_delay.as_secs().to_string()),
+            (
+                "storage_sync_file_max_delay".into(),
+                c.storage_sync_file_max_delay.as_secs().to_string(),
+            ),
             ("store_path".into(), c.store_path.to_string()),
             ("reserved_storage_space".into(), reserved),
             ("use_trunk_file".into(), b(c.use_trunk_file)),
@@ -319,7 +424,10 @@ impl Tracker {
             ("trunk_create_file_advance".into(), "0".into()),
             ("trunk_create_file_time_base".into(), "02:00".into()),
             ("trunk_create_file_interval".into(), "86400".into()),
-            ("trunk_create_file_space_threshold".into(), (20u64 << 30).to_string()),
+            (
+                "trunk_create_file_space_threshold".into(),
+                (20u64 << 30).to_string(),
+            ),
             ("trunk_init_check_occupying".into(), "0".into()),
             ("trunk_init_reload_from_binlog".into(), "0".into()),
             ("trunk_free_space_merge".into(), "1".into()),
@@ -328,7 +436,10 @@ impl Tracker {
             ("trunk_compress_binlog_interval".into(), "86400".into()),
             ("trunk_compress_binlog_time_base".into(), "03:00".into()),
             ("trunk_binlog_max_backups".into(), "7".into()),
-            ("store_slave_file_use_link".into(), b(c.store_slave_file_use_link)),
+            (
+                "store_slave_file_use_link".into(),
+                b(c.store_slave_file_use_link),
+            ),
         ];
         proto::ParameterReply(pairs).encode()
     }
@@ -357,7 +468,12 @@ impl Service for Tracker {
         match Cmd::from_u8(h.cmd) {
             Some(Cmd::Quit) => Plan::Quit,
             _ if h.pkg_len > self.cfg.max_buff_size => {
-                log::warn!("request from {} announces {} bytes (max_buff_size {}), closing", s.peer, h.pkg_len, self.cfg.max_buff_size);
+                log::warn!(
+                    "request from {} announces {} bytes (max_buff_size {}), closing",
+                    s.peer,
+                    h.pkg_len,
+                    self.cfg.max_buff_size
+                );
                 Plan::Reject(status::EINVAL)
             }
             _ => Plan::Buffer,

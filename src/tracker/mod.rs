@@ -28,7 +28,10 @@ pub struct RunningTracker {
 impl RunningTracker {
     /// Address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.server.as_ref().expect("server lives until join").local_addr()
+        self.server
+            .as_ref()
+            .expect("server lives until join")
+            .local_addr()
     }
 
     /// Handle to stop it from a signal thread.
@@ -56,20 +59,27 @@ impl RunningTracker {
 /// Resolve a `bind_addr` + port pair ("" = all addresses).
 pub fn listen_addr(bind: Option<&str>, port: u16) -> io::Result<SocketAddr> {
     let host = bind.filter(|b| !b.is_empty()).unwrap_or("0.0.0.0");
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve bind_addr {host}")))
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve bind_addr {host}"),
+        )
+    })
 }
 
 /// Start a tracker with `cfg`: load saved state, bind, serve.
 pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
     let data = cfg.base_path.join("data");
     std::fs::create_dir_all(&data)?;
-    let state = persist::load(&data).map_err(|e| io::Error::new(e.kind(), format!("loading {}: {e}", data.display())))?;
+    let state = persist::load(&data)
+        .map_err(|e| io::Error::new(e.kind(), format!("loading {}: {e}", data.display())))?;
     let loaded: usize = state.groups.values().map(|g| g.storages.len()).sum();
     if loaded > 0 {
-        log::info!("loaded {} groups, {loaded} storage servers from {}", state.groups.len(), data.display());
+        log::info!(
+            "loaded {} groups, {loaded} storage servers from {}",
+            state.groups.len(),
+            data.display()
+        );
     }
     let addr = listen_addr(cfg.bind_addr.as_deref(), cfg.port)?;
     let opts = ServerOptions {
@@ -79,7 +89,11 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: 64 * 1024,
     };
-    let tracker = Arc::new(Tracker { cfg, state: Mutex::new(state), started: now() });
+    let tracker = Arc::new(Tracker {
+        cfg,
+        state: Mutex::new(state),
+        started: now(),
+    });
     let server = Server::start(addr, tracker.clone(), opts)?;
     let stop = server.stop_handle();
     let quit = Arc::new(AtomicBool::new(false));
@@ -87,7 +101,12 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
     let housekeeper = std::thread::Builder::new()
         .name("fdfs-tracker-house".into())
         .spawn(move || housekeeping(&tracker, &data, &q))?;
-    Ok(RunningTracker { server: Some(server), stop, housekeeper: Some(housekeeper), quit })
+    Ok(RunningTracker {
+        server: Some(server),
+        stop,
+        housekeeper: Some(housekeeper),
+        quit,
+    })
 }
 
 /// Once a second: mark silent storages OFFLINE and save changed state; on exit

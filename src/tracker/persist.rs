@@ -27,7 +27,11 @@ pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
         .collect();
     let mut servers = Vec::new();
     for g in state.groups.values() {
-        for s in g.storages.iter().filter(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED)) {
+        for s in g
+            .storages
+            .iter()
+            .filter(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED))
+        {
             servers.push(StorageRecord {
                 id: with_ids.then(|| s.id.clone()),
                 group_name: g.name.clone(),
@@ -44,7 +48,12 @@ pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
                 store_path_count: s.store_path_count,
                 subdir_count_per_path: s.subdir_count_per_path,
                 upload_priority: s.upload_priority,
-                counters: s.stat.fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                counters: s
+                    .stat
+                    .fields()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
             });
         }
     }
@@ -71,14 +80,22 @@ pub fn load(data_dir: &Path) -> io::Result<State> {
     }
     for r in tracker_dat::load_storages(&data_dir.join(SERVERS))? {
         let Some(g) = state.groups.get_mut(&r.group_name) else {
-            log::warn!("{SERVERS}: server {} names unknown group {}, skipped", r.ip_addr, r.group_name);
+            log::warn!(
+                "{SERVERS}: server {} names unknown group {}, skipped",
+                r.ip_addr,
+                r.group_name
+            );
             continue;
         };
         let mut s = Storage {
             id: r.id.clone().unwrap_or_else(|| r.ip_addr.clone()),
             ip: r.ip_addr,
             port: r.storage_port,
-            status: if matches!(r.status, st::ONLINE | st::ACTIVE) { st::OFFLINE } else { r.status },
+            status: if matches!(r.status, st::ONLINE | st::ACTIVE) {
+                st::OFFLINE
+            } else {
+                r.status
+            },
             rw_mode: RW_READ | RW_WRITE,
             version: r.version,
             join_time: r.join_time,

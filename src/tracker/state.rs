@@ -82,7 +82,10 @@ impl Group {
     /// The writable server with the least free space: it bounds what the group
     /// can still take (tracker_find_min_free_space).
     pub fn min_free(&self) -> Option<&Storage> {
-        self.storages.iter().filter(|s| s.writable()).min_by_key(|s| s.free_mb)
+        self.storages
+            .iter()
+            .filter(|s| s.writable())
+            .min_by_key(|s| s.free_mb)
     }
     /// (total_mb, free_mb) that the group reports.
     pub fn space(&self) -> (u64, u64) {
@@ -187,7 +190,11 @@ impl State {
             subdir_count_per_path: j.subdir_count_per_path,
             ..Group::default()
         });
-        let others = group.storages.iter().filter(|s| s.id != j.id && s.status != st::DELETED).count();
+        let others = group
+            .storages
+            .iter()
+            .filter(|s| s.id != j.id && s.status != st::DELETED)
+            .count();
         if others > 0 && group.subdir_count_per_path != j.subdir_count_per_path {
             return Err(Refusal::Invalid);
         }
@@ -219,7 +226,11 @@ impl State {
             Some(s) => s,
         };
         if known.is_none() {
-            group.storages.push(Storage { id: j.id.clone(), rw_mode: RW_READ | RW_WRITE, ..Storage::default() });
+            group.storages.push(Storage {
+                id: j.id.clone(),
+                rw_mode: RW_READ | RW_WRITE,
+                ..Storage::default()
+            });
             group.storages.sort_by(|a, b| a.id.cmp(&b.id));
         }
         let s = group.get_mut(&j.id).expect("inserted above");
@@ -244,12 +255,17 @@ impl State {
 
     /// The connection serial of a server (see [`Storage::conn_serial`]).
     pub fn serial(&self, group: &str, id: &str) -> u64 {
-        self.groups.get(group).and_then(|g| g.get(id)).map_or(0, |s| s.conn_serial)
+        self.groups
+            .get(group)
+            .and_then(|g| g.get(id))
+            .map_or(0, |s| s.conn_serial)
     }
 
     /// A joined server's connection closed: ONLINE/ACTIVE become OFFLINE.
     pub fn disconnected(&mut self, group: &str, id: &str, serial: u64) {
-        let Some(g) = self.groups.get_mut(group) else { return };
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
         let Some(s) = g.get_mut(id) else { return };
         if s.conn_serial == serial && matches!(s.status, st::ONLINE | st::ACTIVE) {
             s.status = st::OFFLINE;
@@ -273,13 +289,23 @@ impl State {
 
     /// REPORT_DISK_USAGE: record per-path space, recompute the group's best path
     /// and the group with most free space.
-    pub fn disk_usage(&mut self, group: &str, id: &str, paths: Vec<(u64, u64)>, now: u64, most_free_path: bool) {
+    pub fn disk_usage(
+        &mut self,
+        group: &str,
+        id: &str,
+        paths: Vec<(u64, u64)>,
+        now: u64,
+        most_free_path: bool,
+    ) {
         if let Some(s) = self.alive(group, id, now) {
             s.total_mb = paths.iter().map(|p| p.0).sum();
             s.free_mb = paths.iter().map(|p| p.1).sum();
             if most_free_path {
-                s.current_write_path =
-                    paths.iter().enumerate().max_by_key(|(_, p)| p.1).map_or(0, |(i, _)| i);
+                s.current_write_path = paths
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, p)| p.1)
+                    .map_or(0, |(i, _)| i);
             }
             s.paths = paths;
         }
@@ -292,12 +318,25 @@ impl State {
     }
 
     /// SYNC_DEST_REQ from a new server: give it a source if the group has one.
-    pub fn sync_dest_req(&mut self, group: &str, id: &str, now: u64) -> Result<Option<(String, u64)>, Refusal> {
+    pub fn sync_dest_req(
+        &mut self,
+        group: &str,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<(String, u64)>, Refusal> {
         let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
-        let has_peer =
-            g.storages.iter().any(|s| s.id != id && matches!(s.status, st::OFFLINE | st::ONLINE | st::ACTIVE));
+        let has_peer = g
+            .storages
+            .iter()
+            .any(|s| s.id != id && matches!(s.status, st::OFFLINE | st::ONLINE | st::ACTIVE));
         let answer = if has_peer {
-            let src = g.storages.iter().find(|s| s.id != id && s.writable()).ok_or(Refusal::NotFound)?.id.clone();
+            let src = g
+                .storages
+                .iter()
+                .find(|s| s.id != id && s.writable())
+                .ok_or(Refusal::NotFound)?
+                .id
+                .clone();
             let me = g.get_mut(id).ok_or(Refusal::NotFound)?;
             me.status = st::WAIT_SYNC;
             me.sync_src = src.clone();
@@ -313,9 +352,18 @@ impl State {
     }
 
     /// SYNC_NOTIFY: the server tells which source it negotiated (empty = none).
-    pub fn sync_notify(&mut self, group: &str, id: &str, src: &str, until: u64) -> Result<(), Refusal> {
+    pub fn sync_notify(
+        &mut self,
+        group: &str,
+        id: &str,
+        src: &str,
+        until: u64,
+    ) -> Result<(), Refusal> {
         let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
-        if !src.is_empty() && g.get(src).is_none_or(|s| matches!(s.status, st::DELETED | st::IP_CHANGED)) {
+        if !src.is_empty()
+            && g.get(src)
+                .is_none_or(|s| matches!(s.status, st::DELETED | st::IP_CHANGED))
+        {
             return Err(Refusal::NotFound);
         }
         let me = g.get_mut(id).ok_or(Refusal::NotFound)?;
@@ -343,7 +391,9 @@ impl State {
         for g in self.groups.values_mut() {
             let mut changed = false;
             for s in &mut g.storages {
-                if matches!(s.status, st::ONLINE | st::ACTIVE) && s.stat.last_heart_beat_time + timeout < now {
+                if matches!(s.status, st::ONLINE | st::ACTIVE)
+                    && s.stat.last_heart_beat_time + timeout < now
+                {
                     s.status = st::OFFLINE;
                     changed = true;
                     gone.push(format!("{}/{} ({}:{})", g.name, s.id, s.ip, s.port));
@@ -358,7 +408,11 @@ impl State {
     }
 
     /// Pick a group for an upload (store_lookup), then a server and store path.
-    pub fn pick_store(&mut self, group: Option<&str>, cfg: &TrackerConfig) -> Result<(String, Vec<usize>, u8), Refusal> {
+    pub fn pick_store(
+        &mut self,
+        group: Option<&str>,
+        cfg: &TrackerConfig,
+    ) -> Result<(String, Vec<usize>, u8), Refusal> {
         let name = match group {
             Some(g) => g.to_string(),
             None if cfg.store_lookup == 1 => cfg.store_group.clone(),
@@ -371,10 +425,14 @@ impl State {
         if !group_has_space(g, &cfg.reserved_storage_space) {
             return Err(Refusal::NoSpace);
         }
-        let writable: Vec<usize> = (0..g.storages.len()).filter(|&i| g.storages[i].writable()).collect();
+        let writable: Vec<usize> = (0..g.storages.len())
+            .filter(|&i| g.storages[i].writable())
+            .collect();
         let first = match cfg.store_server {
             1 => 0,
-            2 => (0..writable.len()).min_by_key(|&k| g.storages[writable[k]].upload_priority).unwrap_or(0),
+            2 => (0..writable.len())
+                .min_by_key(|&k| g.storages[writable[k]].upload_priority)
+                .unwrap_or(0),
             _ => {
                 let k = g.current_write_server % writable.len();
                 g.current_write_server = (k + 1) % writable.len();
@@ -383,7 +441,11 @@ impl State {
         };
         let mut order: Vec<usize> = writable[first..].to_vec();
         order.extend_from_slice(&writable[..first]);
-        let path = pick_path(&mut g.storages[order[0]], &cfg.reserved_storage_space, cfg.store_path == 2)?;
+        let path = pick_path(
+            &mut g.storages[order[0]],
+            &cfg.reserved_storage_space,
+            cfg.store_path == 2,
+        )?;
         Ok((name, order, path))
     }
 
@@ -415,7 +477,11 @@ impl State {
                 }
             }
         }
-        Err(if any_writable { Refusal::NoSpace } else { Refusal::NotFound })
+        Err(if any_writable {
+            Refusal::NoSpace
+        } else {
+            Refusal::NotFound
+        })
     }
 
     /// Servers that may serve a read (or an update) of a file (PROTOCOL.md §7.3).
@@ -428,15 +494,24 @@ impl State {
         cfg: &TrackerConfig,
     ) -> Result<Vec<(String, u16)>, Refusal> {
         let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
-        let source = g.storages.iter().position(|s| s.id == f.source || s.ip == f.source);
+        let source = g
+            .storages
+            .iter()
+            .position(|s| s.id == f.source || s.ip == f.source);
         if kind == FetchKind::Update {
             if let Some(i) = source.filter(|&i| g.storages[i].writable()) {
                 return Ok(vec![addr(&g.storages[i])]);
             }
-            let w = g.storages.iter().find(|s| s.writable()).ok_or(Refusal::NotFound)?;
+            let w = g
+                .storages
+                .iter()
+                .find(|s| s.writable())
+                .ok_or(Refusal::NotFound)?;
             return Ok(vec![addr(w)]);
         }
-        let readable: Vec<usize> = (0..g.storages.len()).filter(|&i| g.storages[i].readable()).collect();
+        let readable: Vec<usize> = (0..g.storages.len())
+            .filter(|&i| g.storages[i].readable())
+            .collect();
         if readable.is_empty() {
             return Err(Refusal::NotFound);
         }
@@ -450,7 +525,8 @@ impl State {
             is_source
                 || f.timestamp + cfg.storage_sync_file_max_delay.as_secs() < now
                 || synced > f.timestamp
-                || (synced + 1 >= f.timestamp && now.saturating_sub(f.timestamp) > cfg.storage_sync_file_max_time.as_secs())
+                || (synced + 1 >= f.timestamp
+                    && now.saturating_sub(f.timestamp) > cfg.storage_sync_file_max_time.as_secs())
         };
         let mut found = Vec::new();
         if f.normal {
@@ -469,7 +545,10 @@ impl State {
         if found.is_empty() {
             // Fallback: the group's store server, if it may be read.
             let store = if cfg.store_server == 2 {
-                g.storages.iter().filter(|s| s.writable()).min_by_key(|s| s.upload_priority)
+                g.storages
+                    .iter()
+                    .filter(|s| s.writable())
+                    .min_by_key(|s| s.upload_priority)
             } else {
                 g.storages.iter().find(|s| s.writable())
             };
@@ -552,7 +631,11 @@ mod tests {
     use super::*;
 
     fn cfg() -> TrackerConfig {
-        TrackerConfig { reserved_storage_space: Reserved::Ratio(0.1), store_lookup: 0, ..TrackerConfig::default() }
+        TrackerConfig {
+            reserved_storage_space: Reserved::Ratio(0.1),
+            store_lookup: 0,
+            ..TrackerConfig::default()
+        }
     }
 
     fn join(state: &mut State, group: &str, ip: &str) {
@@ -568,7 +651,10 @@ mod tests {
         };
         let (status, _) = state.join(&j).unwrap();
         assert_eq!(status, st::INIT);
-        assert_eq!(state.sync_dest_req(group, ip, 100).unwrap().is_some(), state.groups[group].storages.len() > 1);
+        assert_eq!(
+            state.sync_dest_req(group, ip, 100).unwrap().is_some(),
+            state.groups[group].storages.len() > 1
+        );
         state.disk_usage(group, ip, vec![(1000, 900), (1000, 500)], 100, false);
     }
 
@@ -594,8 +680,20 @@ mod tests {
         let a = s.pick_store(None, &cfg()).unwrap().0;
         let b = s.pick_store(None, &cfg()).unwrap().0;
         assert_ne!(a, b);
-        s.disk_usage("group1", "10.0.0.1", vec![(1000, 10), (1000, 10)], 101, false);
-        s.disk_usage("group2", "10.0.0.2", vec![(1000, 10), (1000, 10)], 101, false);
+        s.disk_usage(
+            "group1",
+            "10.0.0.1",
+            vec![(1000, 10), (1000, 10)],
+            101,
+            false,
+        );
+        s.disk_usage(
+            "group2",
+            "10.0.0.2",
+            vec![(1000, 10), (1000, 10)],
+            101,
+            false,
+        );
         assert_eq!(s.pick_store(None, &cfg()).unwrap_err(), Refusal::NoSpace);
     }
 
@@ -606,16 +704,28 @@ mod tests {
         join(&mut s, "group1", "10.0.0.2");
         // 10.0.0.2 got a source, so it is WAIT_SYNC; make it ACTIVE for the test.
         s.groups.get_mut("group1").unwrap().storages[1].status = st::ACTIVE;
-        let f = FileFacts { source: "10.0.0.1".into(), timestamp: 1000, normal: true };
+        let f = FileFacts {
+            source: "10.0.0.1".into(),
+            timestamp: 1000,
+            normal: true,
+        };
         let c = cfg();
         for _ in 0..4 {
-            let got = s.pick_fetch("group1", &f, FetchKind::One, 1001, &c).unwrap();
+            let got = s
+                .pick_fetch("group1", &f, FetchKind::One, 1001, &c)
+                .unwrap();
             assert_eq!(got[0].0, "10.0.0.1", "only the source has a fresh file");
         }
-        s.groups.get_mut("group1").unwrap().storages[1].stat.last_synced_timestamp = 1001;
-        let all = s.pick_fetch("group1", &f, FetchKind::All, 1002, &c).unwrap();
+        s.groups.get_mut("group1").unwrap().storages[1]
+            .stat
+            .last_synced_timestamp = 1001;
+        let all = s
+            .pick_fetch("group1", &f, FetchKind::All, 1002, &c)
+            .unwrap();
         assert_eq!(all.len(), 2);
-        let up = s.pick_fetch("group1", &f, FetchKind::Update, 1002, &c).unwrap();
+        let up = s
+            .pick_fetch("group1", &f, FetchKind::Update, 1002, &c)
+            .unwrap();
         assert_eq!(up[0].0, "10.0.0.1");
     }
 
@@ -624,7 +734,15 @@ mod tests {
         let mut s = State::default();
         join(&mut s, "group1", "10.0.0.1");
         let old = s.serial("group1", "10.0.0.1");
-        let j = JoinInfo { group: "group1".into(), id: "10.0.0.1".into(), port: 23000, store_path_count: 2, subdir_count_per_path: 16, status: st::ACTIVE as i8, ..JoinInfo::default() };
+        let j = JoinInfo {
+            group: "group1".into(),
+            id: "10.0.0.1".into(),
+            port: 23000,
+            store_path_count: 2,
+            subdir_count_per_path: 16,
+            status: st::ACTIVE as i8,
+            ..JoinInfo::default()
+        };
         assert_eq!(s.join(&j).unwrap().0, st::ONLINE);
         s.disconnected("group1", "10.0.0.1", old);
         assert_eq!(s.groups["group1"].storages[0].status, st::ONLINE);

@@ -23,7 +23,11 @@ pub fn group_stat(g: &Group, cfg: &TrackerConfig) -> GroupStat {
         current_write_server: g.current_write_server as u64,
         store_path_count: g.store_path_count as u64,
         subdir_count_per_path: g.subdir_count_per_path as u64,
-        current_trunk_file_id: if cfg.use_trunk_file { g.current_trunk_file_id } else { -1 },
+        current_trunk_file_id: if cfg.use_trunk_file {
+            g.current_trunk_file_id
+        } else {
+            -1
+        },
     }
 }
 
@@ -56,7 +60,9 @@ pub fn storage_stat(s: &Storage, _g: &Group, cfg: &TrackerConfig) -> StorageStat
 /// has everything up to its slowest source), as upstream does with round-robin
 /// uploads (SYNC.md §6).
 pub fn apply_sync_report(state: &mut State, group: &str, dest: &str, reports: &[(String, u32)]) {
-    let Some(g) = state.groups.get_mut(group) else { return };
+    let Some(g) = state.groups.get_mut(group) else {
+        return;
+    };
     let mut min: Option<u64> = None;
     for (src, ts) in reports {
         if *ts == 0 || src == dest {
