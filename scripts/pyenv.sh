@@ -1,6 +1,6 @@
 #!/bin/sh
 # Creates the Python virtualenv used by the third-party client test
-# (tests/third_party_py.rs): py3fdfsv2 from PyPI plus pypinyin, which
+# (tests/it/third_party_py.rs): py3fdfsv2 from PyPI plus pypinyin, which
 # py3fdfsv2 imports without declaring it as a dependency.
 #
 # The venv lives at $FDFS_VENV (default: <repo>/target/pyvenv). Running the

@@ -483,7 +483,11 @@ impl Service for Tracker {
     fn request(&self, s: &mut Session, h: Header, body: Vec<u8>) -> Action {
         let Some(cmd) = Cmd::from_u8(h.cmd) else {
             log::warn!("unknown command {} from {}", h.cmd, s.peer);
-            return Action::Reply(Reply::error(status::EINVAL));
+            // The body was read whole: the connection stays usable.
+            return Action::Reply(Reply {
+                close: false,
+                ..Reply::error(status::EINVAL)
+            });
         };
         Action::Reply(match self.dispatch(s, cmd, &body) {
             Ok(body) => Reply::ok(body),
@@ -491,9 +495,10 @@ impl Service for Tracker {
                 log::debug!("{} from {}: {}", cmd.name(), s.peer, status::describe(code));
                 // The tracker always reads whole requests, so the connection
                 // stays usable after any error (upstream does the same).
-                let mut r = Reply::error(code);
-                r.close = false;
-                r
+                Reply {
+                    close: false,
+                    ..Reply::error(code)
+                }
             }
         })
     }

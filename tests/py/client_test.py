@@ -3,7 +3,7 @@
 
 Usage: client_test.py TRACKER_HOST:PORT WORKDIR
 
-Run by tests/third_party_py.rs inside the venv made by scripts/pyenv.sh. Prints one
+Run by tests/it/third_party_py.rs inside the venv made by scripts/pyenv.sh. Prints one
 `ok: <step>` line per passed step and `ALL OK` at the end; any failure raises, prints a
 traceback and exits non-zero.
 

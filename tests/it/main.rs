@@ -1,4 +1,5 @@
-//! The single integration-test binary: every test spawns the real `fdfs` binary on loopback
+//! The single integration-test binary (`cargo test --test it`; a directory so Cargo does not
+//! build each module as a test of its own): every test spawns the real `fdfs` binary on loopback
 //! addresses in its own temp dir (see `util`) and drives it with our CLI, with third-party
 //! FastDFS clients, or with raw hostile bytes.
 

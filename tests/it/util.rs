@@ -233,7 +233,7 @@ impl Daemon {
         let exit = self
             .exit
             .map_or("still running".to_string(), |s| s.to_string());
-        let _ = writeln!(r, "pid: {}  exit status: {exit}", self.child.id());
+        let _ = writeln!(r, "pid: {}, {exit}", self.child.id());
         let stdout = self.stdout.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(r, "--- stdout ---\n{}", stdout.join("\n"));
         let _ = writeln!(
@@ -399,8 +399,7 @@ impl ClusterBuilder {
             cluster.daemons.push(storage);
             cluster.store_paths.push(paths);
             cluster.storage_ips.push(ip);
-        }
-        if self.storages > 0 {
+            // One at a time, so the join order (and thus each storage's sync source) is fixed.
             cluster.wait_ready();
         }
         cluster
@@ -412,7 +411,7 @@ fn path_str(p: &Path) -> String {
 }
 
 fn write_conf(path: &Path, entries: &[(&str, String)]) {
-    let mut text = String::from("# written by tests/util.rs\n");
+    let mut text = String::from("# written by tests/it/util.rs\n");
     for (k, v) in entries {
         let _ = writeln!(text, "{k}={v}");
     }
@@ -447,7 +446,7 @@ impl Cluster {
         Cluster::builder().start()
     }
 
-    /// `fdfs server --dir <tmp>/server`: tracker and storage in one process. The tracker
+    /// `fdfs server --dir <tmp>/server ...`: tracker and storage in one process. The tracker
     /// address is the first `listening on` line, the storage the second.
     pub fn start_combined() -> Cluster {
         let dir = tempfile::Builder::new()
@@ -472,7 +471,19 @@ impl Cluster {
             .to_vec();
         let server = Daemon::start(
             "server",
-            &["server", "--dir", &path_str(&server_dir)],
+            &[
+                "server",
+                "--dir",
+                &path_str(&server_dir),
+                // Free ports (tests run in parallel), and a small tree: 256x256 directories
+                // take seconds to create.
+                "--tracker-port",
+                "0",
+                "--storage-port",
+                "0",
+                "--subdirs",
+                "16",
+            ],
             &work,
             2,
             Vec::new(),
@@ -526,8 +537,9 @@ impl Cluster {
         }
     }
 
-    /// Polls the tracker until it hands out storages for upload and every storage started is
-    /// among them (QUERY_STORE_WITHOUT_GROUP_ONE for one storage, _ALL for several).
+    /// Polls the tracker until it hands out storages for upload and every storage started so
+    /// far is among them (QUERY_STORE_WITHOUT_GROUP_ONE for one storage, _ALL for several):
+    /// only ACTIVE storages are offered.
     fn wait_ready(&mut self) {
         let tracker = self.tracker_addr();
         let wanted: Vec<SocketAddr> = (0..self.storage_ips.len())

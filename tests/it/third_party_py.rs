@@ -47,6 +47,8 @@ fn py3fdfsv2_client() {
     ];
     let run = cluster.run(&python, &args, None, SCRIPT_TIMEOUT);
     let run = run.success();
+    // Shown with --nocapture: which steps ran.
+    println!("{}", run.stdout_str());
     assert!(
         run.stdout_str().ends_with("ALL OK"),
         "client_test.py did not finish\n{}",
