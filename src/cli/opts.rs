@@ -47,14 +47,14 @@ impl ClientOpts {
         };
         if !self.trackers.is_empty() {
             cfg.tracker_servers = self.trackers.clone();
-        } else if self.config.is_none() {
-            if let Ok(env) = std::env::var("FDFS_TRACKER") {
-                cfg.tracker_servers = env
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
-            }
+        } else if self.config.is_none()
+            && let Ok(env) = std::env::var("FDFS_TRACKER")
+        {
+            cfg.tracker_servers = env
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if cfg.tracker_servers.is_empty() {
             cfg.tracker_servers.push(DEFAULT_TRACKER.to_string());

@@ -89,12 +89,12 @@ pub fn run(a: Args) -> CliResult {
     )?;
     p.finish();
     let file_id = format!("{group}/{remote}");
-    if !meta.is_empty() {
-        if let Err(e) = s.set_metadata(&group, &remote, &meta, false) {
-            // Do not leave a file without the metadata the caller asked for.
-            let _ = s.delete(&group, &remote);
-            return Err(e.into());
-        }
+    if !meta.is_empty()
+        && let Err(e) = s.set_metadata(&group, &remote, &meta, false)
+    {
+        // Do not leave a file without the metadata the caller asked for.
+        let _ = s.delete(&group, &remote);
+        return Err(e.into());
     }
     s.quit();
     let mut out = std::io::stdout().lock();

@@ -155,7 +155,7 @@ pub struct NameInfo {
 
 impl NameInfo {
     /// The 20 raw bytes.
-    pub fn to_bytes(&self) -> [u8; 20] {
+    pub fn to_bytes(self) -> [u8; 20] {
         let mut raw = [0u8; 20];
         raw[0..4].copy_from_slice(&self.source.to_bytes());
         raw[4..8].copy_from_slice(&self.timestamp.to_be_bytes());

@@ -241,10 +241,10 @@ impl<S: Service> Loop<S> {
                     LISTENER => self.accept(),
                     WAKER => {}
                     Token(t) => {
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            if let Some(c) = self.conns.get_mut(t) {
-                                c.readable = true;
-                            }
+                        if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                            && let Some(c) = self.conns.get_mut(t)
+                        {
+                            c.readable = true;
                         }
                         if ev.is_writable()
                             || ev.is_readable()

@@ -160,10 +160,10 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if !self.done {
-            if let Err(e) = fs::remove_file(&self.tmp) {
-                log::warn!("removing partial upload {}: {e}", self.tmp.display());
-            }
+        if !self.done
+            && let Err(e) = fs::remove_file(&self.tmp)
+        {
+            log::warn!("removing partial upload {}: {e}", self.tmp.display());
         }
     }
 }

@@ -395,9 +395,9 @@ fn stat_saver(store: &Store, quit: &AtomicBool) {
 
 /// Replace the IP used in new file names (learnt from the tracker connection).
 pub(crate) fn set_my_ip(store: &Store, ip: IpAddr) {
-    if let IpAddr::V4(v4) = ip {
-        if store.cfg.bind_addr.as_deref().is_none_or(str::is_empty) {
-            *store.my_ip.write() = v4;
-        }
+    if let IpAddr::V4(v4) = ip
+        && store.cfg.bind_addr.as_deref().is_none_or(str::is_empty)
+    {
+        *store.my_ip.write() = v4;
     }
 }

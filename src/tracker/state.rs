@@ -454,14 +454,13 @@ impl State {
         if names.is_empty() {
             return Err(Refusal::NotFound);
         }
-        if cfg.store_lookup == 2 {
-            if let Some(best) = &self.max_free_group {
-                if let Some(g) = self.groups.get(best) {
-                    if g.has_writable() && group_has_space(g, &cfg.reserved_storage_space) {
-                        return Ok(best.clone());
-                    }
-                }
-            }
+        if cfg.store_lookup == 2
+            && let Some(best) = &self.max_free_group
+            && let Some(g) = self.groups.get(best)
+            && g.has_writable()
+            && group_has_space(g, &cfg.reserved_storage_space)
+        {
+            return Ok(best.clone());
         }
         let start = self.current_write_group % names.len();
         if cfg.store_lookup == 0 {
@@ -515,10 +514,10 @@ impl State {
         if readable.is_empty() {
             return Err(Refusal::NotFound);
         }
-        if !f.normal || cfg.download_server == 1 {
-            if let Some(i) = source.filter(|&i| g.storages[i].readable()) {
-                return Ok(vec![addr(&g.storages[i])]);
-            }
+        if (!f.normal || cfg.download_server == 1)
+            && let Some(i) = source.filter(|&i| g.storages[i].readable())
+        {
+            return Ok(vec![addr(&g.storages[i])]);
         }
         let has_file = |s: &Storage, is_source: bool| -> bool {
             let synced = s.stat.last_synced_timestamp;

@@ -4,10 +4,7 @@
 use std::fs;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::util::{
-    CMD_DOWNLOAD_FILE, Cluster, ENOENT, GROUP, Raw, assert_same_bytes, meta, padded, parse_meta,
-    random_bytes, sha1_hex,
-};
+use crate::util::{Cluster, GROUP, assert_same_bytes, meta, parse_meta, random_bytes, sha1_hex};
 
 /// Parts of a normal file ID `group/Mxx/HH/HH/name`.
 struct IdParts {

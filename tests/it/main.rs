@@ -4,6 +4,7 @@
 //! FastDFS clients, or with raw hostile bytes.
 
 mod cli;
+mod daemons;
 mod hostile;
 mod third_party_py;
 mod third_party_rs;

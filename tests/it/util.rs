@@ -297,10 +297,14 @@ fn tail_file(path: &Path) -> String {
 pub struct ClusterBuilder {
     storages: usize,
     store_paths: usize,
+    tracker_extra: Vec<(&'static str, String)>,
+    storage_extra: Vec<(&'static str, String)>,
 }
 
 impl ClusterBuilder {
-    /// Number of storage servers (default 1).
+    /// Number of storage servers (default 1). Storages beyond the first need
+    /// replication, whose tests come with it.
+    #[allow(dead_code)]
     pub fn storages(mut self, n: usize) -> Self {
         self.storages = n;
         self
@@ -309,6 +313,18 @@ impl ClusterBuilder {
     /// Number of store paths per storage (default 1).
     pub fn store_paths(mut self, n: usize) -> Self {
         self.store_paths = n;
+        self
+    }
+
+    /// An extra tracker.conf line (written last, so it overrides the harness's value).
+    pub fn tracker_conf(mut self, key: &'static str, value: &str) -> Self {
+        self.tracker_extra.push((key, value.to_string()));
+        self
+    }
+
+    /// An extra line for every storage.conf (written last).
+    pub fn storage_conf(mut self, key: &'static str, value: &str) -> Self {
+        self.storage_extra.push((key, value.to_string()));
         self
     }
 
@@ -333,30 +349,24 @@ impl ClusterBuilder {
             history: Mutex::new(Vec::new()),
             root,
             dir: Some(dir),
+            tracker_conf: None,
         };
 
         let tracker_conf = conf_dir.join("tracker.conf");
-        write_conf(
-            &tracker_conf,
-            &[
-                ("bind_addr", TRACKER_IP.to_string()),
-                ("port", "0".to_string()),
-                ("base_path", path_str(&tracker_base)),
-                ("check_active_interval", "5".to_string()),
-                // The tests must not depend on how full the machine's disk is.
-                ("reserved_storage_space", "1%".to_string()),
-            ],
-        );
-        let tracker = Daemon::start(
-            "tracker",
-            &["tracker", "-c", &path_str(&tracker_conf)],
-            &work,
-            1,
-            vec![tracker_conf.clone()],
-            vec![tracker_base.join("logs")],
-        );
+        let mut tracker_entries = vec![
+            ("bind_addr", TRACKER_IP.to_string()),
+            ("port", "0".to_string()),
+            ("base_path", path_str(&tracker_base)),
+            ("check_active_interval", "5".to_string()),
+            // The tests must not depend on how full the machine's disk is.
+            ("reserved_storage_space", "1%".to_string()),
+        ];
+        tracker_entries.extend(self.tracker_extra.iter().cloned());
+        write_conf(&tracker_conf, &tracker_entries);
+        let tracker = start_tracker(&tracker_conf, &work);
         let tracker_addr = tracker.addr();
         cluster.daemons.push(tracker);
+        cluster.tracker_conf = Some(tracker_conf);
 
         for i in 0..self.storages {
             let name = format!("s{}", i + 1);
@@ -386,6 +396,7 @@ impl ClusterBuilder {
                 ("heart_beat_interval", "1".to_string()),
                 ("stat_report_interval", "1".to_string()),
             ]);
+            entries.extend(self.storage_extra.iter().cloned());
             let conf = conf_dir.join(format!("storage{}.conf", i + 1));
             write_conf(&conf, &entries);
             let storage = Daemon::start(
@@ -404,6 +415,23 @@ impl ClusterBuilder {
         }
         cluster
     }
+}
+
+/// Starts a tracker with the config at `conf` (base_path inside it).
+fn start_tracker(conf: &Path, work: &Path) -> Daemon {
+    let base = conf
+        .parent()
+        .and_then(Path::parent)
+        .expect("conf lives in <root>/conf")
+        .join("tracker");
+    Daemon::start(
+        "tracker",
+        &["tracker", "-c", &path_str(conf)],
+        work,
+        1,
+        vec![conf.to_path_buf()],
+        vec![base.join("logs")],
+    )
 }
 
 fn path_str(p: &Path) -> String {
@@ -430,6 +458,8 @@ pub struct Cluster {
     history: Mutex<Vec<String>>,
     root: PathBuf,
     dir: Option<tempfile::TempDir>,
+    /// The tracker's config (None for the combined server).
+    tracker_conf: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -438,6 +468,8 @@ impl Cluster {
         ClusterBuilder {
             storages: 1,
             store_paths: 1,
+            tracker_extra: Vec::new(),
+            storage_extra: Vec::new(),
         }
     }
 
@@ -464,6 +496,7 @@ impl Cluster {
             history: Mutex::new(Vec::new()),
             root,
             dir: Some(dir),
+            tracker_conf: None,
         };
         // The server lays out its own tree under --dir; show every logs/ directory in it.
         let log_dirs = ["logs", "tracker/logs", "storage/logs"]
@@ -535,6 +568,29 @@ impl Cluster {
         for d in &mut self.daemons {
             d.assert_running();
         }
+    }
+
+    /// Sends `sig` to daemon `i` (0 = tracker, 1.. = storages).
+    pub fn signal(&self, i: usize, sig: Signal) {
+        let pid = Pid::from_raw(self.daemons[i].child.id() as i32);
+        kill(pid, sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+    }
+
+    /// Stops daemon `i` with SIGTERM (SIGKILL after a deadline); returns whether it
+    /// exited by itself with status 0.
+    pub fn stop_daemon(&mut self, i: usize) -> bool {
+        self.daemons[i].stop();
+        self.daemons[i].exit.is_some_and(|s| s.success())
+    }
+
+    /// Stops the tracker and starts it again with the same config and data (on a new port).
+    pub fn restart_tracker(&mut self) {
+        let conf = self
+            .tracker_conf
+            .clone()
+            .expect("restart needs a separate tracker");
+        assert!(self.stop_daemon(0), "tracker must exit cleanly on SIGTERM");
+        self.daemons[0] = start_tracker(&conf, &self.work_dir());
     }
 
     /// Polls the tracker until it hands out storages for upload and every storage started so

@@ -64,6 +64,33 @@ pub fn header(pkg_len: u64, cmd: u8, status: u8) -> [u8; 10] {
     h
 }
 
+/// LIST_STORAGE (tracker).
+pub const CMD_LIST_STORAGE: u8 = 92;
+/// Length of a 6.16 storage-stat record with 16-byte IP fields.
+const STORAGE_STAT_LEN: usize = 487;
+
+/// LIST_STORAGE of `group`: (id, status) of each storage the tracker knows, or the status.
+pub fn list_storage(tracker: SocketAddr, group: &str) -> io::Result<Result<Vec<(String, u8)>, u8>> {
+    let mut raw = Raw::try_connect(tracker)?;
+    raw.send(CMD_LIST_STORAGE, 0, &padded(group, 16))?;
+    let reply = raw.recv()?;
+    if reply.status != 0 {
+        return Ok(Err(reply.status));
+    }
+    if reply.body.len() % STORAGE_STAT_LEN != 0 {
+        return Err(io::Error::other(format!(
+            "LIST_STORAGE reply of {} bytes",
+            reply.body.len()
+        )));
+    }
+    // Record: status(1) rw_mode(1) id(16) ...
+    Ok(Ok(reply
+        .body
+        .chunks(STORAGE_STAT_LEN)
+        .map(|r| (fixed_str(&r[2..18]), r[0]))
+        .collect()))
+}
+
 /// One reply read off the wire.
 #[derive(Debug)]
 pub struct Reply {
@@ -151,6 +178,13 @@ impl Raw {
             "reply to cmd {cmd} from {peer} must carry cmd 100: {reply:?}"
         );
         reply
+    }
+
+    /// Changes the read timeout (default `IO_TIMEOUT`).
+    pub fn set_read_timeout(&mut self, t: Duration) {
+        self.stream
+            .set_read_timeout(Some(t))
+            .expect("set read timeout");
     }
 
     /// Half-closes our side: the server sees EOF after what was sent.

@@ -1,0 +1,224 @@
+//! How the daemons behave over time and under stress: the tracker keeps its
+//! state across restarts and notices silent storages; the storage refuses
+//! uploads it cannot hold, cleans up interrupted ones, closes idle connections
+//! and holds back connections beyond `max_connections`.
+
+use crate::util::*;
+use nix::sys::signal::Signal;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Polls `f` until it returns Some, or panics with `what` after `timeout`.
+#[track_caller]
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Status the tracker reports for storage `id` of group1.
+fn status_of(cluster: &Cluster, id: &str) -> Option<u8> {
+    match list_storage(cluster.tracker_addr(), GROUP) {
+        Ok(Ok(list)) => list.into_iter().find(|(i, _)| i == id).map(|(_, s)| s),
+        _ => None,
+    }
+}
+
+const OFFLINE: u8 = 5;
+const ACTIVE: u8 = 7;
+
+/// Every regular file below `dir` (recursively).
+fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display())) {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Stored files of a store path (data tree without the store's own bookkeeping).
+fn stored_files(store: &Path) -> Vec<std::path::PathBuf> {
+    files_below(&store.join("data"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n != ".fastdfs_vars")
+        })
+        .filter(|p| p.parent() != Some(&store.join("data")))
+        .collect()
+}
+
+#[test]
+fn tracker_state_survives_restart() {
+    let mut cluster = Cluster::start();
+    let ip = cluster.storage_ip(0).to_string();
+    assert_eq!(status_of(&cluster, &ip), Some(ACTIVE));
+    assert!(
+        cluster.stop_daemon(1),
+        "storage must exit cleanly on SIGTERM"
+    );
+    wait_for(
+        "storage OFFLINE after it stopped",
+        Duration::from_secs(10),
+        || (status_of(&cluster, &ip) == Some(OFFLINE)).then_some(()),
+    );
+    cluster.restart_tracker();
+    // The restarted tracker has not heard from the storage: it knows it from its files.
+    assert_eq!(
+        status_of(&cluster, &ip),
+        Some(OFFLINE),
+        "group and storage reloaded from base_path/data"
+    );
+    let groups = cluster.root().join("tracker/data/storage_groups_new.dat");
+    let text = fs::read_to_string(&groups).unwrap_or_else(|e| panic!("{}: {e}", groups.display()));
+    assert!(text.contains("group_name=group1"), "{text}");
+}
+
+#[test]
+fn silent_storage_goes_offline_and_comes_back() {
+    let mut cluster = Cluster::builder()
+        .tracker_conf("check_active_interval", "2")
+        .start();
+    let ip = cluster.storage_ip(0).to_string();
+    // A stopped process keeps its connection open but sends no heartbeat.
+    cluster.signal(1, Signal::SIGSTOP);
+    wait_for(
+        "OFFLINE after heartbeats stopped",
+        Duration::from_secs(15),
+        || (status_of(&cluster, &ip) == Some(OFFLINE)).then_some(()),
+    );
+    let mut raw = Raw::connect(cluster.tracker_addr());
+    let r = raw.request(CMD_QUERY_STORE_ONE, &[]);
+    assert_eq!(
+        r.status, ENOENT,
+        "no upload target while the only storage is OFFLINE"
+    );
+    cluster.signal(1, Signal::SIGCONT);
+    wait_for(
+        "ACTIVE again after heartbeats resumed",
+        Duration::from_secs(15),
+        || (status_of(&cluster, &ip) == Some(ACTIVE)).then_some(()),
+    );
+    cluster.assert_serves("silent_storage_goes_offline_and_comes_back");
+}
+
+#[test]
+fn upload_too_big_for_the_disk_is_enospc_and_leaves_nothing() {
+    let mut cluster = Cluster::start();
+    let mut raw = Raw::connect(cluster.storage_addr(0));
+    // 1 PiB announced: refused before any byte of content is read.
+    let size: u64 = 1 << 50;
+    let mut msg = header(15 + size, CMD_UPLOAD_FILE, 0).to_vec();
+    msg.push(0xFF);
+    msg.extend_from_slice(&size.to_be_bytes());
+    msg.extend_from_slice(&padded("bin", 6));
+    msg.extend_from_slice(&[7u8; 4096]);
+    raw.send_bytes(&msg).expect("send upload head");
+    match raw.ending() {
+        Ending::Closed(bytes) => {
+            let replies = parse_replies(&bytes);
+            assert_eq!(replies.len(), 1, "one reply, then close: {replies:?}");
+            assert_eq!(replies[0].status, nix::errno::Errno::ENOSPC as u8);
+        }
+        Ending::StillOpen(b) => {
+            panic!("connection must close after refusing an unread body, got {b:?}")
+        }
+    }
+    assert!(
+        stored_files(cluster.store_path(0, 0)).is_empty(),
+        "no partial file"
+    );
+    cluster.assert_serves("upload_too_big_for_the_disk");
+}
+
+#[test]
+fn interrupted_upload_leaves_no_file() {
+    let mut cluster = Cluster::start();
+    let store = cluster.store_path(0, 0).to_path_buf();
+    {
+        let mut raw = Raw::connect(cluster.storage_addr(0));
+        let size: u64 = 1 << 20;
+        let mut msg = header(15 + size, CMD_UPLOAD_FILE, 0).to_vec();
+        msg.push(0xFF);
+        msg.extend_from_slice(&size.to_be_bytes());
+        msg.extend_from_slice(&padded("bin", 6));
+        msg.extend_from_slice(&random_bytes("interrupted", 300_000));
+        raw.send_bytes(&msg).expect("send part of an upload");
+        // Wait until the storage has started writing, then hang up mid-body.
+        wait_for(
+            "temp file of the upload in progress",
+            Duration::from_secs(5),
+            || (!stored_files(&store).is_empty()).then_some(()),
+        );
+    }
+    wait_for("partial upload removed", Duration::from_secs(5), || {
+        stored_files(&store).is_empty().then_some(())
+    });
+    cluster.assert_serves("interrupted_upload_leaves_no_file");
+    assert_eq!(
+        stored_files(&store).len(),
+        1,
+        "only the complete upload remains"
+    );
+}
+
+#[test]
+fn idle_connections_are_closed_after_network_timeout() {
+    let mut cluster = Cluster::builder()
+        .storage_conf("network_timeout", "1")
+        .start();
+    let mut raw = Raw::connect(cluster.storage_addr(0));
+    assert_eq!(raw.request(CMD_ACTIVE_TEST, &[]).status, 0);
+    let start = Instant::now();
+    match raw.ending() {
+        Ending::Closed(b) => assert!(b.is_empty(), "closed without a reply: {b:?}"),
+        Ending::StillOpen(_) => panic!("idle connection still open after {:?}", start.elapsed()),
+    }
+    cluster.assert_serves("idle_connections_are_closed");
+}
+
+#[test]
+fn connections_beyond_max_connections_wait_their_turn() {
+    let mut cluster = Cluster::builder()
+        .storage_conf("max_connections", "2")
+        .storage_conf("work_threads", "1")
+        .start();
+    let addr = cluster.storage_addr(0);
+    let mut a = Raw::connect(addr);
+    let mut b = Raw::connect(addr);
+    assert_eq!(a.request(CMD_ACTIVE_TEST, &[]).status, 0);
+    assert_eq!(b.request(CMD_ACTIVE_TEST, &[]).status, 0);
+    // The third is accepted by the kernel but not served while two are open.
+    let mut c = Raw::connect(addr);
+    c.send(CMD_ACTIVE_TEST, 0, &[])
+        .expect("send on the third connection");
+    c.set_read_timeout(Duration::from_millis(700));
+    assert!(
+        c.recv().is_err(),
+        "third connection served beyond max_connections"
+    );
+    drop(a);
+    c.set_read_timeout(IO_TIMEOUT);
+    let r = c.recv().expect("served once a slot is free");
+    assert_eq!(r.status, 0);
+    drop((b, c));
+    cluster.assert_serves("connections_beyond_max_connections");
+}
