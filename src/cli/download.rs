@@ -25,8 +25,16 @@ pub struct Args {
     pub client: ClientOpts,
 }
 
-/// Run `fdfs download`.
+/// Run `fdfs download`; errors name the file ID.
 pub fn run(a: Args) -> CliResult {
+    let id = a.file_id.clone();
+    run_inner(a).map_err(|e| match e {
+        super::CliError::Client(e) => super::CliError::About(id, e),
+        other => other,
+    })
+}
+
+fn run_inner(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
     let (mut s, group, remote) = storage_for(&tracker, &a.file_id, false)?;
     let dest = a

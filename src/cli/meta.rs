@@ -36,8 +36,18 @@ pub enum Op {
     },
 }
 
-/// Run `fdfs meta`.
+/// Run `fdfs meta`; errors name the file ID.
 pub fn run(a: Args) -> CliResult {
+    let id = match &a.op {
+        Op::Get { file_id } | Op::Set { file_id, .. } => file_id.clone(),
+    };
+    run_inner(a).map_err(|e| match e {
+        super::CliError::Client(e) => super::CliError::About(id, e),
+        other => other,
+    })
+}
+
+fn run_inner(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
     match a.op {
         Op::Get { file_id } => {

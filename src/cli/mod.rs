@@ -64,6 +64,8 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Client(e) => e.fmt(f),
+            // A bad file ID already names itself.
+            CliError::About(_, e @ client::Error::BadFileId(_)) => e.fmt(f),
             CliError::About(what, e) => write!(f, "{what}: {e}"),
             CliError::Usage(m) | CliError::Other(m) => f.write_str(m),
         }

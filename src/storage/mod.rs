@@ -284,6 +284,8 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         .collect();
     for p in &paths {
         let t = std::time::Instant::now();
+        let n = cfg.subdir_count_per_path;
+        log::info!("store path {}: making sure its {n}x{n} data directories exist", p.root.display());
         if p.init(cfg.subdir_count_per_path)? {
             log::info!(
                 "store path {} initialised in {:.1}s",
