@@ -1,7 +1,7 @@
 //! `fdfs download`: fetch a file (or a range of it) to a path or stdout.
 
 use super::CliResult;
-use super::opts::{ClientOpts, storage_for};
+use super::opts::{ClientOpts, storage_at};
 use super::progress::Progress;
 use crate::client::Error;
 use clap::Args as ClapArgs;
@@ -21,6 +21,9 @@ pub struct Args {
     /// Download at most this many bytes (0 = to the end).
     #[arg(long, default_value_t = 0)]
     pub length: u64,
+    /// Ask this storage server (IP:PORT) directly instead of the tracker's choice.
+    #[arg(long, value_name = "IP:PORT")]
+    pub storage: Option<String>,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -36,7 +39,7 @@ pub fn run(a: Args) -> CliResult {
 
 fn run_inner(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
-    let (mut s, group, remote) = storage_for(&tracker, &a.file_id, false)?;
+    let (mut s, group, remote) = storage_at(&tracker, &a.file_id, false, a.storage.as_deref())?;
     let dest = a
         .dest
         .clone()

@@ -1,7 +1,7 @@
 //! `fdfs info`: size, CRC32, creation time and source of a file.
 
 use super::CliResult;
-use super::opts::{ClientOpts, storage_for};
+use super::opts::{ClientOpts, storage_at};
 use crate::client::Error;
 use clap::Args as ClapArgs;
 use std::io::Write;
@@ -14,6 +14,9 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Ask this storage server (IP:PORT) directly instead of the tracker's choice.
+    #[arg(long, value_name = "IP:PORT")]
+    pub storage: Option<String>,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -29,7 +32,7 @@ pub fn run(a: Args) -> CliResult {
 
 fn run_inner(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
-    let (mut s, group, remote) = storage_for(&tracker, &a.file_id, false)?;
+    let (mut s, group, remote) = storage_at(&tracker, &a.file_id, false, a.storage.as_deref())?;
     let i = s.file_info(&group, &remote)?;
     s.quit();
     let text = if a.json {

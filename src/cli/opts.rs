@@ -74,8 +74,24 @@ pub fn storage_for(
     file_id: &str,
     update: bool,
 ) -> Result<(StorageClient, String, String), Error> {
+    storage_at(t, file_id, update, None)
+}
+
+/// Like [`storage_for`], but go straight to `direct` ("ip:port") when given.
+pub fn storage_at(
+    t: &TrackerClient,
+    file_id: &str,
+    update: bool,
+    direct: Option<&str>,
+) -> Result<(StorageClient, String, String), Error> {
     let (group, remote) = crate::client::split_file_id(file_id)?;
-    let target = t.query_fetch(&group, &remote, update)?;
-    let s = StorageClient::connect(&format!("{}:{}", target.ip, target.port), t.timeouts)?;
+    let addr = match direct {
+        Some(a) => a.to_string(),
+        None => {
+            let target = t.query_fetch(&group, &remote, update)?;
+            format!("{}:{}", target.ip, target.port)
+        }
+    };
+    let s = StorageClient::connect(&addr, t.timeouts)?;
     Ok((s, group, remote))
 }

@@ -99,6 +99,20 @@ impl Connection {
         self.stream.write_all(b).map_err(|e| self.io(e))
     }
 
+    /// Send `len` bytes of `file` from its current position (sendfile on Linux).
+    pub fn send_file(&mut self, file: &mut std::fs::File, len: u64) -> Result<(), Error> {
+        let sent = std::io::copy(&mut file.take(len), &mut self.stream).map_err(|e| self.io(e))?;
+        if sent != len {
+            // The file shrank while we sent it: the peer now waits for bytes
+            // that will not come, so this connection is unusable.
+            return Err(self.io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file shrank while sending",
+            )));
+        }
+        Ok(())
+    }
+
     /// Read a reply header; a non-zero status becomes `Error::Status`.
     pub fn recv_header(&mut self, cmd: Cmd) -> Result<u64, Error> {
         let mut h = [0u8; HEADER_LEN];

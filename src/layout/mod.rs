@@ -8,6 +8,7 @@
 //! socket or a thread. Inside, only `self::`/`super::` paths are used so the module also
 //! builds as a crate root.
 
+pub mod binlog;
 pub mod file_id;
 pub mod kv;
 pub mod store;

@@ -3,10 +3,9 @@
 //! error the connection is dropped and re-made with a growing pause.
 
 use super::{Params, Store};
-use crate::client::{Connection, Error, Timeouts};
+use crate::client::{Connection, Error};
 use crate::config::ini::parse_reserved;
 use crate::proto::{self, Cmd};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,18 +58,14 @@ fn bad(addr: &str, e: proto::DecodeError) -> Error {
 }
 
 /// One connected session with a tracker; returns Ok only when asked to quit.
-fn session(store: &Store, tracker: &str, port: u16, quit: &AtomicBool) -> Result<(), Error> {
+fn session(
+    store: &Arc<Store>,
+    tracker: &str,
+    port: u16,
+    quit: &Arc<AtomicBool>,
+) -> Result<(), Error> {
     let cfg = &store.cfg;
-    let t = Timeouts {
-        connect: cfg.connect_timeout,
-        network: cfg.network_timeout,
-    };
-    let bind: Option<IpAddr> = if cfg.client_bind {
-        cfg.bind_addr.as_deref().and_then(|b| b.parse().ok())
-    } else {
-        None
-    };
-    let mut c = Connection::connect(tracker, t, bind)?;
+    let mut c = Connection::connect(tracker, store.timeouts(), store.outbound_ip())?;
     if let Some(ip) = c.local_ip() {
         super::set_my_ip(store, ip);
     }
@@ -139,27 +134,60 @@ fn session(store: &Store, tracker: &str, port: u16, quit: &AtomicBool) -> Result
     let mut next_usage = Instant::now();
     let mut next_beat = Instant::now();
     let mut last_sent = proto::StatCounters::default();
+    let mut last_report = Vec::new();
+    // Every reply may carry the group's server list: start pushing to new peers.
+    let on_reply = |r: &[u8]| -> Result<(), Error> {
+        let reply = proto::BeatReply::decode(r).map_err(|e| bad(tracker, e))?;
+        if let Some(servers) = reply.servers {
+            super::sync::update(store, &servers, quit);
+        }
+        Ok(())
+    };
     while !quit.load(Ordering::SeqCst) {
         let now_i = Instant::now();
         if now_i >= next_usage {
             next_usage = now_i + usage_every;
             let body = proto::encode_disk_usage(&store.refresh_space());
-            let r = c.call(Cmd::StorageReportDiskUsage, &body, 1 << 20)?;
-            proto::BeatReply::decode(&r).map_err(|e| bad(tracker, e))?;
+            on_reply(&c.call(Cmd::StorageReportDiskUsage, &body, 1 << 20)?)?;
         }
         if now_i >= next_beat {
             next_beat = now_i + beat_every;
             let stats = *store.stats.lock();
             let send = (stats != last_sent).then_some(&stats);
-            let r = c.call(Cmd::StorageBeat, &proto::encode_beat(send), 1 << 20)?;
-            proto::BeatReply::decode(&r).map_err(|e| bad(tracker, e))?;
+            on_reply(&c.call(Cmd::StorageBeat, &proto::encode_beat(send), 1 << 20)?)?;
             last_sent = stats;
+            // What we have received from each peer, when it moved.
+            let report = sync_report(store);
+            if report != last_report && !report.is_empty() {
+                on_reply(&c.call(
+                    Cmd::StorageSyncReport,
+                    &proto::encode_sync_report(&report),
+                    1 << 20,
+                )?)?;
+                last_report = report;
+            }
         }
         let wake = next_beat.min(next_usage);
         sleep_unless(quit, wake.saturating_duration_since(Instant::now()));
     }
     c.quit();
     Ok(())
+}
+
+/// (peer id, newest timestamp received from it) for every known peer.
+fn sync_report(store: &Store) -> Vec<(String, u32)> {
+    let got = store.received_from.lock();
+    let mut v: Vec<(String, u32)> = store
+        .peers
+        .ids()
+        .into_iter()
+        .map(|id| {
+            let ts = got.get(&id).copied().unwrap_or(0);
+            (id, ts)
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 fn apply_params(store: &Store, pairs: &[(String, String)]) {

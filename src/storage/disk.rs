@@ -3,14 +3,16 @@
 //! name), downloads (open + sendfile region), delete, metadata, file info.
 
 use super::Store;
+use crate::layout::binlog::{Record, op};
 use crate::layout::{self, NameInfo, RemoteName, Source};
 use crate::net::{FileBody, Reply};
 use crate::proto::{self, MetaOp, status};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// errno of an I/O error, as a wire status (ENOSPC stays ENOSPC).
 pub fn io_status(e: &io::Error) -> u8 {
@@ -90,7 +92,7 @@ impl Upload {
         Ok(())
     }
 
-    /// All content is in: name the file and make it visible.
+    /// All content is in: name the file, make it visible and log it.
     pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
         if self.written != self.size {
             return Err(io::Error::new(
@@ -101,8 +103,42 @@ impl Upload {
         if self.store.cfg.fsync_after_written_bytes > 0 || self.store.cfg.durable_uploads {
             self.file.sync_all()?;
         }
-        let timestamp = self.file.metadata()?.mtime().max(0) as u32;
         let crc32 = std::mem::take(&mut self.crc).finalize();
+        let store = self.store.clone();
+        let mut named: Option<(RemoteName, PathBuf)> = None;
+        let logged = store.binlog.append_with(|| {
+            let timestamp = super::now() as u32;
+            // The name carries the file's mtime, as upstream.
+            self.file
+                .set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
+            let (remote, dest) = self.rename_to_new_name(timestamp, crc32)?;
+            let rec = Record::new(timestamp, op::CREATE, &remote.as_string());
+            named = Some((remote, dest));
+            Ok(Some(rec))
+        });
+        let (remote, dest) = named.ok_or_else(|| {
+            logged.as_ref().err().map_or_else(
+                || io::Error::other("upload not named"),
+                |e| io::Error::new(e.kind(), e.to_string()),
+            )
+        })?;
+        if let Err(e) = logged {
+            // Never acknowledge a file that peers will not hear about.
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        if self.store.cfg.durable_uploads {
+            layout::store::fsync_dir(dest.parent().expect("file path has a directory"))?;
+        }
+        Ok((self.store.cfg.group_name.clone(), remote))
+    }
+
+    /// Rename the temp file to a fresh name that does not exist yet.
+    fn rename_to_new_name(
+        &mut self,
+        timestamp: u32,
+        crc32: u32,
+    ) -> io::Result<(RemoteName, PathBuf)> {
         let source = self.store.source();
         // A name can collide only if the same server made the same random bits
         // in the same second for the same size and content: retry with new bits.
@@ -119,31 +155,21 @@ impl Upload {
                 size_field,
                 crc32,
             };
-            let name = format!(
-                "{}{}",
-                info.encode(),
-                layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32)
+            let ext = layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32);
+            let remote = RemoteName::new(
+                self.path,
+                self.high,
+                self.low,
+                format!("{}{ext}", info.encode()),
             );
-            let remote = RemoteName::new(self.path, self.high, self.low, name);
             let dest = self.store.paths[self.path as usize].file_path(&remote);
-            match nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                &self.tmp,
-                nix::fcntl::AT_FDCWD,
-                &dest,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            ) {
+            match rename_noreplace(&self.tmp, &dest) {
                 Ok(()) => {
                     self.done = true;
-                    if self.store.cfg.durable_uploads {
-                        layout::store::fsync_dir(
-                            dest.parent().expect("file path has a directory"),
-                        )?;
-                    }
-                    return Ok((self.store.cfg.group_name.clone(), remote));
+                    return Ok((remote, dest));
                 }
-                Err(nix::errno::Errno::EEXIST) => continue,
-                Err(e) => return Err(io::Error::from(e)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(io::Error::new(
@@ -156,6 +182,18 @@ impl Upload {
     pub fn written(&self) -> u64 {
         self.written
     }
+}
+
+/// rename(2) that fails with AlreadyExists instead of replacing `to`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        from,
+        nix::fcntl::AT_FDCWD,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(io::Error::from)
 }
 
 impl Drop for Upload {
@@ -214,31 +252,60 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
     Ok(r)
 }
 
-/// DELETE_FILE: the file and its metadata file.
-pub fn delete(path: &std::path::Path) -> Result<(), u8> {
-    fs::remove_file(path).map_err(|e| io_status(&e))?;
-    match fs::remove_file(layout::store::meta_path(path)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("removing metadata of {}: {e}", path.display()),
+/// DELETE_FILE: the file and its metadata file, each logged (`D`).
+pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
+    let name = t.name.as_string();
+    let mut result = Ok(());
+    let logged = store.binlog.append_with(|| {
+        if let Err(e) = fs::remove_file(&t.path) {
+            result = Err(io_status(&e));
+            return Ok(None);
+        }
+        Ok(Some(Record::new(super::now() as u32, op::DELETE, &name)))
+    });
+    result?;
+    logged.map_err(|e| log_failed(&e))?;
+    let mpath = layout::store::meta_path(&t.path);
+    let logged = store.binlog.append_with(|| match fs::remove_file(&mpath) {
+        Ok(()) => Ok(Some(Record::new(
+            super::now() as u32,
+            op::DELETE,
+            &format!("{name}-m"),
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    });
+    if let Err(e) = logged {
+        log::warn!("removing metadata of {}: {e}", t.path.display());
     }
     Ok(())
 }
 
-/// SET_METADATA with overwrite or merge semantics (PROTOCOL.md §5.7).
-pub fn set_metadata(path: &std::path::Path, op: MetaOp, raw: &[u8]) -> Result<(), u8> {
+fn log_failed(e: &io::Error) -> u8 {
+    log::error!("binlog write failed: {e}");
+    io_status(e)
+}
+
+/// SET_METADATA with overwrite or merge semantics (PROTOCOL.md §5.7); the
+/// metadata file's change is logged as `C`, `U` or `D` of `<name>-m`.
+pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<(), u8> {
+    let path = &t.path;
     if !path.is_file() {
         return Err(status::ENOENT);
     }
+    let mname = format!("{}-m", t.name.as_string());
     let mpath = layout::store::meta_path(path);
     let mut pairs = proto::decode_meta(raw);
-    match op {
+    match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
-            return match fs::remove_file(&mpath) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(io_status(&e)),
-            };
+            return store
+                .binlog
+                .append_with(|| match fs::remove_file(&mpath) {
+                    Ok(()) => Ok(Some(Record::new(super::now() as u32, op::DELETE, &mname))),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .map_err(|e| io_status(&e));
         }
         MetaOp::Merge if pairs.is_empty() => return Ok(()),
         MetaOp::Merge => {
@@ -259,7 +326,16 @@ pub fn set_metadata(path: &std::path::Path, op: MetaOp, raw: &[u8]) -> Result<()
     }
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     pairs.dedup_by(|later, earlier| later.0 == earlier.0);
-    layout::store::atomic_write(&mpath, &proto::encode_meta(&pairs)).map_err(|e| io_status(&e))
+    let bytes = proto::encode_meta(&pairs);
+    store
+        .binlog
+        .append_with(|| {
+            let existed = mpath.exists();
+            layout::store::atomic_write(&mpath, &bytes)?;
+            let o = if existed { op::UPDATE } else { op::CREATE };
+            Ok(Some(Record::new(super::now() as u32, o, &mname)))
+        })
+        .map_err(|e| io_status(&e))
 }
 
 /// GET_METADATA: the raw metadata file.

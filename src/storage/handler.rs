@@ -3,7 +3,9 @@
 
 use super::Store;
 use super::disk::{self, Upload, io_status};
+use super::replica;
 use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
+use crate::proto::sync::SyncCreateHead;
 use crate::proto::{self, Cmd, Header, StatCounters, status};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,16 @@ pub struct StorageService {
 /// Per-connection state.
 pub struct Session {
     peer: SocketAddr,
+    /// The storage id a peer announced with REPORT_SERVER_ID (sync connections).
+    source: Option<String>,
+}
+
+/// A request body being streamed to disk.
+pub enum Incoming {
+    /// A client upload.
+    Upload(Upload),
+    /// A file a peer pushes.
+    Copy(replica::Copy),
 }
 
 fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
@@ -29,6 +41,8 @@ impl StorageService {
     fn body_limit(&self, cmd: Cmd) -> Option<u64> {
         match cmd {
             Cmd::ActiveTest => Some(0),
+            Cmd::ReportServerId => Some(proto::STORAGE_ID_LEN as u64),
+            Cmd::SyncDeleteFile => Some(SMALL_REQUEST),
             Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => {
                 Some(SMALL_REQUEST)
             }
@@ -48,13 +62,27 @@ impl StorageService {
         }
     }
 
-    fn handle(&self, s: &Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
+    fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
+        let peer = s.peer;
         let bad = |e: proto::DecodeError| {
-            log::warn!("{} from {}: {e}", cmd.name(), s.peer);
+            log::warn!("{} from {peer}: {e}", cmd.name());
             status::EINVAL
         };
         Ok(match cmd {
             Cmd::ActiveTest => Action::Reply(Reply::ok(Vec::new())),
+            Cmd::ReportServerId => {
+                let id = proto::sync::decode_report_server_id(body).map_err(bad)?;
+                log::debug!("sync connection from {} is peer {id}", s.peer);
+                s.source = Some(id);
+                Action::Reply(Reply::ok(Vec::new()))
+            }
+            Cmd::SyncDeleteFile => {
+                let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
+                let source = s.source.clone();
+                self.on_path(&d.remote.clone(), move |store| {
+                    reply_of(replica::delete(store, &d, source.as_deref()).map(|()| Vec::new()))
+                })
+            }
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
                 self.on_path(&d.remote.clone(), move |store| {
@@ -76,7 +104,7 @@ impl StorageService {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 self.on_path(&f.remote.clone(), move |store| {
                     let r = disk::resolve(store, &f.group, &f.remote)
-                        .and_then(|t| disk::delete(&t.path));
+                        .and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
                         c.success_delete_count += r.is_ok() as u64;
@@ -88,7 +116,7 @@ impl StorageService {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
                 self.on_path(&m.remote.clone(), move |store| {
                     let r = disk::resolve(store, &m.group, &m.remote)
-                        .and_then(|t| disk::set_metadata(&t.path, m.op, &m.meta));
+                        .and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
                         c.success_set_meta_count += r.is_ok() as u64;
@@ -131,6 +159,91 @@ impl StorageService {
     }
 }
 
+impl StorageService {
+    fn begin_upload(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Incoming> {
+        let appender = h.cmd == Cmd::UploadAppenderFile as u8;
+        let u = match proto::UploadHead::decode(head, h.pkg_len) {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("upload from {}: {e}", s.peer);
+                return Begin::Reject(status::EINVAL);
+            }
+        };
+        let store = &self.store;
+        let path = match store.choose_path(u.store_path_index, u.file_size) {
+            Ok(p) => p,
+            Err(code) => {
+                log::warn!(
+                    "upload of {} bytes from {}: {}",
+                    u.file_size,
+                    s.peer,
+                    status::describe(code)
+                );
+                count(store, |c| c.total_upload_count += 1);
+                return Begin::Reject(code);
+            }
+        };
+        match Upload::begin(store.clone(), path, u.file_size, u.ext, appender) {
+            Ok(up) => Begin::Stream {
+                state: Incoming::Upload(up),
+                pool: path as usize,
+            },
+            Err(e) => {
+                log::error!(
+                    "upload from {}: creating temp file in store path {path}: {e}",
+                    s.peer
+                );
+                count(store, |c| c.total_upload_count += 1);
+                Begin::Reject(io_status(&e))
+            }
+        }
+    }
+
+    /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE: the head holds the name length,
+    /// so it is read in two steps.
+    fn begin_copy(
+        &self,
+        s: &mut Session,
+        h: &Header,
+        head: &[u8],
+        update: bool,
+    ) -> Begin<Incoming> {
+        let name_len =
+            u64::from_be_bytes(head[..8].try_into().expect("head is at least FIXED_LEN"));
+        if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
+            log::warn!("sync copy from {}: file name length {name_len}", s.peer);
+            return Begin::Reject(status::EINVAL);
+        }
+        let need = SyncCreateHead::FIXED_LEN + name_len as usize;
+        if head.len() < need {
+            return Begin::MoreHead(need);
+        }
+        let with_content = h.status == 0;
+        let head = match SyncCreateHead::decode(head, h.pkg_len, with_content) {
+            Ok((head, _)) => head,
+            Err(e) => {
+                log::warn!("sync copy from {}: {e}", s.peer);
+                return Begin::Reject(status::EINVAL);
+            }
+        };
+        let pool =
+            crate::layout::RemoteName::parse(&head.remote).map_or(0, |n| n.store_index as usize);
+        match replica::Copy::begin(
+            self.store.clone(),
+            &head,
+            with_content,
+            update,
+            s.source.clone(),
+        ) {
+            Ok(c) => Begin::Stream {
+                state: Incoming::Copy(c),
+                pool: pool.min(self.store.paths.len() - 1),
+            },
+            Err(code) => Begin::Reject(code),
+        }
+    }
+}
+
 fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
     match r {
         Ok(body) => Reply::ok(body),
@@ -144,13 +257,13 @@ fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
 
 impl Service for StorageService {
     type Session = Session;
-    type Stream = Upload;
+    type Stream = Incoming;
 
     fn open(&self, peer: SocketAddr) -> Option<Session> {
         if !crate::config::host_allowed(&self.store.cfg.allow_hosts, peer.ip()) {
             return None;
         }
-        Some(Session { peer })
+        Some(Session { peer, source: None })
     }
 
     fn plan(&self, s: &mut Session, h: &Header) -> Plan {
@@ -160,6 +273,15 @@ impl Service for StorageService {
         };
         match cmd {
             Cmd::Quit => Plan::Quit,
+            Cmd::SyncCreateFile | Cmd::SyncUpdateFile => {
+                if h.pkg_len < SyncCreateHead::FIXED_LEN as u64 {
+                    Plan::Reject(status::EINVAL)
+                } else {
+                    Plan::Stream {
+                        head: SyncCreateHead::FIXED_LEN,
+                    }
+                }
+            }
             Cmd::UploadFile | Cmd::UploadAppenderFile => {
                 if h.pkg_len < proto::UPLOAD_HEAD_LEN as u64 {
                     Plan::Reject(status::EINVAL)
@@ -200,53 +322,30 @@ impl Service for StorageService {
         }
     }
 
-    fn begin_stream(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Upload> {
-        let appender = h.cmd == Cmd::UploadAppenderFile as u8;
-        let u = match proto::UploadHead::decode(head, h.pkg_len) {
-            Ok(u) => u,
-            Err(e) => {
-                log::warn!("upload from {}: {e}", s.peer);
-                return Begin::Reject(status::EINVAL);
-            }
-        };
-        let store = &self.store;
-        let path = match store.choose_path(u.store_path_index, u.file_size) {
-            Ok(p) => p,
-            Err(code) => {
-                log::warn!(
-                    "upload of {} bytes from {}: {}",
-                    u.file_size,
-                    s.peer,
-                    status::describe(code)
-                );
-                count(store, |c| c.total_upload_count += 1);
-                return Begin::Reject(code);
-            }
-        };
-        match Upload::begin(store.clone(), path, u.file_size, u.ext, appender) {
-            Ok(up) => Begin::Stream {
-                state: up,
-                pool: path as usize,
-            },
-            Err(e) => {
-                log::error!(
-                    "upload from {}: creating temp file in store path {path}: {e}",
-                    s.peer
-                );
-                count(store, |c| c.total_upload_count += 1);
-                Begin::Reject(io_status(&e))
-            }
+    fn begin_stream(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Incoming> {
+        match Cmd::from_u8(h.cmd) {
+            Some(Cmd::SyncCreateFile) => self.begin_copy(s, h, head, false),
+            Some(Cmd::SyncUpdateFile) => self.begin_copy(s, h, head, true),
+            _ => self.begin_upload(s, h, head),
         }
     }
 
-    fn stream_chunk(&self, up: &mut Upload, data: &[u8]) -> Result<(), u8> {
-        up.write(data).map_err(|e| {
-            log::error!("upload write: {e}");
+    fn stream_chunk(&self, st: &mut Incoming, data: &[u8]) -> Result<(), u8> {
+        let r = match st {
+            Incoming::Upload(up) => up.write(data),
+            Incoming::Copy(c) => c.write(data),
+        };
+        r.map_err(|e| {
+            log::error!("writing received content: {e}");
             io_status(&e)
         })
     }
 
-    fn stream_end(&self, up: Upload) -> Reply {
+    fn stream_end(&self, st: Incoming) -> Reply {
+        let up = match st {
+            Incoming::Upload(up) => up,
+            Incoming::Copy(c) => return c.finish(),
+        };
         let size = up.written();
         let r = up.finish();
         count(&self.store, |c| {

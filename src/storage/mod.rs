@@ -3,14 +3,18 @@
 //! proto, layout, config and client; never tracker.
 
 mod beat;
+mod binlog;
 mod disk;
 mod handler;
+mod replica;
+mod sync;
 
 use crate::config::{Reserved, StorageConfig};
 use crate::layout::{DataInitFlag, Source, StorePath};
 use crate::net::{Pool, Server, ServerOptions, StopHandle};
 use crate::proto::StatCounters;
 use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -59,6 +63,16 @@ pub struct Store {
     pub started: u64,
     pub init_flag: Mutex<DataInitFlag>,
     pub data_dir: PathBuf,
+    /// Every change made here or received, in order (LAYOUT.md §2.4).
+    pub binlog: binlog::Binlog,
+    /// Newest record timestamp received from each source peer (SYNC_REPORT).
+    pub received_from: Mutex<HashMap<String, u32>>,
+    /// The other servers of the group.
+    pub peers: sync::Peers,
+    /// Push threads, joined at shutdown.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Our listening port (known once bound).
+    port: std::sync::atomic::AtomicU16,
 }
 
 impl Store {
@@ -73,6 +87,54 @@ impl Store {
     /// What goes into the first 4 bytes of new file names.
     pub fn source(&self) -> Source {
         Source::Ip(*self.my_ip.read())
+    }
+
+    /// Our id in the group: the IP address (storage ids come with issue 4).
+    pub fn my_id(&self) -> String {
+        self.my_ip.read().to_string()
+    }
+
+    /// Local address for outbound connections (`client_bind` + `bind_addr`),
+    /// so trackers and peers see the address we serve on.
+    pub fn outbound_ip(&self) -> Option<IpAddr> {
+        if self.cfg.client_bind {
+            self.cfg.bind_addr.as_deref().and_then(|b| b.parse().ok())
+        } else {
+            None
+        }
+    }
+
+    /// Timeouts for outbound connections.
+    pub fn timeouts(&self) -> crate::client::Timeouts {
+        crate::client::Timeouts {
+            connect: self.cfg.connect_timeout,
+            network: self.cfg.network_timeout,
+        }
+    }
+
+    /// Our listening port.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// A change from `source` with this timestamp was applied here.
+    pub fn received(&self, source: Option<&str>, timestamp: u32, bytes: u64) {
+        if let Some(src) = source {
+            let mut m = self.received_from.lock();
+            let e = m.entry(src.to_string()).or_insert(0);
+            *e = (*e).max(timestamp);
+        }
+        let mut s = self.stats.lock();
+        s.last_sync_update = now();
+        s.total_sync_in_bytes += bytes;
+        s.success_sync_in_bytes += bytes;
+    }
+
+    /// `bytes` of file content were pushed to a peer.
+    pub fn sent(&self, bytes: u64) {
+        let mut s = self.stats.lock();
+        s.total_sync_out_bytes += bytes;
+        s.success_sync_out_bytes += bytes;
     }
 
     /// The address of a numeric storage id (storage ids come with issue 4).
@@ -245,8 +307,16 @@ impl RunningStorage {
             s.join();
         }
         self.quit.store(true, Ordering::SeqCst);
+        sync::stop(&self.store);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        let pushers: Vec<_> = self.store.threads.lock().drain(..).collect();
+        for t in pushers {
+            let _ = t.join();
+        }
+        if let Err(e) = self.store.binlog.sync() {
+            log::error!("flushing the binlog: {e}");
         }
         if let Err(e) = self.store.save_stats() {
             log::error!("saving storage_stat.dat: {e}");
@@ -285,7 +355,10 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     for p in &paths {
         let t = std::time::Instant::now();
         let n = cfg.subdir_count_per_path;
-        log::info!("store path {}: making sure its {n}x{n} data directories exist", p.root.display());
+        log::info!(
+            "store path {}: making sure its {n}x{n} data directories exist",
+            p.root.display()
+        );
         if p.init(cfg.subdir_count_per_path)? {
             log::info!(
                 "store path {} initialised in {:.1}s",
@@ -332,6 +405,11 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         rng: AtomicU64::new(seed),
         started: now(),
         init_flag: Mutex::new(flag),
+        binlog: binlog::Binlog::open(&data_dir.join("sync"), cfg.durable_uploads)?,
+        received_from: Mutex::new(HashMap::new()),
+        peers: sync::Peers::default(),
+        threads: Mutex::new(Vec::new()),
+        port: std::sync::atomic::AtomicU16::new(0),
         data_dir,
         cfg,
     });
@@ -351,6 +429,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     });
     let server = Server::start(addr, svc, opts)?;
     let port = server.local_addr().port();
+    store.port.store(port, Ordering::Relaxed);
     let quit = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for t in &store.cfg.tracker_servers {

@@ -111,6 +111,27 @@ impl Tracker {
             | StorageSyncReport
             | StorageSyncDestReq
             | StorageSyncNotify => self.joined_cmd(s, cmd, body),
+            StorageSyncSrcReq => {
+                let q = proto::GroupStorage::decode(body).map_err(invalid)?;
+                Ok(match self.state.lock().sync_src(&q.group, &q.id)? {
+                    Some((src, until)) => sync_body(&src, until),
+                    None => Vec::new(),
+                })
+            }
+            StorageReportStatus => {
+                let r = proto::ReportStatus::decode(body).map_err(invalid)?;
+                self.state
+                    .lock()
+                    .report_status(&r.group, &r.server.id, r.server.status)?;
+                log::info!(
+                    "{} reports {}/{} {}",
+                    s.peer,
+                    r.group,
+                    r.server.id,
+                    proto::storage_status::name(r.server.status)
+                );
+                Ok(Vec::new())
+            }
             StorageSyncDestQuery => {
                 let j = s.joined.as_ref().ok_or(status::EACCES)?;
                 let st = self.state.lock();

@@ -114,6 +114,7 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
 fn housekeeping(t: &Tracker, data: &std::path::Path, quit: &AtomicBool) {
     let timeout = t.cfg.check_active_interval.as_secs().max(1);
     let mut last_status = 0;
+    let mut last_matrix = 0;
     loop {
         let stopping = quit.load(Ordering::SeqCst);
         let now = now();
@@ -126,6 +127,15 @@ fn housekeeping(t: &Tracker, data: &std::path::Path, quit: &AtomicBool) {
             if let Err(e) = persist::save(&st, data, t.cfg.use_storage_id) {
                 st.dirty = true;
                 log::error!("saving tracker state in {}: {e}", data.display());
+            }
+        }
+        // The matrix changes with every sync report: saved every 10 s at most
+        // (upstream: every 1000 reports), and on the way out.
+        if (st.matrix_dirty && now >= last_matrix + 10) || stopping {
+            st.matrix_dirty = false;
+            last_matrix = now;
+            if let Err(e) = persist::save_matrix(&st, data) {
+                log::error!("saving the sync timestamps in {}: {e}", data.display());
             }
         }
         drop(st);

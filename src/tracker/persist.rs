@@ -9,6 +9,58 @@ use std::path::Path;
 
 const GROUPS: &str = "storage_groups_new.dat";
 const SERVERS: &str = "storage_servers_new.dat";
+const SYNC_TIMESTAMPS: &str = "storage_sync_timestamp.dat";
+
+/// Write the sync-timestamp matrix: one row per source server, the value for
+/// each server k of its group being what k reported as received from it.
+pub fn save_matrix(state: &State, data_dir: &Path) -> io::Result<()> {
+    let mut rows = Vec::new();
+    for g in state.groups.values() {
+        let live: Vec<&Storage> = g
+            .storages
+            .iter()
+            .filter(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED))
+            .collect();
+        for src in &live {
+            let row = live
+                .iter()
+                .map(|d| {
+                    if d.id == src.id {
+                        0
+                    } else {
+                        d.synced_from.get(&src.id).copied().unwrap_or(0)
+                    }
+                })
+                .collect();
+            rows.push((g.name.clone(), src.id.clone(), row));
+        }
+    }
+    tracker_dat::save_sync_timestamps(&data_dir.join(SYNC_TIMESTAMPS), &rows)
+}
+
+/// Load the matrix saved by [`save_matrix`] into `state` (rows of unknown
+/// servers are ignored).
+fn load_matrix(state: &mut State, data_dir: &Path) -> io::Result<()> {
+    for (group, src, row) in tracker_dat::load_sync_timestamps(&data_dir.join(SYNC_TIMESTAMPS))? {
+        let Some(g) = state.groups.get_mut(&group) else {
+            continue;
+        };
+        let ids: Vec<String> = g
+            .storages
+            .iter()
+            .filter(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED))
+            .map(|s| s.id.clone())
+            .collect();
+        for (k, ts) in row.into_iter().enumerate() {
+            if let (Some(dest), true) = (ids.get(k), ts > 0) {
+                if let Some(d) = g.get_mut(dest) {
+                    d.synced_from.insert(src.clone(), ts);
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Write groups and servers (deleted servers are not written, as upstream).
 pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
@@ -116,5 +168,6 @@ pub fn load(data_dir: &Path) -> io::Result<State> {
         g.storages.push(s);
         g.storages.sort_by(|a, b| a.id.cmp(&b.id));
     }
+    load_matrix(&mut state, data_dir)?;
     Ok(state)
 }

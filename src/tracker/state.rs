@@ -36,6 +36,9 @@ pub struct Storage {
     pub sync_until: u64,
     pub changelog_offset: u64,
     pub stat: StatCounters,
+    /// Newest timestamp of each source's changes this server reported as
+    /// received (SYNC_REPORT): the row of the sync-timestamp matrix.
+    pub synced_from: BTreeMap<String, u32>,
     /// Bumped by every JOIN, so that closing an older connection does not mark
     /// a server that has already re-joined OFFLINE.
     pub conn_serial: u64,
@@ -178,6 +181,8 @@ pub struct State {
     pub max_free_group: Option<String>,
     /// Set when something worth saving changed.
     pub dirty: bool,
+    /// Set when a sync report changed the sync-timestamp matrix.
+    pub matrix_dirty: bool,
 }
 
 impl State {
@@ -520,7 +525,12 @@ impl State {
             return Ok(vec![addr(&g.storages[i])]);
         }
         let has_file = |s: &Storage, is_source: bool| -> bool {
-            let synced = s.stat.last_synced_timestamp;
+            // What this server received from the file's source, when it said so;
+            // else its overall synced time.
+            let synced = s
+                .synced_from
+                .get(&f.source)
+                .map_or(s.stat.last_synced_timestamp, |&t| t as u64);
             is_source
                 || f.timestamp + cfg.storage_sync_file_max_delay.as_secs() < now
                 || synced > f.timestamp
@@ -557,6 +567,54 @@ impl State {
             }
         }
         Ok(found)
+    }
+
+    /// SYNC_SRC_REQ: the sync source of `dest` and its until time, if that
+    /// source is alive; a dead source is forgotten (PROTOCOL.md §9.6).
+    pub fn sync_src(&mut self, group: &str, dest: &str) -> Result<Option<(String, u64)>, Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        let d = g.get(dest).ok_or(Refusal::NotFound)?;
+        if matches!(d.status, st::INIT | st::DELETED | st::IP_CHANGED) {
+            return Err(Refusal::NotFound);
+        }
+        if d.sync_src.is_empty() {
+            return Ok(None);
+        }
+        let (src, until) = (d.sync_src.clone(), d.sync_until);
+        let alive = g.get(&src).is_some_and(|s| {
+            matches!(
+                s.status,
+                st::OFFLINE | st::ONLINE | st::ACTIVE | st::RECOVERY
+            )
+        });
+        if alive {
+            return Ok(Some((src, until)));
+        }
+        g.get_mut(dest).expect("looked up above").sync_src.clear();
+        self.dirty = true;
+        Ok(None)
+    }
+
+    /// REPORT_STATUS from a source about a server it syncs (PROTOCOL.md §9.7):
+    /// forward moves only (WAIT_SYNC -> SYNCING -> OFFLINE), never over a
+    /// server that is serving or newer.
+    pub fn report_status(&mut self, group: &str, id: &str, status: u8) -> Result<(), Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        let Some(s) = g.get_mut(id) else {
+            return Ok(());
+        };
+        if status == st::NONE
+            || s.status == status
+            || matches!(s.status, st::INIT | st::ONLINE | st::ACTIVE | st::RECOVERY)
+        {
+            return Ok(());
+        }
+        if matches!(status, st::DELETED | st::IP_CHANGED) || status > s.status {
+            s.status = status;
+            g.touch();
+            self.dirty = true;
+        }
+        Ok(())
     }
 
     /// DELETE_STORAGE: only servers that are not serving may be removed.
@@ -694,6 +752,36 @@ mod tests {
             false,
         );
         assert_eq!(s.pick_store(None, &cfg()).unwrap_err(), Refusal::NoSpace);
+    }
+
+    #[test]
+    fn new_server_status_follows_its_source() {
+        let mut s = State::default();
+        join(&mut s, "group1", "10.0.0.1");
+        join(&mut s, "group1", "10.0.0.2");
+        let g = &s.groups["group1"];
+        assert_eq!(g.storages[1].status, st::WAIT_SYNC);
+        assert_eq!(
+            s.sync_src("group1", "10.0.0.2").unwrap(),
+            Some(("10.0.0.1".into(), 100))
+        );
+        s.report_status("group1", "10.0.0.2", st::SYNCING).unwrap();
+        s.report_status("group1", "10.0.0.2", st::WAIT_SYNC)
+            .unwrap();
+        assert_eq!(
+            s.groups["group1"].storages[1].status,
+            st::SYNCING,
+            "no step back"
+        );
+        s.report_status("group1", "10.0.0.2", st::OFFLINE).unwrap();
+        s.alive("group1", "10.0.0.2", 101);
+        assert_eq!(s.groups["group1"].storages[1].status, st::ACTIVE);
+        s.report_status("group1", "10.0.0.2", st::SYNCING).unwrap();
+        assert_eq!(
+            s.groups["group1"].storages[1].status,
+            st::ACTIVE,
+            "a serving server is left alone"
+        );
     }
 
     #[test]

@@ -55,24 +55,30 @@ pub fn storage_stat(s: &Storage, _g: &Group, cfg: &TrackerConfig) -> StorageStat
     }
 }
 
-/// SYNC_REPORT from `dest`: the newest timestamp it received from each source.
-/// Its `last_synced_timestamp` becomes the minimum over its live sources (it
-/// has everything up to its slowest source), as upstream does with round-robin
-/// uploads (SYNC.md §6).
+/// SYNC_REPORT from `dest`: the newest timestamp it received from each
+/// source. Kept per source (download routing asks "has it received this
+/// source's file?"); its `last_synced_timestamp` is the minimum over its live
+/// sources, as upstream computes it for round-robin uploads (SYNC.md §6).
 pub fn apply_sync_report(state: &mut State, group: &str, dest: &str, reports: &[(String, u32)]) {
     let Some(g) = state.groups.get_mut(group) else {
         return;
     };
-    let mut min: Option<u64> = None;
-    for (src, ts) in reports {
-        if *ts == 0 || src == dest {
-            continue;
-        }
-        if g.get(src).is_some_and(|s| s.status == st::ACTIVE) {
-            min = Some(min.map_or(*ts as u64, |m| m.min(*ts as u64)));
+    let live: Vec<(String, u32)> = reports
+        .iter()
+        .filter(|(src, ts)| {
+            *ts != 0 && src != dest && g.get(src).is_some_and(|s| s.status == st::ACTIVE)
+        })
+        .cloned()
+        .collect();
+    let Some(d) = g.get_mut(dest) else { return };
+    for (src, ts) in &live {
+        let e = d.synced_from.entry(src.clone()).or_insert(0);
+        if *ts > *e {
+            *e = *ts;
+            state.matrix_dirty = true;
         }
     }
-    if let (Some(m), Some(d)) = (min, g.get_mut(dest)) {
-        d.stat.last_synced_timestamp = m;
+    if let Some(min) = live.iter().map(|(_, ts)| *ts as u64).min() {
+        d.stat.last_synced_timestamp = min;
     }
 }

@@ -1,0 +1,488 @@
+//! Pushing our binlog to the other storages of the group (SYNC.md §3-§5): one
+//! thread per peer reads the binlog from the position in its mark file and
+//! sends each record that peer needs; a new server's assigned source also
+//! sends the history it holds as replicas.
+
+use super::Store;
+use crate::client::{Connection, Error};
+use crate::layout::RemoteName;
+use crate::layout::binlog::{Mark, Record};
+use crate::proto::{self, Cmd, status, storage_status as st};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::binlog::Reader;
+
+/// A peer as the trackers last described it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub id: String,
+    pub ip: String,
+    pub port: u16,
+    pub status: u8,
+}
+
+/// The other servers of our group and their push threads.
+#[derive(Default)]
+pub struct Peers {
+    map: Mutex<HashMap<String, Peer>>,
+    changed: Condvar,
+}
+
+impl Peers {
+    /// A peer by id.
+    pub fn get(&self, id: &str) -> Option<Peer> {
+        self.map.lock().get(id).cloned()
+    }
+
+    /// Ids of every known peer.
+    pub fn ids(&self) -> Vec<String> {
+        self.map.lock().keys().cloned().collect()
+    }
+
+    /// Wait up to `d` for the peer list to change.
+    fn wait(&self, d: Duration) {
+        let mut m = self.map.lock();
+        self.changed.wait_for(&mut m, d);
+    }
+
+    /// Wake threads waiting on peer changes (shutdown).
+    pub fn wake(&self) {
+        let _m = self.map.lock();
+        self.changed.notify_all();
+    }
+}
+
+/// Apply a server list from a tracker: record statuses, start a push thread
+/// for every new peer.
+pub fn update(store: &Arc<Store>, briefs: &[proto::Brief], quit: &Arc<AtomicBool>) {
+    let me = store.my_id();
+    let mut new = Vec::new();
+    {
+        let mut m = store.peers.map.lock();
+        for b in briefs.iter().filter(|b| b.id != me && !b.id.is_empty()) {
+            let p = Peer {
+                id: b.id.clone(),
+                ip: b.ip.clone(),
+                port: b.port as u16,
+                status: b.status,
+            };
+            match m.insert(b.id.clone(), p.clone()) {
+                None => new.push(p),
+                Some(old) if old != p => log::debug!(
+                    "peer {} now {}:{} {}",
+                    p.id,
+                    p.ip,
+                    p.port,
+                    st::name(p.status)
+                ),
+                Some(_) => {}
+            }
+        }
+        store.peers.changed.notify_all();
+    }
+    for p in new {
+        log::info!(
+            "peer {} at {}:{} ({}): starting to push to it",
+            p.id,
+            p.ip,
+            p.port,
+            st::name(p.status)
+        );
+        let (s, q, id) = (store.clone(), quit.clone(), p.id.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("fdfs-sync-{}", p.id))
+            .spawn(move || run(&s, &id, &q));
+        match spawned {
+            Ok(h) => store.threads.lock().push(h),
+            Err(e) => log::error!("starting the push thread for {}: {e}", p.id),
+        }
+    }
+}
+
+fn gone(status: u8) -> bool {
+    matches!(status, st::DELETED | st::IP_CHANGED | st::NONE)
+}
+
+/// The push thread of one peer: sessions with retries and growing pauses.
+fn run(store: &Arc<Store>, id: &str, quit: &AtomicBool) {
+    let mut pause = Duration::from_millis(500);
+    let mut last_err = String::new();
+    while !quit.load(Ordering::SeqCst) {
+        let Some(peer) = store.peers.get(id) else {
+            return;
+        };
+        if gone(peer.status) {
+            log::info!("peer {id} is {}: push thread ends", st::name(peer.status));
+            return;
+        }
+        if !matches!(peer.status, st::WAIT_SYNC | st::SYNCING | st::ACTIVE) {
+            store.peers.wait(Duration::from_secs(1));
+            continue;
+        }
+        match session(store, &peer, quit) {
+            Ok(()) => {
+                pause = Duration::from_millis(500);
+                last_err.clear();
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if msg != last_err {
+                    log::warn!(
+                        "push to {}:{} ({id}): {msg}; will retry",
+                        peer.ip,
+                        peer.port
+                    );
+                    last_err = msg;
+                }
+                store.peers.wait(pause);
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// The peer, if we should still be pushing to it.
+fn still_wanted(store: &Store, id: &str, quit: &AtomicBool) -> Option<Peer> {
+    if quit.load(Ordering::SeqCst) {
+        return None;
+    }
+    store
+        .peers
+        .get(id)
+        .filter(|p| matches!(p.status, st::WAIT_SYNC | st::SYNCING | st::ACTIVE))
+}
+
+fn other(msg: String) -> Error {
+    Error::Protocol {
+        addr: "sync".into(),
+        msg,
+    }
+}
+
+/// One connection to the peer: set up the reader, then push until the peer
+/// leaves, we stop, or a push fails (the mark keeps the failed record).
+fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Error> {
+    let cfg = &store.cfg;
+    let sync_dir = store.binlog.dir().to_path_buf();
+    let mark_path = Mark::path(&sync_dir, &peer.ip, Some(store.port()));
+    let local = |err| Error::Local {
+        path: mark_path.display().to_string(),
+        err,
+    };
+    let saved = Mark::load(&mark_path).map_err(local)?;
+    let mut mark = match saved {
+        Some(m) if !matches!(peer.status, st::WAIT_SYNC) => m,
+        saved => init_mark(store, peer, saved)?,
+    };
+    mark.save(&mark_path).map_err(local)?;
+    let is_source_pushing_old = mark.need_sync_old && !mark.sync_old_done;
+    if !is_source_pushing_old {
+        // Only the source talks to a server that is still being filled.
+        while still_wanted(store, &peer.id, quit).is_some_and(|p| p.status != st::ACTIVE) {
+            store.peers.wait(Duration::from_secs(1));
+        }
+    }
+    let Some(peer) = still_wanted(store, &peer.id, quit) else {
+        return Ok(());
+    };
+    let addr = format!("{}:{}", peer.ip, peer.port);
+    let mut c = Connection::connect(&addr, store.timeouts(), store.outbound_ip())?;
+    c.call(
+        Cmd::ReportServerId,
+        &proto::sync::encode_report_server_id(&store.my_id()),
+        0,
+    )?;
+    if is_source_pushing_old && peer.status == st::WAIT_SYNC {
+        report_status(store, &peer, st::SYNCING);
+    }
+    let mut reader = Reader::new(&sync_dir, mark.binlog_index, mark.binlog_offset);
+    let mut unsaved = 0u32;
+    let mut last_io = Instant::now();
+    let heartbeat = cfg.heart_beat_interval.max(Duration::from_secs(1));
+    loop {
+        if still_wanted(store, &peer.id, quit).is_none() {
+            mark.save(&mark_path).map_err(local)?;
+            return Ok(());
+        }
+        let seq = store.binlog.seq();
+        let rec = reader.next(store.binlog.write_pos()).map_err(local)?;
+        match rec {
+            Some(rec) => {
+                mark.scan_row_count += 1;
+                if wanted(&rec, &mark) && push(store, &mut c, &rec)? {
+                    mark.sync_row_count += 1;
+                    last_io = Instant::now();
+                }
+                // Only now is the record done: a failed push returns above and
+                // is retried from the saved position.
+                mark.binlog_index = reader.index;
+                mark.binlog_offset = reader.offset;
+                unsaved += 1;
+                if unsaved >= cfg.write_mark_file_freq.max(1) {
+                    mark.save(&mark_path).map_err(local)?;
+                    unsaved = 0;
+                }
+            }
+            None => {
+                if mark.need_sync_old && !mark.sync_old_done {
+                    mark.sync_old_done = true;
+                    mark.save(&mark_path).map_err(local)?;
+                    log::info!(
+                        "peer {} has every old file: reporting it OFFLINE so it can become ACTIVE",
+                        peer.id
+                    );
+                    report_status(store, &peer, st::OFFLINE);
+                    unsaved = 0;
+                }
+                if unsaved > 0 {
+                    mark.save(&mark_path).map_err(local)?;
+                    unsaved = 0;
+                }
+                if last_io.elapsed() >= heartbeat {
+                    c.call(Cmd::ActiveTest, &[], 0)?;
+                    last_io = Instant::now();
+                }
+                store
+                    .binlog
+                    .wait(seq, cfg.sync_wait_msec.max(Duration::from_millis(10)));
+            }
+        }
+    }
+}
+
+/// A fresh reader position for `peer`: ask a tracker who its sync source is.
+/// As its source we push the whole history; otherwise we start where its
+/// source's copy ends (the sync-until time).
+fn init_mark(store: &Store, peer: &Peer, saved: Option<Mark>) -> Result<Mark, Error> {
+    let (src, until) = sync_src_of(store, &peer.id)?;
+    let need_old = src == store.my_id();
+    if let Some(m) = saved {
+        if !need_old || (m.need_sync_old && m.until_timestamp == until) {
+            return Ok(m);
+        }
+        log::info!(
+            "peer {} needs a full copy from us again (sync until {until})",
+            peer.id
+        );
+    }
+    let mut mark = Mark {
+        need_sync_old: need_old,
+        until_timestamp: until,
+        ..Mark::default()
+    };
+    if !need_old && until > 0 {
+        // Skip what the peer receives from its source.
+        let mut r = Reader::new(store.binlog.dir(), 0, 0);
+        let end = store.binlog.write_pos();
+        loop {
+            let (i, o) = (r.index, r.offset);
+            match r.next(end).map_err(|err| Error::Local {
+                path: "binlog".into(),
+                err,
+            })? {
+                Some(rec) if (rec.timestamp as u64) < until => {}
+                _ => {
+                    (mark.binlog_index, mark.binlog_offset) = (i, o);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(mark)
+}
+
+/// SYNC.md §3.3: which records go to this peer.
+fn wanted(r: &Record, m: &Mark) -> bool {
+    if r.is_source() {
+        return true;
+    }
+    match r.op {
+        b'c' | b'd' | b'u' | b'l' | b'r' => {
+            m.need_sync_old && !m.sync_old_done && (r.timestamp as u64) <= m.until_timestamp
+        }
+        _ => false,
+    }
+}
+
+/// Send one record. Ok(false) when there was nothing to send (the file is
+/// gone, or the op has no push form yet).
+fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
+    let group = store.cfg.group_name.clone();
+    let path = match RemoteName::parse(&r.name) {
+        Ok(n) if (n.store_index as usize) < store.paths.len() => {
+            store.paths[n.store_index as usize].file_path(&n)
+        }
+        _ => {
+            log::warn!(
+                "binlog record for {:?}: not a file of ours, skipped",
+                r.name
+            );
+            return Ok(false);
+        }
+    };
+    match r.op.to_ascii_uppercase() {
+        b'C' | b'U' => {
+            let mut f = match File::open(&path) {
+                Ok(f) => f,
+                // Deleted since: its delete record follows.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(err) => {
+                    return Err(Error::Local {
+                        path: path.display().to_string(),
+                        err,
+                    });
+                }
+            };
+            let size = f
+                .metadata()
+                .map_err(|err| Error::Local {
+                    path: path.display().to_string(),
+                    err,
+                })?
+                .len();
+            let cmd = if r.op.eq_ignore_ascii_case(&b'U') {
+                Cmd::SyncUpdateFile
+            } else {
+                Cmd::SyncCreateFile
+            };
+            let head = proto::sync::SyncCreateHead {
+                remote: r.name.clone(),
+                file_size: size,
+                timestamp: r.timestamp,
+                group,
+            };
+            let head = head.encode();
+            c.send_with_len(cmd, &head, head.len() as u64 + size)?;
+            c.send_file(&mut f, size)?;
+            match c.recv_header(cmd) {
+                Ok(_) => {}
+                Err(Error::Status {
+                    status: status::EEXIST,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+            store.sent(size);
+            Ok(true)
+        }
+        b'D' => {
+            if path.exists() {
+                // Created again since: nothing to delete.
+                return Ok(false);
+            }
+            let body = proto::sync::SyncDelete {
+                timestamp: r.timestamp,
+                group,
+                remote: r.name.clone(),
+            }
+            .encode();
+            match c.call(Cmd::SyncDeleteFile, &body, 0) {
+                Ok(_)
+                | Err(Error::Status {
+                    status: status::ENOENT,
+                    ..
+                }) => Ok(true),
+                Err(e) => Err(e),
+            }
+        }
+        _ => {
+            log::warn!(
+                "binlog record {:?}: op '{}' is not pushed by this version, skipped",
+                r.name,
+                r.op as char
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// SYNC_SRC_REQ to the first tracker that answers: (source id, until).
+fn sync_src_of(store: &Store, peer_id: &str) -> Result<(String, u64), Error> {
+    let body = proto::GroupStorage {
+        group: store.cfg.group_name.clone(),
+        id: peer_id.to_string(),
+    }
+    .encode();
+    let mut last = None;
+    for t in &store.cfg.tracker_servers {
+        match Connection::connect(t, store.timeouts(), store.outbound_ip())
+            .and_then(|mut c| c.call(Cmd::StorageSyncSrcReq, &body, 64))
+        {
+            Ok(r) if r.is_empty() => return Ok((String::new(), 0)),
+            Ok(r) => {
+                let s = proto::SyncSrc::decode(&r).map_err(|e| other(e.to_string()))?;
+                return Ok((s.src_id, s.until_timestamp));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| other("no tracker configured".into())))
+}
+
+/// REPORT_STATUS of a peer we push to, to every tracker.
+fn report_status(store: &Store, peer: &Peer, status: u8) {
+    let body = proto::ReportStatus {
+        group: store.cfg.group_name.clone(),
+        server: proto::Brief {
+            status,
+            port: peer.port as u32,
+            id: peer.id.clone(),
+            ip: peer.ip.clone(),
+        },
+    }
+    .encode();
+    for t in &store.cfg.tracker_servers {
+        let r = Connection::connect(t, store.timeouts(), store.outbound_ip())
+            .and_then(|mut c| c.call(Cmd::StorageReportStatus, &body, 0));
+        if let Err(e) = r {
+            log::warn!(
+                "reporting {} {} to tracker {t}: {e}",
+                peer.id,
+                st::name(status)
+            );
+        }
+    }
+}
+
+/// Give the threads a last chance to save their marks on shutdown.
+pub fn stop(store: &Store) {
+    store.peers.wake();
+    store.binlog.wake_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_filter() {
+        let fresh = Mark::default();
+        let old = Mark {
+            need_sync_old: true,
+            until_timestamp: 100,
+            ..Mark::default()
+        };
+        let done = Mark {
+            sync_old_done: true,
+            ..old.clone()
+        };
+        let c = |op: u8, ts: u32| Record::new(ts, op, "M00/00/00/x");
+        assert!(wanted(&c(b'C', 500), &fresh));
+        assert!(!wanted(&c(b'c', 50), &fresh), "replicas are not forwarded");
+        assert!(
+            wanted(&c(b'c', 50), &old),
+            "a new server's source sends its history"
+        );
+        assert!(
+            !wanted(&c(b'c', 150), &old),
+            "but not what arrived after the until time"
+        );
+        assert!(!wanted(&c(b'c', 50), &done));
+        assert!(!wanted(&c(b'a', 50), &old), "deltas are never forwarded");
+    }
+}
