@@ -53,16 +53,20 @@ fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Stored files of a store path (data tree without the store's own bookkeeping).
+/// Files in the `data/HH/HH/` leaves of a store path (temp files included,
+/// the binlog and state files under `data/` not).
 fn stored_files(store: &Path) -> Vec<std::path::PathBuf> {
+    let hex2 = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.len() == 2 && n.chars().all(|c| c.is_ascii_hexdigit()))
+    };
     files_below(&store.join("data"))
         .into_iter()
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n != ".fastdfs_vars")
+            let leaf = p.parent().expect("file has a directory");
+            hex2(leaf) && leaf.parent().is_some_and(hex2)
         })
-        .filter(|p| p.parent() != Some(&store.join("data")))
         .collect()
 }
 
