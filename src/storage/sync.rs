@@ -205,7 +205,11 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
     let mut last_io = Instant::now();
     let heartbeat = cfg.heart_beat_interval.max(Duration::from_secs(1));
     loop {
-        if still_wanted(store, &peer.id, quit).is_none() {
+        let now = still_wanted(store, &peer.id, quit);
+        // A peer back in WAIT_SYNC lost its data and was given a source again:
+        // start over so that, if we are that source, it gets the history.
+        let refill = now.as_ref().is_some_and(|p| p.status == st::WAIT_SYNC) && !(mark.need_sync_old && !mark.sync_old_done);
+        if now.is_none() || refill {
             mark.save(&mark_path).map_err(local)?;
             return Ok(());
         }
