@@ -24,8 +24,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sha1::{Digest, Sha1};
 
+mod group;
 mod run;
 mod wire;
+pub use group::*;
 pub use run::*;
 pub use wire::*;
 
@@ -302,9 +304,8 @@ pub struct ClusterBuilder {
 }
 
 impl ClusterBuilder {
-    /// Number of storage servers (default 1). Storages beyond the first need
-    /// replication, whose tests come with it.
-    #[allow(dead_code)]
+    /// Number of storage servers (default 1), started one after the other so storage `i`
+    /// joins when storages `0..i` are ACTIVE.
     pub fn storages(mut self, n: usize) -> Self {
         self.storages = n;
         self
@@ -350,6 +351,10 @@ impl ClusterBuilder {
             root,
             dir: Some(dir),
             tracker_conf: None,
+            storage_confs: Vec::new(),
+            store_path_count: self.store_paths,
+            storage_extra: self.storage_extra,
+            retired: Vec::new(),
         };
 
         let tracker_conf = conf_dir.join("tracker.conf");
@@ -364,52 +369,11 @@ impl ClusterBuilder {
         tracker_entries.extend(self.tracker_extra.iter().cloned());
         write_conf(&tracker_conf, &tracker_entries);
         let tracker = start_tracker(&tracker_conf, &work);
-        let tracker_addr = tracker.addr();
         cluster.daemons.push(tracker);
         cluster.tracker_conf = Some(tracker_conf);
 
-        for i in 0..self.storages {
-            let name = format!("s{}", i + 1);
-            let ip = format!("127.0.0.{}", i + 2);
-            let base = cluster.root.join(&name);
-            let mut paths = vec![base.clone()];
-            paths.extend((1..self.store_paths).map(|p| cluster.root.join(format!("{name}p{p}"))));
-            for p in &paths {
-                fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-            }
-            let mut entries = vec![
-                ("group_name", GROUP.to_string()),
-                ("bind_addr", ip.clone()),
-                ("port", "0".to_string()),
-                ("base_path", path_str(&base)),
-                ("store_path_count", paths.len().to_string()),
-            ];
-            let keys: Vec<String> = (0..paths.len()).map(|p| format!("store_path{p}")).collect();
-            entries.extend(
-                keys.iter()
-                    .map(String::as_str)
-                    .zip(paths.iter().map(|p| path_str(p))),
-            );
-            entries.extend([
-                ("subdir_count_per_path", "16".to_string()),
-                ("tracker_server", tracker_addr.to_string()),
-                ("heart_beat_interval", "1".to_string()),
-                ("stat_report_interval", "1".to_string()),
-            ]);
-            entries.extend(self.storage_extra.iter().cloned());
-            let conf = conf_dir.join(format!("storage{}.conf", i + 1));
-            write_conf(&conf, &entries);
-            let storage = Daemon::start(
-                &format!("storage{}", i + 1),
-                &["storage", "-c", &path_str(&conf)],
-                &work,
-                1,
-                vec![conf.clone()],
-                vec![base.join("logs")],
-            );
-            cluster.daemons.push(storage);
-            cluster.store_paths.push(paths);
-            cluster.storage_ips.push(ip);
+        for _ in 0..self.storages {
+            cluster.add_storage();
             // One at a time, so the join order (and thus each storage's sync source) is fixed.
             cluster.wait_ready();
         }
@@ -460,6 +424,13 @@ pub struct Cluster {
     dir: Option<tempfile::TempDir>,
     /// The tracker's config (None for the combined server).
     tracker_conf: Option<PathBuf>,
+    /// Config file of each storage (empty for the combined server).
+    storage_confs: Vec<PathBuf>,
+    /// Store paths per storage, and the extra storage.conf lines, for storages added later.
+    store_path_count: usize,
+    storage_extra: Vec<(&'static str, String)>,
+    /// Earlier runs of restarted storages, kept for the failure report.
+    retired: Vec<Daemon>,
 }
 
 impl Cluster {
@@ -497,6 +468,10 @@ impl Cluster {
             root,
             dir: Some(dir),
             tracker_conf: None,
+            storage_confs: Vec::new(),
+            store_path_count: 1,
+            storage_extra: Vec::new(),
+            retired: Vec::new(),
         };
         // The server lays out its own tree under --dir; show every logs/ directory in it.
         let log_dirs = ["logs", "tracker/logs", "storage/logs"]

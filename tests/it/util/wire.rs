@@ -37,10 +37,60 @@ pub const CMD_GET_METADATA: u8 = 15;
 /// STORAGE_PROTO_CMD_QUERY_FILE_INFO.
 pub const CMD_QUERY_FILE_INFO: u8 = 22;
 
+/// STORAGE_PROTO_CMD_REPORT_SERVER_ID: first message on a sync connection.
+pub const CMD_REPORT_SERVER_ID: u8 = 9;
+/// STORAGE_PROTO_CMD_SYNC_CREATE_FILE.
+pub const CMD_SYNC_CREATE_FILE: u8 = 16;
+
 /// Status byte for "no such file".
 pub const ENOENT: u8 = Errno::ENOENT as u8;
 /// Status byte for "malformed request".
 pub const EINVAL: u8 = Errno::EINVAL as u8;
+
+/// FastDFS's base64 (PROTOCOL.md §6.2): alphabet `A-Z a-z 0-9 - _`, no padding.
+pub fn fdfs_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        // 1 byte -> 2 chars, 2 -> 3, 3 -> 4.
+        for k in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * k) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// Remote name `M00/HH/HH/<27 chars><ext7>` of a normal file (PROTOCOL.md §6.1): source
+/// IPv4 octets, `ts` u32 BE, size field `(0x80000000 | rand) << 32 | len`, CRC32 of `content`.
+/// `ext7` must be the 7-char ext part (e.g. `123.txt`).
+pub fn normal_remote_name(
+    source_ip: [u8; 4],
+    ts: u32,
+    rand: u32,
+    content: &[u8],
+    dirs: (u8, u8),
+    ext7: &str,
+) -> String {
+    assert_eq!(ext7.len(), 7, "ext part is 7 chars");
+    let mut raw = Vec::with_capacity(20);
+    raw.extend_from_slice(&source_ip);
+    raw.extend_from_slice(&ts.to_be_bytes());
+    let size_field = (u64::from(0x8000_0000 | (rand & 0x7F_FFFF)) << 32) | content.len() as u64;
+    raw.extend_from_slice(&size_field.to_be_bytes());
+    raw.extend_from_slice(&crc32fast::hash(content).to_be_bytes());
+    format!(
+        "M00/{:02X}/{:02X}/{}{ext7}",
+        dirs.0,
+        dirs.1,
+        fdfs_base64(&raw)
+    )
+}
 
 /// A NUL-padded fixed-width string field.
 pub fn fixed_str(field: &[u8]) -> String {
@@ -234,4 +284,23 @@ pub fn parse_replies(mut bytes: &[u8]) -> Vec<Reply> {
         bytes = &bytes[end..];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_name_matches_the_golden_vector() {
+        // PROTOCOL.md §6.6, first row.
+        let name = normal_remote_name(
+            [192, 168, 1, 100],
+            1_700_000_000,
+            0x0012_3456,
+            b"hello fastdfs\n",
+            (0, 1),
+            "421.txt",
+        );
+        assert_eq!(name, "M00/00/01/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt");
+    }
 }

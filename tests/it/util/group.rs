@@ -1,0 +1,243 @@
+//! Clusters whose storages come and go: adding a storage to a running group, restarting one
+//! on its old port, asking the tracker for a storage's status, listing what a storage holds
+//! on disk, and talking to one storage directly with `fdfs ... --storage`. Used by the
+//! replication tests.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{
+    Cluster, Daemon, GROUP, POLL_INTERVAL, Run, list_storage, path_str, sha1_hex, write_conf,
+};
+
+impl Cluster {
+    /// Starts one more storage of group1 on the next address (127.0.0.2 for the first, then
+    /// .3, ...) with fresh directories, and returns its index. Does not wait until the tracker
+    /// makes it ACTIVE: a storage joining a group with files goes through the sync states first
+    /// (poll [`Cluster::storage_status`]).
+    pub fn add_storage(&mut self) -> usize {
+        let i = self.storage_ips.len();
+        let name = format!("s{}", i + 1);
+        let base = self.root.join(&name);
+        let mut paths = vec![base.clone()];
+        paths.extend((1..self.store_path_count).map(|p| self.root.join(format!("{name}p{p}"))));
+        for p in &paths {
+            fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        }
+        self.store_paths.push(paths);
+        self.storage_ips.push(format!("127.0.0.{}", i + 2));
+        self.storage_confs.push(
+            self.root
+                .join("conf")
+                .join(format!("storage{}.conf", i + 1)),
+        );
+        self.write_storage_conf(i, 0);
+        let daemon = self.start_storage_daemon(i, &format!("storage{}", i + 1));
+        self.daemons.push(daemon);
+        i
+    }
+
+    /// Writes storage `i`'s config: its address and directories, the tracker's current
+    /// address, fast heartbeats, then the builder's extra lines.
+    fn write_storage_conf(&self, i: usize, port: u16) {
+        let paths = &self.store_paths[i];
+        let mut entries = vec![
+            ("group_name", GROUP.to_string()),
+            ("bind_addr", self.storage_ips[i].clone()),
+            ("port", port.to_string()),
+            ("base_path", path_str(&paths[0])),
+            ("store_path_count", paths.len().to_string()),
+        ];
+        let keys: Vec<String> = (0..paths.len()).map(|p| format!("store_path{p}")).collect();
+        entries.extend(
+            keys.iter()
+                .map(String::as_str)
+                .zip(paths.iter().map(|p| path_str(p))),
+        );
+        entries.extend([
+            ("subdir_count_per_path", "16".to_string()),
+            ("tracker_server", self.tracker_addr().to_string()),
+            ("heart_beat_interval", "1".to_string()),
+            ("stat_report_interval", "1".to_string()),
+        ]);
+        entries.extend(self.storage_extra.iter().cloned());
+        write_conf(&self.storage_confs[i], &entries);
+    }
+
+    /// Starts the storage daemon of config `i` under the name `role` (also its stderr file).
+    fn start_storage_daemon(&self, i: usize, role: &str) -> Daemon {
+        let conf = &self.storage_confs[i];
+        Daemon::start(
+            role,
+            &["storage", "-c", &path_str(conf)],
+            &self.work_dir(),
+            1,
+            vec![conf.clone()],
+            vec![self.store_paths[i][0].join("logs")],
+        )
+    }
+
+    /// Number of storages started so far (running or stopped).
+    pub fn storage_count(&self) -> usize {
+        self.storage_ips.len()
+    }
+
+    /// Stops storage `i` with SIGTERM (SIGKILL after a deadline); returns whether it exited
+    /// by itself with status 0. Same as `stop_daemon(i + 1)`.
+    pub fn stop_storage(&mut self, i: usize) -> bool {
+        self.stop_daemon(i + 1)
+    }
+
+    /// Stops storage `i` if it runs (it must exit cleanly on SIGTERM) and starts it again on
+    /// the SAME port with the same directories: peers key their sync state by IP and port.
+    /// Returns once it listens; does not wait for the tracker to make it ACTIVE.
+    pub fn restart_storage(&mut self, i: usize) {
+        assert!(
+            self.stop_storage(i),
+            "storage {} must exit cleanly on SIGTERM",
+            i + 1
+        );
+        let port = self.storage_addr(i).port();
+        self.write_storage_conf(i, port);
+        let conf = Some(&self.storage_confs[i]);
+        let run = 2 + self
+            .retired
+            .iter()
+            .filter(|d| d.conf_files.first() == conf)
+            .count();
+        let daemon = self.start_storage_daemon(i, &format!("storage{}.run{run}", i + 1));
+        assert_eq!(
+            daemon.addr().port(),
+            port,
+            "restarted storage {} must listen on its old port",
+            i + 1
+        );
+        let mut old = std::mem::replace(&mut self.daemons[i + 1], daemon);
+        // The new run shows the same log directory; print it once.
+        old.log_dirs.clear();
+        self.retired.push(old);
+    }
+
+    /// Base path of storage `i` (also its store path 0): `logs/`, `data/sync/binlog.000`, ...
+    pub fn base_path(&self, i: usize) -> &Path {
+        &self.store_paths[i][0]
+    }
+
+    /// Status the tracker reports for storage `i` in LIST_STORAGE (None if it does not list
+    /// it or cannot be asked).
+    pub fn storage_status(&self, i: usize) -> Option<u8> {
+        let ip = self.storage_ip(i);
+        match list_storage(self.tracker_addr(), GROUP) {
+            Ok(Ok(list)) => list.into_iter().find(|(id, _)| id == ip).map(|(_, s)| s),
+            _ => None,
+        }
+    }
+
+    /// Polls LIST_STORAGE until storage `i` has `status`; panics after `timeout` (or if a
+    /// daemon died) naming the last status seen.
+    #[track_caller]
+    pub fn wait_storage_status(&mut self, i: usize, status: u8, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.storage_status(i);
+            if now == Some(status) {
+                return;
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "storage {} ({}) not in status {status} within {timeout:?}: last seen {now:?}",
+                i + 1,
+                self.storage_ip(i)
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Every stored file of storage `i`: remote name (`Mxx/HH/HH/name`, metadata `-m` files
+    /// included) -> size. Only the `data/HH/HH/` level is read; names starting with '.'
+    /// (temp files, `.fastdfs_vars`) are skipped. Cheap: no file is read.
+    pub fn storage_listing(&self, i: usize) -> BTreeMap<String, u64> {
+        self.stored_paths(i)
+            .into_iter()
+            .filter_map(|(name, path)| Some((name, fs::metadata(path).ok()?.len())))
+            .collect()
+    }
+
+    /// Like [`Cluster::storage_listing`] with the SHA-1 of each file instead of its size.
+    /// A file vanishing while it is read (a concurrent delete) is left out.
+    pub fn storage_files(&self, i: usize) -> BTreeMap<String, String> {
+        self.stored_paths(i)
+            .into_iter()
+            .filter_map(|(name, path)| Some((name, sha1_hex(&fs::read(path).ok()?))))
+            .collect()
+    }
+
+    /// (remote name, path) of every regular file in `data/HH/HH/` of storage `i`'s store
+    /// paths, except names starting with '.'.
+    fn stored_paths(&self, i: usize) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for (p, store) in self.store_paths[i].iter().enumerate() {
+            for (high, high_dir) in hex_subdirs(&store.join("data")) {
+                for (low, low_dir) in hex_subdirs(&high_dir) {
+                    let Ok(entries) = fs::read_dir(&low_dir) else {
+                        continue;
+                    };
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if !name.starts_with('.') && e.file_type().is_ok_and(|t| t.is_file()) {
+                            out.push((format!("M{p:02X}/{high}/{low}/{name}"), e.path()));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs `fdfs ARGS --storage <storage i>`: talks to that storage directly.
+    pub fn fdfs_on(&self, i: usize, args: &[&str]) -> Run {
+        let storage = self.storage_addr(i).to_string();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--storage", &storage]);
+        self.fdfs(&full)
+    }
+}
+
+/// Subdirectories of `dir` named by two upper-case hex digits, sorted: (name, path).
+fn hex_subdirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(n, _)| {
+            n.len() == 2
+                && n.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` and the last
+/// value of `f`'s complaint after `timeout`. `f` returns `Err(why)` while not there yet.
+#[track_caller]
+pub fn poll_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(why) if Instant::now() > deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}: {why}")
+            }
+            Err(_) => thread::sleep(POLL_INTERVAL),
+        }
+    }
+}
