@@ -45,6 +45,8 @@ enum Command {
     Meta(cli::meta::Args),
     /// Show a file's size, CRC32, creation time and source server.
     Info(cli::info::Args),
+    /// Show every tracker, group and storage server (or delete a server or group).
+    Monitor(cli::monitor::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Delete(a) => cli::delete::run(a),
         Command::Meta(a) => cli::meta::run(a),
         Command::Info(a) => cli::info::run(a),
+        Command::Monitor(a) => cli::monitor::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ pub mod delete;
 pub mod download;
 pub mod info;
 pub mod meta;
+pub mod monitor;
 mod opts;
 mod progress;
 pub mod server;

@@ -84,3 +84,200 @@ impl TrackerClient {
         proto::FetchTarget::decode(&r).map_err(|e| self.peer_err(e))
     }
 }
+
+/// Per-tracker calls of the monitor (`fdfs monitor`): it must address every configured
+/// tracker, not the first that answers, to show each one's state and to delete a server
+/// from all of them (as FastDFS's client library does).
+impl TrackerClient {
+    /// One request to the tracker at `addr` only.
+    pub fn call_at(&self, addr: &str, cmd: Cmd, body: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut c = Connection::connect(addr, self.timeouts, None)?;
+        let r = c.call(cmd, body, MAX_REPLY)?;
+        c.quit();
+        Ok(r)
+    }
+
+    /// ACTIVE_TEST (111): Ok if the tracker at `addr` answers.
+    pub fn active_test_at(&self, addr: &str) -> Result<(), Error> {
+        self.call_at(addr, Cmd::ActiveTest, &[]).map(drop)
+    }
+
+    /// GET_LEADER (95): the leader's "ip:port" as `addr` knows it, None if it knows no
+    /// leader (ENOENT). Trackers older than 6.15.5 answer with another error.
+    pub fn leader_at(&self, addr: &str) -> Result<Option<String>, Error> {
+        match self.call_at(addr, Cmd::GetLeader, &[]) {
+            Ok(b) => {
+                // The text carries no NUL, but tolerate one as other fields do.
+                let text = proto::fixed_str(&b);
+                Ok((!text.is_empty()).then_some(text))
+            }
+            Err(e) if e.status() == Some(proto::status::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// LIST_ALL_GROUPS (91) at `addr`, in the 113-byte (6.13.1+) or 105-byte (legacy)
+    /// record layout, told apart by the body length.
+    pub fn list_groups_at(&self, addr: &str) -> Result<Vec<proto::stat::GroupStat>, Error> {
+        let b = self.call_at(addr, Cmd::ListAllGroups, &[])?;
+        decode_groups(&b).map_err(|msg| Error::Protocol {
+            addr: addr.into(),
+            msg,
+        })
+    }
+
+    /// LIST_STORAGE (92) of `group` at `addr`, in the 487/517-byte (6.15+) or 612-byte
+    /// (<= 6.10) record layout, told apart by the body length.
+    pub fn list_storages_at(
+        &self,
+        addr: &str,
+        group: &str,
+    ) -> Result<Vec<proto::stat::StorageStat>, Error> {
+        let b = self.call_at(addr, Cmd::ListStorage, &proto::encode_group(group))?;
+        decode_storages(&b).map_err(|msg| Error::Protocol {
+            addr: addr.into(),
+            msg,
+        })
+    }
+
+    /// DELETE_STORAGE (93) of `group`/`id` at `addr`.
+    pub fn delete_storage_at(&self, addr: &str, group: &str, id: &str) -> Result<(), Error> {
+        let body = proto::DeleteStorage {
+            group: group.into(),
+            id: id.into(),
+        }
+        .encode();
+        self.call_at(addr, Cmd::DeleteStorage, &body).map(drop)
+    }
+
+    /// DELETE_GROUP (108) of `group` at `addr`.
+    pub fn delete_group_at(&self, addr: &str, group: &str) -> Result<(), Error> {
+        self.call_at(addr, Cmd::DeleteGroup, &proto::encode_group(group))
+            .map(drop)
+    }
+}
+
+/// A group name as FastDFS allows it; used to pick a layout when the length fits both.
+fn plausible_group(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Group-stat records in whichever layout the length says; when it fits both (105 x 113
+/// bytes), the one whose names look like group names, HEAD (what our tracker sends) first.
+fn decode_groups(b: &[u8]) -> Result<Vec<proto::stat::GroupStat>, String> {
+    use proto::stat::GroupStat;
+    let decoded: Vec<Vec<GroupStat>> = [false, true]
+        .into_iter()
+        .filter_map(|legacy| GroupStat::decode_list(b, legacy).ok())
+        .collect();
+    match decoded.len() {
+        0 => Err(format!(
+            "group list of {} bytes fits no record layout",
+            b.len()
+        )),
+        1 => Ok(decoded.into_iter().next().unwrap_or_default()),
+        _ => {
+            let pick = decoded
+                .iter()
+                .position(|v| v.iter().all(|g| plausible_group(&g.name)))
+                .unwrap_or(0);
+            Ok(decoded.into_iter().nth(pick).unwrap_or_default())
+        }
+    }
+}
+
+/// Storage-stat records in whichever layout the length says (no two sizes share a multiple
+/// below the 32-servers-per-group limit).
+fn decode_storages(b: &[u8]) -> Result<Vec<proto::stat::StorageStat>, String> {
+    use proto::stat::{StatLayout, StorageStat};
+    let layouts = [
+        StatLayout::V616 { ip_size: 16 },
+        StatLayout::V616 { ip_size: 46 },
+        StatLayout::Legacy612,
+    ];
+    let fitting: Vec<StatLayout> = layouts
+        .into_iter()
+        .filter(|l| b.len().is_multiple_of(l.record_len()))
+        .collect();
+    match fitting.as_slice() {
+        [] => Err(format!(
+            "storage list of {} bytes fits no record layout",
+            b.len()
+        )),
+        // An empty body fits all; any layout decodes it to nothing.
+        [l, ..] if b.is_empty() => StorageStat::decode_list(b, *l).map_err(|e| e.to_string()),
+        [l] => StorageStat::decode_list(b, *l).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "storage list of {} bytes fits several record layouts",
+            b.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::stat::{GroupStat, StatLayout, StorageStat};
+
+    fn group(name: &str) -> GroupStat {
+        GroupStat {
+            name: name.into(),
+            storage_count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn groups_by_length() {
+        for legacy in [false, true] {
+            let mut b = Vec::new();
+            group("group1").encode(legacy, &mut b);
+            group("group2").encode(legacy, &mut b);
+            let d = decode_groups(&b).unwrap();
+            assert_eq!(d.len(), 2);
+            assert_eq!(d[1].name, "group2");
+            assert_eq!(d[0].storage_count, 1);
+        }
+        assert!(decode_groups(&[]).unwrap().is_empty());
+        assert!(decode_groups(&[0; 50]).is_err());
+    }
+
+    #[test]
+    fn groups_ambiguous_length_uses_names() {
+        // 105 HEAD records = 113 legacy records = 11865 bytes.
+        let mut b = Vec::new();
+        for i in 0..113 {
+            group(&format!("g{i}")).encode(true, &mut b);
+        }
+        assert_eq!(b.len(), 105 * 113);
+        let d = decode_groups(&b).unwrap();
+        assert_eq!(d.len(), 113);
+        assert_eq!(d[112].name, "g112");
+    }
+
+    #[test]
+    fn storages_by_length() {
+        let s = StorageStat {
+            status: 7,
+            id: "127.0.0.2".into(),
+            ip: "127.0.0.2".into(),
+            storage_port: 23000,
+            ..Default::default()
+        };
+        for layout in [
+            StatLayout::V616 { ip_size: 16 },
+            StatLayout::V616 { ip_size: 46 },
+            StatLayout::Legacy612,
+        ] {
+            let mut b = Vec::new();
+            s.encode(layout, &mut b);
+            s.encode(layout, &mut b);
+            let d = decode_storages(&b).unwrap();
+            assert_eq!(d.len(), 2);
+            assert_eq!((d[0].status, d[0].storage_port), (7, 23000));
+            assert_eq!(d[1].ip, "127.0.0.2");
+        }
+        assert!(decode_storages(&[]).unwrap().is_empty());
+        assert!(decode_storages(&[0; 100]).is_err());
+    }
+}

@@ -12,6 +12,7 @@ pub mod client;
 pub mod ini;
 mod read;
 pub mod storage;
+pub mod storage_ids;
 pub mod tracker;
 
 use std::fmt;

@@ -76,6 +76,7 @@ fn session(
             .map_err(|e| bad(tracker, e))?
             .0,
     );
+    learn_id(store, &mut c, tracker, port)?;
 
     let flag = store.init_flag.lock().clone();
     let join = proto::Join {
@@ -89,7 +90,7 @@ fn session(
         version: VERSION.into(),
         init_flag: !flag.sync_old_done,
         status: proto::storage_status::INIT as i8,
-        storage_id: cfg.server_id.clone().unwrap_or_default(),
+        storage_id: store.id.read().clone().unwrap_or_default(),
         current_tracker_ip: tracker
             .rsplit_once(':')
             .map_or(tracker, |(h, _)| h)
@@ -156,6 +157,7 @@ fn session(
             let send = (stats != last_sent).then_some(&stats);
             on_reply(&c.call(Cmd::StorageBeat, &proto::encode_beat(send), 1 << 20)?)?;
             last_sent = stats;
+            apply_changelog(store, &mut c)?;
             // What we have received from each peer, when it moved.
             let report = sync_report(store);
             if report != last_report && !report.is_empty() {
@@ -196,6 +198,8 @@ fn apply_params(store: &Store, pairs: &[(String, String)]) {
         match k.as_str() {
             "store_path" => p.store_path_mode = v.trim().parse().unwrap_or(0),
             "response_ip_addr_size" => p.ip_size = if v.trim() == "46" { 46 } else { 16 },
+            "use_storage_id" => p.use_storage_id = v.trim() == "1",
+            "id_type_in_filename" => p.id_in_filename = v.trim() == "id",
             "reserved_storage_space" => match parse_reserved(v.trim()) {
                 Ok(r) => p.reserved = r,
                 Err(e) => log::warn!("tracker parameter reserved_storage_space={v}: {e}"),
@@ -204,4 +208,72 @@ fn apply_params(store: &Store, pairs: &[(String, String)]) {
         }
     }
     *store.params.write() = p;
+}
+
+/// With storage ids, learn ours: storage.conf's `server_id`, else the one
+/// storage_ids.conf gives our address (GET_SERVER_ID).
+fn learn_id(store: &Store, c: &mut Connection, tracker: &str, port: u16) -> Result<(), Error> {
+    if !store.params.read().use_storage_id {
+        return Ok(());
+    }
+    let id = match &store.cfg.server_id {
+        Some(id) => id.clone(),
+        None => {
+            let mut body = Vec::new();
+            proto::put_fixed(&mut body, &store.cfg.group_name, proto::GROUP_NAME_LEN);
+            body.extend_from_slice(format!("{}:{port}", store.my_ip()).as_bytes());
+            let r = c.call(Cmd::StorageGetServerId, &body, 64)?;
+            let id = proto::fixed_str(&r);
+            if id.is_empty() {
+                return Err(Error::Protocol {
+                    addr: tracker.into(),
+                    msg: "empty storage id".into(),
+                });
+            }
+            id
+        }
+    };
+    let mut mine = store.id.write();
+    if mine.as_deref() != Some(id.as_str()) {
+        log::info!("storage id {id}");
+        *mine = Some(id);
+    }
+    Ok(())
+}
+
+/// CHANGELOG_REQ: drop the sync state of deleted peers, follow IP changes.
+fn apply_changelog(store: &Store, c: &mut Connection) -> Result<(), Error> {
+    let r = c.call(Cmd::StorageChangelogReq, &[], 64 * 1024)?;
+    for line in String::from_utf8_lossy(&r).lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() != 5 || f[1] != store.cfg.group_name {
+            continue;
+        }
+        let (ts, old, st, new) = (f[0], f[2], f[3], f[4]);
+        let old_mark = store.mark_path(old, old);
+        if !old_mark.exists() {
+            continue;
+        }
+        let done = match st.parse::<u8>() {
+            Ok(proto::storage_status::DELETED) => {
+                std::fs::rename(&old_mark, old_mark.with_extension(format!("mark.{ts}")))
+            }
+            Ok(proto::storage_status::IP_CHANGED) if !new.is_empty() => {
+                std::fs::rename(&old_mark, store.mark_path(new, new))
+            }
+            _ => continue,
+        };
+        match done {
+            Ok(()) => log::info!(
+                "changelog: peer {old} {}",
+                if st == "4" {
+                    "deleted, its mark set aside"
+                } else {
+                    "moved, mark renamed"
+                }
+            ),
+            Err(e) => log::warn!("changelog: mark of {old}: {e}"),
+        }
+    }
+    Ok(())
 }

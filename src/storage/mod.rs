@@ -37,6 +37,10 @@ pub struct Params {
     pub reserved: Reserved,
     /// IP field width in QUERY_FILE_INFO replies.
     pub ip_size: usize,
+    /// Storages are named by storage_ids.conf ids.
+    pub use_storage_id: bool,
+    /// File names carry the numeric id instead of the IP.
+    pub id_in_filename: bool,
 }
 
 /// Round-robin directory cursor (PROTOCOL.md §6.5 mode 0).
@@ -59,6 +63,8 @@ pub struct Store {
     /// (total_mb, free_mb) per store path, refreshed by the report thread.
     pub space: RwLock<Vec<(u64, u64)>>,
     my_ip: RwLock<Ipv4Addr>,
+    /// Our storage id, when the cluster uses storage ids.
+    pub id: RwLock<Option<String>>,
     rng: AtomicU64,
     pub started: u64,
     pub init_flag: Mutex<DataInitFlag>,
@@ -86,12 +92,41 @@ impl Store {
 
     /// What goes into the first 4 bytes of new file names.
     pub fn source(&self) -> Source {
+        if self.params.read().id_in_filename {
+            let id = self
+                .id
+                .read()
+                .as_deref()
+                .and_then(|i| i.parse::<u32>().ok());
+            if let Some(n) = id.filter(|n| (1..=16_777_215).contains(n)) {
+                return Source::Id(n);
+            }
+        }
         Source::Ip(*self.my_ip.read())
+    }
+
+    /// Our IPv4 address (as file names and peers know it).
+    pub fn my_ip(&self) -> Ipv4Addr {
+        *self.my_ip.read()
     }
 
     /// Our id in the group: the IP address (storage ids come with issue 4).
     pub fn my_id(&self) -> String {
-        self.my_ip.read().to_string()
+        self.id
+            .read()
+            .clone()
+            .unwrap_or_else(|| self.my_ip.read().to_string())
+    }
+
+    /// The mark file of the push thread to `peer` (by id with storage ids,
+    /// else by its IP and our port, LAYOUT.md §2.5).
+    pub fn mark_path(&self, peer_id: &str, peer_ip: &str) -> PathBuf {
+        let dir = self.binlog.dir();
+        if self.params.read().use_storage_id {
+            crate::layout::binlog::Mark::path(dir, peer_id, None)
+        } else {
+            crate::layout::binlog::Mark::path(dir, peer_ip, Some(self.port()))
+        }
     }
 
     /// Local address for outbound connections (`client_bind` + `bind_addr`),
@@ -137,9 +172,13 @@ impl Store {
         s.success_sync_out_bytes += bytes;
     }
 
-    /// The address of a numeric storage id (storage ids come with issue 4).
-    pub fn id_to_ip(&self, _id: u32) -> Option<String> {
-        None
+    /// The address of the storage with numeric id `id` (ourselves or a peer).
+    pub fn id_to_ip(&self, id: u32) -> Option<String> {
+        let id = id.to_string();
+        if self.id.read().as_deref() == Some(id.as_str()) {
+            return Some(self.my_ip.read().to_string());
+        }
+        self.peers.get(&id).map(|p| p.ip)
     }
 
     /// IP field width for replies, as the tracker said.
@@ -400,7 +439,10 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
             store_path_mode: 0,
             reserved: Reserved::Ratio(0.0),
             ip_size: 16,
+            use_storage_id: false,
+            id_in_filename: false,
         }),
+        id: RwLock::new(None),
         space: RwLock::new(Vec::new()),
         rng: AtomicU64::new(seed),
         started: now(),

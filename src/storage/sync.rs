@@ -169,7 +169,7 @@ fn other(msg: String) -> Error {
 fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Error> {
     let cfg = &store.cfg;
     let sync_dir = store.binlog.dir().to_path_buf();
-    let mark_path = Mark::path(&sync_dir, &peer.ip, Some(store.port()));
+    let mark_path = store.mark_path(&peer.id, &peer.ip);
     let local = |err| Error::Local {
         path: mark_path.display().to_string(),
         err,
@@ -208,7 +208,8 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
         let now = still_wanted(store, &peer.id, quit);
         // A peer back in WAIT_SYNC lost its data and was given a source again:
         // start over so that, if we are that source, it gets the history.
-        let refill = now.as_ref().is_some_and(|p| p.status == st::WAIT_SYNC) && !(mark.need_sync_old && !mark.sync_old_done);
+        let refill = now.as_ref().is_some_and(|p| p.status == st::WAIT_SYNC)
+            && !(mark.need_sync_old && !mark.sync_old_done);
         if now.is_none() || refill {
             mark.save(&mark_path).map_err(local)?;
             return Ok(());

@@ -1,6 +1,7 @@
 //! The tracker's request handlers: one function per command, all answered on
 //! the loop thread (they only touch the in-memory state under a short lock).
 
+use super::cluster::{Cluster, SYS_FILE_CHUNK};
 use super::state::{FetchKind, FileFacts, JoinInfo, Refusal, State};
 use crate::config::{IpAddrSize, TrackerConfig};
 use crate::layout::{RemoteName, Source};
@@ -22,12 +23,22 @@ pub struct Tracker {
     pub cfg: TrackerConfig,
     pub state: Mutex<State>,
     pub started: u64,
+    /// The other trackers and the leader.
+    pub cluster: Mutex<Cluster>,
+    /// base_path/data.
+    pub data_dir: std::path::PathBuf,
+    /// storage_ids.conf entries (with use_storage_id).
+    pub ids: Vec<crate::config::storage_ids::StorageId>,
 }
 
 /// Per-connection state: who is at the other end.
 pub struct Session {
     peer: SocketAddr,
     joined: Option<Joined>,
+    /// System files being copied by a peer tracker (GET_SYS_FILES_START..END).
+    sys_files: Option<Vec<Vec<u8>>>,
+    /// A follower tracker sent JOIN_LEADER on this connection.
+    follower: bool,
 }
 
 /// A storage that has JOINed on this connection.
@@ -37,6 +48,8 @@ struct Joined {
     serial: u64,
     /// Group version last sent in a beat reply on this connection.
     sent_version: u64,
+    /// Leader version last sent on this connection.
+    sent_leader: u64,
 }
 
 type Res = Result<Vec<u8>, u8>;
@@ -82,7 +95,20 @@ impl Tracker {
             ListStorage => self.list_storage(body),
             DeleteStorage => {
                 let d = proto::DeleteStorage::decode(body).map_err(invalid)?;
-                self.state.lock().delete_storage(&d.group, &d.id)?;
+                let mut st = self.state.lock();
+                st.delete_storage(&d.group, &d.id)?;
+                // Storages learn it from the changelog and drop their sync state.
+                if let Err(e) = super::changelog::append(
+                    &self.data_dir,
+                    now(),
+                    &d.group,
+                    &d.id,
+                    proto::storage_status::DELETED,
+                    "",
+                ) {
+                    log::error!("writing the changelog: {e}");
+                }
+                drop(st);
                 log::info!("storage {}/{} deleted by {}", d.group, d.id, s.peer);
                 Ok(Vec::new())
             }
@@ -94,15 +120,59 @@ impl Tracker {
             }
             FetchStorageIds => {
                 let req = proto::FetchStorageIds::decode(body).map_err(invalid)?;
-                if !self.cfg.use_storage_id && req.allow_empty {
-                    Ok(proto::StorageIdsReply {
-                        total: 0,
-                        lines: Vec::new(),
-                    }
-                    .encode())
-                } else {
-                    Err(status::EOPNOTSUPP)
+                if !self.cfg.use_storage_id {
+                    return if req.allow_empty {
+                        Ok(proto::StorageIdsReply {
+                            total: 0,
+                            lines: Vec::new(),
+                        }
+                        .encode())
+                    } else {
+                        Err(status::EOPNOTSUPP)
+                    };
                 }
+                // Lines from start_index on, as many as fit a reply.
+                let mut lines = Vec::new();
+                let mut size = 8;
+                for e in self.ids.iter().skip(req.start_index as usize) {
+                    let l = e.to_line();
+                    if size + l.len() + 1 > 60 * 1024 {
+                        break;
+                    }
+                    size += l.len() + 1;
+                    lines.push(l);
+                }
+                Ok(proto::StorageIdsReply {
+                    total: self.ids.len() as u32,
+                    lines,
+                }
+                .encode())
+            }
+            StorageGetServerId => {
+                if !self.cfg.use_storage_id {
+                    return Err(status::EOPNOTSUPP);
+                }
+                // group[16] + "ip:port" (6.16) or + "ip" (older).
+                let group = proto::fixed_str(body.get(..16).ok_or(status::EINVAL)?);
+                let rest = std::str::from_utf8(&body[16..])
+                    .map_err(|_| status::EINVAL)?
+                    .trim_end_matches('\0');
+                let (ip, port) = match rest.rsplit_once(':') {
+                    Some((ip, p)) if !ip.contains(':') || ip.starts_with('[') => {
+                        (ip.trim_matches(['[', ']']), p.parse::<u16>().ok())
+                    }
+                    _ => (rest, None),
+                };
+                let e = self
+                    .ids
+                    .iter()
+                    .find(|e| {
+                        e.group == group
+                            && e.hosts.iter().any(|h| h == ip)
+                            && port.is_none_or(|p| e.port.is_none_or(|q| q == p))
+                    })
+                    .ok_or(status::ENOENT)?;
+                Ok(e.id.clone().into_bytes())
             }
             StorageParameterReq => Ok(self.parameters()),
             StorageJoin => self.join(s, body),
@@ -111,6 +181,99 @@ impl Tracker {
             | StorageSyncReport
             | StorageSyncDestReq
             | StorageSyncNotify => self.joined_cmd(s, cmd, body),
+            TrackerGetStatus => {
+                let (leader, running, restart) = self.local_status();
+                let mut out = vec![leader as u8];
+                proto::put_u64(&mut out, running);
+                proto::put_u64(&mut out, restart);
+                Ok(out)
+            }
+            TrackerNotifyNextLeader | TrackerCommitNextLeader => self.leader_change(s, cmd, body),
+            TrackerNotifyReselectLeader => {
+                let mut c = self.cluster.lock();
+                if c.is_leader() {
+                    log::warn!("{} asks the leader to resign: new election", s.peer);
+                    c.set_leader(None);
+                }
+                Ok(Vec::new())
+            }
+            TrackerJoinLeader | TrackerPingLeader => {
+                if !self.cluster.lock().is_leader() {
+                    return Err(status::EOPNOTSUPP);
+                }
+                if cmd == TrackerJoinLeader {
+                    if s.follower {
+                        return Err(status::EEXIST);
+                    }
+                    s.follower = true;
+                    if body.len() == 24 {
+                        let port = u64::from_be_bytes(body[16..24].try_into().expect("8 bytes"));
+                        self.cluster
+                            .lock()
+                            .learn(&[format!("{}:{port}", s.peer.ip())]);
+                    }
+                } else if !s.follower {
+                    return Err(status::EINVAL);
+                }
+                Ok(Vec::new())
+            }
+            GetLeader => self
+                .cluster
+                .lock()
+                .leader
+                .clone()
+                .map(String::into_bytes)
+                .ok_or(status::ENOENT),
+            TrackerGetSysFilesStart => {
+                let st = self.state.lock();
+                if st.groups.is_empty() {
+                    return Err(status::ENOENT);
+                }
+                s.sys_files = Some(super::persist::snapshot(
+                    &st,
+                    &self.data_dir,
+                    self.cfg.use_storage_id,
+                ));
+                Ok(Vec::new())
+            }
+            TrackerGetOneSysFile => {
+                if body.len() != 9 {
+                    return Err(status::EINVAL);
+                }
+                let files = s.sys_files.as_ref().ok_or(status::EINVAL)?;
+                let file = files.get(body[0] as usize).ok_or(status::EINVAL)?;
+                let offset = u64::from_be_bytes(body[1..9].try_into().expect("8 bytes"))
+                    .min(file.len() as u64) as usize;
+                let end = (offset + SYS_FILE_CHUNK).min(file.len());
+                let mut out = Vec::with_capacity(8 + end - offset);
+                proto::put_u64(&mut out, file.len() as u64);
+                out.extend_from_slice(&file[offset..end]);
+                Ok(out)
+            }
+            TrackerGetSysFilesEnd => {
+                s.sys_files = None;
+                Ok(Vec::new())
+            }
+            StorageChangelogReq => {
+                let j = s.joined.as_ref().ok_or(status::EACCES)?;
+                let offset = self
+                    .state
+                    .lock()
+                    .groups
+                    .get(&j.group)
+                    .and_then(|g| g.get(&j.id))
+                    .map_or(0, |x| x.changelog_offset);
+                let chunk =
+                    super::changelog::read_from(&self.data_dir, offset).map_err(|_| status::EIO)?;
+                if !chunk.is_empty() {
+                    let mut st = self.state.lock();
+                    if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&j.id)) {
+                        x.changelog_offset = offset + chunk.len() as u64;
+                        st.dirty = true;
+                    }
+                }
+                Ok(chunk)
+            }
             StorageSyncSrcReq => {
                 let q = proto::GroupStorage::decode(body).map_err(invalid)?;
                 Ok(match self.state.lock().sync_src(&q.group, &q.id)? {
@@ -289,12 +452,34 @@ impl Tracker {
 
     fn join(&self, s: &mut Session, body: &[u8]) -> Res {
         let j = proto::Join::decode(body).map_err(invalid)?;
+        {
+            let mut c = self.cluster.lock();
+            if c.me.is_none() && !j.current_tracker_ip.is_empty() {
+                c.me = Some(format!("{}:{}", j.current_tracker_ip, self.port()));
+                let me = c.me.clone().expect("just set");
+                c.trackers.insert(me);
+            }
+            if c.learn(&j.trackers) {
+                log::info!("known trackers: {:?}", c.trackers);
+            }
+            if c.bootstrap {
+                if c.others().is_empty() {
+                    c.bootstrap = false;
+                } else {
+                    // Copy the cluster's state from a peer first (cluster thread).
+                    return Err(status::EAGAIN);
+                }
+            }
+        }
         let ip = s.peer.ip().to_string();
-        let id = if self.cfg.use_storage_id && !j.storage_id.is_empty() {
-            j.storage_id.clone()
-        } else {
-            ip.clone()
-        };
+        let (id, rw_mode) = self.storage_id_of(&j, &ip).map_err(|code| {
+            log::warn!(
+                "join of {} from {}: no storage id (storage_ids.conf)",
+                j.group,
+                s.peer
+            );
+            code
+        })?;
         let info = JoinInfo {
             group: j.group.clone(),
             id: id.clone(),
@@ -308,6 +493,7 @@ impl Tracker {
             version: j.version.clone(),
             init_flag: j.init_flag,
             status: j.status,
+            rw_mode,
         };
         let mut st = self.state.lock();
         let (my_status, src_id) = st.join(&info).map_err(|r| {
@@ -315,6 +501,15 @@ impl Tracker {
             r.status()
         })?;
         let serial = st.serial(&j.group, &id);
+        if my_status == proto::storage_status::INIT {
+            // A new server has nothing to learn from older changelog lines.
+            let end = super::changelog::size(&self.data_dir);
+            if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&id)) {
+                if x.changelog_offset == 0 {
+                    x.changelog_offset = end;
+                }
+            }
+        }
         drop(st);
         log::info!(
             "storage {}/{id} joined from {} (port {}, status {})",
@@ -328,6 +523,7 @@ impl Tracker {
             id,
             serial,
             sent_version: 0,
+            sent_leader: 0,
         });
         Ok(proto::JoinReply {
             status: my_status,
@@ -387,6 +583,21 @@ impl Tracker {
         // it changed since this connection last got it.
         let g = st.groups.get(&j.group).ok_or(status::ENOENT)?;
         let mut reply = proto::BeatReply::default();
+        {
+            let c = self.cluster.lock();
+            if c.leader_version != j.sent_leader {
+                if let Some(l) = &c.leader {
+                    let (ip, port) = l.rsplit_once(':').unwrap_or((l, "0"));
+                    reply.leader = Some(proto::Brief {
+                        status: 0,
+                        port: port.parse().unwrap_or(0),
+                        id: ip.into(),
+                        ip: ip.into(),
+                    });
+                    j.sent_leader = c.leader_version;
+                }
+            }
+        }
         if g.version != j.sent_version {
             j.sent_version = g.version;
             reply.servers = Some(
@@ -466,6 +677,69 @@ impl Tracker {
     }
 }
 
+impl Tracker {
+    /// Our listening port.
+    fn port(&self) -> u16 {
+        self.cluster
+            .lock()
+            .me
+            .as_deref()
+            .and_then(|m| m.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(self.cfg.port)
+    }
+
+    /// The id and rw_mode of a joining storage: with storage ids, the id it
+    /// sends (trust_storage_server_id) or the one storage_ids.conf gives its
+    /// address; else its IP.
+    fn storage_id_of(&self, j: &proto::Join, ip: &str) -> Result<(String, u8), u8> {
+        use super::state::{RW_READ, RW_WRITE};
+        if !self.cfg.use_storage_id {
+            return Ok((ip.to_string(), RW_READ | RW_WRITE));
+        }
+        let listed = |id: &str| self.ids.iter().find(|e| e.id == id);
+        if self.cfg.trust_storage_server_id && !j.storage_id.is_empty() {
+            let rw = listed(&j.storage_id).map_or(RW_READ | RW_WRITE, |e| e.rw_mode);
+            return Ok((j.storage_id.clone(), rw));
+        }
+        let e = self
+            .ids
+            .iter()
+            .find(|e| e.matches(&j.group, ip, j.storage_port))
+            .ok_or(status::ENOENT)?;
+        Ok((e.id.clone(), e.rw_mode))
+    }
+
+    /// NOTIFY_NEXT_LEADER / COMMIT_NEXT_LEADER from an electing tracker.
+    fn leader_change(&self, s: &Session, cmd: Cmd, body: &[u8]) -> Res {
+        let addr = std::str::from_utf8(body)
+            .ok()
+            .and_then(super::cluster::normalise)
+            .ok_or(status::EINVAL)?;
+        let mut c = self.cluster.lock();
+        if cmd == Cmd::TrackerNotifyNextLeader {
+            if c.is_leader() && c.me.as_deref() != Some(addr.as_str()) {
+                // Upstream's rule: a leader told of another candidate resigns.
+                log::warn!(
+                    "{} proposes {addr} as leader while we lead: stepping down",
+                    s.peer
+                );
+                c.set_leader(None);
+                return Err(status::EINVAL);
+            }
+            c.trackers.insert(addr.clone());
+            c.candidate = Some(addr);
+            Ok(Vec::new())
+        } else if c.candidate.as_deref() == Some(addr.as_str()) {
+            c.candidate = None;
+            c.set_leader(Some(addr));
+            Ok(Vec::new())
+        } else {
+            Err(status::EINVAL)
+        }
+    }
+}
+
 /// SyncReqBody: src_id[16] + until u64.
 fn sync_body(src: &str, until: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(24);
@@ -482,7 +756,12 @@ impl Service for Tracker {
         if !crate::config::host_allowed(&self.cfg.allow_hosts, peer.ip()) {
             return None;
         }
-        Some(Session { peer, joined: None })
+        Some(Session {
+            peer,
+            joined: None,
+            sys_files: None,
+            follower: false,
+        })
     }
 
     fn plan(&self, s: &mut Session, h: &Header) -> Plan {

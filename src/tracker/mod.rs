@@ -2,6 +2,8 @@
 //! heartbeats, tells clients where to upload and download, and keeps its state
 //! in `base_path/data`. Uses net, proto, layout and config; never storage.
 
+mod changelog;
+mod cluster;
 mod handler;
 mod persist;
 mod state;
@@ -17,11 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Version string this tracker reports (FastDFS V6 layout, 8 bytes).
+pub const VERSION: &str = "6.16.1";
+
 /// A running tracker.
 pub struct RunningTracker {
     server: Option<Server>,
     stop: StopHandle,
-    housekeeper: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     quit: Arc<AtomicBool>,
 }
 
@@ -50,7 +55,7 @@ impl RunningTracker {
             s.join();
         }
         self.quit.store(true, Ordering::SeqCst);
-        if let Some(h) = self.housekeeper.take() {
+        for h in self.threads.drain(..) {
             let _ = h.join();
         }
     }
@@ -81,6 +86,12 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
             data.display()
         );
     }
+    let ids = if cfg.use_storage_id {
+        crate::config::storage_ids::load(&cfg.storage_ids_filename)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+    } else {
+        Vec::new()
+    };
     let addr = listen_addr(cfg.bind_addr.as_deref(), cfg.port)?;
     let opts = ServerOptions {
         name: "fdfs-tracker".into(),
@@ -89,14 +100,40 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: 64 * 1024,
     };
+    // A tracker that starts empty, or was down long, copies the system files
+    // from a peer before it takes storages (PROTOCOL.md §10.3).
+    let last_check =
+        crate::layout::tracker_dat::load_tracker_status(&data.join(".tracker_status"))?
+            .map(|(_, c)| c);
+    let restart_interval = last_check.map_or(0, |c| now().saturating_sub(c));
+    let bootstrap = state.groups.is_empty() || restart_interval > cluster::STALE_AFTER_SECS;
+    let cluster = cluster::Cluster {
+        bootstrap,
+        restart_interval,
+        ..cluster::Cluster::default()
+    };
     let tracker = Arc::new(Tracker {
         cfg,
         state: Mutex::new(state),
         started: now(),
+        cluster: Mutex::new(cluster),
+        data_dir: data.clone(),
+        ids,
     });
     let server = Server::start(addr, tracker.clone(), opts)?;
+    let local = server.local_addr();
+    if !local.ip().is_unspecified() {
+        let me = local.to_string();
+        let mut c = tracker.cluster.lock();
+        c.trackers.insert(me.clone());
+        c.me = Some(me);
+    }
     let stop = server.stop_handle();
     let quit = Arc::new(AtomicBool::new(false));
+    let (t, q) = (tracker.clone(), quit.clone());
+    let relation = std::thread::Builder::new()
+        .name("fdfs-tracker-peers".into())
+        .spawn(move || cluster::run(&t, &q))?;
     let q = quit.clone();
     let housekeeper = std::thread::Builder::new()
         .name("fdfs-tracker-house".into())
@@ -104,7 +141,7 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
     Ok(RunningTracker {
         server: Some(server),
         stop,
-        housekeeper: Some(housekeeper),
+        threads: vec![housekeeper, relation],
         quit,
     })
 }

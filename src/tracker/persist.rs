@@ -14,6 +14,10 @@ const SYNC_TIMESTAMPS: &str = "storage_sync_timestamp.dat";
 /// Write the sync-timestamp matrix: one row per source server, the value for
 /// each server k of its group being what k reported as received from it.
 pub fn save_matrix(state: &State, data_dir: &Path) -> io::Result<()> {
+    tracker_dat::save_sync_timestamps(&data_dir.join(SYNC_TIMESTAMPS), &matrix_rows(state))
+}
+
+fn matrix_rows(state: &State) -> Vec<(String, String, Vec<u32>)> {
     let mut rows = Vec::new();
     for g in state.groups.values() {
         let live: Vec<&Storage> = g
@@ -35,7 +39,7 @@ pub fn save_matrix(state: &State, data_dir: &Path) -> io::Result<()> {
             rows.push((g.name.clone(), src.id.clone(), row));
         }
     }
-    tracker_dat::save_sync_timestamps(&data_dir.join(SYNC_TIMESTAMPS), &rows)
+    rows
 }
 
 /// Load the matrix saved by [`save_matrix`] into `state` (rows of unknown
@@ -64,6 +68,25 @@ fn load_matrix(state: &mut State, data_dir: &Path) -> io::Result<()> {
 
 /// Write groups and servers (deleted servers are not written, as upstream).
 pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
+    let (groups, servers) = records(state, with_ids);
+    tracker_dat::save_groups(&data_dir.join(GROUPS), &groups)?;
+    tracker_dat::save_storages(&data_dir.join(SERVERS), &servers)
+}
+
+/// The system files as a peer tracker copies them (GET_ONE_SYS_FILE order),
+/// taken from memory so that a copy is never torn by a concurrent save.
+pub fn snapshot(state: &State, data_dir: &Path, with_ids: bool) -> Vec<Vec<u8>> {
+    let (groups, servers) = records(state, with_ids);
+    let changelog = std::fs::read(data_dir.join(super::changelog::FILE)).unwrap_or_default();
+    vec![
+        tracker_dat::format_groups(&groups).into_bytes(),
+        tracker_dat::format_storages(&servers).into_bytes(),
+        tracker_dat::format_sync_timestamps(&matrix_rows(state)).into_bytes(),
+        changelog,
+    ]
+}
+
+fn records(state: &State, with_ids: bool) -> (Vec<GroupRecord>, Vec<StorageRecord>) {
     let groups: Vec<GroupRecord> = state
         .groups
         .values()
@@ -109,8 +132,7 @@ pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
             });
         }
     }
-    tracker_dat::save_groups(&data_dir.join(GROUPS), &groups)?;
-    tracker_dat::save_storages(&data_dir.join(SERVERS), &servers)
+    (groups, servers)
 }
 
 /// Load what [`save`] wrote. Servers that were serving are OFFLINE until they

@@ -149,6 +149,8 @@ pub struct JoinInfo {
     pub version: String,
     pub init_flag: bool,
     pub status: i8,
+    /// Client permissions (storage_ids.conf `rw=`).
+    pub rw_mode: u8,
 }
 
 /// Where a download or update may go.
@@ -233,7 +235,6 @@ impl State {
         if known.is_none() {
             group.storages.push(Storage {
                 id: j.id.clone(),
-                rw_mode: RW_READ | RW_WRITE,
                 ..Storage::default()
             });
             group.storages.sort_by(|a, b| a.id.cmp(&b.id));
@@ -248,6 +249,7 @@ impl State {
         s.store_path_count = j.store_path_count;
         s.subdir_count_per_path = j.subdir_count_per_path;
         s.upload_priority = j.upload_priority;
+        s.rw_mode = j.rw_mode;
         s.conn_serial += 1;
         if s.paths.len() != j.store_path_count as usize {
             s.paths = vec![(0, 0); j.store_path_count as usize];
@@ -617,6 +619,40 @@ impl State {
         Ok(())
     }
 
+    /// Take in the state copied from another tracker: groups and servers we
+    /// do not know yet, deletions, sync sources and sync timestamps; what live
+    /// joins told us since wins.
+    pub fn merge_copied(&mut self, other: State) {
+        for (name, og) in other.groups {
+            let g = self.groups.entry(name).or_insert_with(|| Group {
+                storages: Vec::new(),
+                ..og.clone()
+            });
+            for os in og.storages {
+                match g.get_mut(&os.id) {
+                    None => g.storages.push(os),
+                    Some(s) => {
+                        if s.sync_src.is_empty() {
+                            s.sync_src = os.sync_src;
+                            s.sync_until = os.sync_until;
+                        }
+                        for (k, v) in os.synced_from {
+                            s.synced_from.entry(k).or_insert(v);
+                        }
+                        if os.status == st::DELETED && !matches!(s.status, st::ONLINE | st::ACTIVE)
+                        {
+                            s.status = st::DELETED;
+                        }
+                    }
+                }
+            }
+            g.storages.sort_by(|a, b| a.id.cmp(&b.id));
+            g.touch();
+        }
+        self.dirty = true;
+        self.matrix_dirty = true;
+    }
+
     /// DELETE_STORAGE: only servers that are not serving may be removed.
     pub fn delete_storage(&mut self, group: &str, id: &str) -> Result<(), Refusal> {
         let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
@@ -704,6 +740,7 @@ mod tests {
             store_path_count: 2,
             subdir_count_per_path: 16,
             init_flag: true,
+            rw_mode: RW_READ | RW_WRITE,
             ..JoinInfo::default()
         };
         let (status, _) = state.join(&j).unwrap();
@@ -828,6 +865,7 @@ mod tests {
             store_path_count: 2,
             subdir_count_per_path: 16,
             status: st::ACTIVE as i8,
+            rw_mode: RW_READ | RW_WRITE,
             ..JoinInfo::default()
         };
         assert_eq!(s.join(&j).unwrap().0, st::ONLINE);

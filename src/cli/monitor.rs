@@ -1,0 +1,749 @@
+//! `fdfs monitor`: the whole cluster as a person wants to read it (what FastDFS's
+//! fdfs_monitor shows, aligned and with units), or one JSON object for scripts; and
+//! `fdfs monitor delete` to remove a stopped storage server or an empty group from every
+//! tracker. Talks to trackers through `client` only (PROTOCOL.md §4.3-4.5, §4.7).
+
+use super::opts::ClientOpts;
+use super::{CliError, CliResult};
+use crate::client::{Error, TrackerClient};
+use crate::proto::stat::{GroupStat, StatCounters, StorageStat};
+use crate::proto::{status, storage_status};
+use clap::{Args as ClapArgs, Subcommand};
+use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Arguments of `fdfs monitor`.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub op: Option<Op>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+/// What to do besides showing the cluster.
+#[derive(Subcommand, Debug)]
+pub enum Op {
+    /// Delete a stopped storage server (DELETE_STORAGE) or, without STORAGE_ID, a group
+    /// without servers (DELETE_GROUP), on every configured tracker.
+    Delete {
+        /// Group name.
+        group: String,
+        /// Storage id (its IP address when storage ids are not used).
+        storage_id: Option<String>,
+    },
+}
+
+/// Run `fdfs monitor`.
+pub fn run(a: Args) -> CliResult {
+    let tracker = a.client.tracker()?;
+    match a.op {
+        Some(Op::Delete { group, storage_id }) => delete(&tracker, &group, storage_id.as_deref()),
+        None => show(&tracker, a.json),
+    }
+}
+
+/// What one configured tracker said about itself.
+struct TrackerView {
+    /// Address as configured.
+    addr: String,
+    /// Why ACTIVE_TEST failed, None when it answered.
+    down: Option<String>,
+    /// GET_LEADER's answer: Ok(Some(addr)), Ok(None) = no leader known, Err = not asked or
+    /// not understood (trackers before 6.15.5).
+    says_leader: Result<Option<String>, String>,
+    /// Whether this tracker is the leader; None when no tracker could say.
+    is_leader: Option<bool>,
+}
+
+/// A group with its servers.
+struct GroupView {
+    stat: GroupStat,
+    storages: Vec<StorageStat>,
+}
+
+/// Everything `fdfs monitor` shows.
+struct Snapshot {
+    trackers: Vec<TrackerView>,
+    /// Tracker the groups came from.
+    source: Option<String>,
+    groups: Vec<GroupView>,
+    /// Unix time when the snapshot was taken, for "N s ago".
+    now: u64,
+}
+
+fn show(t: &TrackerClient, as_json: bool) -> CliResult {
+    let (snap, err) = collect(t);
+    let text = if as_json {
+        let mut s = to_json(&snap).to_string();
+        s.push('\n');
+        s
+    } else {
+        to_text(&snap)
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|err| Error::Local {
+            path: "stdout".into(),
+            err,
+        })?;
+    err.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// Ask every tracker about itself, then the first that answers (the leader first) about
+/// the groups. The error says why no cluster data could be had.
+fn collect(t: &TrackerClient) -> (Snapshot, Option<Error>) {
+    let mut trackers: Vec<TrackerView> = t
+        .addrs
+        .iter()
+        .map(|addr| match t.active_test_at(addr) {
+            Ok(()) => TrackerView {
+                addr: addr.clone(),
+                down: None,
+                says_leader: t.leader_at(addr).map_err(|e| e.to_string()),
+                is_leader: None,
+            },
+            Err(e) => TrackerView {
+                addr: addr.clone(),
+                down: Some(e.to_string()),
+                says_leader: Err("unreachable".into()),
+                is_leader: None,
+            },
+        })
+        .collect();
+    let answered: Vec<Option<String>> = trackers
+        .iter()
+        .filter_map(|v| v.says_leader.clone().ok())
+        .collect();
+    if !answered.is_empty() {
+        // Several trackers may name different leaders during an election: each named one
+        // counts.
+        let named: Vec<&String> = answered.iter().flatten().collect();
+        for v in &mut trackers {
+            v.is_leader = Some(named.iter().any(|l| same_addr(&v.addr, l)));
+        }
+    }
+
+    let mut order: Vec<&TrackerView> = trackers.iter().filter(|v| v.down.is_none()).collect();
+    order.sort_by_key(|v| v.is_leader != Some(true));
+    let mut last: Option<Error> = None;
+    let mut data = None;
+    for v in order {
+        match fetch_groups(t, &v.addr) {
+            Ok(groups) => {
+                data = Some((v.addr.clone(), groups));
+                break;
+            }
+            Err(e) => {
+                log::debug!("tracker {}: {e}", v.addr);
+                last = Some(e);
+            }
+        }
+    }
+    let err = match (&data, last) {
+        (Some(_), _) => None,
+        (None, Some(e)) => Some(e),
+        (None, None) => Some(Error::NoTracker(
+            trackers
+                .iter()
+                .filter_map(|v| v.down.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    };
+    let (source, groups) = match data {
+        Some((s, g)) => (Some(s), g),
+        None => (None, Vec::new()),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (
+        Snapshot {
+            trackers,
+            source,
+            groups,
+            now,
+        },
+        err,
+    )
+}
+
+fn fetch_groups(t: &TrackerClient, addr: &str) -> Result<Vec<GroupView>, Error> {
+    t.list_groups_at(addr)?
+        .into_iter()
+        .map(|stat| {
+            let storages = t.list_storages_at(addr, &stat.name)?;
+            Ok(GroupView { stat, storages })
+        })
+        .collect()
+}
+
+/// Whether a configured tracker address and the leader's "ip:port" name the same socket
+/// (the configured one may be a host name).
+fn same_addr(configured: &str, leader: &str) -> bool {
+    if configured == leader {
+        return true;
+    }
+    let Ok(l) = leader.parse::<SocketAddr>() else {
+        return false;
+    };
+    configured
+        .to_socket_addrs()
+        .is_ok_and(|mut it| it.any(|a| a == l))
+}
+
+/// ACTIVE servers of a group: counted from the list (HEAD group records do not carry it).
+fn active_count(g: &GroupView) -> u64 {
+    g.storages
+        .iter()
+        .filter(|s| s.status == storage_status::ACTIVE)
+        .count() as u64
+}
+
+/// Seconds `me` is behind each other live server of its group: how much newer that
+/// server's last client change is than what `me` has synced (0 when nothing is pending).
+/// Deleted and replaced servers send nothing any more, so they are left out.
+fn sync_lags<'a>(me: &StorageStat, group: &'a [StorageStat]) -> Vec<(&'a str, u64)> {
+    group
+        .iter()
+        .filter(|s| s.id != me.id)
+        .filter(|s| {
+            !matches!(
+                s.status,
+                storage_status::DELETED | storage_status::IP_CHANGED
+            )
+        })
+        .map(|s| {
+            let lag = s
+                .stat
+                .last_source_update
+                .saturating_sub(me.stat.last_synced_timestamp);
+            (s.id.as_str(), lag)
+        })
+        .collect()
+}
+
+fn counters_json(c: &StatCounters) -> Value {
+    let mut m = Map::new();
+    m.insert("connection_alloc".into(), c.connection_alloc.into());
+    m.insert("connection_current".into(), c.connection_current.into());
+    m.insert("connection_max".into(), c.connection_max.into());
+    for (name, v) in c.fields() {
+        m.insert(name.into(), v.into());
+    }
+    Value::Object(m)
+}
+
+fn storage_json(s: &StorageStat, group: &[StorageStat]) -> Value {
+    let lags: Map<String, Value> = sync_lags(s, group)
+        .into_iter()
+        .map(|(id, lag)| (id.to_string(), lag.into()))
+        .collect();
+    json!({
+        "id": s.id,
+        "ip": s.ip,
+        "port": s.storage_port,
+        "status": storage_status::name(s.status),
+        "status_code": s.status,
+        "rw_mode": s.rw_mode,
+        "version": s.version,
+        "join_time": s.join_time,
+        "up_time": s.up_time,
+        "total_mb": s.total_mb,
+        "free_mb": s.free_mb,
+        "reserved_mb": s.reserved_mb,
+        "upload_priority": s.upload_priority,
+        "store_path_count": s.store_path_count,
+        "subdir_count_per_path": s.subdir_count_per_path,
+        "current_write_path": s.current_write_path,
+        "src_id": s.src_id,
+        "if_trunk_server": s.if_trunk_server,
+        "last_heart_beat_time": s.stat.last_heart_beat_time,
+        "last_source_update": s.stat.last_source_update,
+        "last_sync_update": s.stat.last_sync_update,
+        "last_synced_timestamp": s.stat.last_synced_timestamp,
+        "counters": counters_json(&s.stat),
+        "sync_lag": lags,
+    })
+}
+
+fn to_json(snap: &Snapshot) -> Value {
+    let trackers: Vec<Value> = snap
+        .trackers
+        .iter()
+        .map(|v| {
+            json!({
+                "addr": v.addr,
+                "reachable": v.down.is_none(),
+                "leader": v.is_leader,
+                "leader_addr": v.says_leader.clone().ok().flatten(),
+                "error": v.down,
+            })
+        })
+        .collect();
+    let groups: Vec<Value> = snap
+        .groups
+        .iter()
+        .map(|g| {
+            let s = &g.stat;
+            json!({
+                "name": s.name,
+                "total_mb": s.total_mb,
+                "free_mb": s.free_mb,
+                "reserved_mb": s.reserved_mb,
+                "trunk_free_mb": s.trunk_free_mb,
+                "storage_count": s.storage_count,
+                "active_count": active_count(g),
+                "readable_count": s.readable_count,
+                "writable_count": s.writable_count,
+                "storage_port": s.storage_port,
+                "current_write_server": s.current_write_server,
+                "store_path_count": s.store_path_count,
+                "subdir_count_per_path": s.subdir_count_per_path,
+                "current_trunk_file_id": s.current_trunk_file_id,
+                "storages": g.storages.iter().map(|st| storage_json(st, &g.storages)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "trackers": trackers,
+        "source": snap.source,
+        "groups": groups,
+    })
+}
+
+/// Width of the key column in the text output, so the `=` signs line up.
+const KEY_WIDTH: usize = 24;
+
+/// `key = value` lines at one indentation.
+struct Block<'a> {
+    out: &'a mut String,
+    indent: usize,
+}
+
+impl Block<'_> {
+    fn kv(&mut self, key: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(
+            self.out,
+            "{:indent$}{key:<KEY_WIDTH$} = {value}",
+            "",
+            indent = self.indent
+        );
+    }
+}
+
+fn to_text(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    for (i, v) in snap.trackers.iter().enumerate() {
+        let state = match &v.down {
+            None => "reachable".to_string(),
+            Some(why) => format!("UNREACHABLE ({why})"),
+        };
+        let role = match (v.is_leader, &v.says_leader) {
+            _ if v.down.is_some() => String::new(),
+            (Some(true), _) => "  leader".to_string(),
+            (Some(false), Ok(Some(l))) if !same_addr(&v.addr, l) => {
+                format!("  follower of {l}")
+            }
+            (Some(false), _) => "  not leader".to_string(),
+            (None, _) => "  leader unknown".to_string(),
+        };
+        let _ = writeln!(out, "Tracker {}: {}  {state}{role}", i + 1, v.addr);
+    }
+    let Some(source) = &snap.source else {
+        return out;
+    };
+    let n = snap.groups.len();
+    let _ = writeln!(
+        out,
+        "\nCluster data from {source}: {n} group{}",
+        if n == 1 { "" } else { "s" }
+    );
+    for (gi, g) in snap.groups.iter().enumerate() {
+        group_text(&mut out, gi + 1, g, snap.now);
+    }
+    out
+}
+
+fn group_text(out: &mut String, number: usize, g: &GroupView, now: u64) {
+    let s = &g.stat;
+    let _ = writeln!(out, "\nGroup {number}: {}", s.name);
+    let mut b = Block { out, indent: 2 };
+    b.kv("total space", mb_text(s.total_mb));
+    b.kv("free space", mb_text(s.free_mb));
+    b.kv("reserved space", mb_text(s.reserved_mb));
+    b.kv("trunk free space", mb_text(s.trunk_free_mb));
+    b.kv(
+        "storage servers",
+        format!(
+            "{} (active {}, readable {}, writable {})",
+            s.storage_count,
+            active_count(g),
+            s.readable_count,
+            s.writable_count
+        ),
+    );
+    b.kv(
+        "storage port",
+        if s.storage_port < 0 {
+            "(differs between servers)".to_string()
+        } else {
+            s.storage_port.to_string()
+        },
+    );
+    b.kv("current write server", s.current_write_server);
+    b.kv("store path count", s.store_path_count);
+    b.kv("subdir count per path", s.subdir_count_per_path);
+    b.kv("current trunk file id", s.current_trunk_file_id);
+    for (si, st) in g.storages.iter().enumerate() {
+        storage_text(out, si + 1, st, &g.storages, now);
+    }
+}
+
+fn storage_text(out: &mut String, number: usize, s: &StorageStat, group: &[StorageStat], now: u64) {
+    let _ = writeln!(out, "\n  Storage {number}: {}", s.id);
+    let mut b = Block { out, indent: 4 };
+    b.kv("ip:port", format!("{}:{}", s.ip, s.storage_port));
+    b.kv("status", storage_status::name(s.status));
+    b.kv("rw mode", rw_text(s.rw_mode));
+    b.kv("version", &s.version);
+    b.kv("join time", time_text(s.join_time, now));
+    b.kv("up since", time_text(s.up_time, now));
+    b.kv("total space", mb_text(s.total_mb));
+    let pct = if s.total_mb > 0 {
+        format!(", {:.1}%", s.free_mb as f64 * 100.0 / s.total_mb as f64)
+    } else {
+        String::new()
+    };
+    b.kv("free space", format!("{}{pct}", mb_text(s.free_mb)));
+    b.kv("reserved space", mb_text(s.reserved_mb));
+    b.kv("upload priority", s.upload_priority);
+    b.kv("store path count", s.store_path_count);
+    b.kv("subdir count per path", s.subdir_count_per_path);
+    b.kv("current write path", s.current_write_path);
+    b.kv(
+        "source id",
+        if s.src_id.is_empty() {
+            "(none)"
+        } else {
+            &s.src_id
+        },
+    );
+    b.kv("trunk server", if s.if_trunk_server { "yes" } else { "no" });
+    let c = &s.stat;
+    b.kv(
+        "connections",
+        format!(
+            "{} current, {} max, {} allocated",
+            c.connection_current, c.connection_max, c.connection_alloc
+        ),
+    );
+    // Counters come in total/success pairs, then the four timestamps.
+    let fields = c.fields();
+    for pair in fields.chunks_exact(2) {
+        let [(name, total), (_, ok)] = pair else {
+            continue;
+        };
+        let Some(what) = name.strip_prefix("total_") else {
+            continue;
+        };
+        let bytes = if what.ends_with("_bytes") && *total >= 1024 {
+            format!(" ({})", bytes_text(*total))
+        } else {
+            String::new()
+        };
+        b.kv(
+            &what.replace('_', " "),
+            format!("{total} total, {ok} ok{bytes}"),
+        );
+    }
+    b.kv("last heart beat", time_text(c.last_heart_beat_time, now));
+    b.kv("last source update", time_text(c.last_source_update, now));
+    b.kv("last sync update", time_text(c.last_sync_update, now));
+    b.kv(
+        "last synced timestamp",
+        time_text(c.last_synced_timestamp, now),
+    );
+    for (peer, lag) in sync_lags(s, group) {
+        let v = if lag > 0 && c.last_synced_timestamp == 0 {
+            "never synced".to_string()
+        } else {
+            duration_text(lag)
+        };
+        b.kv(&format!("sync lag from {peer}"), v);
+    }
+}
+
+fn rw_text(m: u8) -> String {
+    let name = match m {
+        6 => "read-write",
+        4 => "read-only",
+        2 => "write-only",
+        0 => "none",
+        _ => "unknown",
+    };
+    format!("{name} ({m})")
+}
+
+/// "102400 MB (100.00 GiB)".
+fn mb_text(mb: u64) -> String {
+    const GIB: u64 = 1024;
+    const TIB: u64 = 1024 * 1024;
+    if mb >= TIB {
+        format!("{mb} MB ({:.2} TiB)", mb as f64 / TIB as f64)
+    } else if mb >= GIB {
+        format!("{mb} MB ({:.2} GiB)", mb as f64 / GIB as f64)
+    } else {
+        format!("{mb} MB")
+    }
+}
+
+/// "1.50 MiB" for byte counters.
+fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+/// "3d 4h", "2h 5m", "5m 3s", "42s".
+fn duration_text(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Local date-time and how long ago, or "never" for 0.
+fn time_text(t: u64, now: u64) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    let when = local_time(t);
+    if t <= now {
+        format!("{when} ({} ago)", duration_text(now - t))
+    } else {
+        format!("{when} (in the future)")
+    }
+}
+
+/// "YYYY-MM-DD HH:MM:SS" in the local time zone (UTC, marked, if that fails).
+fn local_time(t: u64) -> String {
+    let secs = libc::time_t::try_from(t).unwrap_or(libc::time_t::MAX);
+    // SAFETY: localtime_r only writes to the tm we pass; a zeroed tm is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
+    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    if ok {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            i64::from(tm.tm_year) + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    } else {
+        format!("{t} (unix time)")
+    }
+}
+
+/// `monitor delete`: the command goes to every tracker, since trackers do not forward it;
+/// done if any tracker did it (or had already done it).
+fn delete(t: &TrackerClient, group: &str, id: Option<&str>) -> CliResult {
+    let what = match id {
+        Some(id) => format!("storage {id} of {group}"),
+        None => format!("group {group}"),
+    };
+    let mut done = false;
+    let mut errors: Vec<Error> = Vec::new();
+    let many = t.addrs.len() > 1;
+    for addr in &t.addrs {
+        let r = match id {
+            Some(id) => t.delete_storage_at(addr, group, id),
+            None => t.delete_group_at(addr, group),
+        };
+        match r {
+            Ok(()) => {
+                done = true;
+                eprintln!("{addr}: {what} deleted");
+            }
+            Err(e) if e.status() == Some(status::EALREADY) => {
+                done = true;
+                eprintln!("{addr}: {what} was already deleted");
+            }
+            Err(e) => {
+                // With one tracker the final error says the same.
+                if many {
+                    eprintln!("{e}");
+                }
+                errors.push(e);
+            }
+        }
+    }
+    if done {
+        return Ok(());
+    }
+    // Prefer the answer that says most: a refusal (EBUSY) over "unknown" (ENOENT) over
+    // an unreachable tracker.
+    let rank = |e: &Error| match e.status() {
+        Some(s) if s != status::ENOENT => 0,
+        Some(_) => 1,
+        None if !e.is_io() => 0,
+        None => 2,
+    };
+    errors.sort_by_key(rank);
+    let first = errors.into_iter().next();
+    Err(match first {
+        Some(e) if e.is_io() => CliError::Client(Error::NoTracker(e.to_string())),
+        Some(e) => CliError::About(format!("delete {what}"), e),
+        None => CliError::Usage("no tracker configured".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(id: &str, status: u8, source_update: u64, synced: u64) -> StorageStat {
+        let mut s = StorageStat {
+            id: id.into(),
+            ip: id.into(),
+            status,
+            storage_port: 23000,
+            ..Default::default()
+        };
+        s.stat.last_source_update = source_update;
+        s.stat.last_synced_timestamp = synced;
+        s
+    }
+
+    #[test]
+    fn lag_per_peer() {
+        let g = vec![
+            storage("a", storage_status::ACTIVE, 100, 90),
+            storage("b", storage_status::ACTIVE, 120, 100),
+            storage("c", storage_status::DELETED, 500, 0),
+            storage("d", storage_status::OFFLINE, 50, 0),
+        ];
+        assert_eq!(sync_lags(&g[0], &g), vec![("b", 30), ("d", 0)]);
+        assert_eq!(sync_lags(&g[1], &g), vec![("a", 0), ("d", 0)]);
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(mb_text(512), "512 MB");
+        assert_eq!(mb_text(102_400), "102400 MB (100.00 GiB)");
+        assert_eq!(mb_text(3 << 20), "3145728 MB (3.00 TiB)");
+        assert_eq!(bytes_text(10), "10 B");
+        assert_eq!(bytes_text(1536), "1.50 KiB");
+        assert_eq!(duration_text(42), "42s");
+        assert_eq!(duration_text(125), "2m 5s");
+        assert_eq!(duration_text(3 * 3600 + 60), "3h 1m");
+        assert_eq!(duration_text(2 * 86_400 + 3600), "2d 1h");
+        assert_eq!(time_text(0, 5), "never");
+        assert!(time_text(100, 160).ends_with("(1m 0s ago)"));
+        assert_eq!(local_time(0).len(), 19);
+        assert_eq!(rw_text(6), "read-write (6)");
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(same_addr("127.0.0.1:22122", "127.0.0.1:22122"));
+        assert!(same_addr("localhost:22122", "127.0.0.1:22122"));
+        assert!(!same_addr("127.0.0.1:22123", "127.0.0.1:22122"));
+        assert!(!same_addr("127.0.0.1:22122", "garbage"));
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut s = storage("127.0.0.2", storage_status::ACTIVE, 1_700_000_000, 0);
+        s.stat.total_upload_count = 3;
+        s.stat.success_upload_count = 2;
+        s.stat.total_upload_bytes = 4096;
+        let peer = storage("127.0.0.3", storage_status::OFFLINE, 0, 1_700_000_000);
+        Snapshot {
+            trackers: vec![
+                TrackerView {
+                    addr: "127.0.0.1:22122".into(),
+                    down: None,
+                    says_leader: Ok(Some("127.0.0.1:22122".into())),
+                    is_leader: Some(true),
+                },
+                TrackerView {
+                    addr: "127.0.0.1:1".into(),
+                    down: Some("refused".into()),
+                    says_leader: Err("unreachable".into()),
+                    is_leader: Some(false),
+                },
+            ],
+            source: Some("127.0.0.1:22122".into()),
+            groups: vec![GroupView {
+                stat: GroupStat {
+                    name: "group1".into(),
+                    storage_count: 2,
+                    storage_port: 23000,
+                    ..Default::default()
+                },
+                storages: vec![s, peer],
+            }],
+            now: 1_700_000_010,
+        }
+    }
+
+    #[test]
+    fn json_shape() {
+        let v = to_json(&snapshot());
+        assert_eq!(v["trackers"][0]["leader"], true);
+        assert_eq!(v["trackers"][1]["reachable"], false);
+        let g = &v["groups"][0];
+        assert_eq!(g["name"], "group1");
+        assert_eq!(g["active_count"], 1);
+        let s = &g["storages"][0];
+        assert_eq!(s["status"], "ACTIVE");
+        assert_eq!(s["status_code"], 7);
+        assert_eq!(s["port"], 23000);
+        assert_eq!(s["counters"]["success_upload_count"], 2);
+        assert_eq!(s["counters"]["connection_max"], 0);
+        assert_eq!(s["sync_lag"]["127.0.0.3"], 0);
+        assert_eq!(g["storages"][1]["sync_lag"]["127.0.0.2"], 0);
+    }
+
+    #[test]
+    fn text_shape() {
+        let t = to_text(&snapshot());
+        for want in [
+            "Tracker 1: 127.0.0.1:22122  reachable  leader\n",
+            "Tracker 2: 127.0.0.1:1  UNREACHABLE (refused)\n",
+            "\nGroup 1: group1\n",
+            "  Storage 2: 127.0.0.3\n",
+            "    status                   = OFFLINE\n",
+            "    upload count             = 3 total, 2 ok\n",
+            "    upload bytes             = 4096 total, 0 ok (4.00 KiB)\n",
+            "    download bytes           = 0 total, 0 ok\n",
+            "    sync lag from 127.0.0.3  = 0s\n",
+            "    last synced timestamp    = never\n",
+        ] {
+            assert!(t.contains(want), "{want:?} missing from\n{t}");
+        }
+    }
+}
