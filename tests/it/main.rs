@@ -6,6 +6,7 @@
 mod cli;
 mod daemons;
 mod hostile;
+mod monitor;
 mod replication;
 mod third_party_py;
 mod third_party_rs;
