@@ -209,7 +209,7 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
         // A peer back in WAIT_SYNC lost its data and was given a source again:
         // start over so that, if we are that source, it gets the history.
         let refill = now.as_ref().is_some_and(|p| p.status == st::WAIT_SYNC)
-            && !(mark.need_sync_old && !mark.sync_old_done);
+            && (!mark.need_sync_old || mark.sync_old_done);
         if now.is_none() || refill {
             mark.save(&mark_path).map_err(local)?;
             return Ok(());

@@ -472,13 +472,12 @@ impl Tracker {
             }
         }
         let ip = s.peer.ip().to_string();
-        let (id, rw_mode) = self.storage_id_of(&j, &ip).map_err(|code| {
+        let (id, rw_mode) = self.storage_id_of(&j, &ip).inspect_err(|_| {
             log::warn!(
                 "join of {} from {}: no storage id (storage_ids.conf)",
                 j.group,
                 s.peer
             );
-            code
         })?;
         let info = JoinInfo {
             group: j.group.clone(),
@@ -504,10 +503,10 @@ impl Tracker {
         if my_status == proto::storage_status::INIT {
             // A new server has nothing to learn from older changelog lines.
             let end = super::changelog::size(&self.data_dir);
-            if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&id)) {
-                if x.changelog_offset == 0 {
-                    x.changelog_offset = end;
-                }
+            if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&id))
+                && x.changelog_offset == 0
+            {
+                x.changelog_offset = end;
             }
         }
         drop(st);
@@ -585,17 +584,17 @@ impl Tracker {
         let mut reply = proto::BeatReply::default();
         {
             let c = self.cluster.lock();
-            if c.leader_version != j.sent_leader {
-                if let Some(l) = &c.leader {
-                    let (ip, port) = l.rsplit_once(':').unwrap_or((l, "0"));
-                    reply.leader = Some(proto::Brief {
-                        status: 0,
-                        port: port.parse().unwrap_or(0),
-                        id: ip.into(),
-                        ip: ip.into(),
-                    });
-                    j.sent_leader = c.leader_version;
-                }
+            if c.leader_version != j.sent_leader
+                && let Some(l) = &c.leader
+            {
+                let (ip, port) = l.rsplit_once(':').unwrap_or((l, "0"));
+                reply.leader = Some(proto::Brief {
+                    status: 0,
+                    port: port.parse().unwrap_or(0),
+                    id: ip.into(),
+                    ip: ip.into(),
+                });
+                j.sent_leader = c.leader_version;
             }
         }
         if g.version != j.sent_version {

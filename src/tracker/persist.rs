@@ -56,10 +56,10 @@ fn load_matrix(state: &mut State, data_dir: &Path) -> io::Result<()> {
             .map(|s| s.id.clone())
             .collect();
         for (k, ts) in row.into_iter().enumerate() {
-            if let (Some(dest), true) = (ids.get(k), ts > 0) {
-                if let Some(d) = g.get_mut(dest) {
-                    d.synced_from.insert(src.clone(), ts);
-                }
+            if let (Some(dest), true) = (ids.get(k), ts > 0)
+                && let Some(d) = g.get_mut(dest)
+            {
+                d.synced_from.insert(src.clone(), ts);
             }
         }
     }
