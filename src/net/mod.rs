@@ -11,7 +11,7 @@ mod pool;
 mod server;
 
 pub use pool::Pool;
-pub use server::{Server, ServerOptions, StopHandle};
+pub use server::{ConnStats, Server, ServerOptions, StopHandle};
 
 use crate::proto::Header;
 use std::fs::File;

@@ -34,6 +34,17 @@ pub struct ServerOptions {
     pub chunk_size: usize,
 }
 
+/// Connection counters (FastDFS reports them in its stat records).
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Connections accepted since start.
+    pub alloc: AtomicUsize,
+    /// Connections open now.
+    pub current: AtomicUsize,
+    /// Most connections open at once.
+    pub max: AtomicUsize,
+}
+
 /// Stops a running [`Server`] from any thread.
 #[derive(Clone)]
 pub struct StopHandle {
@@ -55,6 +66,7 @@ impl StopHandle {
 pub struct Server {
     addr: SocketAddr,
     handle: StopHandle,
+    conns: Arc<ConnStats>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -73,7 +85,7 @@ impl Server {
             listeners.push(bind(local)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(ConnStats::default());
         let mut loops = Vec::new();
         let mut wakers = Vec::new();
         for (i, std_listener) in listeners.into_iter().enumerate() {
@@ -113,6 +125,7 @@ impl Server {
             })?);
         }
         Ok(Server {
+            conns,
             addr: local,
             handle,
             threads,
@@ -122,6 +135,11 @@ impl Server {
     /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A handle that stops the server.
+    pub fn conn_stats(&self) -> Arc<ConnStats> {
+        self.conns.clone()
     }
 
     /// A handle that stops the server.
@@ -215,7 +233,7 @@ struct Loop<S: Service> {
     svc: Arc<S>,
     opts: ServerOptions,
     conns: Slab<Conn<S::Session, S::Stream>>,
-    total: Arc<AtomicUsize>,
+    total: Arc<ConnStats>,
     done_tx: Sender<Done<S::Stream>>,
     done_rx: Receiver<Done<S::Stream>>,
     waker: Arc<Waker>,
@@ -273,7 +291,7 @@ impl<S: Service> Loop<S> {
 
     fn accept(&mut self) {
         loop {
-            if self.total.load(Ordering::Relaxed) >= self.opts.max_connections {
+            if self.total.current.load(Ordering::Relaxed) >= self.opts.max_connections {
                 // Leave the rest in the backlog; retried when a connection closes.
                 self.accept_pending = true;
                 return;
@@ -295,7 +313,9 @@ impl<S: Service> Loop<S> {
                 continue;
             };
             let _ = sock.set_nodelay(true);
-            self.total.fetch_add(1, Ordering::Relaxed);
+            let now = self.total.current.fetch_add(1, Ordering::Relaxed) + 1;
+            self.total.alloc.fetch_add(1, Ordering::Relaxed);
+            self.total.max.fetch_max(now, Ordering::Relaxed);
             let t = self
                 .conns
                 .insert_with(|epoch| Conn::new(sock, peer, epoch, session));
@@ -629,7 +649,7 @@ impl<S: Service> Loop<S> {
         if let Some(s) = c.session.take() {
             self.svc.close(s);
         }
-        self.total.fetch_sub(1, Ordering::Relaxed);
+        self.total.current.fetch_sub(1, Ordering::Relaxed);
         if self.accept_pending {
             self.accept();
         }

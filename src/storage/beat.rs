@@ -79,6 +79,7 @@ fn session(
     learn_id(store, &mut c, tracker, port)?;
 
     let flag = store.init_flag.lock().clone();
+    report_ip_change(store, &mut c, &flag)?;
     let join = proto::Join {
         group: cfg.group_name.clone(),
         storage_port: port,
@@ -104,6 +105,7 @@ fn session(
         cfg.group_name,
         reply.status
     );
+    remember_address(store, port);
 
     if !flag.sync_old_done {
         // First start of this server: ask for a sync source (none in a new group).
@@ -153,7 +155,7 @@ fn session(
         }
         if now_i >= next_beat {
             next_beat = now_i + beat_every;
-            let stats = *store.stats.lock();
+            let stats = store.stats_now();
             let send = (stats != last_sent).then_some(&stats);
             on_reply(&c.call(Cmd::StorageBeat, &proto::encode_beat(send), 1 << 20)?)?;
             last_sent = stats;
@@ -276,4 +278,52 @@ fn apply_changelog(store: &Store, c: &mut Connection) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Without storage ids a server is known by its IP: when it starts under a
+/// new one, tell the tracker (REPORT_IP_CHANGED) so that its record, sync
+/// source and the peers' marks follow (PROTOCOL.md §9.10).
+fn report_ip_change(
+    store: &Store,
+    c: &mut Connection,
+    flag: &crate::layout::DataInitFlag,
+) -> Result<(), Error> {
+    let now_ip = store.my_ip().to_string();
+    if store.params.read().use_storage_id
+        || flag.last_ip_addr.is_empty()
+        || flag.last_ip_addr == now_ip
+    {
+        return Ok(());
+    }
+    let mut body = Vec::with_capacity(16 + 2 * proto::IP_ADDRESS_SIZE);
+    proto::put_fixed(&mut body, &store.cfg.group_name, proto::GROUP_NAME_LEN);
+    proto::put_fixed(&mut body, &flag.last_ip_addr, proto::IP_ADDRESS_SIZE);
+    proto::put_fixed(&mut body, &now_ip, proto::IP_ADDRESS_SIZE);
+    match c.call(Cmd::StorageReportIpChanged, &body, 0) {
+        Ok(_) => log::info!(
+            "reported our address change {} -> {now_ip}",
+            flag.last_ip_addr
+        ),
+        // Another tracker took it first, or it never knew the old address.
+        Err(e)
+            if matches!(
+                e.status(),
+                Some(proto::status::ENOENT | proto::status::EALREADY)
+            ) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Save the address we serve under, for the next start's comparison.
+fn remember_address(store: &Store, port: u16) {
+    let ip = store.my_ip().to_string();
+    let mut f = store.init_flag.lock();
+    if f.last_ip_addr != ip || f.last_server_port != port {
+        f.last_ip_addr = ip;
+        f.last_server_port = port;
+        if let Err(e) = f.save(&store.data_dir.join(".data_init_flag")) {
+            log::warn!("saving .data_init_flag: {e}");
+        }
+    }
 }

@@ -79,6 +79,8 @@ pub struct Store {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Our listening port (known once bound).
     port: std::sync::atomic::AtomicU16,
+    /// The event loop's connection counters (set once bound).
+    pub conns: std::sync::OnceLock<Arc<crate::net::ConnStats>>,
 }
 
 impl Store {
@@ -163,6 +165,20 @@ impl Store {
         s.last_sync_update = now();
         s.total_sync_in_bytes += bytes;
         s.success_sync_in_bytes += bytes;
+    }
+
+    /// The counters with the current connection figures filled in.
+    pub fn stats_now(&self) -> StatCounters {
+        let mut s = *self.stats.lock();
+        if let Some(c) = self.conns.get() {
+            let n = |a: &std::sync::atomic::AtomicUsize| {
+                a.load(Ordering::Relaxed).min(u32::MAX as usize) as u32
+            };
+            s.connection_alloc = n(&c.alloc);
+            s.connection_current = n(&c.current);
+            s.connection_max = n(&c.max);
+        }
+        s
     }
 
     /// `bytes` of file content were pushed to a peer.
@@ -452,6 +468,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         peers: sync::Peers::default(),
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),
+        conns: std::sync::OnceLock::new(),
         data_dir,
         cfg,
     });
@@ -472,6 +489,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     let server = Server::start(addr, svc, opts)?;
     let port = server.local_addr().port();
     store.port.store(port, Ordering::Relaxed);
+    let _ = store.conns.set(server.conn_stats());
     let quit = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for t in &store.cfg.tracker_servers {

@@ -274,6 +274,36 @@ impl Tracker {
                 }
                 Ok(chunk)
             }
+            StorageReportIpChanged => {
+                if self.cfg.use_storage_id {
+                    return Err(status::EOPNOTSUPP);
+                }
+                let ip = proto::IP_ADDRESS_SIZE;
+                if body.len() != 16 + 2 * ip {
+                    return Err(status::EINVAL);
+                }
+                let group = proto::fixed_str(&body[..16]);
+                let (old, new) = (
+                    proto::fixed_str(&body[16..16 + ip]),
+                    proto::fixed_str(&body[16 + ip..]),
+                );
+                if new != s.peer.ip().to_string() {
+                    return Err(status::EINVAL);
+                }
+                self.state.lock().ip_changed(&group, &old, &new)?;
+                if let Err(e) = super::changelog::append(
+                    &self.data_dir,
+                    now(),
+                    &group,
+                    &old,
+                    proto::storage_status::IP_CHANGED,
+                    &new,
+                ) {
+                    log::error!("writing the changelog: {e}");
+                }
+                log::info!("storage {group}/{old} now answers at {new}");
+                Ok(Vec::new())
+            }
             StorageSyncSrcReq => {
                 let q = proto::GroupStorage::decode(body).map_err(invalid)?;
                 Ok(match self.state.lock().sync_src(&q.group, &q.id)? {

@@ -39,6 +39,8 @@ pub struct Storage {
     /// Newest timestamp of each source's changes this server reported as
     /// received (SYNC_REPORT): the row of the sync-timestamp matrix.
     pub synced_from: BTreeMap<String, u32>,
+    /// For an IP_CHANGED record: the id of the record that replaced it.
+    pub moved_to: Option<String>,
     /// Bumped by every JOIN, so that closing an older connection does not mark
     /// a server that has already re-joined OFFLINE.
     pub conn_serial: u64,
@@ -500,10 +502,14 @@ impl State {
         cfg: &TrackerConfig,
     ) -> Result<Vec<(String, u16)>, Refusal> {
         let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
-        let source = g
+        let mut source = g
             .storages
             .iter()
             .position(|s| s.id == f.source || s.ip == f.source);
+        // A source that changed its IP answers under its new record.
+        if let Some(next) = source.and_then(|i| g.storages[i].moved_to.clone()) {
+            source = g.storages.iter().position(|s| s.id == next);
+        }
         if kind == FetchKind::Update {
             if let Some(i) = source.filter(|&i| g.storages[i].writable()) {
                 return Ok(vec![addr(&g.storages[i])]);
@@ -651,6 +657,39 @@ impl State {
         }
         self.dirty = true;
         self.matrix_dirty = true;
+    }
+
+    /// REPORT_IP_CHANGED (no storage ids): the server `old` now answers at
+    /// `new`; the new record takes over its state, the old one is kept as
+    /// IP_CHANGED so that its files' source still resolves.
+    pub fn ip_changed(&mut self, group: &str, old: &str, new: &str) -> Result<(), Refusal> {
+        let g = self.groups.get_mut(group).ok_or(Refusal::NotFound)?;
+        let prev = g.get(old).ok_or(Refusal::NotFound)?.clone();
+        if prev.status == st::IP_CHANGED || g.get(new).is_some() {
+            return Err(Refusal::Already);
+        }
+        g.storages.push(Storage {
+            id: new.to_string(),
+            ip: new.to_string(),
+            conn_serial: 0,
+            moved_to: None,
+            ..prev
+        });
+        let o = g.get_mut(old).expect("looked up above");
+        o.status = st::IP_CHANGED;
+        o.moved_to = Some(new.to_string());
+        for s in &mut g.storages {
+            if s.sync_src == old {
+                s.sync_src = new.to_string();
+            }
+            if let Some(ts) = s.synced_from.remove(old) {
+                s.synced_from.insert(new.to_string(), ts);
+            }
+        }
+        g.storages.sort_by(|a, b| a.id.cmp(&b.id));
+        g.touch();
+        self.dirty = true;
+        Ok(())
     }
 
     /// DELETE_STORAGE: only servers that are not serving may be removed.
@@ -851,6 +890,30 @@ mod tests {
             .pick_fetch("group1", &f, FetchKind::Update, 1002, &c)
             .unwrap();
         assert_eq!(up[0].0, "10.0.0.1");
+    }
+
+    #[test]
+    fn ip_change_keeps_files_reachable() {
+        let mut s = State::default();
+        join(&mut s, "group1", "10.0.0.1");
+        s.ip_changed("group1", "10.0.0.1", "10.0.0.9").unwrap();
+        assert_eq!(
+            s.ip_changed("group1", "10.0.0.1", "10.0.0.9"),
+            Err(Refusal::Already)
+        );
+        let g = &s.groups["group1"];
+        assert_eq!(g.get("10.0.0.1").unwrap().status, st::IP_CHANGED);
+        assert_eq!(g.get("10.0.0.9").unwrap().status, st::ACTIVE);
+        // A file named after the old address is served by the new record.
+        let f = FileFacts {
+            source: "10.0.0.1".into(),
+            timestamp: 1000,
+            normal: false,
+        };
+        let got = s
+            .pick_fetch("group1", &f, FetchKind::One, 1001, &cfg())
+            .unwrap();
+        assert_eq!(got[0].0, "10.0.0.9");
     }
 
     #[test]
