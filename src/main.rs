@@ -39,6 +39,14 @@ enum Command {
     Upload(cli::upload::Args),
     /// Download a file to a path or to stdout.
     Download(cli::download::Args),
+    /// Add data at the end of an appender file.
+    Append(cli::append::Args),
+    /// Overwrite part of an appender file.
+    Modify(cli::append::ModifyArgs),
+    /// Set an appender file's size.
+    Truncate(cli::truncate::Args),
+    /// Turn an appender file into a normal file; prints the new file ID.
+    Regenerate(cli::regenerate::Args),
     /// Delete files.
     Delete(cli::delete::Args),
     /// Get or set a file's metadata.
@@ -57,6 +65,10 @@ fn main() -> ExitCode {
         Command::Server(a) => cli::server::run(a),
         Command::Upload(a) => cli::upload::run(a),
         Command::Download(a) => cli::download::run(a),
+        Command::Append(a) => cli::append::run(a),
+        Command::Modify(a) => cli::append::run_modify(a),
+        Command::Truncate(a) => cli::truncate::run(a),
+        Command::Regenerate(a) => cli::regenerate::run(a),
         Command::Delete(a) => cli::delete::run(a),
         Command::Meta(a) => cli::meta::run(a),
         Command::Info(a) => cli::info::run(a),

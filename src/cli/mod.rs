@@ -1,15 +1,19 @@
 //! The subcommands: one file each, holding its clap arguments and `run`.
 //! They parse, call `client` (or start a daemon) and print.
 
+pub mod append;
 pub mod daemon;
 pub mod delete;
 pub mod download;
 pub mod info;
+mod input;
 pub mod meta;
 pub mod monitor;
 mod opts;
 mod progress;
+pub mod regenerate;
 pub mod server;
+pub mod truncate;
 pub mod upload;
 
 use crate::client;

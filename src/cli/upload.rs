@@ -1,12 +1,14 @@
 //! `fdfs upload`: ask a tracker for a storage, stream the file to it, set
-//! metadata if asked, print the file ID.
+//! metadata if asked, print the file ID. Also appender files (`--appender`)
+//! and slave files (`--master ID --prefix P`).
 
-use super::opts::ClientOpts;
+use super::input;
+use super::opts::{ClientOpts, storage_for};
 use super::progress::Progress;
 use super::{CliError, CliResult};
 use crate::client::{Error, StorageClient};
 use clap::Args as ClapArgs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `fdfs upload`.
@@ -15,7 +17,7 @@ pub struct Args {
     /// File to upload, or - for standard input.
     pub file: PathBuf,
     /// Upload into this group instead of the one the tracker picks.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "master")]
     pub group: Option<String>,
     /// Extension for the file ID (default: the file's own, without the dot; at most 6 chars).
     #[arg(long)]
@@ -23,6 +25,15 @@ pub struct Args {
     /// Metadata to attach, KEY=VALUE (repeatable).
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
+    /// Make an appender file (can later grow with `fdfs append`, change with `modify`/`truncate`).
+    #[arg(long, conflicts_with = "master")]
+    pub appender: bool,
+    /// Upload a slave file of this master file ID (e.g. a thumbnail), named after it.
+    #[arg(long, value_name = "FILE_ID", requires = "prefix")]
+    pub master: Option<String>,
+    /// With --master: the suffix added to the master's name (e.g. _150x150).
+    #[arg(long, requires = "master")]
+    pub prefix: Option<String>,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -41,60 +52,56 @@ pub fn parse_pairs(items: &[String]) -> Result<Vec<(String, String)>, CliError> 
 /// Run `fdfs upload`.
 pub fn run(a: Args) -> CliResult {
     let meta = parse_pairs(&a.meta)?;
-    let stdin = a.file.as_os_str() == "-";
-    let ext = match &a.ext {
-        Some(e) => e.trim_start_matches('.').to_string(),
-        None if stdin => String::new(),
-        None => a
-            .file
-            .extension()
-            .and_then(|e| e.to_str())
-            .filter(|e| crate::proto::valid_ext(e))
-            .unwrap_or("")
-            .to_string(),
-    };
-    if !crate::proto::valid_ext(&ext) {
-        return Err(CliError::Usage(format!(
-            "--ext {ext}: at most 6 characters of A-Z a-z 0-9 . _ -"
-        )));
+    let ext = input::ext_for(&a.file, a.ext.as_deref())?;
+    if let Some(p) = &a.prefix {
+        if p.is_empty() || p.len() > 16 || !crate::proto::valid_name_chars(p) {
+            return Err(CliError::Usage(format!(
+                "--prefix {p}: 1 to 16 characters of A-Z a-z 0-9 . _ -"
+            )));
+        }
     }
-    let name = a.file.display().to_string();
-    let local = |err: std::io::Error| Error::Local {
-        path: name.clone(),
-        err,
-    };
-    // stdin has no size up front: read it whole (the protocol needs the size first).
-    let (mut src, size): (Box<dyn Read>, u64) = if stdin {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(local)?;
-        let n = buf.len() as u64;
-        (Box::new(std::io::Cursor::new(buf)), n)
-    } else {
-        let f = std::fs::File::open(&a.file).map_err(local)?;
-        let n = f.metadata().map_err(local)?.len();
-        (Box::new(f), n)
-    };
+    let mut src = input::open(&a.file)?;
     let tracker = a.client.tracker()?;
-    let target = tracker.query_store(a.group.as_deref())?;
-    let addr = format!("{}:{}", target.ip, target.port);
-    let mut s = StorageClient::connect(&addr, tracker.timeouts)?;
-    let mut p = Progress::new(&format!("upload {name}"), size);
-    let (group, remote) = s.upload(
-        &mut *src,
-        size,
-        &ext,
-        target.store_path_index,
-        false,
-        &mut |done| p.update(done, size),
-    )?;
+    let size = src.size;
+    let mut p = Progress::new(&format!("upload {}", src.name), size);
+    let (mut s, group, remote) = match &a.master {
+        Some(master) => {
+            // A slave lives next to its master: on the master's storage.
+            let (mut s, _, master_remote) = storage_for(&tracker, master, true)?;
+            let prefix = a.prefix.as_deref().unwrap_or_default();
+            let (g, r) = s.upload_slave(
+                &master_remote,
+                prefix,
+                &ext,
+                &mut src.reader,
+                size,
+                &mut |d| p.update(d, size),
+            )?;
+            (s, g, r)
+        }
+        None => {
+            let target = tracker.query_store(a.group.as_deref())?;
+            let addr = format!("{}:{}", target.ip, target.port);
+            let mut s = StorageClient::connect(&addr, tracker.timeouts)?;
+            let (g, r) = s.upload(
+                &mut src.reader,
+                size,
+                &ext,
+                target.store_path_index,
+                a.appender,
+                &mut |d| p.update(d, size),
+            )?;
+            (s, g, r)
+        }
+    };
     p.finish();
     let file_id = format!("{group}/{remote}");
-    if !meta.is_empty()
-        && let Err(e) = s.set_metadata(&group, &remote, &meta, false)
-    {
-        // Do not leave a file without the metadata the caller asked for.
-        let _ = s.delete(&group, &remote);
-        return Err(e.into());
+    if !meta.is_empty() {
+        if let Err(e) = s.set_metadata(&group, &remote, &meta, false) {
+            // Do not leave a file without the metadata the caller asked for.
+            let _ = s.delete(&group, &remote);
+            return Err(e.into());
+        }
     }
     s.quit();
     let mut out = std::io::stdout().lock();

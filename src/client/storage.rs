@@ -59,33 +59,8 @@ impl StorageClient {
             ext: ext.to_string(),
         }
         .encode();
-        self.conn
-            .send_with_len(cmd, &head, head.len() as u64 + size)?;
-        let mut buf = vec![0u8; CHUNK.min(size.max(1) as usize)];
-        let mut sent = 0u64;
-        while sent < size {
-            let want = ((size - sent) as usize).min(buf.len());
-            let n = src.read(&mut buf[..want]).map_err(|err| Error::Local {
-                path: "input".into(),
-                err,
-            })?;
-            if n == 0 {
-                return Err(Error::Local {
-                    path: "input".into(),
-                    err: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("ended after {sent} of {size} bytes"),
-                    ),
-                });
-            }
-            self.conn.write_all(&buf[..n])?;
-            sent += n as u64;
-            progress(sent);
-        }
-        let len = self.conn.recv_header(cmd)?;
-        let mut body = vec![0u8; len.min(512) as usize];
-        self.conn.read_exact(&mut body)?;
-        let r = proto::UploadReply::decode(&body).map_err(|e| self.bad(e))?;
+        let r = self.stream_request(cmd, &head, src, size, progress, 512)?;
+        let r = proto::UploadReply::decode(&r).map_err(|e| self.bad(e))?;
         Ok((r.group, r.remote))
     }
 
@@ -122,6 +97,129 @@ impl StorageClient {
             progress(got, total);
         }
         Ok(got)
+    }
+
+    /// Send `size` bytes of `src` after a request head, then read the reply body.
+    fn stream_request(
+        &mut self,
+        cmd: Cmd,
+        head: &[u8],
+        src: &mut dyn Read,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+        max_reply: usize,
+    ) -> Result<Vec<u8>, Error> {
+        self.conn
+            .send_with_len(cmd, head, head.len() as u64 + size)?;
+        let mut buf = vec![0u8; CHUNK.min(size.max(1) as usize)];
+        let mut sent = 0u64;
+        while sent < size {
+            let want = ((size - sent) as usize).min(buf.len());
+            let n = src.read(&mut buf[..want]).map_err(|err| Error::Local {
+                path: "input".into(),
+                err,
+            })?;
+            if n == 0 {
+                let err = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("ended after {sent} of {size} bytes"),
+                );
+                return Err(Error::Local {
+                    path: "input".into(),
+                    err,
+                });
+            }
+            self.conn.write_all(&buf[..n])?;
+            sent += n as u64;
+            progress(sent);
+        }
+        let len = self.conn.recv_header(cmd)?;
+        if len > max_reply as u64 {
+            return Err(Error::Protocol {
+                addr: self.conn.peer.clone(),
+                msg: format!("{} reply of {len} bytes", cmd.name()),
+            });
+        }
+        let mut body = vec![0u8; len as usize];
+        self.conn.read_exact(&mut body)?;
+        Ok(body)
+    }
+
+    /// APPEND_FILE: add `size` bytes of `src` at the end of an appender file.
+    pub fn append(
+        &mut self,
+        remote: &str,
+        src: &mut dyn Read,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let head = proto::AppendHead {
+            remote: remote.into(),
+            file_size: size,
+        }
+        .encode();
+        self.stream_request(Cmd::AppendFile, &head, src, size, progress, 0)
+            .map(drop)
+    }
+
+    /// MODIFY_FILE: overwrite `size` bytes at `offset` of an appender file.
+    pub fn modify(
+        &mut self,
+        remote: &str,
+        offset: u64,
+        src: &mut dyn Read,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let head = proto::ModifyHead {
+            remote: remote.into(),
+            offset,
+            size,
+        }
+        .encode();
+        self.stream_request(Cmd::ModifyFile, &head, src, size, progress, 0)
+            .map(drop)
+    }
+
+    /// TRUNCATE_FILE: set an appender file's size.
+    pub fn truncate(&mut self, remote: &str, size: u64) -> Result<(), Error> {
+        let body = proto::Truncate {
+            remote: remote.into(),
+            new_size: size,
+        }
+        .encode();
+        self.conn.call(Cmd::TruncateFile, &body, 0).map(drop)
+    }
+
+    /// UPLOAD_SLAVE_FILE next to `master`; returns (group, slave name).
+    pub fn upload_slave(
+        &mut self,
+        master: &str,
+        prefix: &str,
+        ext: &str,
+        src: &mut dyn Read,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(String, String), Error> {
+        let head = proto::SlaveHead {
+            file_size: size,
+            prefix: prefix.into(),
+            ext: ext.into(),
+            master: master.into(),
+        }
+        .encode();
+        let r = self.stream_request(Cmd::UploadSlaveFile, &head, src, size, progress, 512)?;
+        let r = proto::UploadReply::decode(&r).map_err(|e| self.bad(e))?;
+        Ok((r.group, r.remote))
+    }
+
+    /// REGENERATE_APPENDER_FILENAME: the appender file's new, normal name.
+    pub fn regenerate(&mut self, remote: &str) -> Result<(String, String), Error> {
+        let r = self
+            .conn
+            .call(Cmd::RegenerateAppenderFilename, remote.as_bytes(), 512)?;
+        let r = proto::UploadReply::decode(&r).map_err(|e| self.bad(e))?;
+        Ok((r.group, r.remote))
     }
 
     /// Delete a file (and its metadata).

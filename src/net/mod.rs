@@ -51,8 +51,6 @@ pub enum Begin<St> {
     Stream { state: St, pool: usize },
     /// The head is longer than first thought (it holds a length): read this many
     /// head bytes in total, then call `begin_stream` again.
-    // Appender commands (APPEND/MODIFY: a name length, then the name) need it.
-    #[allow(dead_code)]
     MoreHead(usize),
     /// Refuse: answer with this status and close (the body is unread).
     Reject(u8),

@@ -36,6 +36,8 @@ pub struct Upload {
     low: u8,
     ext: String,
     appender: bool,
+    /// Set for a slave upload: the name it gets.
+    slave: Option<RemoteName>,
     size: u64,
     written: u64,
     unsynced: u64,
@@ -54,6 +56,31 @@ impl Upload {
         appender: bool,
     ) -> io::Result<Upload> {
         let (high, low) = store.next_dir();
+        Upload::begin_in(store, path, (high, low), size, ext, appender, None)
+    }
+
+    /// A slave file: stored under `slave`'s name, next to its master.
+    pub fn begin_slave(store: Arc<Store>, slave: RemoteName, size: u64) -> io::Result<Upload> {
+        Upload::begin_in(
+            store,
+            slave.store_index,
+            (slave.high, slave.low),
+            size,
+            String::new(),
+            false,
+            Some(slave),
+        )
+    }
+
+    fn begin_in(
+        store: Arc<Store>,
+        path: u8,
+        (high, low): (u8, u8),
+        size: u64,
+        ext: String,
+        appender: bool,
+        slave: Option<RemoteName>,
+    ) -> io::Result<Upload> {
         let sp = &store.paths[path as usize];
         let dir = sp
             .data_dir()
@@ -70,6 +97,7 @@ impl Upload {
             low,
             ext,
             appender,
+            slave,
             size,
             written: 0,
             unsynced: 0,
@@ -111,7 +139,15 @@ impl Upload {
             // The name carries the file's mtime, as upstream.
             self.file
                 .set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
-            let (remote, dest) = self.rename_to_new_name(timestamp, crc32)?;
+            let (remote, dest) = match self.slave.clone() {
+                Some(name) => {
+                    let dest = self.store.paths[self.path as usize].file_path(&name);
+                    rename_noreplace(&self.tmp, &dest)?;
+                    self.done = true;
+                    (name, dest)
+                }
+                None => self.rename_to_new_name(timestamp, crc32)?,
+            };
             let rec = Record::new(timestamp, op::CREATE, &remote.as_string());
             named = Some((remote, dest));
             Ok(Some(rec))
@@ -389,4 +425,58 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
         source_ip,
     };
     Ok(fi.encode(ip_size))
+}
+
+/// The slave name of `master` with `prefix` and `ext` (common/fdfs_global.c:
+/// fdfs_gen_slave_filename): the master's name up to the '.' of its ext part,
+/// then the prefix, then "." + ext when one is given.
+pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<RemoteName, u8> {
+    if prefix.is_empty() || (prefix == "-m" && ext.is_empty()) {
+        return Err(status::EINVAL);
+    }
+    let n = &master.name;
+    let tail = n.len().saturating_sub(7);
+    let stem = match n[tail..].find('.') {
+        Some(dot) => &n[..tail + dot],
+        None => n.as_str(),
+    };
+    let mut name = format!("{stem}{prefix}");
+    if !ext.is_empty() {
+        if !ext.starts_with('.') {
+            name.push('.');
+        }
+        name.push_str(ext);
+    }
+    let r = RemoteName::new(master.store_index, master.high, master.low, name);
+    // Re-parse: the result must be a name we would accept from a client.
+    RemoteName::parse(&r.as_string()).map_err(|_| status::EINVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slave_names() {
+        let m = RemoteName::parse("M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0398.jpg").unwrap();
+        assert_eq!(
+            slave_name(&m, "_150x150", "jpg").unwrap().as_string(),
+            "M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0398_150x150.jpg"
+        );
+        assert_eq!(
+            slave_name(&m, "_s", "").unwrap().as_string(),
+            "M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0398_s"
+        );
+        let noext = RemoteName::parse("M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul01234567").unwrap();
+        assert_eq!(
+            slave_name(&noext, "-x", "png").unwrap().name,
+            "wKgBZGVT8QCAEjRWAAAADg4Qul01234567-x.png"
+        );
+        assert_eq!(slave_name(&m, "", "jpg"), Err(status::EINVAL));
+        assert_eq!(slave_name(&m, "-m", ""), Err(status::EINVAL));
+        assert_eq!(
+            slave_name(&m, "../x", "jpg").map(|_| ()),
+            Err(status::EINVAL)
+        );
+    }
 }

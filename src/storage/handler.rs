@@ -2,6 +2,7 @@
 //! work on the disk pool of the file's store path.
 
 use super::Store;
+use super::appender::{self, ChangeOp};
 use super::disk::{self, Upload, io_status};
 use super::replica;
 use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
@@ -31,6 +32,18 @@ pub enum Incoming {
     Upload(Upload),
     /// A file a peer pushes.
     Copy(replica::Copy),
+    /// An append or modify (client or pushed), staged until complete.
+    Change(appender::Change, Cmd),
+}
+
+/// Fixed head length of the commands whose head starts with a name length.
+fn named_head_len(cmd: Cmd) -> usize {
+    match cmd {
+        Cmd::AppendFile => proto::AppendHead::FIXED_LEN,
+        Cmd::ModifyFile => proto::ModifyHead::FIXED_LEN,
+        Cmd::UploadSlaveFile => proto::SlaveHead::FIXED_LEN,
+        _ => proto::sync::SyncWriteHead::FIXED_LEN,
+    }
 }
 
 fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
@@ -42,7 +55,11 @@ impl StorageService {
         match cmd {
             Cmd::ActiveTest => Some(0),
             Cmd::ReportServerId => Some(proto::STORAGE_ID_LEN as u64),
-            Cmd::SyncDeleteFile => Some(SMALL_REQUEST),
+            Cmd::SyncDeleteFile
+            | Cmd::TruncateFile
+            | Cmd::SyncTruncateFile
+            | Cmd::RegenerateAppenderFilename
+            | Cmd::SyncRenameFile => Some(SMALL_REQUEST),
             Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => {
                 Some(SMALL_REQUEST)
             }
@@ -75,6 +92,46 @@ impl StorageService {
                 log::debug!("sync connection from {} is peer {id}", s.peer);
                 s.source = Some(id);
                 Action::Reply(Reply::ok(Vec::new()))
+            }
+            Cmd::TruncateFile => {
+                let t = proto::Truncate::decode(body).map_err(bad)?;
+                let group = self.store.cfg.group_name.clone();
+                self.on_path(&t.remote.clone(), move |store| {
+                    let r = disk::resolve(store, &group, &t.remote)
+                        .and_then(|x| appender::truncate(store, &x, t.new_size));
+                    count(store, |c| {
+                        c.total_truncate_count += 1;
+                        c.success_truncate_count += r.is_ok() as u64;
+                    });
+                    reply_of(r.map(|()| Vec::new()))
+                })
+            }
+            Cmd::RegenerateAppenderFilename => {
+                let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
+                let group = self.store.cfg.group_name.clone();
+                self.on_path(&remote.clone(), move |store| {
+                    let r = disk::resolve(store, &group, &remote)
+                        .and_then(|x| appender::regenerate(store, &x));
+                    reply_of(r.map(|new| proto::UploadReply { group, remote: new }.encode()))
+                })
+            }
+            Cmd::SyncTruncateFile => {
+                let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
+                let source = s.source.clone();
+                self.on_path(&t.remote.clone(), move |store| {
+                    reply_of(
+                        appender::sync_truncate(store, &t, source.as_deref()).map(|()| Vec::new()),
+                    )
+                })
+            }
+            Cmd::SyncRenameFile => {
+                let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
+                let source = s.source.clone();
+                self.on_path(&l.src.clone(), move |store| {
+                    reply_of(
+                        appender::sync_rename(store, &l, source.as_deref()).map(|()| Vec::new()),
+                    )
+                })
             }
             Cmd::SyncDeleteFile => {
                 let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
@@ -199,6 +256,118 @@ impl StorageService {
         }
     }
 
+    /// APPEND / MODIFY / UPLOAD_SLAVE and their sync forms: the fixed head
+    /// holds the name length, then the name follows.
+    fn begin_named(&self, s: &mut Session, h: &Header, cmd: Cmd, head: &[u8]) -> Begin<Incoming> {
+        let fixed = named_head_len(cmd);
+        let name_len = u64::from_be_bytes(head[..8].try_into().expect("head is at least 8 bytes"));
+        if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
+            log::warn!(
+                "{} from {}: file name length {name_len}",
+                cmd.name(),
+                s.peer
+            );
+            return Begin::Reject(status::EINVAL);
+        }
+        if head.len() < fixed + name_len as usize {
+            return Begin::MoreHead(fixed + name_len as usize);
+        }
+        let store = self.store.clone();
+        let group = store.cfg.group_name.clone();
+        let bad = |e: proto::DecodeError| {
+            log::warn!("{} from {}: {e}", cmd.name(), s.peer);
+            Begin::Reject(status::EINVAL)
+        };
+        let started = match cmd {
+            Cmd::AppendFile => {
+                let (a, _) = match proto::AppendHead::decode(head, h.pkg_len) {
+                    Ok(x) => x,
+                    Err(e) => return bad(e),
+                };
+                disk::resolve(&store, &group, &a.remote).and_then(|t| {
+                    appender::Change::begin(store.clone(), t, ChangeOp::Append, a.file_size)
+                })
+            }
+            Cmd::ModifyFile => {
+                let (m, _) = match proto::ModifyHead::decode(head, h.pkg_len) {
+                    Ok(x) => x,
+                    Err(e) => return bad(e),
+                };
+                disk::resolve(&store, &group, &m.remote).and_then(|t| {
+                    appender::Change::begin(store.clone(), t, ChangeOp::Modify(m.offset), m.size)
+                })
+            }
+            Cmd::UploadSlaveFile => {
+                let (sl, _) = match proto::SlaveHead::decode(head, h.pkg_len) {
+                    Ok(x) => x,
+                    Err(e) => return bad(e),
+                };
+                return self.begin_slave(s, sl);
+            }
+            _ => {
+                let (w, _) = match proto::sync::SyncWriteHead::decode(head, h.pkg_len) {
+                    Ok(x) => x,
+                    Err(e) => return bad(e),
+                };
+                appender::Change::begin_sync(
+                    store.clone(),
+                    &w,
+                    cmd == Cmd::SyncModifyFile,
+                    s.source.clone(),
+                )
+            }
+        };
+        match started {
+            Ok(c) => {
+                let pool = c.store_index().min(store.paths.len() - 1);
+                Begin::Stream {
+                    state: Incoming::Change(c, cmd),
+                    pool,
+                }
+            }
+            Err(code) => {
+                log::debug!("{} from {}: {}", cmd.name(), s.peer, status::describe(code));
+                Begin::Reject(code)
+            }
+        }
+    }
+
+    /// UPLOAD_SLAVE_FILE: stored like an upload, named after its master.
+    fn begin_slave(&self, s: &mut Session, sl: proto::SlaveHead) -> Begin<Incoming> {
+        let store = &self.store;
+        let group = store.cfg.group_name.clone();
+        let named = disk::resolve(store, &group, &sl.master).and_then(|master| {
+            if !master.path.is_file() {
+                return Err(status::ENOENT);
+            }
+            let slave = disk::slave_name(&master.name, &sl.prefix, &sl.ext)?;
+            if store.paths[slave.store_index as usize]
+                .file_path(&slave)
+                .exists()
+            {
+                return Err(status::EEXIST);
+            }
+            store
+                .choose_path(slave.store_index, sl.file_size)
+                .map(|_| slave)
+        });
+        let slave = match named {
+            Ok(n) => n,
+            Err(code) => {
+                log::debug!("slave upload from {}: {}", s.peer, status::describe(code));
+                return Begin::Reject(code);
+            }
+        };
+        let pool = slave.store_index as usize;
+        match Upload::begin_slave(store.clone(), slave, sl.file_size) {
+            Ok(up) => Begin::Stream {
+                state: Incoming::Upload(up),
+                pool,
+            },
+            Err(e) => Begin::Reject(io_status(&e)),
+        }
+    }
+
     /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE: the head holds the name length,
     /// so it is read in two steps.
     fn begin_copy(
@@ -291,6 +460,19 @@ impl Service for StorageService {
                     }
                 }
             }
+            // Heads that start with a name length: read the fixed part first.
+            Cmd::AppendFile
+            | Cmd::ModifyFile
+            | Cmd::UploadSlaveFile
+            | Cmd::SyncAppendFile
+            | Cmd::SyncModifyFile => {
+                let fixed = named_head_len(cmd);
+                if h.pkg_len < fixed as u64 {
+                    Plan::Reject(status::EINVAL)
+                } else {
+                    Plan::Stream { head: fixed }
+                }
+            }
             _ => match self.body_limit(cmd) {
                 Some(limit) if h.pkg_len <= limit => Plan::Buffer,
                 Some(limit) => {
@@ -326,6 +508,13 @@ impl Service for StorageService {
         match Cmd::from_u8(h.cmd) {
             Some(Cmd::SyncCreateFile) => self.begin_copy(s, h, head, false),
             Some(Cmd::SyncUpdateFile) => self.begin_copy(s, h, head, true),
+            Some(
+                cmd @ (Cmd::AppendFile
+                | Cmd::ModifyFile
+                | Cmd::UploadSlaveFile
+                | Cmd::SyncAppendFile
+                | Cmd::SyncModifyFile),
+            ) => self.begin_named(s, h, cmd, head),
             _ => self.begin_upload(s, h, head),
         }
     }
@@ -334,6 +523,7 @@ impl Service for StorageService {
         let r = match st {
             Incoming::Upload(up) => up.write(data),
             Incoming::Copy(c) => c.write(data),
+            Incoming::Change(c, _) => c.write(data),
         };
         r.map_err(|e| {
             log::error!("writing received content: {e}");
@@ -345,6 +535,32 @@ impl Service for StorageService {
         let up = match st {
             Incoming::Upload(up) => up,
             Incoming::Copy(c) => return c.finish(),
+            Incoming::Change(c, cmd) => {
+                let n = c.len();
+                let r = c.finish();
+                count(&self.store, |s| {
+                    let ok = r.status == 0;
+                    match cmd {
+                        Cmd::AppendFile => {
+                            s.total_append_count += 1;
+                            s.success_append_count += ok as u64;
+                            s.total_append_bytes += n;
+                            s.success_append_bytes += if ok { n } else { 0 };
+                        }
+                        Cmd::ModifyFile => {
+                            s.total_modify_count += 1;
+                            s.success_modify_count += ok as u64;
+                            s.total_modify_bytes += n;
+                            s.success_modify_bytes += if ok { n } else { 0 };
+                        }
+                        _ => {}
+                    }
+                    if ok && matches!(cmd, Cmd::AppendFile | Cmd::ModifyFile) {
+                        s.last_source_update = super::now();
+                    }
+                });
+                return r;
+            }
         };
         let size = up.written();
         let r = up.finish();

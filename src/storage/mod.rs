@@ -2,6 +2,7 @@
 //! downloads, deletes and metadata, and reports to every tracker. Uses net,
 //! proto, layout, config and client; never tracker.
 
+mod appender;
 mod beat;
 mod binlog;
 mod disk;
@@ -75,6 +76,8 @@ pub struct Store {
     pub received_from: Mutex<HashMap<String, u32>>,
     /// The other servers of the group.
     pub peers: sync::Peers,
+    /// Serialises changes to one appender file.
+    pub file_locks: appender::FileLocks,
     /// Push threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Our listening port (known once bound).
@@ -466,6 +469,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         binlog: binlog::Binlog::open(&data_dir.join("sync"), cfg.durable_uploads)?,
         received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
+        file_locks: appender::FileLocks::default(),
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),
         conns: std::sync::OnceLock::new(),

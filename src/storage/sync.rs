@@ -11,6 +11,7 @@ use crate::proto::{self, Cmd, status, storage_status as st};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -315,67 +316,35 @@ fn wanted(r: &Record, m: &Mark) -> bool {
 }
 
 /// Send one record. Ok(false) when there was nothing to send (the file is
-/// gone, or the op has no push form yet).
+/// gone, or the op has no push form).
 fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
+    let Some(path) = local_path(store, &r.name) else {
+        log::warn!(
+            "binlog record for {:?}: not a file of ours, skipped",
+            r.name
+        );
+        return Ok(false);
+    };
     let group = store.cfg.group_name.clone();
-    let path = match RemoteName::parse(&r.name) {
-        Ok(n) if (n.store_index as usize) < store.paths.len() => {
-            store.paths[n.store_index as usize].file_path(&n)
-        }
-        _ => {
-            log::warn!(
-                "binlog record for {:?}: not a file of ours, skipped",
-                r.name
-            );
-            return Ok(false);
+    let ok_or = |res: Result<Vec<u8>, Error>, fallback: bool| -> Result<Option<bool>, Error> {
+        match res {
+            Ok(_) => Ok(Some(true)),
+            Err(e) if e.status() == Some(status::EEXIST) => Ok(Some(true)),
+            // The peer lacks the base of this change: send the whole file.
+            Err(e) if fallback && e.status() == Some(status::ENOENT) => Ok(None),
+            Err(e) => Err(e),
         }
     };
-    match r.op.to_ascii_uppercase() {
-        b'C' | b'U' => {
-            let mut f = match File::open(&path) {
-                Ok(f) => f,
-                // Deleted since: its delete record follows.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(err) => {
-                    return Err(Error::Local {
-                        path: path.display().to_string(),
-                        err,
-                    });
-                }
-            };
-            let size = f
-                .metadata()
-                .map_err(|err| Error::Local {
-                    path: path.display().to_string(),
-                    err,
-                })?
-                .len();
-            let cmd = if r.op.eq_ignore_ascii_case(&b'U') {
-                Cmd::SyncUpdateFile
-            } else {
-                Cmd::SyncCreateFile
-            };
-            let head = proto::sync::SyncCreateHead {
-                remote: r.name.clone(),
-                file_size: size,
-                timestamp: r.timestamp,
-                group,
-            };
-            let head = head.encode();
-            c.send_with_len(cmd, &head, head.len() as u64 + size)?;
-            c.send_file(&mut f, size)?;
-            match c.recv_header(cmd) {
-                Ok(_) => {}
-                Err(Error::Status {
-                    status: status::EEXIST,
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
-            }
-            store.sent(size);
-            Ok(true)
+    let done = match r.op {
+        b'C' | b'c' => {
+            return push_whole(store, c, Cmd::SyncCreateFile, &r.name, &path, r.timestamp);
         }
-        b'D' => {
+        b'U' | b'u' => {
+            return push_whole(store, c, Cmd::SyncUpdateFile, &r.name, &path, r.timestamp);
+        }
+        // A rename a new server receives as history: the file under its new name.
+        b'r' => return push_whole(store, c, Cmd::SyncCreateFile, &r.name, &path, r.timestamp),
+        b'D' | b'd' => {
             if path.exists() {
                 // Created again since: nothing to delete.
                 return Ok(false);
@@ -386,24 +355,150 @@ fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
                 remote: r.name.clone(),
             }
             .encode();
-            match c.call(Cmd::SyncDeleteFile, &body, 0) {
-                Ok(_)
-                | Err(Error::Status {
-                    status: status::ENOENT,
-                    ..
-                }) => Ok(true),
+            return match c.call(Cmd::SyncDeleteFile, &body, 0) {
+                Ok(_) => Ok(true),
+                Err(e) if e.status() == Some(status::ENOENT) => Ok(true),
                 Err(e) => Err(e),
-            }
+            };
         }
-        _ => {
-            log::warn!(
-                "binlog record {:?}: op '{}' is not pushed by this version, skipped",
-                r.name,
-                r.op as char
-            );
-            Ok(false)
+        b'A' | b'M' => {
+            let Some((offset, length)) = two_numbers(&r.extra) else {
+                return skip(r);
+            };
+            let Ok(mut f) = File::open(&path) else {
+                return Ok(false);
+            };
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if size < offset + length {
+                // Truncated since: a later record brings the file's state.
+                return Ok(false);
+            }
+            let cmd = if r.op == b'A' {
+                Cmd::SyncAppendFile
+            } else {
+                Cmd::SyncModifyFile
+            };
+            let head = proto::sync::SyncWriteHead {
+                remote: r.name.clone(),
+                offset,
+                length,
+                timestamp: r.timestamp,
+                group,
+            }
+            .encode();
+            c.send_with_len(cmd, &head, head.len() as u64 + length)?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|err| Error::Local {
+                    path: path.display().to_string(),
+                    err,
+                })?;
+            c.send_file(&mut f, length)?;
+            store.sent(length);
+            ok_or(c.recv_header(cmd).map(|_| Vec::new()), true)?
+        }
+        b'T' => {
+            let Some((old_size, new_size)) = two_numbers(&r.extra) else {
+                return skip(r);
+            };
+            let body = proto::sync::SyncTruncate {
+                remote: r.name.clone(),
+                old_size,
+                new_size,
+                timestamp: r.timestamp,
+                group,
+            }
+            .encode();
+            ok_or(c.call(Cmd::SyncTruncateFile, &body, 0), true)?
+        }
+        b'R' => {
+            if !path.exists() {
+                return Ok(false);
+            }
+            let body = proto::sync::SyncLink {
+                dest: r.name.clone(),
+                src: r.extra.clone(),
+                timestamp: r.timestamp,
+                group,
+            }
+            .encode();
+            ok_or(c.call(Cmd::SyncRenameFile, &body, 0), true)?
+        }
+        _ => return skip(r),
+    };
+    match done {
+        Some(sent) => Ok(sent),
+        None => {
+            let cmd = if r.op == b'R' {
+                Cmd::SyncCreateFile
+            } else {
+                Cmd::SyncUpdateFile
+            };
+            push_whole(store, c, cmd, &r.name, &path, r.timestamp)
         }
     }
+}
+
+fn skip(r: &Record) -> Result<bool, Error> {
+    log::warn!(
+        "binlog record {} {:?} {:?}: not pushed by this version, skipped",
+        r.op as char,
+        r.name,
+        r.extra
+    );
+    Ok(false)
+}
+
+/// "a b" -> (a, b).
+fn two_numbers(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once(' ')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// Our path of a remote name, if it is one of our store paths.
+fn local_path(store: &Store, remote: &str) -> Option<std::path::PathBuf> {
+    let n = RemoteName::parse(remote).ok()?;
+    store
+        .paths
+        .get(n.store_index as usize)
+        .map(|sp| sp.file_path(&n))
+}
+
+/// SYNC_CREATE_FILE / SYNC_UPDATE_FILE with the file's current content.
+fn push_whole(
+    store: &Store,
+    c: &mut Connection,
+    cmd: Cmd,
+    remote: &str,
+    path: &std::path::Path,
+    timestamp: u32,
+) -> Result<bool, Error> {
+    let local = |err| Error::Local {
+        path: path.display().to_string(),
+        err,
+    };
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        // Deleted (or renamed) since: a later record says so.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(local(err)),
+    };
+    let size = f.metadata().map_err(local)?.len();
+    let head = proto::sync::SyncCreateHead {
+        remote: remote.to_string(),
+        file_size: size,
+        timestamp,
+        group: store.cfg.group_name.clone(),
+    };
+    let head = head.encode();
+    c.send_with_len(cmd, &head, head.len() as u64 + size)?;
+    c.send_file(&mut f, size)?;
+    match c.recv_header(cmd) {
+        Ok(_) => {}
+        Err(e) if e.status() == Some(status::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    store.sent(size);
+    Ok(true)
 }
 
 /// SYNC_SRC_REQ to the first tracker that answers: (source id, until).
