@@ -53,12 +53,12 @@ pub fn parse_pairs(items: &[String]) -> Result<Vec<(String, String)>, CliError> 
 pub fn run(a: Args) -> CliResult {
     let meta = parse_pairs(&a.meta)?;
     let ext = input::ext_for(&a.file, a.ext.as_deref())?;
-    if let Some(p) = &a.prefix {
-        if p.is_empty() || p.len() > 16 || !crate::proto::valid_name_chars(p) {
-            return Err(CliError::Usage(format!(
-                "--prefix {p}: 1 to 16 characters of A-Z a-z 0-9 . _ -"
-            )));
-        }
+    if let Some(p) = &a.prefix
+        && (p.is_empty() || p.len() > 16 || !crate::proto::valid_name_chars(p))
+    {
+        return Err(CliError::Usage(format!(
+            "--prefix {p}: 1 to 16 characters of A-Z a-z 0-9 . _ -"
+        )));
     }
     let mut src = input::open(&a.file)?;
     let tracker = a.client.tracker()?;
@@ -96,12 +96,12 @@ pub fn run(a: Args) -> CliResult {
     };
     p.finish();
     let file_id = format!("{group}/{remote}");
-    if !meta.is_empty() {
-        if let Err(e) = s.set_metadata(&group, &remote, &meta, false) {
-            // Do not leave a file without the metadata the caller asked for.
-            let _ = s.delete(&group, &remote);
-            return Err(e.into());
-        }
+    if !meta.is_empty()
+        && let Err(e) = s.set_metadata(&group, &remote, &meta, false)
+    {
+        // Do not leave a file without the metadata the caller asked for.
+        let _ = s.delete(&group, &remote);
+        return Err(e.into());
     }
     s.quit();
     let mut out = std::io::stdout().lock();

@@ -88,10 +88,10 @@ impl Change {
             return Err(status::EINVAL);
         }
         let size = file_size(&t.path)?;
-        if let ChangeOp::Modify(offset) = op {
-            if offset > size {
-                return Err(status::EINVAL);
-            }
+        if let ChangeOp::Modify(offset) = op
+            && offset > size
+        {
+            return Err(status::EINVAL);
         }
         Change::stage(store, op, t.path, t.name.as_string(), len, None, 0)
     }
