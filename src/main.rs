@@ -47,6 +47,8 @@ enum Command {
     Truncate(cli::truncate::Args),
     /// Turn an appender file into a normal file; prints the new file ID.
     Regenerate(cli::regenerate::Args),
+    /// Measure throughput and latency of an operation under load.
+    Bench(cli::bench::Args),
     /// Delete files.
     Delete(cli::delete::Args),
     /// Get or set a file's metadata.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Modify(a) => cli::append::run_modify(a),
         Command::Truncate(a) => cli::truncate::run(a),
         Command::Regenerate(a) => cli::regenerate::run(a),
+        Command::Bench(a) => cli::bench::run(a),
         Command::Delete(a) => cli::delete::run(a),
         Command::Meta(a) => cli::meta::run(a),
         Command::Info(a) => cli::info::run(a),

@@ -2,6 +2,7 @@
 //! They parse, call `client` (or start a daemon) and print.
 
 pub mod append;
+pub mod bench;
 pub mod daemon;
 pub mod delete;
 pub mod download;

@@ -12,6 +12,7 @@ pub mod binlog;
 pub mod file_id;
 pub mod kv;
 pub mod store;
+pub mod tmpfile;
 pub mod tracker_dat;
 
 use std::fmt;

@@ -49,6 +49,8 @@ pub(super) struct Conn<Se, St> {
     pub file: Option<FileBody>,
     pub close_after_write: bool,
     pub writing: bool,
+    /// The socket is registered for WRITABLE too (a reply did not fit).
+    pub want_writable: bool,
     pub last_active: Instant,
 }
 
@@ -67,6 +69,7 @@ impl<Se, St> Conn<Se, St> {
             file: None,
             close_after_write: false,
             writing: false,
+            want_writable: false,
             last_active: Instant::now(),
         }
     }

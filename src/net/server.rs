@@ -348,18 +348,25 @@ impl<S: Service> Loop<S> {
                             return;
                         }
                         c.state = Rx::Header;
-                        let _ = self.poll.registry().reregister(
-                            &mut c.sock,
-                            Token(t),
-                            Interest::READABLE,
-                        );
+                        // Drop WRITABLE interest only if a partial write added it.
+                        if c.want_writable {
+                            c.want_writable = false;
+                            let _ = self.poll.registry().reregister(
+                                &mut c.sock,
+                                Token(t),
+                                Interest::READABLE,
+                            );
+                        }
                     }
                     Ok(false) => {
-                        let _ = self.poll.registry().reregister(
-                            &mut c.sock,
-                            Token(t),
-                            Interest::READABLE | Interest::WRITABLE,
-                        );
+                        if !c.want_writable {
+                            c.want_writable = true;
+                            let _ = self.poll.registry().reregister(
+                                &mut c.sock,
+                                Token(t),
+                                Interest::READABLE | Interest::WRITABLE,
+                            );
+                        }
                         return;
                     }
                     Err(e) => {

@@ -10,6 +10,7 @@
 use super::Store;
 use super::disk::{Target, io_status, rename_noreplace};
 use crate::layout::binlog::{Record, op};
+use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName};
 use crate::net::Reply;
 use crate::proto::{self, status};
@@ -59,8 +60,7 @@ pub struct Change {
     op: ChangeOp,
     path: PathBuf,
     remote: String,
-    stage: Option<File>,
-    stage_path: PathBuf,
+    stage: Option<TempFile>,
     len: u64,
     written: u64,
     /// Pushing peer and the source's timestamp (sync forms).
@@ -138,17 +138,14 @@ impl Change {
         timestamp: u32,
     ) -> Result<Change, u8> {
         let dir = path.parent().ok_or(status::EINVAL)?;
-        let stage_path = dir.join(format!(".stage-{:016x}", store.random64()));
+        // Never linked: an unnamed file that vanishes with the request.
         let stage = if len == 0 {
             None
         } else {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&stage_path)
-                .map_err(|e| io_status(&e))?;
-            Some(f)
+            Some(
+                TempFile::create_in(dir, || format!(".stage-{:016x}", store.random64()))
+                    .map_err(|e| io_status(&e))?,
+            )
         };
         Ok(Change {
             store,
@@ -156,7 +153,6 @@ impl Change {
             path,
             remote,
             stage,
-            stage_path,
             len,
             written: 0,
             source,
@@ -178,7 +174,7 @@ impl Change {
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.written += data.len() as u64;
         match &mut self.stage {
-            Some(f) => f.write_all(data),
+            Some(f) => f.file().write_all(data),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "more data than announced",
@@ -189,7 +185,6 @@ impl Change {
     /// Everything is staged: apply it to the file under its lock, log it.
     pub fn finish(mut self) -> Reply {
         let r = self.apply();
-        let _ = fs::remove_file(&self.stage_path);
         match r {
             Ok(code) => {
                 if matches!(self.op, ChangeOp::SyncAppend(_) | ChangeOp::SyncModify(_)) {
@@ -233,15 +228,16 @@ impl Change {
         } else {
             super::now() as u32
         };
-        let mut stage = self.stage.take().expect("len > 0 has a stage file");
+        let mut staged = self.stage.take().expect("len > 0 has a stage file");
         let (path, remote, len) = (self.path.clone(), self.remote.clone(), self.len);
         store
             .binlog
             .append_with(|| {
+                let stage = staged.file();
                 stage.seek(SeekFrom::Start(0))?;
                 let mut f = OpenOptions::new().write(true).open(&path)?;
                 f.seek(SeekFrom::Start(offset))?;
-                let copied = io::copy(&mut (&mut stage).take(len), &mut f)?;
+                let copied = io::copy(&mut stage.take(len), &mut f)?;
                 if copied != len {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -263,13 +259,6 @@ impl Change {
                 io_status(&e)
             })?;
         Ok(0)
-    }
-}
-
-impl Drop for Change {
-    fn drop(&mut self) {
-        // Absent when nothing was staged or after finish.
-        let _ = fs::remove_file(&self.stage_path);
     }
 }
 

@@ -4,10 +4,11 @@
 
 use super::Store;
 use crate::layout::binlog::{Record, op};
+use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName, Source};
 use crate::net::{FileBody, Reply};
 use crate::proto::{self, MetaOp, status};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,12 +26,12 @@ pub fn io_status(e: &io::Error) -> u8 {
     }
 }
 
-/// An upload in progress. Dropped before `finish`, it removes its temp file,
-/// so an interrupted upload leaves nothing behind.
+/// An upload in progress. Its content goes to an unnamed temp file, created
+/// on the disk worker with the first chunk; dropped before `finish`, nothing
+/// of it remains.
 pub struct Upload {
     store: Arc<Store>,
-    file: File,
-    tmp: PathBuf,
+    file: Option<TempFile>,
     path: u8,
     high: u8,
     low: u8,
@@ -42,25 +43,18 @@ pub struct Upload {
     written: u64,
     unsynced: u64,
     crc: crc32fast::Hasher,
-    done: bool,
 }
 
 impl Upload {
-    /// Create the temp file in the final directory (a name starting with '.'
-    /// can never be a valid remote name, so it is never served).
-    pub fn begin(
-        store: Arc<Store>,
-        path: u8,
-        size: u64,
-        ext: String,
-        appender: bool,
-    ) -> io::Result<Upload> {
+    /// An upload into store path `path`, in the next round-robin directory.
+    /// Touches no disk: the loop thread calls it.
+    pub fn begin(store: Arc<Store>, path: u8, size: u64, ext: String, appender: bool) -> Upload {
         let (high, low) = store.next_dir();
         Upload::begin_in(store, path, (high, low), size, ext, appender, None)
     }
 
     /// A slave file: stored under `slave`'s name, next to its master.
-    pub fn begin_slave(store: Arc<Store>, slave: RemoteName, size: u64) -> io::Result<Upload> {
+    pub fn begin_slave(store: Arc<Store>, slave: RemoteName, size: u64) -> Upload {
         Upload::begin_in(
             store,
             slave.store_index,
@@ -80,18 +74,10 @@ impl Upload {
         ext: String,
         appender: bool,
         slave: Option<RemoteName>,
-    ) -> io::Result<Upload> {
-        let sp = &store.paths[path as usize];
-        let dir = sp
-            .data_dir()
-            .join(format!("{high:02X}"))
-            .join(format!("{low:02X}"));
-        let tmp = dir.join(format!(".up-{:016x}", store.random64()));
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        Ok(Upload {
+    ) -> Upload {
+        Upload {
             store,
-            file,
-            tmp,
+            file: None,
             path,
             high,
             low,
@@ -102,19 +88,33 @@ impl Upload {
             written: 0,
             unsynced: 0,
             crc: crc32fast::Hasher::new(),
-            done: false,
-        })
+        }
+    }
+
+    /// The temp file, created on first use in the final directory.
+    fn temp(&mut self) -> io::Result<&mut TempFile> {
+        if self.file.is_none() {
+            let dir = self.store.paths[self.path as usize]
+                .data_dir()
+                .join(format!("{:02X}", self.high))
+                .join(format!("{:02X}", self.low));
+            let store = &self.store;
+            self.file = Some(TempFile::create_in(&dir, || {
+                format!(".up-{:016x}", store.random64())
+            })?);
+        }
+        Ok(self.file.as_mut().expect("created above"))
     }
 
     /// Append a chunk of content.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)?;
+        self.temp()?.file().write_all(data)?;
         self.crc.update(data);
         self.written += data.len() as u64;
         self.unsynced += data.len() as u64;
         let every = self.store.cfg.fsync_after_written_bytes;
         if every > 0 && self.unsynced >= every {
-            self.file.sync_data()?;
+            self.temp()?.file().sync_data()?;
             self.unsynced = 0;
         }
         Ok(())
@@ -128,25 +128,27 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        if self.store.cfg.fsync_after_written_bytes > 0 || self.store.cfg.durable_uploads {
-            self.file.sync_all()?;
+        let durable = self.store.cfg.durable_uploads;
+        if self.store.cfg.fsync_after_written_bytes > 0 || durable {
+            self.temp()?.file().sync_all()?;
         }
+        self.temp()?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
         let store = self.store.clone();
         let mut named: Option<(RemoteName, PathBuf)> = None;
         let logged = store.binlog.append_with(|| {
             let timestamp = super::now() as u32;
             // The name carries the file's mtime, as upstream.
-            self.file
+            self.temp()?
+                .file()
                 .set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
             let (remote, dest) = match self.slave.clone() {
                 Some(name) => {
                     let dest = self.store.paths[self.path as usize].file_path(&name);
-                    rename_noreplace(&self.tmp, &dest)?;
-                    self.done = true;
+                    self.temp()?.persist_noreplace(&dest)?;
                     (name, dest)
                 }
-                None => self.rename_to_new_name(timestamp, crc32)?,
+                None => self.link_new_name(timestamp, crc32)?,
             };
             let rec = Record::new(timestamp, op::CREATE, &remote.as_string());
             named = Some((remote, dest));
@@ -163,18 +165,14 @@ impl Upload {
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
-        if self.store.cfg.durable_uploads {
+        if durable {
             layout::store::fsync_dir(dest.parent().expect("file path has a directory"))?;
         }
         Ok((self.store.cfg.group_name.clone(), remote))
     }
 
-    /// Rename the temp file to a fresh name that does not exist yet.
-    fn rename_to_new_name(
-        &mut self,
-        timestamp: u32,
-        crc32: u32,
-    ) -> io::Result<(RemoteName, PathBuf)> {
+    /// Link the temp file under a fresh name that does not exist yet.
+    fn link_new_name(&mut self, timestamp: u32, crc32: u32) -> io::Result<(RemoteName, PathBuf)> {
         let source = self.store.source();
         // A name can collide only if the same server made the same random bits
         // in the same second for the same size and content: retry with new bits.
@@ -199,11 +197,8 @@ impl Upload {
                 format!("{}{ext}", info.encode()),
             );
             let dest = self.store.paths[self.path as usize].file_path(&remote);
-            match rename_noreplace(&self.tmp, &dest) {
-                Ok(()) => {
-                    self.done = true;
-                    return Ok((remote, dest));
-                }
+            match self.temp()?.persist_noreplace(&dest) {
+                Ok(()) => return Ok((remote, dest)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
@@ -220,27 +215,7 @@ impl Upload {
     }
 }
 
-/// rename(2) that fails with AlreadyExists instead of replacing `to`.
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        from,
-        nix::fcntl::AT_FDCWD,
-        to,
-        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    )
-    .map_err(io::Error::from)
-}
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        if !self.done
-            && let Err(e) = fs::remove_file(&self.tmp)
-        {
-            log::warn!("removing partial upload {}: {e}", self.tmp.display());
-        }
-    }
-}
+pub use crate::layout::tmpfile::rename_noreplace;
 
 /// A file named by a request, checked against this storage.
 pub struct Target {
@@ -367,7 +342,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
         .binlog
         .append_with(|| {
             let existed = mpath.exists();
-            layout::store::atomic_write(&mpath, &bytes)?;
+            write_replace(store, &mpath, &bytes)?;
             let o = if existed { op::UPDATE } else { op::CREATE };
             Ok(Some(Record::new(super::now() as u32, o, &mname)))
         })
@@ -479,4 +454,23 @@ mod tests {
             Err(status::EINVAL)
         );
     }
+}
+
+/// Replace the content of `path` all at once (readers see the old or the new
+/// file, never a mix); fsync'ed only in durable mode.
+fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
+    let hidden = || format!(".meta-{:016x}", store.random64());
+    let mut t = TempFile::create_in(dir, hidden)?;
+    t.file().write_all(bytes)?;
+    if store.cfg.durable_uploads {
+        t.file().sync_all()?;
+    }
+    t.persist_replace(path, hidden)?;
+    if store.cfg.durable_uploads {
+        layout::store::fsync_dir(dir)?;
+    }
+    Ok(())
 }

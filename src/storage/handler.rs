@@ -240,19 +240,10 @@ impl StorageService {
                 return Begin::Reject(code);
             }
         };
-        match Upload::begin(store.clone(), path, u.file_size, u.ext, appender) {
-            Ok(up) => Begin::Stream {
-                state: Incoming::Upload(up),
-                pool: path as usize,
-            },
-            Err(e) => {
-                log::error!(
-                    "upload from {}: creating temp file in store path {path}: {e}",
-                    s.peer
-                );
-                count(store, |c| c.total_upload_count += 1);
-                Begin::Reject(io_status(&e))
-            }
+        let up = Upload::begin(store.clone(), path, u.file_size, u.ext, appender);
+        Begin::Stream {
+            state: Incoming::Upload(up),
+            pool: path as usize,
         }
     }
 
@@ -359,12 +350,9 @@ impl StorageService {
             }
         };
         let pool = slave.store_index as usize;
-        match Upload::begin_slave(store.clone(), slave, sl.file_size) {
-            Ok(up) => Begin::Stream {
-                state: Incoming::Upload(up),
-                pool,
-            },
-            Err(e) => Begin::Reject(io_status(&e)),
+        Begin::Stream {
+            state: Incoming::Upload(Upload::begin_slave(store.clone(), slave, sl.file_size)),
+            pool,
         }
     }
 

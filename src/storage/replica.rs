@@ -5,12 +5,13 @@
 //! timestamp, and advances what we report as received from that source.
 
 use super::Store;
-use super::disk::{io_status, rename_noreplace};
+use super::disk::io_status;
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
+use crate::layout::tmpfile::TempFile;
 use crate::net::Reply;
 use crate::proto::{self, status};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 pub struct Copy {
     store: Arc<Store>,
     /// None when no content is sent, or when it is discarded (same file already here).
-    file: Option<File>,
-    tmp: PathBuf,
+    file: Option<TempFile>,
     dest: PathBuf,
     remote: String,
     timestamp: u32,
@@ -32,7 +32,6 @@ pub struct Copy {
     expect_crc: Option<u32>,
     update: bool,
     source: Option<String>,
-    done: bool,
 }
 
 /// Whether `name` carries the CRC32 of its whole content: a normal file
@@ -69,30 +68,23 @@ impl Copy {
             .parent()
             .expect("file path has a directory")
             .to_path_buf();
-        let tmp = dir.join(format!(".sync-{:016x}", store.random64()));
         let file = if exists {
             None
         } else {
-            Some(
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .map_err(|e| {
-                        log::error!(
-                            "sync copy of {}: creating {}: {e}",
-                            head.remote,
-                            tmp.display()
-                        );
-                        io_status(&e)
-                    })?,
-            )
+            let hidden = || format!(".sync-{:016x}", store.random64());
+            Some(TempFile::create_in(&dir, hidden).map_err(|e| {
+                log::error!(
+                    "sync copy of {}: creating a temp file in {}: {e}",
+                    head.remote,
+                    dir.display()
+                );
+                io_status(&e)
+            })?)
         };
         Ok(Copy {
             expect_crc: promised_crc(&name),
             store,
             file,
-            tmp,
             dest,
             remote: head.remote.clone(),
             timestamp: head.timestamp,
@@ -101,7 +93,6 @@ impl Copy {
             crc: crc32fast::Hasher::new(),
             update,
             source,
-            done: false,
         })
     }
 
@@ -109,7 +100,7 @@ impl Copy {
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.written += data.len() as u64;
         if let Some(f) = &mut self.file {
-            f.write_all(data)?;
+            f.file().write_all(data)?;
             self.crc.update(data);
         }
         Ok(())
@@ -137,9 +128,10 @@ impl Copy {
         }
         let replica = if self.update { op::UPDATE } else { op::CREATE };
         let rec = Record::new(self.timestamp, Record::replica_op(replica), &self.remote);
-        let Some(file) = self.file.take() else {
-            // Header-only request, or a create of a file we have already: still logged, as upstream, so a server we
-            // are the sync source of gets it too.
+        let Some(mut file) = self.file.take() else {
+            // Header-only request, or a create of a file we have already:
+            // still logged, as upstream, so a server we are the sync source
+            // of gets it too.
             self.store.binlog.append(&rec).map_err(|e| io_status(&e))?;
             return Ok(status::EEXIST);
         };
@@ -153,24 +145,25 @@ impl Copy {
             return Err(status::EINVAL);
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
-        file.set_modified(mtime).map_err(|e| io_status(&e))?;
+        file.file().set_modified(mtime).map_err(|e| io_status(&e))?;
         if self.store.cfg.durable_uploads {
-            file.sync_all().map_err(|e| io_status(&e))?;
+            file.file().sync_all().map_err(|e| io_status(&e))?;
         }
-        drop(file);
-        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
+        let dest = self.dest.clone();
         let update = self.update;
+        let store = self.store.clone();
+        let hidden = || format!(".sync-{:016x}", store.random64());
         self.store
             .binlog
             .append_with(|| {
                 if update {
-                    fs::rename(&tmp, &dest)?;
-                } else if let Err(e) = rename_noreplace(&tmp, &dest) {
+                    file.persist_replace(&dest, hidden)?;
+                } else if let Err(e) = file.persist_noreplace(&dest) {
                     // A file of another size under this name: the pushed one wins.
                     if e.kind() != io::ErrorKind::AlreadyExists {
                         return Err(e);
                     }
-                    fs::rename(&tmp, &dest)?;
+                    file.persist_replace(&dest, hidden)?;
                 }
                 Ok(Some(rec))
             })
@@ -178,17 +171,7 @@ impl Copy {
                 log::error!("sync copy of {}: {e}", self.remote);
                 io_status(&e)
             })?;
-        self.done = true;
         Ok(0)
-    }
-}
-
-impl Drop for Copy {
-    fn drop(&mut self) {
-        if !self.done {
-            // Absent when nothing was written (header-only or discarded copy).
-            let _ = fs::remove_file(&self.tmp);
-        }
     }
 }
 

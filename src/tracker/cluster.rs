@@ -266,6 +266,11 @@ fn elect(t: &Tracker, me: &str, others: &[String]) -> bool {
         .clone();
     let best_addr = format!("{}:{}", best.ip, best.port);
     if best_addr != me {
+        if best.if_leader {
+            // It already leads (we restarted, or joined late): follow it.
+            t.cluster.lock().set_leader(Some(best_addr));
+            return true;
+        }
         // The best tracker runs the election; wait for its commit.
         return false;
     }

@@ -1,0 +1,185 @@
+//! Files that become visible only when complete.
+//!
+//! On Linux a file is created with O_TMPFILE: it has no name until it is
+//! linked under its final one, so a half-written file is never visible, a
+//! crash leaves nothing behind, and the directory is touched once instead of
+//! twice (create + rename) — directory locks are what concurrent uploads into
+//! one directory contend on. Where O_TMPFILE is not supported, a hidden
+//! temporary name and a rename do the same job.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// A file being written, not yet under its final name.
+pub struct TempFile {
+    file: File,
+    /// The hidden name, when O_TMPFILE was not available.
+    named: Option<PathBuf>,
+    persisted: bool,
+}
+
+impl TempFile {
+    /// Create in `dir`; `hidden` gives a fresh hidden name (".up-…") for the
+    /// fallback.
+    pub fn create_in(dir: &Path, hidden: impl Fn() -> String) -> io::Result<TempFile> {
+        let unnamed = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_TMPFILE)
+            .open(dir);
+        match unnamed {
+            Ok(file) => Ok(TempFile {
+                file,
+                named: None,
+                persisted: false,
+            }),
+            // Not supported by this file system (or kernel): use a name.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::EOPNOTSUPP | nix::libc::EISDIR | nix::libc::EINVAL)
+                ) =>
+            {
+                let path = dir.join(hidden());
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(&path)?;
+                Ok(TempFile {
+                    file,
+                    named: Some(path),
+                    persisted: false,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The open file.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Give it the name `dest`; fails with AlreadyExists if that name is taken.
+    pub fn persist_noreplace(&mut self, dest: &Path) -> io::Result<()> {
+        match &self.named {
+            Some(tmp) => rename_noreplace(tmp, dest)?,
+            None => link_fd(&self.file, dest)?,
+        }
+        self.persisted = true;
+        self.named = None;
+        Ok(())
+    }
+
+    /// Give it the name `dest`, replacing a file that has it.
+    pub fn persist_replace(&mut self, dest: &Path, hidden: impl Fn() -> String) -> io::Result<()> {
+        let dir = dest.parent().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "destination has no directory")
+        })?;
+        if self.named.is_none() {
+            // Name it first (hidden), then rename over the target.
+            let tmp = dir.join(hidden());
+            link_fd(&self.file, &tmp)?;
+            self.named = Some(tmp);
+        }
+        let tmp = self.named.take().expect("named above");
+        if let Err(e) = std::fs::rename(&tmp, dest) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let (false, Some(p)) = (self.persisted, &self.named) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// linkat(2) an O_TMPFILE descriptor to `dest` (EEXIST if taken). Through
+/// /proc/self/fd, which needs no privilege; AT_EMPTY_PATH as a fallback.
+fn link_fd(file: &File, dest: &Path) -> io::Result<()> {
+    use nix::fcntl::AtFlags;
+    use std::os::fd::AsRawFd;
+    let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match nix::unistd::linkat(
+        nix::fcntl::AT_FDCWD,
+        proc.as_str(),
+        nix::fcntl::AT_FDCWD,
+        dest,
+        AtFlags::AT_SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENOENT) if !Path::new("/proc/self/fd").exists() => {
+            nix::unistd::linkat(file, "", nix::fcntl::AT_FDCWD, dest, AtFlags::AT_EMPTY_PATH)
+                .map_err(io::Error::from)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// rename(2) that fails with AlreadyExists instead of replacing `to`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        from,
+        nix::fcntl::AT_FDCWD,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn invisible_until_persisted_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = TempFile::create_in(dir.path(), || ".up-1".into()).unwrap();
+        t.file().write_all(b"hello").unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing visible while writing"
+        );
+        let dest = dir.path().join("final");
+        std::fs::write(&dest, b"taken").unwrap();
+        assert_eq!(
+            t.persist_noreplace(&dest).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        let other = dir.path().join("other");
+        t.persist_noreplace(&other).unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), b"hello");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"taken");
+    }
+
+    #[test]
+    fn dropped_leaves_nothing_and_replace_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut t = TempFile::create_in(dir.path(), || ".up-2".into()).unwrap();
+            t.file().write_all(b"partial").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let dest = dir.path().join("f");
+        std::fs::write(&dest, b"old").unwrap();
+        let mut t = TempFile::create_in(dir.path(), || ".up-3".into()).unwrap();
+        t.file().write_all(b"new").unwrap();
+        t.persist_replace(&dest, || ".sync-1".into()).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
