@@ -29,6 +29,9 @@ pub struct Args {
     /// Group name of the storage.
     #[arg(long, default_value = "group1")]
     pub group: String,
+    /// Acknowledge uploads only once they are on disk (storage.conf durable_uploads).
+    #[arg(long)]
+    pub durable: bool,
     /// Also log to stderr.
     #[arg(long)]
     pub log_stderr: bool,
@@ -61,6 +64,7 @@ pub fn run(a: Args) -> CliResult {
         tracker_servers: vec![tracker.local_addr().to_string()],
         heart_beat_interval: Duration::from_secs(2),
         stat_report_interval: Duration::from_secs(5),
+        durable_uploads: a.durable,
         ..StorageConfig::default()
     };
     if !crate::proto::valid_group_name(&scfg.group_name) {

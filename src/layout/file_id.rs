@@ -368,6 +368,15 @@ impl RemoteName {
             || (len > NORMAL_REMOTE_LEN && !self.info().is_ok_and(|i| i.is_trunk()))
     }
 
+    /// A normal file: exactly the 27 + 7 characters of a generated name, not
+    /// an appender. Only such a name carries the CRC32 of the whole content
+    /// and the time of its last change; a slave whose name comes out short
+    /// (no ext) is not one, although upstream's length rule thinks so.
+    pub fn is_normal(&self) -> bool {
+        self.name.len() == NAME_BASE64_LEN + EXT_PART_LEN
+            && self.info().is_ok_and(|i| !i.is_appender() && !i.is_trunk())
+    }
+
     /// Path relative to the store path root: `data/HH/HH/<name>`.
     pub fn rel_path(&self) -> PathBuf {
         let mut p = PathBuf::from("data");

@@ -244,12 +244,13 @@ impl Change {
                         "staged data shorter than announced",
                     ));
                 }
-                if rec_op.is_ascii_lowercase() {
-                    f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
-                }
                 if store.cfg.durable_uploads {
                     f.sync_data()?;
                 }
+                if rec_op.is_ascii_lowercase() {
+                    f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
+                }
+
                 let mut rec = Record::new(timestamp, rec_op, &remote);
                 rec.extra = format!("{offset} {len}");
                 Ok(Some(rec))
@@ -258,6 +259,7 @@ impl Change {
                 log::error!("applying a change to {remote}: {e}");
                 io_status(&e)
             })?;
+        store.durable(None).map_err(|e| io_status(&e))?;
         Ok(0)
     }
 }

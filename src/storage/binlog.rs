@@ -119,6 +119,12 @@ impl Binlog {
         self.more.notify_all();
     }
 
+    /// A second handle on the file being written, to fsync it without
+    /// holding the lock appenders need.
+    pub fn handle(&self) -> io::Result<File> {
+        self.w.lock().file.try_clone()
+    }
+
     /// Flush to disk (shutdown).
     pub fn sync(&self) -> io::Result<()> {
         self.w.lock().file.sync_all()

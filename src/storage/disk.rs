@@ -128,9 +128,8 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        let durable = self.store.cfg.durable_uploads;
-        if self.store.cfg.fsync_after_written_bytes > 0 || durable {
-            self.temp()?.file().sync_all()?;
+        if self.store.cfg.fsync_after_written_bytes > 0 || self.store.cfg.durable_uploads {
+            self.temp()?.file().sync_data()?;
         }
         self.temp()?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
@@ -165,9 +164,8 @@ impl Upload {
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
-        if durable {
-            layout::store::fsync_dir(dest.parent().expect("file path has a directory"))?;
-        }
+        // Directory entry and binlog record: one flush for the batch.
+        self.store.durable(dest.parent())?;
         Ok((self.store.cfg.group_name.clone(), remote))
     }
 
@@ -289,7 +287,9 @@ pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
     if let Err(e) = logged {
         log::warn!("removing metadata of {}: {e}", t.path.display());
     }
-    Ok(())
+    store
+        .durable(Some(dir_of(&t.path)))
+        .map_err(|e| io_status(&e))
 }
 
 fn log_failed(e: &io::Error) -> u8 {
@@ -346,6 +346,9 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
             let o = if existed { op::UPDATE } else { op::CREATE };
             Ok(Some(Record::new(super::now() as u32, o, &mname)))
         })
+        .map_err(|e| io_status(&e))?;
+    store
+        .durable(Some(dir_of(&mpath)))
         .map_err(|e| io_status(&e))
 }
 
@@ -372,7 +375,7 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
     if !meta.is_file() {
         return Err(status::ENOENT);
     }
-    let crc32 = if !info.is_appender() && !t.name.is_slave() {
+    let crc32 = if t.name.is_normal() {
         info.crc32
     } else if flags & 1 != 0 {
         0
@@ -427,6 +430,11 @@ pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<Remote
     RemoteName::parse(&r.as_string()).map_err(|_| status::EINVAL)
 }
 
+/// The directory holding `path`.
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,11 +474,8 @@ fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut t = TempFile::create_in(dir, hidden)?;
     t.file().write_all(bytes)?;
     if store.cfg.durable_uploads {
-        t.file().sync_all()?;
+        t.file().sync_data()?;
     }
     t.persist_replace(path, hidden)?;
-    if store.cfg.durable_uploads {
-        layout::store::fsync_dir(dir)?;
-    }
     Ok(())
 }

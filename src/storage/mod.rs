@@ -5,6 +5,7 @@
 mod appender;
 mod beat;
 mod binlog;
+mod commit;
 mod disk;
 mod handler;
 mod replica;
@@ -78,6 +79,8 @@ pub struct Store {
     pub peers: sync::Peers,
     /// Serialises changes to one appender file.
     pub file_locks: appender::FileLocks,
+    /// Group commit, with `durable_uploads`.
+    pub commit: Option<commit::GroupCommit>,
     /// Push threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Our listening port (known once bound).
@@ -182,6 +185,16 @@ impl Store {
             s.connection_max = n(&c.max);
         }
         s
+    }
+
+    /// With `durable_uploads`, return once the binlog and `dir` (the
+    /// directory of a file just named or removed) are on disk; the file's own
+    /// data must have been synced by the caller.
+    pub fn durable(&self, dir: Option<&std::path::Path>) -> io::Result<()> {
+        match &self.commit {
+            Some(c) => c.commit(&self.binlog, dir),
+            None => Ok(()),
+        }
     }
 
     /// `bytes` of file content were pushed to a peer.
@@ -444,8 +457,16 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         } else {
             cfg.disk_writer_threads
         };
+        // Durable uploads wait for a group commit on their worker: enough
+        // workers let a batch form while a flush runs.
+        let threads = if cfg.durable_uploads {
+            threads.max(16)
+        } else {
+            threads
+        };
         pools.push(Pool::new(&format!("fdfs-dio-p{i:02}"), threads.max(1))?);
     }
+
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
     let store = Arc::new(Store {
         my_ip: RwLock::new(my_ipv4(&cfg)),
@@ -466,10 +487,12 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         rng: AtomicU64::new(seed),
         started: now(),
         init_flag: Mutex::new(flag),
-        binlog: binlog::Binlog::open(&data_dir.join("sync"), cfg.durable_uploads)?,
+        // Durable mode syncs the binlog once per group commit, not per record.
+        binlog: binlog::Binlog::open(&data_dir.join("sync"), false)?,
         received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
+        commit: cfg.durable_uploads.then(commit::GroupCommit::default),
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),
         conns: std::sync::OnceLock::new(),

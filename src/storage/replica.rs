@@ -37,11 +37,10 @@ pub struct Copy {
 /// Whether `name` carries the CRC32 of its whole content: a normal file
 /// (27 base64 + 7 ext chars), not appender. Slaves and `-m` files do not.
 fn promised_crc(name: &RemoteName) -> Option<u32> {
-    if name.name.len() != 34 {
+    if !name.is_normal() {
         return None;
     }
-    let info = name.info().ok()?;
-    (!info.is_appender() && !info.is_trunk()).then_some(info.crc32)
+    name.info().ok().map(|i| i.crc32)
 }
 
 impl Copy {
@@ -171,6 +170,10 @@ impl Copy {
                 log::error!("sync copy of {}: {e}", self.remote);
                 io_status(&e)
             })?;
+        // A replica is as durable as an upload, so a failover loses nothing.
+        self.store
+            .durable(self.dest.parent())
+            .map_err(|e| io_status(&e))?;
         Ok(0)
     }
 }

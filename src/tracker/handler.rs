@@ -398,7 +398,7 @@ impl Tracker {
                 Source::Id(id) => id.to_string(),
             },
             timestamp: info.timestamp as u64,
-            normal: !info.is_appender() && !name.is_slave(),
+            normal: name.is_normal(),
         };
         let kind = match cmd {
             Cmd::QueryFetchOne => FetchKind::One,

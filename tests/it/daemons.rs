@@ -70,6 +70,21 @@ fn stored_files(store: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Files that process `pid` holds open under `dir/data/` (an upload's temp
+/// file has no name: /proc shows it as `<dir>/#<inode> (deleted)`). The
+/// binlog and log files are left out.
+fn open_files_below(pid: u32, dir: &Path) -> Vec<String> {
+    let data = dir.join("data");
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.starts_with(&data) && !t.starts_with(data.join("sync")))
+        .map(|t| t.display().to_string())
+        .collect()
+}
+
 #[test]
 fn tracker_state_survives_restart() {
     let mut cluster = Cluster::start();
@@ -166,15 +181,16 @@ fn interrupted_upload_leaves_no_file() {
         msg.extend_from_slice(&padded("bin", 6));
         msg.extend_from_slice(&random_bytes("interrupted", 300_000));
         raw.send_bytes(&msg).expect("send part of an upload");
-        // Wait until the storage has started writing, then hang up mid-body.
+        // Wait until the storage writes the (unnamed) temp file, then hang up mid-body.
         wait_for(
             "temp file of the upload in progress",
             Duration::from_secs(5),
-            || (!stored_files(&store).is_empty()).then_some(()),
+            || (!open_files_below(cluster.pid(1), &store).is_empty()).then_some(()),
         );
     }
-    wait_for("partial upload removed", Duration::from_secs(5), || {
-        stored_files(&store).is_empty().then_some(())
+    wait_for("partial upload dropped", Duration::from_secs(5), || {
+        (stored_files(&store).is_empty() && open_files_below(cluster.pid(1), &store).is_empty())
+            .then_some(())
     });
     cluster.assert_serves("interrupted_upload_leaves_no_file");
     assert_eq!(

@@ -3,7 +3,9 @@
 //! addresses in its own temp dir (see `util`) and drives it with our CLI, with third-party
 //! FastDFS clients, or with raw hostile bytes.
 
+mod appender;
 mod cli;
+mod cluster;
 mod daemons;
 mod hostile;
 mod monitor;

@@ -1,10 +1,12 @@
 //! The py3fdfsv2 Python client (PyPI 2.4.1) against our tracker and storage, through
-//! `tests/py/client_test.py` in the venv made by `scripts/pyenv.sh`, plus raw checks of the
-//! exact reply sizes that client (and the Node `fdfs` client) insist on.
+//! `tests/py/client_test.py` and `tests/py/appender_test.py` in the venv made by
+//! `scripts/pyenv.sh`, plus raw checks of the exact reply sizes that client (and the Node
+//! `fdfs` client) insist on.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::appender::assert_info;
 use crate::util::{
     CMD_QUERY_FETCH_ONE, CMD_QUERY_FILE_INFO, CMD_QUERY_STORE_ONE, CMD_QUERY_UPDATE, Cluster,
     GROUP, Raw, fixed_str, padded, random_bytes,
@@ -54,6 +56,65 @@ fn py3fdfsv2_client() {
         "client_test.py did not finish\n{}",
         run.describe()
     );
+}
+
+/// Deadline for the appender script's changes to reach every storage.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// py3fdfsv2's appender calls (upload, append, modify, truncate, file info, regenerate) on a
+/// group of two storages; the script keeps a model of the content and writes it to a file,
+/// which must then be what every storage holds under the regenerated name.
+#[test]
+fn py3fdfsv2_appender() {
+    let python = venv_dir().join("bin").join("python");
+    assert!(
+        python.exists(),
+        "the py3fdfsv2 venv is missing ({} not found): run scripts/pyenv.sh first",
+        python.display()
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("py")
+        .join("appender_test.py");
+    let cluster = Cluster::builder().storages(2).start();
+    let tracker = cluster.tracker_addr().to_string();
+    let work = cluster.work_dir();
+    let args = [
+        script.as_os_str(),
+        std::ffi::OsStr::new(&tracker),
+        work.as_os_str(),
+    ];
+    let run = cluster.run(&python, &args, None, SCRIPT_TIMEOUT).success();
+    let out = run.stdout_str();
+    println!("{out}");
+    assert!(
+        out.ends_with("ALL OK"),
+        "appender_test.py did not finish\n{}",
+        run.describe()
+    );
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` line\n{}", run.describe()))
+            .trim()
+            .to_string()
+    };
+    let appender = field("appender_id:");
+    let regenerated = field("regenerated_id:");
+    let model_path = work.join(field("model_file:"));
+    let model =
+        std::fs::read(&model_path).unwrap_or_else(|e| panic!("read {}: {e}", model_path.display()));
+    cluster.wait_content_everywhere(&regenerated, &model, CONVERGE_TIMEOUT, "py3fdfsv2 model");
+    cluster.wait_gone_everywhere(&appender, CONVERGE_TIMEOUT, "py3fdfsv2 appender name");
+    for i in 0..cluster.storage_count() {
+        assert_info(
+            &cluster,
+            i,
+            &regenerated,
+            &model,
+            "py3fdfsv2 regenerated file",
+        );
+    }
 }
 
 #[test]

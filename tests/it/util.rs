@@ -25,9 +25,13 @@ use nix::unistd::Pid;
 use sha1::{Digest, Sha1};
 
 mod group;
+mod leader;
+mod multi;
 mod run;
 mod wire;
 pub use group::*;
+pub use leader::*;
+pub use multi::*;
 pub use run::*;
 pub use wire::*;
 
@@ -543,6 +547,11 @@ impl Cluster {
         for d in &mut self.daemons {
             d.assert_running();
         }
+    }
+
+    /// Sends `sig` to daemon `i` (0 = tracker, 1.. = storages).
+    pub fn pid(&self, i: usize) -> u32 {
+        self.daemons[i].child.id()
     }
 
     /// Sends `sig` to daemon `i` (0 = tracker, 1.. = storages).

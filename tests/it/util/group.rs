@@ -207,6 +207,137 @@ impl Cluster {
     }
 }
 
+/// What `fdfs info --json` says about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Current size in bytes.
+    pub size: u64,
+    /// CRC32 (from the name for normal files, computed over the content for appender and
+    /// slave files).
+    pub crc32: u32,
+    /// IP of the storage that created the file.
+    pub source_ip: String,
+}
+
+/// Exit code of `fdfs` for a file that does not exist (fdfs(1)).
+pub const EXIT_NOT_FOUND: i32 = 3;
+
+impl Cluster {
+    /// `fdfs info ID --json`, asking storage `i` directly (or the tracker's choice for None).
+    /// `Err` carries the account of a failed run or of unreadable output.
+    pub fn try_info(&self, i: Option<usize>, id: &str) -> Result<FileInfo, String> {
+        let args = ["info", id, "--json"];
+        let run = match i {
+            Some(i) => self.fdfs_on(i, &args),
+            None => self.fdfs(&args),
+        };
+        if !run.status.is_some_and(|s| s.success()) {
+            return Err(run.describe());
+        }
+        let json: serde_json::Value = serde_json::from_slice(&run.stdout)
+            .map_err(|e| format!("info --json is not JSON ({e})\n{}", run.describe()))?;
+        let field = |k: &str| {
+            json.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format!("info --json lacks a numeric {k:?}: {json}"))
+        };
+        Ok(FileInfo {
+            size: field("size")?,
+            crc32: u32::try_from(field("crc32")?)
+                .map_err(|_| format!("info --json crc32 above 32 bits: {json}"))?,
+            source_ip: json
+                .get("source_ip")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    /// Like [`Cluster::try_info`], panicking on failure.
+    #[track_caller]
+    pub fn info(&self, i: Option<usize>, id: &str) -> FileInfo {
+        self.try_info(i, id)
+            .unwrap_or_else(|why| panic!("fdfs info {id}: {why}"))
+    }
+
+    /// Index of the storage that created `id` (the source IP `fdfs info` reports).
+    #[track_caller]
+    pub fn source_storage(&self, id: &str) -> usize {
+        let ip = self.info(None, id).source_ip;
+        (0..self.storage_count())
+            .find(|&i| self.storage_ip(i) == ip)
+            .unwrap_or_else(|| panic!("source IP {ip:?} of {id} is no storage of the cluster"))
+    }
+
+    /// Polls every storage with `fdfs info/download ID --storage` until each one holds
+    /// exactly `expected` (size first, then the downloaded bytes), or panics after `timeout`
+    /// naming what the lagging storage had.
+    #[track_caller]
+    pub fn wait_content_everywhere(
+        &self,
+        id: &str,
+        expected: &[u8],
+        timeout: Duration,
+        what: &str,
+    ) {
+        let start = Instant::now();
+        for i in 0..self.storage_count() {
+            poll_until(
+                &format!(
+                    "{what}: {id} on storage {} ({}) to be its expected {} bytes",
+                    i + 1,
+                    self.storage_ip(i),
+                    expected.len()
+                ),
+                timeout.saturating_sub(start.elapsed()),
+                || {
+                    let info = self.try_info(Some(i), id)?;
+                    if info.size != expected.len() as u64 {
+                        return Err(format!("info says {} bytes", info.size));
+                    }
+                    let run = self.fdfs_on(i, &["download", id, "-"]);
+                    if !run.status.is_some_and(|s| s.success()) {
+                        return Err(run.describe());
+                    }
+                    // Byte comparison, not SHA-1: the tests' dependencies are unoptimised.
+                    if run.stdout != expected {
+                        let first = expected.iter().zip(&run.stdout).position(|(a, b)| a != b);
+                        return Err(format!(
+                            "download gives {} bytes, first difference at {first:?}",
+                            run.stdout.len()
+                        ));
+                    }
+                    Ok(())
+                },
+            );
+        }
+    }
+
+    /// Polls every storage until `fdfs download ID --storage` exits with
+    /// [`EXIT_NOT_FOUND`], or panics after `timeout` with the last run.
+    #[track_caller]
+    pub fn wait_gone_everywhere(&self, id: &str, timeout: Duration, what: &str) {
+        let start = Instant::now();
+        for i in 0..self.storage_count() {
+            poll_until(
+                &format!(
+                    "{what}: {id} to be gone (exit {EXIT_NOT_FOUND}) on storage {} ({})",
+                    i + 1,
+                    self.storage_ip(i)
+                ),
+                timeout.saturating_sub(start.elapsed()),
+                || {
+                    let run = self.fdfs_on(i, &["download", id, "-"]);
+                    match run.status.and_then(|s| s.code()) {
+                        Some(EXIT_NOT_FOUND) => Ok(()),
+                        _ => Err(run.describe()),
+                    }
+                },
+            );
+        }
+    }
+}
+
 /// Subdirectories of `dir` named by two upper-case hex digits, sorted: (name, path).
 fn hex_subdirs(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = fs::read_dir(dir) else {

@@ -42,6 +42,11 @@ pub const CMD_REPORT_SERVER_ID: u8 = 9;
 /// STORAGE_PROTO_CMD_SYNC_CREATE_FILE.
 pub const CMD_SYNC_CREATE_FILE: u8 = 16;
 
+/// STORAGE_PROTO_CMD_APPEND_FILE.
+pub const CMD_APPEND_FILE: u8 = 24;
+/// STORAGE_PROTO_CMD_MODIFY_FILE.
+pub const CMD_MODIFY_FILE: u8 = 34;
+
 /// Status byte for "no such file".
 pub const ENOENT: u8 = Errno::ENOENT as u8;
 /// Status byte for "malformed request".
@@ -92,6 +97,61 @@ pub fn normal_remote_name(
     )
 }
 
+/// The 20 bytes encoded in a remote file name (PROTOCOL.md §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameFields {
+    /// Source IPv4 octets (or a numeric storage id, little-endian).
+    pub source: [u8; 4],
+    /// Creation timestamp.
+    pub timestamp: u32,
+    /// The raw size field (flags and random bits included).
+    pub size_field: u64,
+    /// CRC32 of the content when the name was made.
+    pub crc32: u32,
+}
+
+impl NameFields {
+    /// The file size the name carries (low 32 bits when bit 63 is set).
+    pub fn size(&self) -> u64 {
+        if self.size_field >> 63 == 1 {
+            self.size_field & 0xFFFF_FFFF
+        } else {
+            self.size_field
+        }
+    }
+
+    /// Whether the name marks an appender file (bit 58).
+    pub fn is_appender(&self) -> bool {
+        self.size_field & (1 << 58) != 0
+    }
+}
+
+/// Decodes the 27 base64 chars of a file ID or remote name (`.../HH/HH/<27 chars>...`);
+/// None when they are missing or not FastDFS base64.
+pub fn name_fields(id: &str) -> Option<NameFields> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let chars = id.rsplit('/').next()?.as_bytes().get(..27)?;
+    let mut raw = Vec::with_capacity(21);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in chars {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            raw.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    let u32_at = |i: usize| u32::from_be_bytes(raw[i..i + 4].try_into().expect("4 bytes"));
+    Some(NameFields {
+        source: raw[..4].try_into().ok()?,
+        timestamp: u32_at(4),
+        size_field: u64::from_be_bytes(raw[8..16].try_into().ok()?),
+        crc32: u32_at(16),
+    })
+}
+
 /// A NUL-padded fixed-width string field.
 pub fn fixed_str(field: &[u8]) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
@@ -112,6 +172,29 @@ pub fn header(pkg_len: u64, cmd: u8, status: u8) -> [u8; 10] {
     h[8] = cmd;
     h[9] = status;
     h
+}
+
+/// Header and fixed fields of an APPEND_FILE (24) of `remote` (no group) announcing `len`
+/// content bytes (PROTOCOL.md §5.4): the content must follow.
+pub fn append_head(remote: &str, len: u64) -> Vec<u8> {
+    let name = remote.as_bytes();
+    let mut msg = header(16 + name.len() as u64 + len, CMD_APPEND_FILE, 0).to_vec();
+    msg.extend_from_slice(&(name.len() as u64).to_be_bytes());
+    msg.extend_from_slice(&len.to_be_bytes());
+    msg.extend_from_slice(name);
+    msg
+}
+
+/// Header and fixed fields of a MODIFY_FILE (34) of `remote` at `offset` announcing `len`
+/// content bytes (PROTOCOL.md §5.4): the content must follow.
+pub fn modify_head(remote: &str, offset: u64, len: u64) -> Vec<u8> {
+    let name = remote.as_bytes();
+    let mut msg = header(24 + name.len() as u64 + len, CMD_MODIFY_FILE, 0).to_vec();
+    msg.extend_from_slice(&(name.len() as u64).to_be_bytes());
+    msg.extend_from_slice(&offset.to_be_bytes());
+    msg.extend_from_slice(&len.to_be_bytes());
+    msg.extend_from_slice(name);
+    msg
 }
 
 /// LIST_STORAGE (tracker).
@@ -302,5 +385,25 @@ mod tests {
             "421.txt",
         );
         assert_eq!(name, "M00/00/01/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt");
+    }
+
+    #[test]
+    fn name_fields_decode_the_golden_vectors() {
+        // PROTOCOL.md §6.6: a normal file, then the same as an appender.
+        let normal = name_fields("group1/M00/00/01/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt")
+            .expect("well-formed name");
+        assert_eq!(
+            normal,
+            NameFields {
+                source: [192, 168, 1, 100],
+                timestamp: 1_700_000_000,
+                size_field: 0x8012_3456_0000_000e,
+                crc32: 0x0e10_ba5d,
+            }
+        );
+        assert_eq!((normal.size(), normal.is_appender()), (14, false));
+        let appender = name_fields("M00/00/01/wKgBZGVT8QCEEjRWAAAAAA4Qul0").expect("appender");
+        assert_eq!((appender.size(), appender.is_appender()), (0, true));
+        assert_eq!(name_fields("M00/00/01/short"), None);
     }
 }
