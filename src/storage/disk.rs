@@ -435,6 +435,22 @@ fn dir_of(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
 }
 
+/// Replace the content of `path` all at once (readers see the old or the new
+/// file, never a mix); fsync'ed only in durable mode.
+fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
+    let hidden = || format!(".meta-{:016x}", store.random64());
+    let mut t = TempFile::create_in(dir, hidden)?;
+    t.file().write_all(bytes)?;
+    if store.cfg.durable_uploads {
+        t.file().sync_data()?;
+    }
+    t.persist_replace(path, hidden)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,20 +478,4 @@ mod tests {
             Err(status::EINVAL)
         );
     }
-}
-
-/// Replace the content of `path` all at once (readers see the old or the new
-/// file, never a mix); fsync'ed only in durable mode.
-fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
-    let hidden = || format!(".meta-{:016x}", store.random64());
-    let mut t = TempFile::create_in(dir, hidden)?;
-    t.file().write_all(bytes)?;
-    if store.cfg.durable_uploads {
-        t.file().sync_data()?;
-    }
-    t.persist_replace(path, hidden)?;
-    Ok(())
 }
