@@ -1,12 +1,13 @@
 # fdfs: FastDFS in one binary.
 #   make run    build and start a tracker + storage with built-in defaults (data in ./fdfs-data)
 #   make test   unit tests + integration tests (sets up a Python venv for the py3fdfsv2 client)
+#   make bench  performance table against an all-in-one server (BENCH_SECS per row, default 5)
 
 CARGO ?= cargo
 FDFS_VENV ?= $(CURDIR)/target/pyvenv
 export FDFS_VENV
 
-.PHONY: all build release run test pyenv clean
+.PHONY: all build release run test bench pyenv clean
 
 all: build
 
@@ -24,6 +25,9 @@ pyenv:
 
 test: pyenv
 	$(CARGO) test --all-targets
+
+bench: release
+	bash scripts/bench.sh
 
 clean:
 	$(CARGO) clean

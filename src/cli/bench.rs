@@ -46,8 +46,11 @@ pub struct Args {
     #[arg(long)]
     pub via_tracker: bool,
     /// Print one JSON object instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "row")]
     pub json: bool,
+    /// Print one markdown table row: op, size, clients, ops/s, MB/s, p50, p99, max, errors.
+    #[arg(long)]
+    pub row: bool,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -154,10 +157,8 @@ impl Client {
                     .download(&g, &r, 0, 0, &mut sink, &mut |_, _| {})
             }
             Op::Delete => {
-                let (g, r) = self.files.pop().ok_or_else(|| Error::Protocol {
-                    addr: "bench".into(),
-                    msg: "no file left to delete".into(),
-                })?;
+                // A delete client stops once its files are gone (see run).
+                let (g, r) = self.files.pop().expect("a delete client has files left");
                 self.storage.delete(&g, &r).map(|()| 0)
             }
             Op::SetMeta => {
@@ -228,7 +229,9 @@ pub fn run(a: Args) -> CliResult {
                 };
                 loop {
                     let i = issued.fetch_add(1, Ordering::Relaxed);
-                    if total.is_some_and(|n| i >= n)
+                    let out_of_files = op == Op::Delete && cl.files.is_empty();
+                    if out_of_files
+                        || total.is_some_and(|n| i >= n)
                         || stop.load(Ordering::Relaxed)
                         || start.elapsed() >= duration
                     {
@@ -292,6 +295,15 @@ fn report(a: &Args, clients: usize, secs: f64, mut t: Tally) -> CliResult {
             "first_error": t.first_error,
         })
         .to_string()
+    } else if a.row {
+        format!(
+            "| {op} | {} | {clients} | {ops_s:.0} | {mb_s:.1} | {:.3} | {:.3} | {:.3} | {} |",
+            human_size(a.size),
+            pct(50.0),
+            pct(99.0),
+            pct(100.0),
+            t.errors
+        )
     } else {
         let mut s = format!(
             "{op:<9} size {:>10}  clients {clients:>3}  {ops:>9} ops in {secs:>6.2}s  {ops_s:>10.0} ops/s  {mb_s:>9.1} MB/s  \
@@ -321,6 +333,16 @@ fn report(a: &Args, clients: usize, secs: f64, mut t: Tally) -> CliResult {
     Ok(())
 }
 
+/// 4096 -> "4 KiB".
+fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +354,8 @@ mod tests {
         assert_eq!(parse_size("256M").unwrap(), 256 << 20);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("x").is_err());
+        assert_eq!(human_size(4096), "4 KiB");
+        assert_eq!(human_size(256 << 20), "256 MiB");
+        assert_eq!(human_size(1000), "1000 B");
     }
 }

@@ -245,7 +245,7 @@ impl Change {
                     ));
                 }
                 if store.cfg.durable_uploads {
-                    f.sync_data()?;
+                    super::commit::write_back(&f)?;
                 }
                 if rec_op.is_ascii_lowercase() {
                     f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;

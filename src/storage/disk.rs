@@ -128,7 +128,9 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        if self.store.cfg.fsync_after_written_bytes > 0 || self.store.cfg.durable_uploads {
+        if self.store.cfg.durable_uploads {
+            super::commit::write_back(self.temp()?.file())?;
+        } else if self.store.cfg.fsync_after_written_bytes > 0 {
             self.temp()?.file().sync_data()?;
         }
         self.temp()?;
@@ -306,6 +308,8 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     }
     let mname = format!("{}-m", t.name.as_string());
     let mpath = layout::store::meta_path(path);
+    // A merge reads, changes and writes the file: one change at a time.
+    let _guard = store.file_locks.lock(&mpath);
     let mut pairs = proto::decode_meta(raw);
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
@@ -338,14 +342,14 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     pairs.dedup_by(|later, earlier| later.0 == earlier.0);
     let bytes = proto::encode_meta(&pairs);
+    let existed = mpath.exists();
+    // Written outside the binlog lock (other changes need not wait for it);
+    // the record follows it, so a peer that reads the record finds the file.
+    write_replace(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
+    let o = if existed { op::UPDATE } else { op::CREATE };
     store
         .binlog
-        .append_with(|| {
-            let existed = mpath.exists();
-            write_replace(store, &mpath, &bytes)?;
-            let o = if existed { op::UPDATE } else { op::CREATE };
-            Ok(Some(Record::new(super::now() as u32, o, &mname)))
-        })
+        .append_with(|| Ok(Some(Record::new(super::now() as u32, o, &mname))))
         .map_err(|e| io_status(&e))?;
     store
         .durable(Some(dir_of(&mpath)))
@@ -445,7 +449,7 @@ fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut t = TempFile::create_in(dir, hidden)?;
     t.file().write_all(bytes)?;
     if store.cfg.durable_uploads {
-        t.file().sync_data()?;
+        super::commit::write_back(t.file())?;
     }
     t.persist_replace(path, hidden)?;
     Ok(())

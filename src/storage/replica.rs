@@ -146,7 +146,7 @@ impl Copy {
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
         file.file().set_modified(mtime).map_err(|e| io_status(&e))?;
         if self.store.cfg.durable_uploads {
-            file.file().sync_all().map_err(|e| io_status(&e))?;
+            super::commit::write_back(file.file()).map_err(|e| io_status(&e))?;
         }
         let dest = self.dest.clone();
         let update = self.update;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make bench`: start an all-in-one `fdfs server` in a fresh directory and
+# measure the rows of the performance table with `fdfs bench`, printed as a
+# markdown table. BENCH_SECS sets the seconds per row (default 5).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+fdfs=${FDFS:-$repo/target/release/fdfs}
+secs=${BENCH_SECS:-5}
+work=$(mktemp -d "${TMPDIR:-/tmp}/fdfs-bench.XXXXXX")
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Start a server in a new directory (never one just deleted: ext4 scans past
+# recently freed inodes, which slows file creation).
+start() {
+    cleanup
+    local dir="$work/server$1"; shift
+    "$fdfs" server --dir "$dir" --tracker-port 0 --storage-port 0 "$@" >"$dir.out" 2>"$dir.err" &
+    pid=$!
+    for _ in $(seq 1 300); do
+        [ "$(grep -c '^listening on' "$dir.out" 2>/dev/null || true)" -ge 2 ] && break
+        sleep 0.1
+    done
+    tracker=$(sed -n 's/^listening on //p' "$dir.out" | head -1)
+    # Write the freshly made directory tree out first, so the rows do not
+    # measure its background writeback.
+    sync
+    for _ in $(seq 1 100); do
+        "$fdfs" upload "$dir.out" --tracker "$tracker" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "bench: the server did not come up; see $dir.err" >&2
+    exit 1
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+row() { "$fdfs" bench --row --tracker "$tracker" "$@"; }
+
+echo "fdfs $("$fdfs" --version | awk '{print $2}'), $(nproc) cores, $(date -u +%Y-%m-%d), ${secs}s per row"
+echo
+echo "| op | size | clients | ops/s | MB/s | p50 ms | p99 ms | max ms | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
+start 1
+idle=$(rss_kb)
+row --op upload --size 4K --clients 1 --duration "$secs"
+row --op upload --size 4K --clients 8 --duration "$secs"
+row --op download --size 4K --clients 1 --duration "$secs"
+row --op download --size 4K --clients 8 --duration "$secs"
+row --op upload --size 64K --clients 8 --duration "$secs"
+row --op download --size 64K --clients 8 --duration "$secs"
+row --op set-meta --clients 8 --duration "$secs"
+row --op get-meta --clients 8 --duration "$secs"
+row --op delete --size 4K --clients 8 --count 20000
+row --op upload --size 256M --clients 1 --count 3
+row --op download --size 256M --clients 1 --count 3
+loaded=$(rss_kb)
+start 2 --durable
+row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
+row --op upload --size 4K --clients 1 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
+echo
+echo "storage+tracker RSS: idle $((idle / 1024)) MB, after the runs $((loaded / 1024)) MB"
