@@ -91,6 +91,24 @@ fn flush(binlog: &Binlog, dirs: &BTreeSet<PathBuf>) -> io::Result<()> {
     log.sync_data()
 }
 
+
+/// Write the dirty pages of `file` to the device and wait for them, without
+/// committing its metadata (the group commit does that for the batch).
+pub fn write_back(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: sync_file_range only reads its arguments; the descriptor is
+    // valid for the duration of the call because `file` is borrowed.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,22 +136,5 @@ mod tests {
         let r = g.round.lock();
         assert_eq!((r.requested, r.done), (160, 160));
         assert!(r.dirs.is_empty());
-    }
-}
-
-/// Write the dirty pages of `file` to the device and wait for them, without
-/// committing its metadata (the group commit does that for the batch).
-pub fn write_back(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-        | libc::SYNC_FILE_RANGE_WRITE
-        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-    // SAFETY: sync_file_range only reads its arguments; the descriptor is
-    // valid for the duration of the call because `file` is borrowed.
-    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
