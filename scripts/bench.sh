@@ -8,8 +8,8 @@ fdfs=${FDFS:-$repo/target/release/fdfs}
 secs=${BENCH_SECS:-5}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fdfs-bench.XXXXXX")
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; pid=""; }
+trap 'cleanup; rm -rf "$work"' EXIT
 
 # Start a server in a new directory (never one just deleted: ext4 scans past
 # recently freed inodes, which slows file creation).
@@ -35,7 +35,9 @@ start() {
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
-row() { "$fdfs" bench --row --tracker "$tracker" "$@"; }
+# Each row starts with no dirty data left by the previous one (writeback of a
+# big row would otherwise throttle the next).
+row() { sync; "$fdfs" bench --row --tracker "$tracker" "$@"; }
 
 echo "fdfs $("$fdfs" --version | awk '{print $2}'), $(nproc) cores, $(date -u +%Y-%m-%d), ${secs}s per row"
 echo
@@ -55,7 +57,12 @@ row --op delete --size 4K --clients 8 --count 20000
 row --op upload --size 256M --clients 1 --count 3
 row --op download --size 256M --clients 1 --count 3
 loaded=$(rss_kb)
-start 2 --durable
+start 2 --inline-reads
+for spec in "download 4K 1" "download 4K 8" "download 64K 8" "get-meta 4K 8"; do
+    set -- $spec
+    row --op "$1" --size "$2" --clients "$3" --duration "$secs" | sed "s/^| \([a-z]*\) |/| \1 (inline reads) |/"
+done
+start 3 --durable
 row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 row --op upload --size 4K --clients 1 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 echo

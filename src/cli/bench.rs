@@ -198,7 +198,11 @@ pub fn run(a: Args) -> CliResult {
     let prepare = match a.op {
         Op::Upload => 0,
         Op::Delete => total.map_or(20_000, |t| t.div_ceil(clients as u64)),
-        _ => 64,
+        // Enough files to spread reads over, within about 1 GiB per client.
+        _ => (1u64 << 30)
+            .checked_div(a.size.max(1))
+            .unwrap_or(1)
+            .clamp(1, 64),
     };
     let mut workers = Vec::new();
     for c in 0..clients {

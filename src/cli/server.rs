@@ -32,6 +32,9 @@ pub struct Args {
     /// Acknowledge uploads only once they are on disk (storage.conf durable_uploads).
     #[arg(long)]
     pub durable: bool,
+    /// Serve downloads and metadata reads on the network threads (storage.conf disk_inline_reads).
+    #[arg(long)]
+    pub inline_reads: bool,
     /// Also log to stderr.
     #[arg(long)]
     pub log_stderr: bool,
@@ -65,6 +68,7 @@ pub fn run(a: Args) -> CliResult {
         heart_beat_interval: Duration::from_secs(2),
         stat_report_interval: Duration::from_secs(5),
         durable_uploads: a.durable,
+        disk_inline_reads: a.inline_reads,
         ..StorageConfig::default()
     };
     if !crate::proto::valid_group_name(&scfg.group_name) {

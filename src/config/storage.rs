@@ -90,6 +90,9 @@ pub struct StorageConfig {
     pub use_storage_id: bool,
     /// Our key `durable_uploads` (default false): fsync each file before answering.
     pub durable_uploads: bool,
+    /// Our key `disk_inline_reads` (default false): serve downloads, metadata
+    /// reads and file info on the network thread instead of a disk thread.
+    pub disk_inline_reads: bool,
 }
 
 impl Default for StorageConfig {
@@ -132,6 +135,7 @@ impl Default for StorageConfig {
             check_store_path_mark: true,
             use_storage_id: false,
             durable_uploads: false,
+            disk_inline_reads: false,
         }
     }
 }
@@ -306,6 +310,7 @@ impl StorageConfig {
             check_store_path_mark: r.bool("check_store_path_mark", d.check_store_path_mark),
             use_storage_id: r.bool("use_storage_id", d.use_storage_id),
             durable_uploads: r.bool("durable_uploads", d.durable_uploads),
+            disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
         };
         Ok((cfg, r.finish()))
     }
@@ -451,7 +456,7 @@ mod tests {
         let (c, w) = from_text(
             "base_path = /b\nstore_path1 = /d1\nstore_path2 = /d2\nstore_path2_readonly = true\n\
              tracker_server = 127.0.0.1:22122\ntracker_server = 127.0.0.2:22122\nport = 0\n\
-             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\n\
+             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\ndisk_inline_reads = yes\n\
              server_id = 100001\n[access-log]\nenabled = true\n",
         )
         .unwrap();
@@ -471,7 +476,7 @@ mod tests {
         assert_eq!(c.port, 0);
         assert_eq!(c.buff_size, 65536);
         assert_eq!(c.fsync_after_written_bytes, 1 << 20);
-        assert!(c.durable_uploads);
+        assert!(c.durable_uploads && c.disk_inline_reads);
         assert_eq!(c.server_id.as_deref(), Some("100001"));
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("access-log"));

@@ -91,7 +91,6 @@ fn flush(binlog: &Binlog, dirs: &BTreeSet<PathBuf>) -> io::Result<()> {
     log.sync_data()
 }
 
-
 /// Write the dirty pages of `file` to the device and wait for them, without
 /// committing its metadata (the group commit does that for the batch).
 pub fn write_back(file: &File) -> io::Result<()> {

@@ -70,6 +70,16 @@ impl StorageService {
     }
 
     /// Work on the pool of the store path that `remote` names.
+    /// A read-only request: on the disk pool, or right here with
+    /// `disk_inline_reads` (fewer thread hand-offs, but a cold disk read then
+    /// holds up the other connections of this network thread).
+    fn reading(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
+        if self.store.cfg.disk_inline_reads {
+            return Action::Reply(job(&self.store));
+        }
+        self.on_path(remote, job)
+    }
+
     fn on_path(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
         let pool = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
         let store = self.store.clone();
@@ -142,7 +152,7 @@ impl StorageService {
             }
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
-                self.on_path(&d.remote.clone(), move |store| {
+                self.reading(&d.remote.clone(), move |store| {
                     let r = disk::resolve(store, &d.group, &d.remote)
                         .and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count(store, |c| {
@@ -183,7 +193,7 @@ impl StorageService {
             }
             Cmd::GetMetadata => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.on_path(&f.remote.clone(), move |store| {
+                self.reading(&f.remote.clone(), move |store| {
                     let r = disk::resolve(store, &f.group, &f.remote)
                         .and_then(|t| disk::get_metadata(&t.path));
                     count(store, |c| {
@@ -196,7 +206,7 @@ impl StorageService {
             Cmd::QueryFileInfo => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
-                self.on_path(&f.remote.clone(), move |store| {
+                self.reading(&f.remote.clone(), move |store| {
                     let ip_size = store.ip_size();
                     reply_of(
                         disk::resolve(store, &f.group, &f.remote)

@@ -276,11 +276,19 @@ impl Store {
         } else {
             self.path_rr.fetch_add(1, Ordering::Relaxed) % n
         };
-        (0..n)
+        let chosen = (0..n)
             .map(|k| (first + k) % n)
             .find(|&i| writable(i) && fits(i))
-            .map(|i| i as u8)
-            .ok_or(ENOSPC)
+            .ok_or(ENOSPC)?;
+        drop(space);
+        drop(params);
+        // Debit the upload now: the figure is re-read from the file system
+        // only every stat_report_interval, and fast writers would otherwise
+        // overrun the reserve between two reads.
+        if let Some(p) = self.space.write().get_mut(chosen) {
+            p.1 = p.1.saturating_sub(size.div_ceil(1 << 20));
+        }
+        Ok(chosen as u8)
     }
 
     /// Re-read every store path's space from the file system.

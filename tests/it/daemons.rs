@@ -242,3 +242,33 @@ fn connections_beyond_max_connections_wait_their_turn() {
     drop((b, c));
     cluster.assert_serves("connections_beyond_max_connections");
 }
+
+#[test]
+fn inline_reads_serve_the_same_bytes() {
+    let mut cluster = Cluster::builder()
+        .storage_conf("disk_inline_reads", "true")
+        .start();
+    let data = random_bytes("inline_reads", 300_001);
+    let id = cluster.upload(&data, &["--meta", "k=v"]);
+    assert_same_bytes("inline download", &data, &cluster.download(&id));
+    let part = cluster
+        .fdfs(&["download", &id, "-", "--offset", "1000", "--length", "5000"])
+        .success()
+        .stdout;
+    assert_same_bytes("inline ranged download", &data[1000..6000], &part);
+    let meta = cluster.fdfs(&["meta", "get", &id]).success().stdout_str();
+    assert_eq!(meta.trim(), "k=v");
+    let info = cluster
+        .fdfs(&["info", &id, "--json"])
+        .success()
+        .stdout_str();
+    assert!(info.contains("\"size\":300001"), "{info}");
+    cluster
+        .fdfs(&[
+            "download",
+            "group1/M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt",
+            "-",
+        ])
+        .fails_with("ENOENT");
+    cluster.assert_serves("inline_reads");
+}
