@@ -2,7 +2,8 @@
 //! the loop thread (they only touch the in-memory state under a short lock).
 
 use super::cluster::{Cluster, SYS_FILE_CHUNK};
-use super::state::{FetchKind, FileFacts, JoinInfo, Refusal, State};
+use super::members::sync_body;
+use super::state::{FetchKind, FileFacts, Refusal, State};
 use crate::config::{IpAddrSize, TrackerConfig};
 use crate::layout::{RemoteName, Source};
 use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
@@ -33,8 +34,8 @@ pub struct Tracker {
 
 /// Per-connection state: who is at the other end.
 pub struct Session {
-    peer: SocketAddr,
-    joined: Option<Joined>,
+    pub(super) peer: SocketAddr,
+    pub(super) joined: Option<Joined>,
     /// System files being copied by a peer tracker (GET_SYS_FILES_START..END).
     sys_files: Option<Vec<Vec<u8>>>,
     /// A follower tracker sent JOIN_LEADER on this connection.
@@ -42,17 +43,17 @@ pub struct Session {
 }
 
 /// A storage that has JOINed on this connection.
-struct Joined {
-    group: String,
-    id: String,
-    serial: u64,
+pub(super) struct Joined {
+    pub(super) group: String,
+    pub(super) id: String,
+    pub(super) serial: u64,
     /// Group version last sent in a beat reply on this connection.
-    sent_version: u64,
+    pub(super) sent_version: u64,
     /// Leader version last sent on this connection.
-    sent_leader: u64,
+    pub(super) sent_leader: u64,
 }
 
-type Res = Result<Vec<u8>, u8>;
+pub(super) type Res = Result<Vec<u8>, u8>;
 
 impl From<Refusal> for u8 {
     fn from(r: Refusal) -> u8 {
@@ -60,14 +61,14 @@ impl From<Refusal> for u8 {
     }
 }
 
-fn invalid(e: proto::DecodeError) -> u8 {
+pub(super) fn invalid(e: proto::DecodeError) -> u8 {
     log::debug!("bad request body: {e}");
     status::EINVAL
 }
 
 impl Tracker {
     /// IP field width in replies (PROTOCOL.md §4.1.1).
-    fn ip_size(&self, st: &State) -> usize {
+    pub(super) fn ip_size(&self, st: &State) -> usize {
         match self.cfg.response_ip_addr_size {
             IpAddrSize::V4 => 16,
             IpAddrSize::V6 => 46,
@@ -479,302 +480,6 @@ impl Tracker {
         }
         Ok(out)
     }
-
-    fn join(&self, s: &mut Session, body: &[u8]) -> Res {
-        let j = proto::Join::decode(body).map_err(invalid)?;
-        {
-            let mut c = self.cluster.lock();
-            if c.me.is_none() && !j.current_tracker_ip.is_empty() {
-                c.me = Some(format!("{}:{}", j.current_tracker_ip, self.port()));
-                let me = c.me.clone().expect("just set");
-                c.trackers.insert(me);
-            }
-            if c.learn(&j.trackers) {
-                log::info!("known trackers: {:?}", c.trackers);
-            }
-            if c.bootstrap {
-                if c.others().is_empty() {
-                    c.bootstrap = false;
-                } else {
-                    // Copy the cluster's state from a peer first (cluster thread).
-                    return Err(status::EAGAIN);
-                }
-            }
-        }
-        let ip = s.peer.ip().to_string();
-        let (id, rw_mode) = self.storage_id_of(&j, &ip).inspect_err(|_| {
-            log::warn!(
-                "join of {} from {}: no storage id (storage_ids.conf)",
-                j.group,
-                s.peer
-            );
-        })?;
-        let info = JoinInfo {
-            group: j.group.clone(),
-            id: id.clone(),
-            ip,
-            port: j.storage_port,
-            store_path_count: j.store_path_count,
-            subdir_count_per_path: j.subdir_count_per_path,
-            upload_priority: j.upload_priority,
-            join_time: j.join_time,
-            up_time: j.up_time,
-            version: j.version.clone(),
-            init_flag: j.init_flag,
-            status: j.status,
-            rw_mode,
-        };
-        let mut st = self.state.lock();
-        let (my_status, src_id) = st.join(&info).map_err(|r| {
-            log::warn!("join of {}/{id} from {} refused: {r:?}", j.group, s.peer);
-            r.status()
-        })?;
-        let serial = st.serial(&j.group, &id);
-        if my_status == proto::storage_status::INIT {
-            // A new server has nothing to learn from older changelog lines.
-            let end = super::changelog::size(&self.data_dir);
-            if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&id))
-                && x.changelog_offset == 0
-            {
-                x.changelog_offset = end;
-            }
-        }
-        drop(st);
-        log::info!(
-            "storage {}/{id} joined from {} (port {}, status {})",
-            j.group,
-            s.peer,
-            j.storage_port,
-            my_status
-        );
-        s.joined = Some(Joined {
-            group: j.group,
-            id,
-            serial,
-            sent_version: 0,
-            sent_leader: 0,
-        });
-        Ok(proto::JoinReply {
-            status: my_status,
-            src_id,
-        }
-        .encode())
-    }
-
-    /// Commands that need a JOIN on this connection first (EACCES otherwise).
-    fn joined_cmd(&self, s: &mut Session, cmd: Cmd, body: &[u8]) -> Res {
-        let j = s.joined.as_mut().ok_or(status::EACCES)?;
-        let now = now();
-        let mut st = self.state.lock();
-        match cmd {
-            Cmd::StorageBeat => {
-                let counters = proto::decode_beat(body).map_err(invalid)?;
-                let me = st.alive(&j.group, &j.id, now).ok_or(status::ENOENT)?;
-                if let Some(mut c) = counters {
-                    // The tracker owns these two; the storage sends zeros.
-                    c.last_synced_timestamp = me.stat.last_synced_timestamp;
-                    c.last_heart_beat_time = now;
-                    me.stat = c;
-                }
-            }
-            Cmd::StorageReportDiskUsage => {
-                let n = st
-                    .groups
-                    .get(&j.group)
-                    .and_then(|g| g.get(&j.id))
-                    .map_or(0, |s| s.paths.len());
-                let paths = proto::decode_disk_usage(body, n).map_err(invalid)?;
-                st.disk_usage(&j.group, &j.id, paths, now, self.cfg.store_path == 2);
-            }
-            Cmd::StorageSyncReport => {
-                let reports = proto::decode_sync_report(body).map_err(invalid)?;
-                super::stats::apply_sync_report(&mut st, &j.group, &j.id, &reports);
-            }
-            Cmd::StorageSyncDestReq => {
-                return Ok(match st.sync_dest_req(&j.group, &j.id, now)? {
-                    Some((src, until)) => sync_body(&src, until),
-                    None => Vec::new(),
-                });
-            }
-            Cmd::StorageSyncNotify => {
-                if body.len() != 24 {
-                    return Err(status::EINVAL);
-                }
-                let mut r = proto::Reader::new(body);
-                let src = r.fixed(16, "src_id").map_err(invalid)?;
-                let until = r.u64("until").map_err(invalid)?;
-                st.sync_notify(&j.group, &j.id, &src, until)?;
-                return Ok(Vec::new());
-            }
-            _ => unreachable!("joined_cmd called for {cmd:?}"),
-        }
-        // BEAT, DISK_USAGE and SYNC_REPORT share the reply: the server list when
-        // it changed since this connection last got it.
-        let g = st.groups.get(&j.group).ok_or(status::ENOENT)?;
-        let mut reply = proto::BeatReply::default();
-        {
-            let c = self.cluster.lock();
-            if c.leader_version != j.sent_leader
-                && let Some(l) = &c.leader
-            {
-                let (ip, port) = l.rsplit_once(':').unwrap_or((l, "0"));
-                reply.leader = Some(proto::Brief {
-                    status: 0,
-                    port: port.parse().unwrap_or(0),
-                    id: ip.into(),
-                    ip: ip.into(),
-                });
-                j.sent_leader = c.leader_version;
-            }
-        }
-        if g.version != j.sent_version {
-            j.sent_version = g.version;
-            reply.servers = Some(
-                g.storages
-                    .iter()
-                    .map(|s| proto::Brief {
-                        status: s.status,
-                        port: s.port as u32,
-                        id: s.id.clone(),
-                        ip: s.ip.clone(),
-                    })
-                    .collect(),
-            );
-        }
-        Ok(reply.encode())
-    }
-
-    /// PARAMETER_REQ reply: every key upstream sends (PROTOCOL.md §9.8), since
-    /// a storage assumes odd defaults for missing ones.
-    fn parameters(&self) -> Vec<u8> {
-        let c = &self.cfg;
-        let b = |v: bool| if v { "1".to_string() } else { "0".to_string() };
-        let reserved = match c.reserved_storage_space {
-            crate::config::Reserved::Bytes(n) => format!("{}MB", n / (1024 * 1024)),
-            crate::config::Reserved::Ratio(r) => format!("{:.2}%", r * 100.0),
-        };
-        let ip_size = self.ip_size(&self.state.lock());
-        let pairs: Vec<(String, String)> = vec![
-            ("use_storage_id".into(), b(c.use_storage_id)),
-            (
-                "id_type_in_filename".into(),
-                if c.id_type_in_filename_is_id {
-                    "id"
-                } else {
-                    "ip"
-                }
-                .into(),
-            ),
-            (
-                "trust_storage_server_id".into(),
-                b(c.trust_storage_server_id),
-            ),
-            ("response_ip_addr_size".into(), ip_size.to_string()),
-            ("storage_ip_changed_auto_adjust".into(), "1".into()),
-            (
-                "storage_sync_file_max_delay".into(),
-                c.storage_sync_file_max_delay.as_secs().to_string(),
-            ),
-            ("store_path".into(), c.store_path.to_string()),
-            ("reserved_storage_space".into(), reserved),
-            ("use_trunk_file".into(), b(c.use_trunk_file)),
-            ("slot_min_size".into(), "256".into()),
-            ("slot_max_size".into(), (1024 * 1024).to_string()),
-            ("trunk_alloc_alignment_size".into(), "256".into()),
-            ("trunk_file_size".into(), (64 * 1024 * 1024).to_string()),
-            ("trunk_create_file_advance".into(), "0".into()),
-            ("trunk_create_file_time_base".into(), "02:00".into()),
-            ("trunk_create_file_interval".into(), "86400".into()),
-            (
-                "trunk_create_file_space_threshold".into(),
-                (20u64 << 30).to_string(),
-            ),
-            ("trunk_init_check_occupying".into(), "0".into()),
-            ("trunk_init_reload_from_binlog".into(), "0".into()),
-            ("trunk_free_space_merge".into(), "1".into()),
-            ("delete_unused_trunk_files".into(), "0".into()),
-            ("trunk_compress_binlog_min_interval".into(), "86400".into()),
-            ("trunk_compress_binlog_interval".into(), "86400".into()),
-            ("trunk_compress_binlog_time_base".into(), "03:00".into()),
-            ("trunk_binlog_max_backups".into(), "7".into()),
-            (
-                "store_slave_file_use_link".into(),
-                b(c.store_slave_file_use_link),
-            ),
-        ];
-        proto::ParameterReply(pairs).encode()
-    }
-}
-
-impl Tracker {
-    /// Our listening port.
-    fn port(&self) -> u16 {
-        self.cluster
-            .lock()
-            .me
-            .as_deref()
-            .and_then(|m| m.rsplit_once(':'))
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(self.cfg.port)
-    }
-
-    /// The id and rw_mode of a joining storage: with storage ids, the id it
-    /// sends (trust_storage_server_id) or the one storage_ids.conf gives its
-    /// address; else its IP.
-    fn storage_id_of(&self, j: &proto::Join, ip: &str) -> Result<(String, u8), u8> {
-        use super::state::{RW_READ, RW_WRITE};
-        if !self.cfg.use_storage_id {
-            return Ok((ip.to_string(), RW_READ | RW_WRITE));
-        }
-        let listed = |id: &str| self.ids.iter().find(|e| e.id == id);
-        if self.cfg.trust_storage_server_id && !j.storage_id.is_empty() {
-            let rw = listed(&j.storage_id).map_or(RW_READ | RW_WRITE, |e| e.rw_mode);
-            return Ok((j.storage_id.clone(), rw));
-        }
-        let e = self
-            .ids
-            .iter()
-            .find(|e| e.matches(&j.group, ip, j.storage_port))
-            .ok_or(status::ENOENT)?;
-        Ok((e.id.clone(), e.rw_mode))
-    }
-
-    /// NOTIFY_NEXT_LEADER / COMMIT_NEXT_LEADER from an electing tracker.
-    fn leader_change(&self, s: &Session, cmd: Cmd, body: &[u8]) -> Res {
-        let addr = std::str::from_utf8(body)
-            .ok()
-            .and_then(super::cluster::normalise)
-            .ok_or(status::EINVAL)?;
-        let mut c = self.cluster.lock();
-        if cmd == Cmd::TrackerNotifyNextLeader {
-            if c.is_leader() && c.me.as_deref() != Some(addr.as_str()) {
-                // Upstream's rule: a leader told of another candidate resigns.
-                log::warn!(
-                    "{} proposes {addr} as leader while we lead: stepping down",
-                    s.peer
-                );
-                c.set_leader(None);
-                return Err(status::EINVAL);
-            }
-            c.trackers.insert(addr.clone());
-            c.candidate = Some(addr);
-            Ok(Vec::new())
-        } else if c.candidate.as_deref() == Some(addr.as_str()) {
-            c.candidate = None;
-            c.set_leader(Some(addr));
-            Ok(Vec::new())
-        } else {
-            Err(status::EINVAL)
-        }
-    }
-}
-
-/// SyncReqBody: src_id[16] + until u64.
-fn sync_body(src: &str, until: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
-    proto::put_fixed(&mut out, src, 16);
-    proto::put_u64(&mut out, until);
-    out
 }
 
 impl Service for Tracker {

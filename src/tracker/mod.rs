@@ -5,6 +5,7 @@
 mod changelog;
 mod cluster;
 mod handler;
+mod members;
 mod persist;
 mod state;
 mod stats;
