@@ -3,7 +3,7 @@
 use super::input;
 use super::opts::{ClientOpts, storage_for};
 use super::progress::Progress;
-use super::{CliError, CliResult};
+use super::{CliResult, about};
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 
@@ -29,13 +29,6 @@ pub struct ModifyArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub client: ClientOpts,
-}
-
-fn about(id: &str) -> impl Fn(CliError) -> CliError + '_ {
-    move |e| match e {
-        CliError::Client(e) => CliError::About(id.to_string(), e),
-        other => other,
-    }
 }
 
 /// Run `fdfs append`.

@@ -31,10 +31,7 @@ pub struct Args {
 /// Run `fdfs download`; errors name the file ID.
 pub fn run(a: Args) -> CliResult {
     let id = a.file_id.clone();
-    run_inner(a).map_err(|e| match e {
-        super::CliError::Client(e) => super::CliError::About(id, e),
-        other => other,
-    })
+    run_inner(a).map_err(super::about(&id))
 }
 
 fn run_inner(a: Args) -> CliResult {

@@ -41,10 +41,7 @@ pub fn run(a: Args) -> CliResult {
     let id = match &a.op {
         Op::Get { file_id } | Op::Set { file_id, .. } => file_id.clone(),
     };
-    run_inner(a).map_err(|e| match e {
-        super::CliError::Client(e) => super::CliError::About(id, e),
-        other => other,
-    })
+    run_inner(a).map_err(super::about(&id))
 }
 
 fn run_inner(a: Args) -> CliResult {

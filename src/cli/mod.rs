@@ -84,5 +84,13 @@ impl From<client::Error> for CliError {
     }
 }
 
+/// Name `id` (a file ID) in a client error, so messages say which file.
+pub fn about(id: &str) -> impl Fn(CliError) -> CliError + '_ {
+    move |e| match e {
+        CliError::Client(e) => CliError::About(id.to_string(), e),
+        other => other,
+    }
+}
+
 /// Result of a subcommand.
 pub type CliResult = Result<(), CliError>;

@@ -1,8 +1,8 @@
 //! `fdfs regenerate`: turn an appender file into a normal one (new file ID
 //! with its size and CRC32), printed on stdout.
 
+use super::CliResult;
 use super::opts::{ClientOpts, storage_for};
-use super::{CliError, CliResult};
 use crate::client::Error;
 use clap::Args as ClapArgs;
 use std::io::Write;
@@ -29,8 +29,5 @@ pub fn run(a: Args) -> CliResult {
         })?;
         Ok(())
     };
-    go().map_err(|e| match e {
-        CliError::Client(e) => CliError::About(a.file_id.clone(), e),
-        other => other,
-    })
+    go().map_err(super::about(&a.file_id))
 }

@@ -1,7 +1,7 @@
 //! `fdfs truncate`: set an appender file's size.
 
+use super::CliResult;
 use super::opts::{ClientOpts, storage_for};
-use super::{CliError, CliResult};
 use clap::Args as ClapArgs;
 
 /// Arguments of `fdfs truncate`.
@@ -24,8 +24,5 @@ pub fn run(a: Args) -> CliResult {
         s.quit();
         Ok(())
     };
-    go().map_err(|e| match e {
-        CliError::Client(e) => CliError::About(a.file_id.clone(), e),
-        other => other,
-    })
+    go().map_err(super::about(&a.file_id))
 }
