@@ -8,6 +8,9 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+/// Smallest read, and largest body copied out of the receive buffer.
+const SMALL_READ: usize = 1024;
+
 /// Where the connection is in its request/response cycle.
 pub(super) enum Rx<St> {
     /// Waiting for a 10-byte header.
@@ -96,8 +99,10 @@ impl<Se, St> Conn<Se, St> {
             }
             let start = self.rx.len();
             // Read at least a small block so that a header and a short body
-            // usually arrive in one call.
-            let take = want.max(4096).min(chunk.max(HEADER_LEN));
+            // usually arrive in one call; not much more, because the space is
+            // zero-filled first (it was a quarter of a download's user-space
+            // instructions at 4 KiB).
+            let take = want.max(SMALL_READ).min(chunk.max(HEADER_LEN));
             self.rx.resize(start + take, 0);
             match self.sock.read(&mut self.rx[start..]) {
                 Ok(0) => {
@@ -128,8 +133,14 @@ impl<Se, St> Conn<Se, St> {
         self.rx.drain(..n);
     }
 
-    /// Take the first `n` bytes of the receive buffer.
+    /// Take the first `n` bytes of the receive buffer. A small body is copied
+    /// out so that the buffer (and its allocation) serves the next request.
     pub fn take_rx(&mut self, n: usize) -> Vec<u8> {
+        if n <= SMALL_READ {
+            let body = self.rx[..n].to_vec();
+            self.rx.drain(..n);
+            return body;
+        }
         take_bytes(&mut self.rx, n)
     }
 
