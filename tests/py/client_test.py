@@ -32,25 +32,10 @@ from fdfs_client import fdfs_protol
 from fdfs_client import storage_client as sc
 from fdfs_client.client import Fdfs_client, get_tracker_conf
 from fdfs_client.exceptions import DataError
-from fdfs_client.tracker_client import Tracker_client
+
+from common import check, same, step, storage_for_update
 
 GROUP = b"group1"
-
-
-def step(name):
-    print("ok: " + name, flush=True)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def same(expected, actual, what):
-    if expected != actual:
-        raise AssertionError(
-            "%s: expected %d bytes (crc32 %08x), got %d bytes (crc32 %08x)"
-            % (what, len(expected), zlib.crc32(expected), len(actual), zlib.crc32(actual)))
 
 
 def patch_metadata_bugs():
@@ -66,16 +51,6 @@ def patch_metadata_bugs():
     sc.fdfs_pack_metadata = pack_bytes
     sc.fdfs_unpack_metadata = unpack_bytes
     sc.Storage_client.storage_set_metadata.__defaults__ = (b"O",)
-
-
-def storage_for_update(client, file_id):
-    """(tracker client, storage server, storage client, remote name) for file_id, the way
-    py3fdfsv2's own wrappers find them (QUERY_UPDATE, cmd 103)."""
-    group, remote = file_id.split(b"/", 1)
-    tc = Tracker_client(client.tracker_pool, client.trackers)
-    serv = tc.tracker_query_storage_update(group, remote)
-    store = sc.Storage_client(serv.ip_addr, serv.port, client.timeout)
-    return tc, serv, store, remote
 
 
 def set_meta(client, file_id, meta, flag):
