@@ -22,7 +22,6 @@ pub struct Binlog {
     /// Bumped on every append; readers wait on `more` for it to change.
     seq: Mutex<u64>,
     more: Condvar,
-    durable: bool,
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -30,9 +29,9 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 impl Binlog {
-    /// Open (or start) the binlog in `sync_dir`. With `durable`, every record
-    /// is fsync'ed before `append` returns.
-    pub fn open(sync_dir: &Path, durable: bool) -> io::Result<Binlog> {
+    /// Open (or start) the binlog in `sync_dir`. Records are not fsync'ed one
+    /// by one: durable mode flushes them in group commits (commit.rs).
+    pub fn open(sync_dir: &Path) -> io::Result<Binlog> {
         std::fs::create_dir_all(sync_dir)?;
         let index = fmt::read_index(sync_dir)?;
         let path = fmt::binlog_path(sync_dir, index);
@@ -46,7 +45,6 @@ impl Binlog {
             w: Mutex::new(Writer { file, index, size }),
             seq: Mutex::new(0),
             more: Condvar::new(),
-            durable,
         })
     }
 
@@ -85,9 +83,6 @@ impl Binlog {
             }
             w.file.write_all(line.as_bytes())?;
             w.size += line.len() as u64;
-            if self.durable {
-                w.file.sync_data()?;
-            }
         }
         *self.seq.lock() += 1;
         self.more.notify_all();
@@ -235,7 +230,7 @@ mod tests {
     #[test]
     fn append_then_read_back_across_a_roll() {
         let dir = tempfile::tempdir().unwrap();
-        let b = Binlog::open(dir.path(), false).unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
         for i in 0..5 {
             b.append(&Record::new(
                 100 + i,

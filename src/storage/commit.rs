@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn many_waiters_share_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let binlog = Arc::new(Binlog::open(dir.path(), false).unwrap());
+        let binlog = Arc::new(Binlog::open(dir.path()).unwrap());
         let g = Arc::new(GroupCommit::default());
         let hs: Vec<_> = (0..8)
             .map(|i| {

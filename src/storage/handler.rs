@@ -69,17 +69,31 @@ impl StorageService {
         }
     }
 
-    /// Work on the pool of the store path that `remote` names.
-    /// A read-only request: on the disk pool, or right here with
-    /// `disk_inline_reads` (fewer thread hand-offs, but a cold disk read then
-    /// holds up the other connections of this network thread).
-    fn reading(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
-        if self.store.cfg.disk_inline_reads {
-            return Action::Reply(job(&self.store));
+    /// Work on a client's file: the name is resolved here, once, and the job
+    /// runs on the pool of its store path. A read-only job (`read`) runs right
+    /// here with `disk_inline_reads` (fewer thread hand-offs, but a cold disk
+    /// read then holds up the other connections of this network thread).
+    fn with_file(
+        &self,
+        group: &str,
+        remote: &str,
+        read: bool,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+    ) -> Action {
+        let target = disk::resolve(&self.store, group, remote);
+        if read && self.store.cfg.disk_inline_reads {
+            return Action::Reply(job(&self.store, target));
         }
-        self.on_path(remote, job)
+        let pool = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        let store = self.store.clone();
+        Action::Work {
+            pool,
+            job: Box::new(move || job(&store, target)),
+        }
     }
 
+    /// Work on the pool of the store path that `remote` names (sync
+    /// requests, which check the name themselves).
     fn on_path(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
         let pool = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
         let store = self.store.clone();
@@ -106,9 +120,8 @@ impl StorageService {
             Cmd::TruncateFile => {
                 let t = proto::Truncate::decode(body).map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.on_path(&t.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &group, &t.remote)
-                        .and_then(|x| appender::truncate(store, &x, t.new_size));
+                self.with_file(&group, &t.remote, false, move |store, target| {
+                    let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
                         c.success_truncate_count += r.is_ok() as u64;
@@ -119,9 +132,8 @@ impl StorageService {
             Cmd::RegenerateAppenderFilename => {
                 let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.on_path(&remote.clone(), move |store| {
-                    let r = disk::resolve(store, &group, &remote)
-                        .and_then(|x| appender::regenerate(store, &x));
+                self.with_file(&group.clone(), &remote, false, move |store, target| {
+                    let r = target.and_then(|x| appender::regenerate(store, &x));
                     reply_of(r.map(|new| proto::UploadReply { group, remote: new }.encode()))
                 })
             }
@@ -152,9 +164,8 @@ impl StorageService {
             }
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
-                self.reading(&d.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &d.group, &d.remote)
-                        .and_then(|t| disk::download(&t.path, d.offset, d.length));
+                self.with_file(&d.group, &d.remote, true, move |store, target| {
+                    let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count(store, |c| {
                         c.total_download_count += 1;
                         if let Ok(r) = &r {
@@ -169,9 +180,8 @@ impl StorageService {
             }
             Cmd::DeleteFile => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.on_path(&f.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &f.group, &f.remote)
-                        .and_then(|t| disk::delete(store, &t));
+                self.with_file(&f.group, &f.remote, false, move |store, target| {
+                    let r = target.and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
                         c.success_delete_count += r.is_ok() as u64;
@@ -181,9 +191,8 @@ impl StorageService {
             }
             Cmd::SetMetadata => {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
-                self.on_path(&m.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &m.group, &m.remote)
-                        .and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
+                self.with_file(&m.group, &m.remote, false, move |store, target| {
+                    let r = target.and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
                         c.success_set_meta_count += r.is_ok() as u64;
@@ -193,9 +202,8 @@ impl StorageService {
             }
             Cmd::GetMetadata => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.reading(&f.remote.clone(), move |store| {
-                    let r = disk::resolve(store, &f.group, &f.remote)
-                        .and_then(|t| disk::get_metadata(&t.path));
+                self.with_file(&f.group, &f.remote, true, move |store, target| {
+                    let r = target.and_then(|t| disk::get_metadata(&t.path));
                     count(store, |c| {
                         c.total_get_meta_count += 1;
                         c.success_get_meta_count += r.is_ok() as u64;
@@ -206,12 +214,9 @@ impl StorageService {
             Cmd::QueryFileInfo => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
-                self.reading(&f.remote.clone(), move |store| {
+                self.with_file(&f.group, &f.remote, true, move |store, target| {
                     let ip_size = store.ip_size();
-                    reply_of(
-                        disk::resolve(store, &f.group, &f.remote)
-                            .and_then(|t| disk::file_info(store, &t, flags, ip_size)),
-                    )
+                    reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })
             }
             _ => {

@@ -495,8 +495,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         rng: AtomicU64::new(seed),
         started: now(),
         init_flag: Mutex::new(flag),
-        // Durable mode syncs the binlog once per group commit, not per record.
-        binlog: binlog::Binlog::open(&data_dir.join("sync"), false)?,
+        binlog: binlog::Binlog::open(&data_dir.join("sync"))?,
         received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
