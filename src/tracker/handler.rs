@@ -30,6 +30,8 @@ pub struct Tracker {
     pub data_dir: std::path::PathBuf,
     /// storage_ids.conf entries (with use_storage_id).
     pub ids: Vec<crate::config::storage_ids::StorageId>,
+    /// Set when the tracker is told to stop (before its loops close).
+    pub stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Per-connection state: who is at the other end.
@@ -554,6 +556,13 @@ impl Service for Tracker {
     }
 
     fn close(&self, s: Session) {
+        // When we stop, our own closing of the connections says nothing about
+        // the storages; marking them OFFLINE would make loops still serving
+        // answer clients "no storage" (ENOENT, which clients do not retry
+        // elsewhere) instead of the truth.
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         if let Some(j) = s.joined {
             self.state.lock().disconnected(&j.group, &j.id, j.serial);
             log::info!("storage {}/{} disconnected ({})", j.group, j.id, s.peer);

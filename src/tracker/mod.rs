@@ -113,7 +113,9 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         restart_interval,
         ..cluster::Cluster::default()
     };
+    let quit = Arc::new(AtomicBool::new(false));
     let tracker = Arc::new(Tracker {
+        stopping: quit.clone(),
         cfg,
         state: Mutex::new(state),
         started: now(),
@@ -130,7 +132,6 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         c.me = Some(me);
     }
     let stop = server.stop_handle();
-    let quit = Arc::new(AtomicBool::new(false));
     let (t, q) = (tracker.clone(), quit.clone());
     let relation = std::thread::Builder::new()
         .name("fdfs-tracker-peers".into())
