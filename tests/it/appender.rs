@@ -9,7 +9,6 @@
 //! and replicas are polled until they equal the model.
 
 use std::fs;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::thread;
@@ -17,6 +16,7 @@ use std::time::Duration;
 
 use fastdfs::{ClientOptions, FastDFSError, FdfsClient, StorageClient};
 
+use crate::third_party_rs::{call, ok};
 use crate::util::*;
 
 /// Deadline for a change to reach every storage.
@@ -350,24 +350,6 @@ fn slave_files() {
             assert_info(&cluster, i, id, data, "slave upload");
         }
     }
-}
-
-/// Longest any single `fastdfs` crate call may take (its reads have no timeout).
-const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Awaits a `fastdfs` crate call with a deadline; returns its result.
-async fn call<T>(what: &str, fut: impl Future<Output = fastdfs::Result<T>>) -> fastdfs::Result<T> {
-    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-        Ok(result) => result,
-        Err(_) => panic!("fastdfs client: {what}: no answer within {CALL_TIMEOUT:?}"),
-    }
-}
-
-/// Awaits a `fastdfs` crate call that must succeed, with a deadline.
-async fn ok<T>(what: &str, fut: impl Future<Output = fastdfs::Result<T>>) -> T {
-    call(what, fut)
-        .await
-        .unwrap_or_else(|e| panic!("fastdfs client: {what}: {e} ({e:?})"))
 }
 
 /// The crate's own StorageClient, connected to storage `i` directly.

@@ -31,7 +31,10 @@ fn client(cluster: &Cluster) -> FdfsClient {
 }
 
 /// Awaits a client call with a deadline; returns its result.
-async fn call<T>(what: &str, fut: impl Future<Output = fastdfs::Result<T>>) -> fastdfs::Result<T> {
+pub async fn call<T>(
+    what: &str,
+    fut: impl Future<Output = fastdfs::Result<T>>,
+) -> fastdfs::Result<T> {
     match tokio::time::timeout(CALL_TIMEOUT, fut).await {
         Ok(result) => result,
         Err(_) => panic!("fastdfs client: {what}: no answer within {CALL_TIMEOUT:?}"),
@@ -39,7 +42,7 @@ async fn call<T>(what: &str, fut: impl Future<Output = fastdfs::Result<T>>) -> f
 }
 
 /// Awaits a client call that must succeed.
-async fn ok<T>(what: &str, fut: impl Future<Output = fastdfs::Result<T>>) -> T {
+pub async fn ok<T>(what: &str, fut: impl Future<Output = fastdfs::Result<T>>) -> T {
     call(what, fut)
         .await
         .unwrap_or_else(|e| panic!("fastdfs client: {what}: {e} ({e:?})"))

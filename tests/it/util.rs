@@ -684,22 +684,29 @@ impl Cluster {
     }
 }
 
+/// When the test is failing: print the commands it ran and keep its temp dir
+/// (the daemons' own Drop prints their reports).
+pub fn report_failure(history: &Mutex<Vec<String>>, dir: &mut Option<tempfile::TempDir>) {
+    if !thread::panicking() {
+        return;
+    }
+    let history = history.lock().unwrap_or_else(|p| p.into_inner());
+    eprintln!(
+        "===== commands run by the test =====\n{}",
+        history.join("\n")
+    );
+    if let Some(dir) = dir.take() {
+        eprintln!("===== temp dir kept: {} =====", dir.keep().display());
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Storages first, so none of them logs a lost tracker while we stop it.
         for d in self.daemons.iter_mut().rev() {
             d.stop();
         }
-        if thread::panicking() {
-            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            eprintln!(
-                "===== commands run by the test =====\n{}",
-                history.join("\n")
-            );
-            if let Some(dir) = self.dir.take() {
-                eprintln!("===== temp dir kept: {} =====", dir.keep().display());
-            }
-        }
+        report_failure(&self.history, &mut self.dir);
         // The daemons' own Drop prints their reports (after this, in field order).
     }
 }

@@ -756,16 +756,7 @@ impl Drop for Multi {
         for d in self.trackers.iter_mut().filter_map(|t| t.daemon.as_mut()) {
             d.stop();
         }
-        if thread::panicking() {
-            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            eprintln!(
-                "===== commands run by the test =====\n{}",
-                history.join("\n")
-            );
-            if let Some(dir) = self.dir.take() {
-                eprintln!("===== temp dir kept: {} =====", dir.keep().display());
-            }
-        }
+        super::report_failure(&self.history, &mut self.dir);
         // The daemons' own Drop prints their reports (storages, trackers, then retired runs).
     }
 }
