@@ -3,7 +3,7 @@
 
 use super::Error;
 use crate::proto::{Cmd, HEADER_LEN, Header, status};
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -25,9 +25,15 @@ impl Default for Timeouts {
     }
 }
 
+/// Replies are read through a buffer of this size: a reply header and a small
+/// body that arrive together take one `recv`, not two. Bigger reads bypass it.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// A connected socket plus the address text used in error messages.
 pub struct Connection {
-    stream: TcpStream,
+    stream: BufReader<TcpStream>,
+    /// Reused for each request's header and head.
+    wbuf: Vec<u8>,
     /// "host:port" of the server.
     pub peer: String,
 }
@@ -63,7 +69,8 @@ impl Connection {
         sock.set_read_timeout(Some(t.network)).map_err(io)?;
         sock.set_write_timeout(Some(t.network)).map_err(io)?;
         Ok(Connection {
-            stream: sock.into(),
+            stream: BufReader::with_capacity(READ_BUFFER, sock.into()),
+            wbuf: Vec::new(),
             peer: addr.to_string(),
         })
     }
@@ -77,7 +84,7 @@ impl Connection {
 
     /// The local address of the socket (how the server sees us).
     pub fn local_ip(&self) -> Option<IpAddr> {
-        self.stream.local_addr().ok().map(|a| a.ip())
+        self.stream.get_ref().local_addr().ok().map(|a| a.ip())
     }
 
     /// Send header + `body` in one write.
@@ -88,20 +95,29 @@ impl Connection {
     /// Send a header announcing `pkg_len` bytes and the first part of the body;
     /// the caller streams the rest with [`Connection::write_all`].
     pub fn send_with_len(&mut self, cmd: Cmd, head: &[u8], pkg_len: u64) -> Result<(), Error> {
-        let mut buf = Vec::with_capacity(HEADER_LEN + head.len());
-        buf.extend_from_slice(&Header::request(cmd, pkg_len).encode());
-        buf.extend_from_slice(head);
-        self.stream.write_all(&buf).map_err(|e| self.io(e))
+        self.send_parts(cmd, pkg_len, head, &[])
+    }
+
+    /// Send a header announcing `pkg_len` bytes, then `a` and `b`, in one write.
+    pub fn send_parts(&mut self, cmd: Cmd, pkg_len: u64, a: &[u8], b: &[u8]) -> Result<(), Error> {
+        self.wbuf.clear();
+        self.wbuf
+            .extend_from_slice(&Header::request(cmd, pkg_len).encode());
+        self.wbuf.extend_from_slice(a);
+        self.wbuf.extend_from_slice(b);
+        let r = self.stream.get_mut().write_all(&self.wbuf);
+        r.map_err(|e| self.io(e))
     }
 
     /// Write raw body bytes.
     pub fn write_all(&mut self, b: &[u8]) -> Result<(), Error> {
-        self.stream.write_all(b).map_err(|e| self.io(e))
+        self.stream.get_mut().write_all(b).map_err(|e| self.io(e))
     }
 
     /// Send `len` bytes of `file` from its current position (sendfile on Linux).
     pub fn send_file(&mut self, file: &mut std::fs::File, len: u64) -> Result<(), Error> {
-        let sent = std::io::copy(&mut file.take(len), &mut self.stream).map_err(|e| self.io(e))?;
+        let sent =
+            std::io::copy(&mut file.take(len), self.stream.get_mut()).map_err(|e| self.io(e))?;
         if sent != len {
             // The file shrank while we sent it: the peer now waits for bytes
             // that will not come, so this connection is unusable.

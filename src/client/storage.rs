@@ -8,9 +8,14 @@ use std::io::{Read, Write};
 /// Chunk size for streaming file content.
 const CHUNK: usize = 256 * 1024;
 
+/// Uploads up to this size go out with their request header in one write.
+const ONE_WRITE: u64 = 64 * 1024;
+
 /// A connection to one storage server.
 pub struct StorageClient {
     conn: Connection,
+    /// Reused for file content in both directions.
+    buf: Vec<u8>,
 }
 
 /// What QUERY_FILE_INFO reports.
@@ -27,6 +32,7 @@ impl StorageClient {
     pub fn connect(addr: &str, t: Timeouts) -> Result<StorageClient, Error> {
         Ok(StorageClient {
             conn: Connection::connect(addr, t, None)?,
+            buf: Vec::new(),
         })
     }
 
@@ -84,7 +90,20 @@ impl StorageClient {
         .encode();
         self.conn.send(Cmd::DownloadFile, &req)?;
         let total = self.conn.recv_header(Cmd::DownloadFile)?;
-        let mut buf = vec![0u8; CHUNK.min(total.max(1) as usize)];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK.min(total.max(1) as usize), 0);
+        let r = self.receive(total, &mut buf, dst, progress);
+        self.buf = buf;
+        r
+    }
+
+    fn receive(
+        &mut self,
+        total: u64,
+        buf: &mut [u8],
+        dst: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, Error> {
         let mut got = 0u64;
         while got < total {
             let want = ((total - got) as usize).min(buf.len());
@@ -99,6 +118,38 @@ impl StorageClient {
         Ok(got)
     }
 
+    /// Send the request header, `head` and `size` bytes of `src` (small bodies
+    /// in the same write as the header).
+    fn send_body(
+        &mut self,
+        cmd: Cmd,
+        head: &[u8],
+        src: &mut dyn Read,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let pkg_len = head.len() as u64 + size;
+        buf.resize(CHUNK.min(size.max(1) as usize), 0);
+        if size <= ONE_WRITE {
+            let body = &mut buf[..size as usize];
+            read_input(src, body, 0, size)?;
+            self.conn.send_parts(cmd, pkg_len, head, body)?;
+            progress(size);
+            return Ok(());
+        }
+        self.conn.send_with_len(cmd, head, pkg_len)?;
+        let mut sent = 0u64;
+        while sent < size {
+            let want = ((size - sent) as usize).min(buf.len());
+            read_input(src, &mut buf[..want], sent, size)?;
+            self.conn.write_all(&buf[..want])?;
+            sent += want as u64;
+            progress(sent);
+        }
+        Ok(())
+    }
+
     /// Send `size` bytes of `src` after a request head, then read the reply body.
     fn stream_request(
         &mut self,
@@ -109,30 +160,10 @@ impl StorageClient {
         progress: &mut dyn FnMut(u64),
         max_reply: usize,
     ) -> Result<Vec<u8>, Error> {
-        self.conn
-            .send_with_len(cmd, head, head.len() as u64 + size)?;
-        let mut buf = vec![0u8; CHUNK.min(size.max(1) as usize)];
-        let mut sent = 0u64;
-        while sent < size {
-            let want = ((size - sent) as usize).min(buf.len());
-            let n = src.read(&mut buf[..want]).map_err(|err| Error::Local {
-                path: "input".into(),
-                err,
-            })?;
-            if n == 0 {
-                let err = std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("ended after {sent} of {size} bytes"),
-                );
-                return Err(Error::Local {
-                    path: "input".into(),
-                    err,
-                });
-            }
-            self.conn.write_all(&buf[..n])?;
-            sent += n as u64;
-            progress(sent);
-        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.send_body(cmd, head, src, size, progress, &mut buf);
+        self.buf = buf;
+        r?;
         let len = self.conn.recv_header(cmd)?;
         if len > max_reply as u64 {
             return Err(Error::Protocol {
@@ -291,4 +322,29 @@ impl StorageClient {
     pub fn quit(self) {
         self.conn.quit();
     }
+}
+
+/// Fill `b` from the input, of which `sent` of `size` bytes were read before;
+/// an input that ends first is an error saying how far it got.
+fn read_input(src: &mut dyn Read, b: &mut [u8], sent: u64, size: u64) -> Result<(), Error> {
+    let mut n = 0;
+    while n < b.len() {
+        let err = match src.read(&mut b[n..]) {
+            Ok(0) => std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("ended after {} of {size} bytes", sent + n as u64),
+            ),
+            Ok(k) => {
+                n += k;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => e,
+        };
+        return Err(Error::Local {
+            path: "input".into(),
+            err,
+        });
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 use super::Store;
 use super::appender::{self, ChangeOp};
+use super::cached;
 use super::disk::{self, Upload, io_status};
 use super::replica;
 use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
@@ -50,6 +51,25 @@ fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
     f(&mut store.stats.lock());
 }
 
+fn count_download(store: &Store, r: &Result<Reply, u8>) {
+    count(store, |c| {
+        c.total_download_count += 1;
+        if let Ok(r) = r {
+            c.success_download_count += 1;
+            let n = r.pkg_len();
+            c.total_download_bytes += n;
+            c.success_download_bytes += n;
+        }
+    });
+}
+
+fn count_get_meta(store: &Store, r: &Result<Vec<u8>, u8>) {
+    count(store, |c| {
+        c.total_get_meta_count += 1;
+        c.success_get_meta_count += r.is_ok() as u64;
+    });
+}
+
 impl StorageService {
     fn body_limit(&self, cmd: Cmd) -> Option<u64> {
         match cmd {
@@ -70,9 +90,7 @@ impl StorageService {
     }
 
     /// Work on a client's file: the name is resolved here, once, and the job
-    /// runs on the pool of its store path. A read-only job (`read`) runs right
-    /// here with `disk_inline_reads` (fewer thread hand-offs, but a cold disk
-    /// read then holds up the other connections of this network thread).
+    /// runs on the pool of its store path (see [`Self::on_target`]).
     fn with_file(
         &self,
         group: &str,
@@ -80,7 +98,20 @@ impl StorageService {
         read: bool,
         job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
     ) -> Action {
-        let target = disk::resolve(&self.store, group, remote);
+        self.on_target(disk::resolve(&self.store, group, remote), read, job)
+    }
+
+    /// Run `job` on the pool of the target's store path. A read-only job
+    /// (`read`) runs right here with `disk_inline_reads` (fewer thread
+    /// hand-offs, but a cold disk read then holds up the other connections of
+    /// this network thread; without it only reads that cannot wait are done
+    /// here, by the [`cached`] functions, before this is called).
+    fn on_target(
+        &self,
+        target: Result<disk::Target, u8>,
+        read: bool,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+    ) -> Action {
         if read && self.store.cfg.disk_inline_reads {
             return Action::Reply(job(&self.store, target));
         }
@@ -164,17 +195,16 @@ impl StorageService {
             }
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
-                self.with_file(&d.group, &d.remote, true, move |store, target| {
+                let target = disk::resolve(&self.store, &d.group, &d.remote);
+                if let Ok(t) = &target
+                    && let Some(r) = cached::download(&t.path, d.offset, d.length)
+                {
+                    count_download(&self.store, &r);
+                    return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
+                }
+                self.on_target(target, true, move |store, target| {
                     let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
-                    count(store, |c| {
-                        c.total_download_count += 1;
-                        if let Ok(r) = &r {
-                            c.success_download_count += 1;
-                            let n = r.pkg_len();
-                            c.total_download_bytes += n;
-                            c.success_download_bytes += n;
-                        }
-                    });
+                    count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
                 })
             }
@@ -202,12 +232,16 @@ impl StorageService {
             }
             Cmd::GetMetadata => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.with_file(&f.group, &f.remote, true, move |store, target| {
+                let target = disk::resolve(&self.store, &f.group, &f.remote);
+                if let Ok(t) = &target
+                    && let Some(r) = cached::get_metadata(&t.path)
+                {
+                    count_get_meta(&self.store, &r);
+                    return Ok(Action::Reply(reply_of(r)));
+                }
+                self.on_target(target, true, move |store, target| {
                     let r = target.and_then(|t| disk::get_metadata(&t.path));
-                    count(store, |c| {
-                        c.total_get_meta_count += 1;
-                        c.success_get_meta_count += r.is_ok() as u64;
-                    });
+                    count_get_meta(store, &r);
                     reply_of(r)
                 })
             }

@@ -5,6 +5,7 @@
 mod appender;
 mod beat;
 mod binlog;
+mod cached;
 mod commit;
 mod disk;
 mod handler;

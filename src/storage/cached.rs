@@ -1,0 +1,203 @@
+//! Reads answered on the network thread when they cannot wait for the disk.
+//!
+//! A download or metadata read whose path is in the dentry cache and whose
+//! bytes are in the page cache costs a few microseconds; handing it to a disk
+//! thread and back costs more than that (two wake-ups and a context switch
+//! each way). So the loop first tries the request with calls that refuse to
+//! block: `openat2(RESOLVE_CACHED)` fails with EAGAIN unless every path
+//! component is cached, and `preadv2(RWF_NOWAIT)` fails or comes up short
+//! unless the bytes are in memory. Any such refusal returns `None` and the
+//! request goes to the disk pool as before, so a cold disk never holds up the
+//! loop. Kernels without these calls (before 5.12) always get `None`.
+
+use super::disk::io_status;
+use crate::net::{FileBody, Reply};
+use crate::proto::status;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Downloads up to this size are read into the reply and sent with its header
+/// in one write; bigger ones are sent with sendfile.
+const READ_INTO_REPLY: u64 = 32 * 1024;
+
+/// Metadata files bigger than this are left to the disk pool.
+const META_MAX: u64 = 64 * 1024;
+
+/// Set once the kernel has refused `openat2` or `preadv2` flags as unknown.
+static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Open `path` read-only if that needs no disk access. `None`: it would (or
+/// the kernel cannot tell); `Some(Err)`: a real answer such as ENOENT.
+fn open(path: &Path) -> Option<io::Result<File>> {
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open_how is plain data; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_CACHED;
+    // SAFETY: the path is NUL-terminated and `how` outlives the call; the
+    // size passed is the size of the struct passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the kernel just gave us this descriptor; nobody else owns it.
+        return Some(Ok(unsafe { File::from_raw_fd(fd as i32) }));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) => None,
+        Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) => {
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+            None
+        }
+        _ => Some(Err(err)),
+    }
+}
+
+/// Read exactly `len` bytes at `offset` if they are all in the page cache.
+fn read_exact_at(file: &File, offset: u64, len: usize) -> Option<io::Result<Vec<u8>>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let rest = &mut buf.spare_capacity_mut()[..len - filled];
+        let iov = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        // SAFETY: the iovec points into `buf`'s spare capacity, which stays
+        // allocated and unaliased for the call.
+        let n = unsafe {
+            libc::preadv2(
+                file.as_raw_fd(),
+                &iov,
+                1,
+                (offset + filled as u64) as libc::off_t,
+                libc::RWF_NOWAIT,
+            )
+        };
+        match n {
+            // Short of the file's end: it shrank; let the pool sort it out.
+            0 => return None,
+            // SAFETY: the kernel initialised these `n` bytes.
+            n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
+            _ => {
+                let err = io::Error::last_os_error();
+                return match err.raw_os_error() {
+                    Some(libc::EAGAIN) => None,
+                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => {
+                        UNSUPPORTED.store(true, Ordering::Relaxed);
+                        None
+                    }
+                    _ => Some(Err(err)),
+                };
+            }
+        }
+    }
+    Some(Ok(buf))
+}
+
+/// DOWNLOAD_FILE without waiting for the disk (see the module notes); the
+/// answers are those of [`super::disk::download`].
+pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u8>> {
+    let file = match open(path)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(io_status(&e))),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Some(Err(io_status(&e))),
+    };
+    if !meta.is_file() {
+        return Some(Err(status::ENOENT));
+    }
+    let size = meta.len();
+    if offset > size {
+        return Some(Err(status::EINVAL));
+    }
+    let avail = size - offset;
+    let len = if length == 0 {
+        avail
+    } else {
+        length.min(avail)
+    };
+    if len == 0 {
+        return Some(Ok(Reply::ok(Vec::new())));
+    }
+    if len > READ_INTO_REPLY {
+        // sendfile from the loop, as the pool's reply would be.
+        let mut r = Reply::ok(Vec::new());
+        r.file = Some(FileBody { file, offset, len });
+        return Some(Ok(r));
+    }
+    match read_exact_at(&file, offset, len as usize)? {
+        Ok(body) => Some(Ok(Reply::ok(body))),
+        Err(e) => Some(Err(io_status(&e))),
+    }
+}
+
+/// GET_METADATA without waiting for the disk; answers as
+/// [`super::disk::get_metadata`].
+pub fn get_metadata(path: &Path) -> Option<Result<Vec<u8>, u8>> {
+    match open(path)?.and_then(|f| f.metadata()) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Some(Err(status::ENOENT)),
+        Err(e) => return Some(Err(io_status(&e))),
+    }
+    let mpath = crate::layout::store::meta_path(path);
+    let file = match open(&mpath)? {
+        Ok(f) => f,
+        Err(e) => return Some(Err(io_status(&e))),
+    };
+    let size = match file.metadata() {
+        Ok(m) if !m.is_file() => return Some(Err(status::EISDIR)),
+        Ok(m) => m.len(),
+        Err(e) => return Some(Err(io_status(&e))),
+    };
+    if size > META_MAX {
+        return None;
+    }
+    match read_exact_at(&file, 0, size as usize)? {
+        Ok(body) => Some(Ok(body)),
+        Err(e) => Some(Err(io_status(&e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cached_files_and_reports_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello world").unwrap();
+        std::fs::write(crate::layout::store::meta_path(&p), b"k\x02v").unwrap();
+        // Just written, so cached; a kernel without openat2/RWF_NOWAIT says None.
+        if let Some(r) = download(&p, 6, 0) {
+            let r = r.unwrap();
+            assert_eq!(r.body, b"world");
+            assert!(r.file.is_none());
+            assert_eq!(get_metadata(&p).unwrap().unwrap(), b"k\x02v");
+            // A missing name may need the disk to be sure of: None or ENOENT.
+            if let Some(r) = download(&dir.path().join("nope"), 0, 0) {
+                assert_eq!(r.err(), Some(status::ENOENT));
+            }
+            assert_eq!(download(&p, 12, 0).unwrap().err(), Some(status::EINVAL));
+            assert_eq!(download(&p, 11, 0).unwrap().unwrap().pkg_len(), 0);
+        }
+    }
+}
