@@ -88,8 +88,12 @@ pub struct StorageConfig {
     pub check_store_path_mark: bool,
     /// Storage ids in use (normally learnt from the tracker; settable here).
     pub use_storage_id: bool,
-    /// Our key `durable_uploads` (default false): fsync each file before answering.
+    /// Our key `durable_uploads` (default false): a change is on disk (through
+    /// the redo journal) before it is acknowledged.
     pub durable_uploads: bool,
+    /// Our key `durable_journal_size` (default 64MB, at least 4MB): size of the
+    /// redo journal file `base_path/data/fdfs_journal.dat`.
+    pub durable_journal_size: u64,
     /// Our key `disk_inline_reads` (default false): serve downloads, metadata
     /// reads and file info on the network thread instead of a disk thread.
     pub disk_inline_reads: bool,
@@ -135,6 +139,7 @@ impl Default for StorageConfig {
             check_store_path_mark: true,
             use_storage_id: false,
             durable_uploads: false,
+            durable_journal_size: 64 * 1024 * 1024,
             disk_inline_reads: false,
         }
     }
@@ -310,6 +315,7 @@ impl StorageConfig {
             check_store_path_mark: r.bool("check_store_path_mark", d.check_store_path_mark),
             use_storage_id: r.bool("use_storage_id", d.use_storage_id),
             durable_uploads: r.bool("durable_uploads", d.durable_uploads),
+            durable_journal_size: r.bytes("durable_journal_size", d.durable_journal_size)?,
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
         };
         Ok((cfg, r.finish()))

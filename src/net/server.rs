@@ -464,7 +464,7 @@ impl<S: Service> Loop<S> {
                         Step::Progress
                     }
                     Action::Work { pool, job } => {
-                        let epoch = c.epoch;
+                        let (epoch, lane) = (c.epoch, c.lane);
                         let work = Box::new(move || {
                             let reply = job();
                             send_done(
@@ -477,7 +477,7 @@ impl<S: Service> Loop<S> {
                                 },
                             );
                         });
-                        run_on(svc.pool(pool), t, work);
+                        run_on(svc.pool(pool), lane, work);
                         Step::Idle
                     }
                 }
@@ -541,7 +541,7 @@ impl<S: Service> Loop<S> {
                     }
                     return Step::Progress;
                 }
-                let epoch = c.epoch;
+                let (epoch, lane) = (c.epoch, c.lane);
                 let pool_idx = *pool;
                 if last {
                     c.state = Rx::Busy;
@@ -549,7 +549,7 @@ impl<S: Service> Loop<S> {
                 let svc2 = svc.clone();
                 run_on(
                     svc.pool(pool_idx),
-                    t,
+                    lane,
                     Box::new(move || {
                         let mut st = st;
                         let result = if data.is_empty() {
@@ -669,12 +669,12 @@ enum Step {
     Close(String),
 }
 
-/// Queue `job` on `pool` (lane picked by the connection's token), or run it
+/// Queue `job` on `pool` (on the connection's lane), or run it
 /// right here when the service has no pool for it; its completion then waits
 /// in the channel until the loop drains it.
-fn run_on(pool: Option<&super::Pool>, token: usize, job: Box<dyn FnOnce() + Send>) {
+fn run_on(pool: Option<&super::Pool>, lane: usize, job: Box<dyn FnOnce() + Send>) {
     match pool {
-        Some(p) => p.submit(token, job),
+        Some(p) => p.submit(lane, job),
         None => job(),
     }
 }

@@ -244,9 +244,8 @@ impl Change {
                         "staged data shorter than announced",
                     ));
                 }
-                if store.cfg.durable_uploads {
-                    super::commit::write_back(&f)?;
-                }
+                // Its file record (if any) is now out of date: sync in place.
+                store.sync_in_place(Some(&f), path.parent())?;
                 if rec_op.is_ascii_lowercase() {
                     f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
                 }
@@ -259,7 +258,7 @@ impl Change {
                 log::error!("applying a change to {remote}: {e}");
                 io_status(&e)
             })?;
-        store.durable(None).map_err(|e| io_status(&e))?;
+        store.durable().map_err(|e| io_status(&e))?;
         Ok(0)
     }
 }
@@ -278,15 +277,15 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<(), u8> {
     store
         .binlog
         .append_with(|| {
-            OpenOptions::new()
-                .write(true)
-                .open(&t.path)?
-                .set_len(new_size)?;
+            let f = OpenOptions::new().write(true).open(&t.path)?;
+            f.set_len(new_size)?;
+            store.sync_in_place(Some(&f), t.path.parent())?;
             let mut r = Record::new(super::now() as u32, op::TRUNCATE, &name);
             r.extra = format!("{old} {new_size}");
             Ok(Some(r))
         })
-        .map_err(|e| io_status(&e))
+        .map_err(|e| io_status(&e))?;
+    store.durable().map_err(|e| io_status(&e))
 }
 
 /// SYNC_TRUNCATE_FILE: applied when the size is the source's old size. A
@@ -375,6 +374,7 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
                 let dest = t.path.with_file_name(&new.name);
                 match rename_noreplace(&t.path, &dest) {
                     Ok(()) => {
+                        store.sync_in_place(None, dest.parent())?;
                         let mut r = Record::new(timestamp, op::RENAME, &new.as_string());
                         r.extra = old.clone();
                         result = Ok(new.as_string());
@@ -408,6 +408,10 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
     if let Err(e) = logged {
         log::warn!("moving the metadata of {old}: {e}");
     }
+    store
+        .sync_in_place(None, new_m.parent())
+        .map_err(|e| io_status(&e))?;
+    store.durable().map_err(|e| io_status(&e))?;
     Ok(new)
 }
 

@@ -22,6 +22,8 @@ pub struct Binlog {
     /// Bumped on every append; readers wait on `more` for it to change.
     seq: Mutex<u64>,
     more: Condvar,
+    /// With `durable_uploads`, every line also goes to the redo journal.
+    journal: std::sync::OnceLock<std::sync::Arc<super::journal::Journal>>,
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -30,7 +32,7 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 impl Binlog {
     /// Open (or start) the binlog in `sync_dir`. Records are not fsync'ed one
-    /// by one: durable mode flushes them in group commits (commit.rs).
+    /// by one: durable mode makes them durable through the journal.
     pub fn open(sync_dir: &Path) -> io::Result<Binlog> {
         std::fs::create_dir_all(sync_dir)?;
         let index = fmt::read_index(sync_dir)?;
@@ -45,6 +47,7 @@ impl Binlog {
             w: Mutex::new(Writer { file, index, size }),
             seq: Mutex::new(0),
             more: Condvar::new(),
+            journal: std::sync::OnceLock::new(),
         })
     }
 
@@ -83,10 +86,18 @@ impl Binlog {
             }
             w.file.write_all(line.as_bytes())?;
             w.size += line.len() as u64;
+            if let Some(j) = self.journal.get() {
+                j.add_line(line.as_bytes(), (w.index, w.size));
+            }
         }
         *self.seq.lock() += 1;
         self.more.notify_all();
         Ok(())
+    }
+
+    /// Send every line appended from now on to `j` as well.
+    pub fn set_journal(&self, j: std::sync::Arc<super::journal::Journal>) {
+        let _ = self.journal.set(j);
     }
 
     /// Where the next record will be written: (index, offset).
@@ -112,12 +123,6 @@ impl Binlog {
     pub fn wake_all(&self) {
         *self.seq.lock() += 1;
         self.more.notify_all();
-    }
-
-    /// A second handle on the file being written, to fsync it without
-    /// holding the lock appenders need.
-    pub fn handle(&self) -> io::Result<File> {
-        self.w.lock().file.try_clone()
     }
 
     /// Flush to disk (shutdown).

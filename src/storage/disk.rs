@@ -128,9 +128,12 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        if self.store.cfg.durable_uploads {
-            super::commit::write_back(self.temp()?.file())?;
-        } else if self.store.cfg.fsync_after_written_bytes > 0 {
+        let durable = self.store.cfg.durable_uploads;
+        if self.store.cfg.fsync_after_written_bytes > 0 && !durable
+            || durable && self.size > super::journal::MAX_FILE
+        {
+            // (A big durable upload is synced in place: do the long part
+            // before taking the binlog lock.)
             self.temp()?.file().sync_data()?;
         }
         self.temp()?;
@@ -152,7 +155,10 @@ impl Upload {
                 None => self.link_new_name(timestamp, crc32)?,
             };
             let rec = Record::new(timestamp, op::CREATE, &remote.as_string());
+            let file = self.temp()?.file();
+            let journaled = store.journal_file(&rec.name, file, dest.parent());
             named = Some((remote, dest));
+            journaled?;
             Ok(Some(rec))
         });
         let (remote, dest) = named.ok_or_else(|| {
@@ -166,8 +172,8 @@ impl Upload {
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
-        // Directory entry and binlog record: one flush for the batch.
-        self.store.durable(dest.parent())?;
+        // Content and binlog record: one journal round for the batch.
+        self.store.durable()?;
         Ok((self.store.cfg.group_name.clone(), remote))
     }
 
@@ -289,9 +295,7 @@ pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
     if let Err(e) = logged {
         log::warn!("removing metadata of {}: {e}", t.path.display());
     }
-    store
-        .durable(Some(dir_of(&t.path)))
-        .map_err(|e| io_status(&e))
+    store.durable().map_err(|e| io_status(&e))
 }
 
 fn log_failed(e: &io::Error) -> u8 {
@@ -313,14 +317,15 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let mut pairs = proto::decode_meta(raw);
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
-            return store
+            store
                 .binlog
                 .append_with(|| match fs::remove_file(&mpath) {
                     Ok(()) => Ok(Some(Record::new(super::now() as u32, op::DELETE, &mname))),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(e),
                 })
-                .map_err(|e| io_status(&e));
+                .map_err(|e| io_status(&e))?;
+            return store.durable().map_err(|e| io_status(&e));
         }
         MetaOp::Merge if pairs.is_empty() => return Ok(()),
         MetaOp::Merge => {
@@ -346,14 +351,15 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
     write_replace(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
+    if let Some(j) = &store.journal {
+        j.add_file(0, &mname, &bytes);
+    }
     let o = if existed { op::UPDATE } else { op::CREATE };
     store
         .binlog
         .append_with(|| Ok(Some(Record::new(super::now() as u32, o, &mname))))
         .map_err(|e| io_status(&e))?;
-    store
-        .durable(Some(dir_of(&mpath)))
-        .map_err(|e| io_status(&e))
+    store.durable().map_err(|e| io_status(&e))
 }
 
 /// GET_METADATA: the raw metadata file.
@@ -434,13 +440,8 @@ pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<Remote
     RemoteName::parse(&r.as_string()).map_err(|_| status::EINVAL)
 }
 
-/// The directory holding `path`.
-fn dir_of(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("."))
-}
-
 /// Replace the content of `path` all at once (readers see the old or the new
-/// file, never a mix); fsync'ed only in durable mode.
+/// file, never a mix); durable mode journals the bytes.
 fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -448,9 +449,6 @@ fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let hidden = || format!(".meta-{:016x}", store.random64());
     let mut t = TempFile::create_in(dir, hidden)?;
     t.file().write_all(bytes)?;
-    if store.cfg.durable_uploads {
-        super::commit::write_back(t.file())?;
-    }
     t.persist_replace(path, hidden)?;
     Ok(())
 }

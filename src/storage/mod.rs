@@ -6,9 +6,10 @@ mod appender;
 mod beat;
 mod binlog;
 mod cached;
-mod commit;
 mod disk;
 mod handler;
+mod journal;
+mod journal_recover;
 mod replica;
 mod sync;
 
@@ -20,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,8 +81,8 @@ pub struct Store {
     pub peers: sync::Peers,
     /// Serialises changes to one appender file.
     pub file_locks: appender::FileLocks,
-    /// Group commit, with `durable_uploads`.
-    pub commit: Option<commit::GroupCommit>,
+    /// The redo journal, with `durable_uploads`.
+    pub journal: Option<Arc<journal::Journal>>,
     /// Push threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Our listening port (known once bound).
@@ -188,12 +189,54 @@ impl Store {
         s
     }
 
-    /// With `durable_uploads`, return once the binlog and `dir` (the
-    /// directory of a file just named or removed) are on disk; the file's own
-    /// data must have been synced by the caller.
-    pub fn durable(&self, dir: Option<&std::path::Path>) -> io::Result<()> {
-        match &self.commit {
-            Some(c) => c.commit(&self.binlog, dir),
+    /// With `durable_uploads`, return once every change logged so far is
+    /// durable: its binlog line and the file records added to the journal.
+    /// (Changes made in place must have synced their file and directory.)
+    pub fn durable(&self) -> io::Result<()> {
+        match &self.journal {
+            Some(j) => j.commit(j.added()),
+            None => Ok(()),
+        }
+    }
+
+    /// With `durable_uploads`: journal the whole content of the file named
+    /// `remote` (a new file, metadata file or replica) if it is small enough,
+    /// else sync `file` and its directory `dir` in place. Call before logging
+    /// the change's binlog line, then [`Store::durable`].
+    pub fn journal_file(
+        &self,
+        remote: &str,
+        file: &std::fs::File,
+        dir: Option<&std::path::Path>,
+    ) -> io::Result<()> {
+        let Some(j) = &self.journal else {
+            return Ok(());
+        };
+        let size = file.metadata()?.len();
+        if size <= journal::MAX_FILE {
+            use std::os::unix::fs::FileExt;
+            let mut data = vec![0u8; size as usize];
+            file.read_exact_at(&mut data, 0)?;
+            j.add_file(0, remote, &data);
+            return Ok(());
+        }
+        self.sync_in_place(Some(file), dir)
+    }
+
+    /// With `durable_uploads`: sync a file changed in place and its directory.
+    pub fn sync_in_place(
+        &self,
+        file: Option<&std::fs::File>,
+        dir: Option<&std::path::Path>,
+    ) -> io::Result<()> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        if let Some(f) = file {
+            f.sync_all()?;
+        }
+        match dir {
+            Some(d) => crate::layout::store::fsync_dir(d),
             None => Ok(()),
         }
     }
@@ -398,6 +441,11 @@ impl RunningStorage {
         if let Err(e) = self.store.binlog.sync() {
             log::error!("flushing the binlog: {e}");
         }
+        if let Some(j) = &self.store.journal
+            && let Err(e) = j.flush()
+        {
+            log::error!("flushing the journal: {e}");
+        }
         if let Err(e) = self.store.save_stats() {
             log::error!("saving storage_stat.dat: {e}");
         }
@@ -419,6 +467,55 @@ fn my_ipv4(cfg: &StorageConfig) -> Ipv4Addr {
         }
     });
     probe.unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+/// Replay the redo journal left by a crash (whatever the mode now), then open
+/// the binlog.
+fn replay_and_open_binlog(data_dir: &Path, paths: &[StorePath]) -> io::Result<binlog::Binlog> {
+    let roots: Vec<_> = paths.iter().map(|p| p.root.clone()).collect();
+    let jpath = data_dir.join(journal::FILE_NAME);
+    let r = journal_recover::replay(&jpath, &roots, &data_dir.join("sync"))?;
+    if r.files_restored + r.files_removed + r.lines_appended > 0 {
+        log::warn!(
+            "journal replayed after a crash: {} files restored, {} removed again, {} binlog lines appended",
+            r.files_restored,
+            r.files_removed,
+            r.lines_appended
+        );
+    }
+    binlog::Binlog::open(&data_dir.join("sync"))
+}
+
+/// With `durable_uploads`, start a new journal generation (and send binlog
+/// lines to it); without, remove a journal that was replayed.
+fn open_journal(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+    binlog: &binlog::Binlog,
+) -> io::Result<Option<Arc<journal::Journal>>> {
+    let jpath = data_dir.join(journal::FILE_NAME);
+    let previous = std::fs::read(&jpath)
+        .ok()
+        .and_then(|b| journal::Header::decode(&b))
+        .map_or(0, |h| h.generation);
+    if !cfg.durable_uploads {
+        if jpath.exists() {
+            std::fs::remove_file(&jpath)?;
+        }
+        return Ok(None);
+    }
+    let mut dirs = vec![data_dir.to_path_buf()];
+    dirs.extend(cfg.store_paths.iter().cloned());
+    let roots = journal::filesystem_roots(&dirs);
+    let j = Arc::new(journal::Journal::start(
+        &jpath,
+        cfg.durable_journal_size,
+        roots,
+        previous,
+        binlog.write_pos(),
+    )?);
+    binlog.set_journal(j.clone());
+    Ok(Some(j))
 }
 
 /// Start a storage server with `cfg`: prepare the store paths, bind, serve,
@@ -466,7 +563,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         } else {
             cfg.disk_writer_threads
         };
-        // Durable uploads wait for a group commit on their worker: enough
+        // Durable uploads wait for a journal round on their worker: enough
         // workers let a batch form while a flush runs.
         let threads = if cfg.durable_uploads {
             threads.max(16)
@@ -476,6 +573,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         pools.push(Pool::new(&format!("fdfs-dio-p{i:02}"), threads.max(1))?);
     }
 
+    let binlog = replay_and_open_binlog(&data_dir, &paths)?;
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
     let store = Arc::new(Store {
         my_ip: RwLock::new(my_ipv4(&cfg)),
@@ -496,11 +594,11 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         rng: AtomicU64::new(seed),
         started: now(),
         init_flag: Mutex::new(flag),
-        binlog: binlog::Binlog::open(&data_dir.join("sync"))?,
         received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
-        commit: cfg.durable_uploads.then(commit::GroupCommit::default),
+        journal: open_journal(&cfg, &data_dir, &binlog)?,
+        binlog,
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),
         conns: std::sync::OnceLock::new(),

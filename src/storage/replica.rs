@@ -145,9 +145,6 @@ impl Copy {
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
         file.file().set_modified(mtime).map_err(|e| io_status(&e))?;
-        if self.store.cfg.durable_uploads {
-            super::commit::write_back(file.file()).map_err(|e| io_status(&e))?;
-        }
         let dest = self.dest.clone();
         let update = self.update;
         let store = self.store.clone();
@@ -164,6 +161,7 @@ impl Copy {
                     }
                     file.persist_replace(&dest, hidden)?;
                 }
+                store.journal_file(&rec.name, file.file(), dest.parent())?;
                 Ok(Some(rec))
             })
             .map_err(|e| {
@@ -171,9 +169,7 @@ impl Copy {
                 io_status(&e)
             })?;
         // A replica is as durable as an upload, so a failover loses nothing.
-        self.store
-            .durable(self.dest.parent())
-            .map_err(|e| io_status(&e))?;
+        self.store.durable().map_err(|e| io_status(&e))?;
         Ok(0)
     }
 }

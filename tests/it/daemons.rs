@@ -1,7 +1,8 @@
 //! How the daemons behave over time and under stress: the tracker keeps its
 //! state across restarts and notices silent storages; the storage refuses
 //! uploads it cannot hold, cleans up interrupted ones, closes idle connections
-//! and holds back connections beyond `max_connections`.
+//! holds back connections beyond `max_connections`, and in durable mode
+//! restores from its journal what the disk lost.
 
 use crate::util::*;
 use nix::sys::signal::Signal;
@@ -271,4 +272,53 @@ fn inline_reads_serve_the_same_bytes() {
         ])
         .fails_with("ENOENT");
     cluster.assert_serves("inline_reads");
+}
+
+/// The path of a file id's content under store path 0 of storage 0.
+fn stored_path(cluster: &Cluster, id: &str) -> std::path::PathBuf {
+    let rel = id.split_once("/M00/").expect("an M00 file id").1;
+    cluster.store_path(0, 0).join("data").join(rel)
+}
+
+#[test]
+fn durable_journal_restores_what_the_disk_lost() {
+    let mut cluster = Cluster::builder()
+        .storage_conf("durable_uploads", "true")
+        .storage_conf("durable_journal_size", "4MB")
+        .start();
+    let binlog = cluster.base_path(0).join("data/sync/binlog.000");
+    let before = fs::metadata(&binlog).map_or(0, |m| m.len());
+    let small = random_bytes("journal small", 5000);
+    let big = random_bytes("journal big", 1_500_000);
+    let a = cluster.upload(&small, &["--meta", "k=v"]);
+    let b = cluster.upload(&big, &[]);
+    let logged = fs::read_to_string(&binlog).unwrap();
+    assert!(cluster.stop_storage(0), "storage must stop cleanly");
+    assert!(
+        cluster.base_path(0).join("data/fdfs_journal.dat").is_file(),
+        "durable mode keeps a journal"
+    );
+    // As if the machine had crashed before the page cache reached the disk:
+    // the small file, its metadata and the binlog lines are gone.
+    let pa = stored_path(&cluster, &a);
+    fs::remove_file(&pa).unwrap();
+    fs::remove_file(pa.with_file_name(format!("{}-m", pa.file_name().unwrap().to_str().unwrap())))
+        .unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&binlog)
+        .unwrap()
+        .set_len(before)
+        .unwrap();
+    cluster.restart_storage(0);
+    assert_same_bytes("restored small file", &small, &cluster.download(&a));
+    assert_same_bytes("big file synced in place", &big, &cluster.download(&b));
+    let meta = cluster.fdfs(&["meta", "get", &a]).success().stdout_str();
+    assert_eq!(meta.trim(), "k=v");
+    let relogged = fs::read_to_string(&binlog).unwrap();
+    assert!(
+        relogged.starts_with(&logged),
+        "binlog lines restored in order:\n{logged}\n---\n{relogged}"
+    );
+    cluster.assert_serves("durable_journal");
 }
