@@ -90,11 +90,8 @@ impl StorageClient {
         .encode();
         self.conn.send(Cmd::DownloadFile, &req)?;
         let total = self.conn.recv_header(Cmd::DownloadFile)?;
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(CHUNK.min(total.max(1) as usize), 0);
-        let r = self.receive(total, &mut buf, dst, progress);
-        self.buf = buf;
-        r
+        let mut buf = vec![0u8; CHUNK.min(total.max(1) as usize)];
+        self.receive(total, &mut buf, dst, progress)
     }
 
     fn receive(
