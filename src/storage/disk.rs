@@ -159,9 +159,9 @@ impl Upload {
             // before taking the binlog lock.)
             self.temp()?.file().sync_data()?;
         }
-        self.temp()?;
-        let crc32 = std::mem::take(&mut self.crc).finalize();
         let store = self.store.clone();
+        let content = store.journal_content(self.temp()?.file())?;
+        let crc32 = std::mem::take(&mut self.crc).finalize();
         let mut named: Option<(RemoteName, PathBuf)> = None;
         let logged = store.binlog.append_with(|| {
             let timestamp = super::now() as u32;
@@ -179,7 +179,7 @@ impl Upload {
             };
             let rec = Record::new(timestamp, op::CREATE, &remote.as_string());
             let file = self.temp()?.file();
-            let journaled = store.journal_file(&rec.name, file, dest.parent());
+            let journaled = store.journal_file(&rec.name, content.as_deref(), file, dest.parent());
             named = Some((remote, dest));
             journaled?;
             Ok(Some(rec))
@@ -227,7 +227,7 @@ impl Upload {
             }
             let name = remote.as_string();
             if let Some(j) = &self.store.journal {
-                j.add_file(0, &name, data);
+                j.add_file(&name, data);
             }
             named = Some(remote);
             Ok(Some(Record::new(timestamp, op::CREATE, &name)))
@@ -428,7 +428,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     // the record follows it, so a peer that reads the record finds the file.
     write_replace(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
     if let Some(j) = &store.journal {
-        j.add_file(0, &mname, &bytes);
+        j.add_file(&mname, &bytes);
     }
     let o = if existed { op::UPDATE } else { op::CREATE };
     store

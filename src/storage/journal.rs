@@ -18,7 +18,7 @@
 //! File layout: a header block (magic, generation, binlog position of the
 //! checkpoint, CRC) and from [`BLOCK`] on, rounds of records, each round
 //! starting on a block boundary. A record: magic, CRC32 of the rest,
-//! generation, kind, store path, name length, data length, name, data.
+//! generation, kind, name length, data length, name, data.
 
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 pub const BLOCK: u64 = 4096;
 pub const HEADER_MAGIC: &[u8; 8] = b"FDFSJRN1";
 pub const RECORD_MAGIC: u32 = 0x4644_4A52;
-/// magic, crc, generation, kind, store, name length, data length.
-pub const RECORD_HEAD: usize = 4 + 4 + 8 + 1 + 1 + 2 + 4;
+/// magic, crc, generation, kind, name length, data length.
+pub const RECORD_HEAD: usize = 4 + 4 + 8 + 1 + 2 + 4;
 /// Files up to this size are journaled; bigger ones are synced in place.
 pub const MAX_FILE: u64 = 1024 * 1024;
 /// The journal's file name under `base_path/data`.
@@ -39,7 +39,7 @@ pub const FILE_NAME: &str = "fdfs_journal.dat";
 
 /// Record kinds.
 pub mod kind {
-    /// The whole content of a file (name relative to its store path's data/).
+    /// The whole content of a file, named by its remote name (`M00/HH/HH/x`).
     pub const FILE: u8 = 1;
     /// A binlog line, in binlog order.
     pub const LINE: u8 = 2;
@@ -85,20 +85,12 @@ impl Header {
 }
 
 /// Append one record to `out`.
-pub fn encode_record(
-    out: &mut Vec<u8>,
-    generation: u64,
-    kind: u8,
-    store: u8,
-    name: &[u8],
-    data: &[u8],
-) {
+pub fn encode_record(out: &mut Vec<u8>, generation: u64, kind: u8, name: &[u8], data: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&RECORD_MAGIC.to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&generation.to_be_bytes());
     out.push(kind);
-    out.push(store);
     out.extend_from_slice(&(name.len() as u16).to_be_bytes());
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(name);
@@ -111,7 +103,6 @@ pub fn encode_record(
 #[derive(Debug, PartialEq, Eq)]
 pub struct Record<'a> {
     pub kind: u8,
-    pub store: u8,
     pub name: &'a [u8],
     pub data: &'a [u8],
 }
@@ -126,8 +117,8 @@ pub fn decode_record(b: &[u8], generation: u64) -> Option<(Record<'_>, usize)> {
     if u64::from_be_bytes(b[8..16].try_into().ok()?) != generation {
         return None;
     }
-    let name_len = u16::from_be_bytes(b[18..20].try_into().ok()?) as usize;
-    let data_len = u32::from_be_bytes(b[20..24].try_into().ok()?) as usize;
+    let name_len = u16::from_be_bytes(b[17..19].try_into().ok()?) as usize;
+    let data_len = u32::from_be_bytes(b[19..23].try_into().ok()?) as usize;
     let end = RECORD_HEAD.checked_add(name_len)?.checked_add(data_len)?;
     if b.len() < end || crc32fast::hash(&b[8..end]) != crc {
         return None;
@@ -136,7 +127,6 @@ pub fn decode_record(b: &[u8], generation: u64) -> Option<(Record<'_>, usize)> {
     Some((
         Record {
             kind: b[16],
-            store: b[17],
             name,
             data: &b[RECORD_HEAD + name_len..end],
         },
@@ -249,12 +239,12 @@ impl Journal {
         Ok(j)
     }
 
-    /// Add the whole content of a file (`name` relative to store path
-    /// `store`'s data directory); returns the number to wait for.
-    pub fn add_file(&self, store: u8, name: &str, data: &[u8]) -> u64 {
+    /// Add the whole content of the file with remote name `name`; returns
+    /// the number to wait for.
+    pub fn add_file(&self, name: &str, data: &[u8]) -> u64 {
         let mut st = self.st.lock();
         let g = st.generation;
-        encode_record(&mut st.buf, g, kind::FILE, store, name.as_bytes(), data);
+        encode_record(&mut st.buf, g, kind::FILE, name.as_bytes(), data);
         st.added += 1;
         st.added
     }
@@ -264,7 +254,7 @@ impl Journal {
     pub fn add_line(&self, line: &[u8], end: (u32, u64)) -> u64 {
         let mut st = self.st.lock();
         let g = st.generation;
-        encode_record(&mut st.buf, g, kind::LINE, 0, &[], line);
+        encode_record(&mut st.buf, g, kind::LINE, &[], line);
         st.binlog_end = end;
         st.added += 1;
         st.added
@@ -302,19 +292,19 @@ impl Journal {
             st = self.st.lock();
             st.running = false;
             match result {
-                Ok(Some(next)) => st.offset = next,
+                Ok(Some(next)) => {
+                    st.offset = next;
+                    st.done = upto;
+                }
                 Ok(None) => {
                     // A checkpoint: records added meanwhile move to the new
                     // generation.
                     st.generation = generation + 1;
                     st.offset = BLOCK;
-                    let pending = std::mem::take(&mut st.buf);
-                    st.buf = regenerate(&pending, generation + 1);
+                    st.buf = regenerate(&st.buf, generation + 1);
+                    st.done = upto;
                 }
                 Err(e) => st.failed = Some((upto, e.kind(), e.to_string())),
-            }
-            if st.failed.as_ref().is_none_or(|f| f.0 != upto) {
-                st.done = st.done.max(upto);
             }
             if st.buf.is_empty() {
                 // Keep the allocation for the next round.
@@ -381,7 +371,7 @@ fn regenerate(records: &[u8], generation: u64) -> Vec<u8> {
         let Some((r, n)) = decode_record(&records[at..], g) else {
             break;
         };
-        encode_record(&mut out, generation, r.kind, r.store, r.name, r.data);
+        encode_record(&mut out, generation, r.kind, r.name, r.data);
         at += n;
     }
     out
@@ -412,12 +402,12 @@ mod tests {
     #[test]
     fn records_round_trip_and_refuse_damage() {
         let mut b = Vec::new();
-        encode_record(&mut b, 7, kind::FILE, 2, b"00/01/x.jpg", b"content");
-        encode_record(&mut b, 7, kind::LINE, 0, b"", b"1 C M00/00/01/x.jpg\n");
+        encode_record(&mut b, 7, kind::FILE, b"M02/00/01/x.jpg", b"content");
+        encode_record(&mut b, 7, kind::LINE, b"", b"1 C M00/00/01/x.jpg\n");
         let (r, n) = decode_record(&b, 7).unwrap();
         assert_eq!(
-            (r.kind, r.store, r.name, r.data),
-            (kind::FILE, 2, &b"00/01/x.jpg"[..], &b"content"[..])
+            (r.kind, r.name, r.data),
+            (kind::FILE, &b"M02/00/01/x.jpg"[..], &b"content"[..])
         );
         let (r2, _) = decode_record(&b[n..], 7).unwrap();
         assert_eq!(r2.data, b"1 C M00/00/01/x.jpg\n");
@@ -460,7 +450,7 @@ mod tests {
                 let j = j.clone();
                 std::thread::spawn(move || {
                     for k in 0..25u32 {
-                        let s = j.add_file(t, &format!("f{t}-{k}"), &[t; 100]);
+                        let s = j.add_file(&format!("f{t}-{k}"), &[t; 100]);
                         j.commit(s).unwrap();
                     }
                 })
@@ -473,7 +463,7 @@ mod tests {
         // generation 6 and the records after it are found there.
         let big = vec![1u8; MAX_FILE as usize];
         for i in 0..6 {
-            let s = j.add_file(0, &format!("big{i}"), &big);
+            let s = j.add_file(&format!("big{i}"), &big);
             j.commit(s).unwrap();
         }
         let s = j.add_line(b"1 C M00/00/00/last\n", (0, 20));

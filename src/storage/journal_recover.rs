@@ -212,7 +212,7 @@ mod tests {
         .encode();
         assert_eq!(b.len(), BLOCK as usize);
         for (k, name, data) in recs {
-            encode_record(&mut b, 3, *k, 0, name.as_bytes(), data);
+            encode_record(&mut b, 3, *k, name.as_bytes(), data);
         }
         let p = dir.join(journal::FILE_NAME);
         fs::write(&p, b).unwrap();

@@ -199,28 +199,44 @@ impl Store {
         }
     }
 
-    /// With `durable_uploads`: journal the whole content of the file named
-    /// `remote` (a new file, metadata file or replica) if it is small enough,
-    /// else sync `file` and its directory `dir` in place. Call before logging
-    /// the change's binlog line, then [`Store::durable`].
+    /// With `durable_uploads`, the content of a finished new file (an upload,
+    /// a replica) if it is small enough for the journal. Read it before taking
+    /// the binlog lock, and hand it to [`Store::journal_file`] under it.
+    pub fn journal_content(&self, file: &std::fs::File) -> io::Result<Option<Vec<u8>>> {
+        if self.journal.is_none() {
+            return Ok(None);
+        }
+        let size = file.metadata()?.len();
+        if size > journal::MAX_FILE {
+            return Ok(None);
+        }
+        use std::os::unix::fs::FileExt;
+        let mut data = vec![0u8; size as usize];
+        file.read_exact_at(&mut data, 0)?;
+        Ok(Some(data))
+    }
+
+    /// With `durable_uploads`, once `file` is named `remote` in `dir`: journal
+    /// its `content` (from [`Store::journal_content`]), or, when that is too
+    /// big, sync the file and directory in place. Call before logging the
+    /// change's binlog line, then [`Store::durable`].
     pub fn journal_file(
         &self,
         remote: &str,
+        content: Option<&[u8]>,
         file: &std::fs::File,
         dir: Option<&std::path::Path>,
     ) -> io::Result<()> {
         let Some(j) = &self.journal else {
             return Ok(());
         };
-        let size = file.metadata()?.len();
-        if size <= journal::MAX_FILE {
-            use std::os::unix::fs::FileExt;
-            let mut data = vec![0u8; size as usize];
-            file.read_exact_at(&mut data, 0)?;
-            j.add_file(0, remote, &data);
-            return Ok(());
+        match content {
+            Some(data) => {
+                j.add_file(remote, data);
+                Ok(())
+            }
+            None => self.sync_in_place(Some(file), dir),
         }
-        self.sync_in_place(Some(file), dir)
     }
 
     /// With `durable_uploads`: sync a file changed in place and its directory.
@@ -470,8 +486,11 @@ fn my_ipv4(cfg: &StorageConfig) -> Ipv4Addr {
 }
 
 /// Replay the redo journal left by a crash (whatever the mode now), then open
-/// the binlog.
-fn replay_and_open_binlog(data_dir: &Path, paths: &[StorePath]) -> io::Result<binlog::Binlog> {
+/// the binlog. Also returns the generation of the journal found (0: none).
+fn replay_and_open_binlog(
+    data_dir: &Path,
+    paths: &[StorePath],
+) -> io::Result<(binlog::Binlog, u64)> {
     let roots: Vec<_> = paths.iter().map(|p| p.root.clone()).collect();
     let jpath = data_dir.join(journal::FILE_NAME);
     let r = journal_recover::replay(&jpath, &roots, &data_dir.join("sync"))?;
@@ -483,21 +502,18 @@ fn replay_and_open_binlog(data_dir: &Path, paths: &[StorePath]) -> io::Result<bi
             r.lines_appended
         );
     }
-    binlog::Binlog::open(&data_dir.join("sync"))
+    Ok((binlog::Binlog::open(&data_dir.join("sync"))?, r.generation))
 }
 
-/// With `durable_uploads`, start a new journal generation (and send binlog
-/// lines to it); without, remove a journal that was replayed.
+/// With `durable_uploads`, start a new journal generation after `previous`
+/// (and send binlog lines to it); without, remove a journal that was replayed.
 fn open_journal(
     cfg: &StorageConfig,
     data_dir: &Path,
     binlog: &binlog::Binlog,
+    previous: u64,
 ) -> io::Result<Option<Arc<journal::Journal>>> {
     let jpath = data_dir.join(journal::FILE_NAME);
-    let previous = std::fs::read(&jpath)
-        .ok()
-        .and_then(|b| journal::Header::decode(&b))
-        .map_or(0, |h| h.generation);
     if !cfg.durable_uploads {
         if jpath.exists() {
             std::fs::remove_file(&jpath)?;
@@ -573,7 +589,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         pools.push(Pool::new(&format!("fdfs-dio-p{i:02}"), threads.max(1))?);
     }
 
-    let binlog = replay_and_open_binlog(&data_dir, &paths)?;
+    let (binlog, previous) = replay_and_open_binlog(&data_dir, &paths)?;
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
     let store = Arc::new(Store {
         my_ip: RwLock::new(my_ipv4(&cfg)),
@@ -597,7 +613,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
-        journal: open_journal(&cfg, &data_dir, &binlog)?,
+        journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
         binlog,
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),

@@ -145,6 +145,10 @@ impl Copy {
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
         file.file().set_modified(mtime).map_err(|e| io_status(&e))?;
+        let content = self
+            .store
+            .journal_content(file.file())
+            .map_err(|e| io_status(&e))?;
         let dest = self.dest.clone();
         let update = self.update;
         let store = self.store.clone();
@@ -161,7 +165,7 @@ impl Copy {
                     }
                     file.persist_replace(&dest, hidden)?;
                 }
-                store.journal_file(&rec.name, file.file(), dest.parent())?;
+                store.journal_file(&rec.name, content.as_deref(), file.file(), dest.parent())?;
                 Ok(Some(rec))
             })
             .map_err(|e| {
