@@ -95,6 +95,8 @@ fn content(size: u64, seed: u64) -> Vec<u8> {
 struct Client {
     tracker: TrackerClient,
     storage: StorageClient,
+    /// The storage's "ip:port", to connect again after a broken connection.
+    addr: String,
     store_path: u8,
     data: Vec<u8>,
     files: Vec<(String, String)>,
@@ -104,10 +106,12 @@ struct Client {
 impl Client {
     fn connect(tracker: &TrackerClient, size: u64, seed: u64) -> Result<Client, Error> {
         let t = tracker.query_store(None)?;
-        let storage = StorageClient::connect(&format!("{}:{}", t.ip, t.port), tracker.timeouts)?;
+        let addr = format!("{}:{}", t.ip, t.port);
+        let storage = StorageClient::connect(&addr, tracker.timeouts)?;
         Ok(Client {
             tracker: tracker.clone(),
             storage,
+            addr,
             store_path: t.store_path_index,
             data: content(size, seed),
             files: Vec::new(),
@@ -251,6 +255,16 @@ pub fn run(a: Args) -> CliResult {
                         Err(e) => {
                             t.errors += 1;
                             t.first_error.get_or_insert_with(|| e.to_string());
+                            // A server may close the connection after an
+                            // error (an upload it refused mid-body, say):
+                            // go on with a new one rather than fail every
+                            // request that follows at once.
+                            if e.status().is_none()
+                                && let Ok(s) =
+                                    StorageClient::connect(&cl.addr, cl.tracker.timeouts)
+                            {
+                                cl.storage = s;
+                            }
                             if t.errors > 100 && t.latencies_us.is_empty() {
                                 break;
                             }

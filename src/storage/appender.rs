@@ -38,6 +38,13 @@ impl FileLocks {
         path.hash(&mut h);
         self.0[(h.finish() % 64) as usize].lock()
     }
+
+    /// Lock the stripe of `path` if it is free (the loop must not wait).
+    pub fn try_lock(&self, path: &Path) -> Option<MutexGuard<'_, ()>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        self.0[(h.finish() % 64) as usize].try_lock()
+    }
 }
 
 /// What a staged change does when applied.

@@ -10,6 +10,7 @@
 //! request goes to the disk pool as before, so a cold disk never holds up the
 //! loop. Kernels without these calls (before 5.12) always get `None`.
 
+use super::appender::FileLocks;
 use super::disk::io_status;
 use crate::net::{FileBody, Reply};
 use crate::proto::status;
@@ -150,14 +151,16 @@ pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u
 }
 
 /// GET_METADATA without waiting for the disk; answers as
-/// [`super::disk::get_metadata`].
-pub fn get_metadata(path: &Path) -> Option<Result<Vec<u8>, u8>> {
+/// [`super::disk::get_metadata`]. A metadata file being rewritten (its
+/// stripe lock taken) is left to the pool, which waits for the lock.
+pub fn get_metadata(locks: &FileLocks, path: &Path) -> Option<Result<Vec<u8>, u8>> {
     match open(path)?.and_then(|f| f.metadata()) {
         Ok(m) if m.is_file() => {}
         Ok(_) => return Some(Err(status::ENOENT)),
         Err(e) => return Some(Err(io_status(&e))),
     }
     let mpath = crate::layout::store::meta_path(path);
+    let _guard = locks.try_lock(&mpath)?;
     let file = match open(&mpath)? {
         Ok(f) => f,
         Err(e) => return Some(Err(io_status(&e))),
@@ -191,7 +194,12 @@ mod tests {
             let r = r.unwrap();
             assert_eq!(r.body, b"world");
             assert!(r.file.is_none());
-            assert_eq!(get_metadata(&p).unwrap().unwrap(), b"k\x02v");
+            let locks = FileLocks::default();
+            assert_eq!(get_metadata(&locks, &p).unwrap().unwrap(), b"k\x02v");
+            // While a rewrite holds the file's lock, the loop leaves it alone.
+            let held = locks.lock(&crate::layout::store::meta_path(&p));
+            assert!(get_metadata(&locks, &p).is_none());
+            drop(held);
             // A missing name may need the disk to be sure of: None or ENOENT.
             if let Some(r) = download(&dir.path().join("nope"), 0, 0) {
                 assert_eq!(r.err(), Some(status::ENOENT));

@@ -3,6 +3,7 @@
 //! name), downloads (open + sendfile region), delete, metadata, file info.
 
 use super::Store;
+use super::appender::FileLocks;
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName, Source};
@@ -162,34 +163,32 @@ impl Upload {
         let store = self.store.clone();
         let content = store.journal_content(self.temp()?.file())?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
-        let mut named: Option<(RemoteName, PathBuf)> = None;
-        let logged = store.binlog.append_with(|| {
-            let timestamp = super::now() as u32;
-            // The name carries the file's mtime, as upstream.
-            self.temp()?
-                .file()
-                .set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
-            let (remote, dest) = match self.slave.clone() {
-                Some(name) => {
-                    let dest = self.store.paths[self.path as usize].file_path(&name);
-                    self.temp()?.persist_noreplace(&dest)?;
-                    (name, dest)
-                }
-                None => self.link_new_name(timestamp, crc32)?,
-            };
-            let rec = Record::new(timestamp, op::CREATE, &remote.as_string());
-            let file = self.temp()?.file();
-            let journaled = store.journal_file(&rec.name, content.as_deref(), file, dest.parent());
-            named = Some((remote, dest));
-            journaled?;
-            Ok(Some(rec))
-        });
-        let (remote, dest) = named.ok_or_else(|| {
-            logged.as_ref().err().map_or_else(
-                || io::Error::other("upload not named"),
-                |e| io::Error::new(e.kind(), e.to_string()),
-            )
-        })?;
+        // Named outside the binlog lock: nobody else knows the name yet, so
+        // no other change of this file can come between. The record takes
+        // its own timestamp under the lock (never older than the name's),
+        // which keeps the binlog in time order.
+        let timestamp = super::now() as u32;
+        // The name carries the file's mtime, as upstream.
+        self.temp()?
+            .file()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
+        let (remote, dest) = match self.slave.clone() {
+            Some(name) => {
+                let dest = self.store.paths[self.path as usize].file_path(&name);
+                self.temp()?.persist_noreplace(&dest)?;
+                (name, dest)
+            }
+            None => self.link_new_name(timestamp, crc32)?,
+        };
+        let name = remote.as_string();
+        let file = self.temp()?.file();
+        let logged = store
+            .journal_file(&name, content.as_deref(), file, dest.parent())
+            .and_then(|()| {
+                store
+                    .binlog
+                    .append(&Record::new(super::now() as u32, op::CREATE, &name))
+            });
         if let Err(e) = logged {
             // Never acknowledge a file that peers will not hear about.
             let _ = fs::remove_file(&dest);
@@ -200,41 +199,38 @@ impl Upload {
         Ok((self.store.cfg.group_name.clone(), remote))
     }
 
-    /// Write `data`, the whole content, under a fresh name and log it.
-    fn finish_whole(mut self, data: &[u8]) -> io::Result<(String, RemoteName)> {
-        let crc32 = std::mem::take(&mut self.crc).finalize();
-        let store = self.store.clone();
-        let mut named: Option<RemoteName> = None;
-        store.binlog.append_with(|| {
-            let timestamp = super::now() as u32;
-            let (remote, dest, mut file) = self.new_name(timestamp, crc32, |dest| {
-                fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(dest)
-            })?;
-            let written = file.write_all(data).and_then(|()| {
-                let cfg = &self.store.cfg;
-                if cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads {
-                    file.sync_data()?;
-                }
-                Ok(())
-            });
-            if let Err(e) = written {
-                // ENOSPC, say: leave nothing behind.
-                let _ = fs::remove_file(&dest);
-                return Err(e);
+    /// Write `data`, the whole content, under a fresh name and log it (as
+    /// [`Upload::finish`], outside the binlog lock).
+    fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName)> {
+        let crc32 = self.crc.clone().finalize();
+        let timestamp = super::now() as u32;
+        let (remote, dest, mut file) = self.new_name(timestamp, crc32, |dest| {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dest)
+        })?;
+        let name = remote.as_string();
+        let store = &self.store;
+        let logged = file.write_all(data).and_then(|()| {
+            let cfg = &store.cfg;
+            if cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads {
+                file.sync_data()?;
             }
-            let name = remote.as_string();
-            if let Some(j) = &self.store.journal {
+            if let Some(j) = &store.journal {
                 j.add_file(&name, data);
             }
-            named = Some(remote);
-            Ok(Some(Record::new(timestamp, op::CREATE, &name)))
-        })?;
-        let remote = named.ok_or_else(|| io::Error::other("upload not named"))?;
-        self.store.durable()?;
-        Ok((self.store.cfg.group_name.clone(), remote))
+            store
+                .binlog
+                .append(&Record::new(super::now() as u32, op::CREATE, &name))
+        });
+        if let Err(e) = logged {
+            // ENOSPC, say: leave nothing behind.
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        store.durable()?;
+        Ok((store.cfg.group_name.clone(), remote))
     }
 
     /// Link the temp file under a fresh name that does not exist yet.
@@ -345,33 +341,32 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
     Ok(r)
 }
 
-/// DELETE_FILE: the file and its metadata file, each logged (`D`).
+/// DELETE_FILE: the file and its metadata file, each logged (`D`). Each
+/// removal and its record happen under the file's stripe lock, which every
+/// change of a file holds (appends, metadata), so a file's records keep the
+/// order of its changes; other changes need not wait for the unlink.
 pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
     let name = t.name.as_string();
-    let mut result = Ok(());
-    let logged = store.binlog.append_with(|| {
-        if let Err(e) = fs::remove_file(&t.path) {
-            result = Err(io_status(&e));
-            return Ok(None);
-        }
-        Ok(Some(Record::new(super::now() as u32, op::DELETE, &name)))
-    });
-    result?;
-    logged.map_err(|e| log_failed(&e))?;
+    remove_logged(store, &t.path, &name).map_err(|e| io_status(&e))?;
     let mpath = layout::store::meta_path(&t.path);
-    let logged = store.binlog.append_with(|| match fs::remove_file(&mpath) {
-        Ok(()) => Ok(Some(Record::new(
-            super::now() as u32,
-            op::DELETE,
-            &format!("{name}-m"),
-        ))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    });
-    if let Err(e) = logged {
-        log::warn!("removing metadata of {}: {e}", t.path.display());
+    match remove_logged(store, &mpath, &format!("{name}-m")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("removing metadata of {}: {e}", t.path.display()),
     }
     store.durable().map_err(|e| io_status(&e))
+}
+
+/// Remove `path` and log the deletion of `remote`, under the file's lock.
+fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<()> {
+    let _guard = store.file_locks.lock(path);
+    fs::remove_file(path)?;
+    store
+        .binlog
+        .append(&Record::new(super::now() as u32, op::DELETE, remote))
+        .inspect_err(|e| {
+            log_failed(e);
+        })
 }
 
 fn log_failed(e: &io::Error) -> u8 {
@@ -426,7 +421,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let existed = mpath.exists();
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
-    write_replace(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
+    write_meta(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
     if let Some(j) = &store.journal {
         j.add_file(&mname, &bytes);
     }
@@ -439,11 +434,13 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
 }
 
 /// GET_METADATA: the raw metadata file.
-pub fn get_metadata(path: &std::path::Path) -> Result<Vec<u8>, u8> {
+pub fn get_metadata(locks: &FileLocks, path: &std::path::Path) -> Result<Vec<u8>, u8> {
     if !path.is_file() {
         return Err(status::ENOENT);
     }
     let mpath = layout::store::meta_path(path);
+    // set_metadata rewrites the file in place under this lock.
+    let _guard = locks.lock(&mpath);
     match fs::metadata(&mpath) {
         Ok(m) if !m.is_file() => return Err(status::EISDIR),
         Ok(_) => {}
@@ -518,6 +515,26 @@ pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<Remote
 
 /// Replace the content of `path` all at once (readers see the old or the new
 /// file, never a mix); durable mode journals the bytes.
+/// Write a metadata file (under its stripe lock, which readers take too). An
+/// existing one is rewritten in place when the new content fits the blocks
+/// it has (so a full disk cannot stop the write halfway): no new inode and
+/// no unlink per change, which is most of the cost of replacing a file, and
+/// on ext4 without a journal every create scans past recently freed inodes.
+fn write_meta(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = match fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return write_replace(store, path, bytes),
+        Err(e) => return Err(e),
+    };
+    let m = file.metadata()?;
+    if !m.is_file() || bytes.len() as u64 > m.blocks() * 512 {
+        return write_replace(store, path, bytes);
+    }
+    file.write_all_at(bytes, 0)?;
+    file.set_len(bytes.len() as u64)
+}
+
 fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()

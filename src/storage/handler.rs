@@ -234,13 +234,13 @@ impl StorageService {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
                 if let Ok(t) = &target
-                    && let Some(r) = cached::get_metadata(&t.path)
+                    && let Some(r) = cached::get_metadata(&self.store.file_locks, &t.path)
                 {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
                 }
                 self.on_target(target, true, move |store, target| {
-                    let r = target.and_then(|t| disk::get_metadata(&t.path));
+                    let r = target.and_then(|t| disk::get_metadata(&store.file_locks, &t.path));
                     count_get_meta(store, &r);
                     reply_of(r)
                 })

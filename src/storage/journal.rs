@@ -285,10 +285,19 @@ impl Journal {
             // Lead a round for every record added so far.
             st.running = true;
             let upto = st.added;
+            let nrec = upto - st.done;
             let mut buf = std::mem::take(&mut st.buf);
             let (offset, generation, binlog_end) = (st.offset, st.generation, st.binlog_end);
             drop(st);
+            let t0 = std::time::Instant::now();
             let result = self.round(&mut buf, offset, generation, binlog_end);
+            let dt = t0.elapsed();
+            eprintln!(
+                "round {} recs {} us ckpt {}",
+                nrec,
+                dt.as_micros(),
+                matches!(result, Ok(None))
+            );
             st = self.st.lock();
             st.running = false;
             match result {

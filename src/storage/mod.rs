@@ -66,6 +66,8 @@ pub struct Store {
     pub params: RwLock<Params>,
     /// (total_mb, free_mb) per store path, refreshed by the report thread.
     pub space: RwLock<Vec<(u64, u64)>>,
+    /// Bytes of uploads accepted per store path since `space` was read.
+    debit: Vec<AtomicU64>,
     my_ip: RwLock<Ipv4Addr>,
     /// Our storage id, when the cluster uses storage ids.
     pub id: RwLock<Option<String>>,
@@ -317,11 +319,8 @@ impl Store {
         let params = self.params.read();
         let fits = |i: usize| -> bool {
             let (total, free) = space.get(i).copied().unwrap_or((0, 0));
-            let reserve = match params.reserved {
-                Reserved::Bytes(b) => b / (1 << 20) / n as u64,
-                Reserved::Ratio(r) => (total as f64 * r) as u64,
-            };
-            free.saturating_sub(size >> 20) > reserve
+            let debit = self.debit[i].load(Ordering::Relaxed);
+            fits_reserve((total, free), debit, size, params.reserved, n)
         };
         let idx = asked as usize;
         let first = if asked != 0xFF && idx < n && writable(idx) {
@@ -344,10 +343,9 @@ impl Store {
         drop(params);
         // Debit the upload now: the figure is re-read from the file system
         // only every stat_report_interval, and fast writers would otherwise
-        // overrun the reserve between two reads.
-        if let Some(p) = self.space.write().get_mut(chosen) {
-            p.1 = p.1.saturating_sub(size.div_ceil(1 << 20));
-        }
+        // overrun the reserve between two reads. (In bytes: small files
+        // rounded up to a megabyte each made 25k uploads look like 25 GB.)
+        self.debit[chosen].fetch_add(size, Ordering::Relaxed);
         Ok(chosen as u8)
     }
 
@@ -363,7 +361,11 @@ impl Store {
                 })
             })
             .collect();
-        *self.space.write() = v.clone();
+        let mut space = self.space.write();
+        *space = v.clone();
+        for d in &self.debit {
+            d.store(0, Ordering::Relaxed);
+        }
         v
     }
 
@@ -470,6 +472,23 @@ impl RunningStorage {
 
 /// Our IPv4 address for file names: bind_addr if set, else the address the
 /// system would use to reach the first tracker (no packet is sent).
+/// Whether `size` more bytes leave store path space `(total_mb, free_mb)`,
+/// of which `debit` bytes were taken since it was read, above the reserve
+/// (an absolute reserve is shared by the `n` store paths).
+fn fits_reserve(
+    (total, free): (u64, u64),
+    debit: u64,
+    size: u64,
+    reserved: Reserved,
+    n: usize,
+) -> bool {
+    let reserve = match reserved {
+        Reserved::Bytes(b) => b / (1 << 20) / n as u64,
+        Reserved::Ratio(r) => (total as f64 * r) as u64,
+    };
+    free.saturating_sub(debit.saturating_add(size) >> 20) > reserve
+}
+
 fn my_ipv4(cfg: &StorageConfig) -> Ipv4Addr {
     if let Some(IpAddr::V4(ip)) = cfg.bind_addr.as_deref().and_then(|b| b.parse().ok()) {
         return ip;
@@ -590,6 +609,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     }
 
     let (binlog, previous) = replay_and_open_binlog(&data_dir, &paths)?;
+    let n_paths = paths.len();
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
     let store = Arc::new(Store {
         my_ip: RwLock::new(my_ipv4(&cfg)),
@@ -607,6 +627,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         }),
         id: RwLock::new(None),
         space: RwLock::new(Vec::new()),
+        debit: (0..n_paths).map(|_| AtomicU64::new(0)).collect(),
         rng: AtomicU64::new(seed),
         started: now(),
         init_flag: Mutex::new(flag),
@@ -689,5 +710,36 @@ pub(crate) fn set_my_ip(store: &Store, ip: IpAddr) {
         && store.cfg.bind_addr.as_deref().is_none_or(str::is_empty)
     {
         *store.my_ip.write() = v4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_debited_in_bytes_against_the_reserve() {
+        let r = Reserved::Ratio(0.2);
+        // 1000 MB disk, 300 MB free, 200 MB reserved.
+        assert!(fits_reserve((1000, 300), 0, 4096, r, 1));
+        // 25,000 small files are 100 MB, not 25,000 MB.
+        assert!(fits_reserve((1000, 300), 25_000 * 4096, 4096, r, 1));
+        assert!(!fits_reserve((1000, 300), 100 << 20, 1 << 20, r, 1));
+        assert!(!fits_reserve((1000, 300), 0, 100 << 20, r, 1));
+        // An absolute reserve is split over the store paths.
+        assert!(fits_reserve(
+            (1000, 300),
+            0,
+            0,
+            Reserved::Bytes(500 << 20),
+            2
+        ));
+        assert!(!fits_reserve(
+            (1000, 300),
+            0,
+            0,
+            Reserved::Bytes(600 << 20),
+            1
+        ));
     }
 }
