@@ -291,12 +291,10 @@ impl Journal {
             drop(st);
             let t0 = std::time::Instant::now();
             let result = self.round(&mut buf, offset, generation, binlog_end);
-            let dt = t0.elapsed();
-            eprintln!(
-                "round {} recs {} us ckpt {}",
-                nrec,
-                dt.as_micros(),
-                matches!(result, Ok(None))
+            log::trace!(
+                "journal round: {nrec} records, {} us{}",
+                t0.elapsed().as_micros(),
+                if matches!(result, Ok(None)) { ", checkpoint" } else { "" }
             );
             st = self.st.lock();
             st.running = false;
