@@ -260,8 +260,7 @@ pub fn run(a: Args) -> CliResult {
                             // go on with a new one rather than fail every
                             // request that follows at once.
                             if e.status().is_none()
-                                && let Ok(s) =
-                                    StorageClient::connect(&cl.addr, cl.tracker.timeouts)
+                                && let Ok(s) = StorageClient::connect(&cl.addr, cl.tracker.timeouts)
                             {
                                 cl.storage = s;
                             }

@@ -61,6 +61,12 @@ impl Binlog {
         self.append_with(|| Ok(Some(r.clone())))
     }
 
+    /// Append a record of `op` on `name`, timestamped under the lock (so the
+    /// binlog stays in time order).
+    pub fn append_now(&self, op: u8, name: &str) -> io::Result<()> {
+        self.append_with(|| Ok(Some(Record::new(super::now() as u32, op, name))))
+    }
+
     /// Run `change` under the binlog lock and append the record it returns.
     /// Changes that take their timestamp inside `change` are therefore logged
     /// in time order: a peer that holds this server's record of second t holds

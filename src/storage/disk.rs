@@ -184,11 +184,7 @@ impl Upload {
         let file = self.temp()?.file();
         let logged = store
             .journal_file(&name, content.as_deref(), file, dest.parent())
-            .and_then(|()| {
-                store
-                    .binlog
-                    .append(&Record::new(super::now() as u32, op::CREATE, &name))
-            });
+            .and_then(|()| store.binlog.append_now(op::CREATE, &name));
         if let Err(e) = logged {
             // Never acknowledge a file that peers will not hear about.
             let _ = fs::remove_file(&dest);
@@ -220,9 +216,7 @@ impl Upload {
             if let Some(j) = &store.journal {
                 j.add_file(&name, data);
             }
-            store
-                .binlog
-                .append(&Record::new(super::now() as u32, op::CREATE, &name))
+            store.binlog.append_now(op::CREATE, &name)
         });
         if let Err(e) = logged {
             // ENOSPC, say: leave nothing behind.
@@ -363,7 +357,7 @@ fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<()> {
     fs::remove_file(path)?;
     store
         .binlog
-        .append(&Record::new(super::now() as u32, op::DELETE, remote))
+        .append_now(op::DELETE, remote)
         .inspect_err(|e| {
             log_failed(e);
         })

@@ -294,7 +294,11 @@ impl Journal {
             log::trace!(
                 "journal round: {nrec} records, {} us{}",
                 t0.elapsed().as_micros(),
-                if matches!(result, Ok(None)) { ", checkpoint" } else { "" }
+                if matches!(result, Ok(None)) {
+                    ", checkpoint"
+                } else {
+                    ""
+                }
             );
             st = self.st.lock();
             st.running = false;
