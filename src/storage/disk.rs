@@ -163,18 +163,22 @@ impl Upload {
         let store = self.store.clone();
         let content = store.journal_content(self.temp()?.file())?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
-        // Named outside the binlog lock: nobody else knows the name yet, so
-        // no other change of this file can come between. The record takes
-        // its own timestamp under the lock (never older than the name's),
-        // which keeps the binlog in time order.
+        // Named outside the binlog lock: nobody else knows a new name yet, so
+        // no other change of this file can come between (a slave's name can
+        // be guessed: its stripe lock keeps a delete from slipping between
+        // its creation and record). The record takes its own timestamp under
+        // the lock (never older than the name's): the binlog stays in time
+        // order.
         let timestamp = super::now() as u32;
         // The name carries the file's mtime, as upstream.
         self.temp()?
             .file()
             .set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
+        let mut slave_guard = None;
         let (remote, dest) = match self.slave.clone() {
             Some(name) => {
                 let dest = self.store.paths[self.path as usize].file_path(&name);
+                slave_guard = Some(store.file_locks.lock(&dest));
                 self.temp()?.persist_noreplace(&dest)?;
                 (name, dest)
             }
@@ -190,6 +194,7 @@ impl Upload {
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
+        drop(slave_guard);
         // Content and binlog record: one journal round for the batch.
         self.store.durable()?;
         Ok((self.store.cfg.group_name.clone(), remote))
