@@ -32,18 +32,20 @@ impl Default for FileLocks {
 }
 
 impl FileLocks {
-    /// Lock the stripe of `path`.
-    pub fn lock(&self, path: &Path) -> MutexGuard<'_, ()> {
+    fn stripe(&self, path: &Path) -> &Mutex<()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         path.hash(&mut h);
-        self.0[(h.finish() % 64) as usize].lock()
+        &self.0[(h.finish() % 64) as usize]
+    }
+
+    /// Lock the stripe of `path`.
+    pub fn lock(&self, path: &Path) -> MutexGuard<'_, ()> {
+        self.stripe(path).lock()
     }
 
     /// Lock the stripe of `path` if it is free (the loop must not wait).
     pub fn try_lock(&self, path: &Path) -> Option<MutexGuard<'_, ()>> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        path.hash(&mut h);
-        self.0[(h.finish() % 64) as usize].try_lock()
+        self.stripe(path).try_lock()
     }
 }
 
@@ -345,19 +347,8 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
         return Err(status::EINVAL);
     }
     let _guard = store.file_locks.lock(&t.path);
-    let mut f = File::open(&t.path).map_err(|e| io_status(&e))?;
-    let mut crc = crc32fast::Hasher::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io_status(&e))?;
-        if n == 0 {
-            break;
-        }
-        crc.update(&buf[..n]);
-        size += n as u64;
-    }
-    let crc32 = crc.finalize();
+    let f = File::open(&t.path).map_err(|e| io_status(&e))?;
+    let (crc32, size) = super::disk::content_crc32(f).map_err(|e| io_status(&e))?;
     let old = t.name.as_string();
     let ext7 = &t.name.name[t.name.name.len().saturating_sub(7)..];
     let mut result = Err(status::EBUSY);

@@ -346,26 +346,39 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
 /// order of its changes; other changes need not wait for the unlink.
 pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
     let name = t.name.as_string();
-    remove_logged(store, &t.path, &name).map_err(|e| io_status(&e))?;
+    {
+        let _guard = store.file_locks.lock(&t.path);
+        match remove_logged(store, &t.path, &name) {
+            Ok(true) => {}
+            Ok(false) => return Err(status::ENOENT),
+            Err(e) => return Err(io_status(&e)),
+        }
+    }
     let mpath = layout::store::meta_path(&t.path);
-    match remove_logged(store, &mpath, &format!("{name}-m")) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("removing metadata of {}: {e}", t.path.display()),
+    {
+        let _guard = store.file_locks.lock(&mpath);
+        if let Err(e) = remove_logged(store, &mpath, &format!("{name}-m")) {
+            log::warn!("removing metadata of {}: {e}", t.path.display());
+        }
     }
     store.durable().map_err(|e| io_status(&e))
 }
 
-/// Remove `path` and log the deletion of `remote`, under the file's lock.
-fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<()> {
-    let _guard = store.file_locks.lock(path);
-    fs::remove_file(path)?;
+/// Remove `path` and log the deletion of `remote`; the caller holds the
+/// file's stripe lock. `Ok(false)`: the file was not there.
+fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
     store
         .binlog
         .append_now(op::DELETE, remote)
         .inspect_err(|e| {
             log_failed(e);
-        })
+        })?;
+    Ok(true)
 }
 
 fn log_failed(e: &io::Error) -> u8 {
@@ -387,14 +400,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let mut pairs = proto::decode_meta(raw);
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
-            store
-                .binlog
-                .append_with(|| match fs::remove_file(&mpath) {
-                    Ok(()) => Ok(Some(Record::new(super::now() as u32, op::DELETE, &mname))),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                })
-                .map_err(|e| io_status(&e))?;
+            remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
             return store.durable().map_err(|e| io_status(&e));
         }
         MetaOp::Merge if pairs.is_empty() => return Ok(()),
@@ -462,17 +468,8 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
     } else if flags & 1 != 0 {
         0
     } else {
-        let mut f = File::open(&t.path).map_err(|e| io_status(&e))?;
-        let mut h = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| io_status(&e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        h.finalize()
+        let f = File::open(&t.path).map_err(|e| io_status(&e))?;
+        content_crc32(f).map_err(|e| io_status(&e))?.0
     };
     let source_ip = match info.source {
         Source::Ip(ip) => ip.to_string(),
@@ -514,6 +511,21 @@ pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<Remote
 
 /// Replace the content of `path` all at once (readers see the old or the new
 /// file, never a mix); durable mode journals the bytes.
+/// CRC32 and length of everything `f` holds from where it is.
+pub fn content_crc32(mut f: File) -> io::Result<(u32, u64)> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((crc.finalize(), size));
+        }
+        crc.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 /// Write a metadata file (under its stripe lock, which readers take too). An
 /// existing one is rewritten in place when the new content fits the blocks
 /// it has (so a full disk cannot stop the write halfway): no new inode and
