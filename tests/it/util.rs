@@ -336,30 +336,14 @@ impl ClusterBuilder {
     /// Writes the configs, starts the daemons and waits until the tracker hands out the
     /// storages for uploads.
     pub fn start(self) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("fdfs-it-")
-            .tempdir()
-            .expect("create temp dir");
-        let root = dir.path().to_path_buf();
+        let mut cluster = Cluster::empty(self.store_paths, self.storage_extra);
+        let root = cluster.root.clone();
         let work = root.join("work");
         let conf_dir = root.join("conf");
         let tracker_base = root.join("tracker");
-        for d in [&work, &conf_dir, &tracker_base] {
+        for d in [&conf_dir, &tracker_base] {
             fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
         }
-        let mut cluster = Cluster {
-            daemons: Vec::new(),
-            store_paths: Vec::new(),
-            storage_ips: Vec::new(),
-            history: Mutex::new(Vec::new()),
-            root,
-            dir: Some(dir),
-            tracker_conf: None,
-            storage_confs: Vec::new(),
-            store_path_count: self.store_paths,
-            storage_extra: self.storage_extra,
-            retired: Vec::new(),
-        };
 
         let tracker_conf = conf_dir.join("tracker.conf");
         let mut tracker_entries = vec![
@@ -453,18 +437,16 @@ impl Cluster {
         Cluster::builder().start()
     }
 
-    /// `fdfs server --dir <tmp>/server ...`: tracker and storage in one process. The tracker
-    /// address is the first `listening on` line, the storage the second.
-    pub fn start_combined() -> Cluster {
+    /// A cluster with nothing started yet, in a new temp dir with its `work/` dir.
+    fn empty(store_path_count: usize, storage_extra: Vec<(&'static str, String)>) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("fdfs-it-")
             .tempdir()
             .expect("create temp dir");
         let root = dir.path().to_path_buf();
         let work = root.join("work");
-        let server_dir = root.join("server");
         fs::create_dir_all(&work).unwrap_or_else(|e| panic!("mkdir {}: {e}", work.display()));
-        let mut cluster = Cluster {
+        Cluster {
             daemons: Vec::new(),
             store_paths: Vec::new(),
             storage_ips: Vec::new(),
@@ -473,10 +455,18 @@ impl Cluster {
             dir: Some(dir),
             tracker_conf: None,
             storage_confs: Vec::new(),
-            store_path_count: 1,
-            storage_extra: Vec::new(),
+            store_path_count,
+            storage_extra,
             retired: Vec::new(),
-        };
+        }
+    }
+
+    /// `fdfs server --dir <tmp>/server ...`: tracker and storage in one process. The tracker
+    /// address is the first `listening on` line, the storage the second.
+    pub fn start_combined() -> Cluster {
+        let mut cluster = Cluster::empty(1, Vec::new());
+        let work = cluster.root.join("work");
+        let server_dir = cluster.root.join("server");
         // The server lays out its own tree under --dir; show every logs/ directory in it.
         let log_dirs = ["logs", "tracker/logs", "storage/logs"]
             .map(|d| server_dir.join(d))
@@ -631,13 +621,7 @@ impl Cluster {
         timeout: Duration,
     ) -> Run {
         let run = run_program(program, args, stdin, &self.work_dir(), timeout);
-        let status = run
-            .status
-            .map_or("killed at deadline".to_string(), |s| s.to_string());
-        self.history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(format!("{} -> {status}", run.cmdline));
+        record(&self.history, &run);
         run
     }
 
@@ -686,6 +670,17 @@ impl Cluster {
 
 /// When the test is failing: print the commands it ran and keep its temp dir
 /// (the daemons' own Drop prints their reports).
+/// Add `run` to a test's history (printed if the test fails).
+pub fn record(history: &Mutex<Vec<String>>, run: &Run) {
+    let status = run
+        .status
+        .map_or("killed at deadline".to_string(), |s| s.to_string());
+    history
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(format!("{} -> {status}", run.cmdline));
+}
+
 pub fn report_failure(history: &Mutex<Vec<String>>, dir: &mut Option<tempfile::TempDir>) {
     if !thread::panicking() {
         return;

@@ -484,13 +484,7 @@ impl Multi {
             full.extend(["--tracker", a.as_str()]);
         }
         let run = run_program(Path::new(FDFS), &full, None, &self.work_dir(), CLI_TIMEOUT);
-        let status = run
-            .status
-            .map_or("killed at deadline".to_string(), |s| s.to_string());
-        self.history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(format!("{} -> {status}", run.cmdline));
+        super::record(&self.history, &run);
         run
     }
 
