@@ -161,6 +161,7 @@ impl Upload {
             self.temp()?.file().sync_data()?;
         }
         let store = self.store.clone();
+        let _writer = store.journal_writer();
         let content = store.journal_content(self.temp()?.file())?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
         // Named outside the binlog lock: nobody else knows a new name yet, so
@@ -203,6 +204,8 @@ impl Upload {
     /// Write `data`, the whole content, under a fresh name and log it (as
     /// [`Upload::finish`], outside the binlog lock).
     fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName)> {
+        // (Announced to the journal, whose round waits a little for it.)
+        let _writer = self.store.journal_writer();
         let crc32 = self.crc.clone().finalize();
         let timestamp = super::now() as u32;
         let (remote, dest, mut file) = self.new_name(timestamp, crc32, |dest| {
@@ -218,9 +221,7 @@ impl Upload {
             if cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads {
                 file.sync_data()?;
             }
-            if let Some(j) = &store.journal {
-                j.add_file(&name, data);
-            }
+            store.journal_file(&name, Some(data), &file, dest.parent())?;
             store.binlog.append_now(op::CREATE, &name)
         });
         if let Err(e) = logged {
@@ -427,8 +428,11 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
     write_meta(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
-    if let Some(j) = &store.journal {
-        j.add_file(&mname, &bytes);
+    if let Some(j) = &store.journal
+        && !j.add_file(&mname, &bytes)
+    {
+        let synced = File::open(&mpath).and_then(|f| store.sync_in_place(Some(&f), mpath.parent()));
+        synced.map_err(|e| io_status(&e))?;
     }
     let o = if existed { op::UPDATE } else { op::CREATE };
     store

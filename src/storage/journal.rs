@@ -5,32 +5,41 @@
 //! writes and a cache flush per upload (about 1 ms a batch on the test
 //! machines, whose ext4 has no journal of its own). Instead, a change writes
 //! its file as usual (page cache only) and adds to this journal a record of
-//! the file's content and of its binlog line; one `pwrite` + `fdatasync` of
-//! the preallocated journal file then makes every record of the batch durable
-//! (group commit: the first waiter to find no flush running does it for all).
+//! the file's content and of its binlog line. A flusher thread writes the
+//! records gathered so far as one round: one `O_DIRECT` write with
+//! `RWF_DSYNC` to the preallocated file, which makes them all durable (group
+//! commit). While it runs, the next round gathers; a round also waits up to
+//! [`LINGER`] for changes that announced themselves ([`Journal::writer`]).
 //! After a crash, [`super::journal_recover`] rewrites the files and binlog
 //! lines the journal holds and the disk lost.
 //!
-//! When the journal is full, a checkpoint `syncfs`es the filesystems of the
-//! store paths and the binlog, which makes everything so far durable in
-//! place, and starts a new generation at the start of the file.
+//! The file holds a header block and two regions. A generation of records
+//! fills one region; when it is full the next generation starts in the other
+//! one, and a background checkpoint `syncfs`es the filesystems of the store
+//! paths and the binlog (which makes the older generation durable in place)
+//! and then names the new generation in the header. Until then, recovery
+//! replays the header's generation and the next one after it, so uploads
+//! wait for a checkpoint only when the new region fills up before it ends.
 //!
-//! File layout: a header block (magic, generation, binlog position of the
-//! checkpoint, CRC) and from [`BLOCK`] on, rounds of records, each round
-//! starting on a block boundary. A record: magic, CRC32 of the rest,
-//! generation, kind, name length, data length, name, data.
+//! Header: magic, generation, binlog position of the generation's first line,
+//! region, salt, CRC. Rounds start on block boundaries; a record: magic,
+//! CRC32 of the rest, tag (generation mixed with the header's salt, so no
+//! record of an older life of the file, nor one inside a file's content, can
+//! pass for a current one), kind, name length, data length, name, data.
 
 use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Header block size; rounds start on multiples of it.
 pub const BLOCK: u64 = 4096;
-pub const HEADER_MAGIC: &[u8; 8] = b"FDFSJRN1";
+pub const HEADER_MAGIC: &[u8; 8] = b"FDFSJRN2";
 pub const RECORD_MAGIC: u32 = 0x4644_4A52;
-/// magic, crc, generation, kind, name length, data length.
+/// magic, crc, tag, kind, name length, data length.
 pub const RECORD_HEAD: usize = 4 + 4 + 8 + 1 + 2 + 4;
 /// Files up to this size are journaled; bigger ones are synced in place.
 pub const MAX_FILE: u64 = 1024 * 1024;
@@ -45,12 +54,32 @@ pub mod kind {
     pub const LINE: u8 = 2;
 }
 
+/// The two regions `[start, end)` of a journal file of `len` bytes.
+pub fn regions(len: u64) -> [(u64, u64); 2] {
+    let half = len.saturating_sub(BLOCK) / 2 / BLOCK * BLOCK;
+    [(BLOCK, BLOCK + half), (BLOCK + half, BLOCK + 2 * half)]
+}
+
+/// The tag that marks records of `generation` in a journal of `salt`.
+pub fn tag(salt: u64, generation: u64) -> u64 {
+    // splitmix64's finaliser.
+    let mut z = salt ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The checkpoint header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// The oldest generation recovery must replay.
     pub generation: u64,
-    /// The binlog was durable up to here at the checkpoint.
+    /// Where that generation's binlog lines start: the binlog was durable
+    /// up to here.
     pub binlog: (u32, u64),
+    /// The region (0 or 1) that holds the generation.
+    pub region: u8,
+    pub salt: u64,
 }
 
 impl Header {
@@ -60,6 +89,8 @@ impl Header {
         b.extend_from_slice(&self.generation.to_be_bytes());
         b.extend_from_slice(&self.binlog.0.to_be_bytes());
         b.extend_from_slice(&self.binlog.1.to_be_bytes());
+        b.push(self.region);
+        b.extend_from_slice(&self.salt.to_be_bytes());
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_be_bytes());
         b.resize(BLOCK as usize, 0);
@@ -67,11 +98,11 @@ impl Header {
     }
 
     pub fn decode(b: &[u8]) -> Option<Header> {
-        if b.len() < 32 || &b[..8] != HEADER_MAGIC {
+        if b.len() < 41 || &b[..8] != HEADER_MAGIC {
             return None;
         }
-        let crc = u32::from_be_bytes(b[28..32].try_into().ok()?);
-        if crc32fast::hash(&b[..28]) != crc {
+        let crc = u32::from_be_bytes(b[37..41].try_into().ok()?);
+        if crc32fast::hash(&b[..37]) != crc || b[28] > 1 {
             return None;
         }
         Some(Header {
@@ -80,16 +111,18 @@ impl Header {
                 u32::from_be_bytes(b[16..20].try_into().ok()?),
                 u64::from_be_bytes(b[20..28].try_into().ok()?),
             ),
+            region: b[28],
+            salt: u64::from_be_bytes(b[29..37].try_into().ok()?),
         })
     }
 }
 
 /// Append one record to `out`.
-pub fn encode_record(out: &mut Vec<u8>, generation: u64, kind: u8, name: &[u8], data: &[u8]) {
+pub fn encode_record(out: &mut Vec<u8>, tag: u64, kind: u8, name: &[u8], data: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&RECORD_MAGIC.to_be_bytes());
     out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(&tag.to_be_bytes());
     out.push(kind);
     out.extend_from_slice(&(name.len() as u16).to_be_bytes());
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -107,41 +140,48 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
+/// The length of the record at the start of `b`, from its head alone (for
+/// records this process encoded).
+fn record_len(b: &[u8]) -> usize {
+    let name_len = u16::from_be_bytes([b[17], b[18]]) as usize;
+    let data_len = u32::from_be_bytes([b[19], b[20], b[21], b[22]]) as usize;
+    RECORD_HEAD + name_len + data_len
+}
+
 /// Decode the record at the start of `b` if it is whole, intact and of
-/// `generation`; returns it and its length.
-pub fn decode_record(b: &[u8], generation: u64) -> Option<(Record<'_>, usize)> {
+/// `tag`; returns it and its length.
+pub fn decode_record(b: &[u8], tag: u64) -> Option<(Record<'_>, usize)> {
     if b.len() < RECORD_HEAD || u32::from_be_bytes(b[0..4].try_into().ok()?) != RECORD_MAGIC {
         return None;
     }
     let crc = u32::from_be_bytes(b[4..8].try_into().ok()?);
-    if u64::from_be_bytes(b[8..16].try_into().ok()?) != generation {
+    if u64::from_be_bytes(b[8..16].try_into().ok()?) != tag {
         return None;
     }
-    let name_len = u16::from_be_bytes(b[17..19].try_into().ok()?) as usize;
-    let data_len = u32::from_be_bytes(b[19..23].try_into().ok()?) as usize;
-    let end = RECORD_HEAD.checked_add(name_len)?.checked_add(data_len)?;
+    let name_len = u16::from_be_bytes([b[17], b[18]]) as usize;
+    let end = record_len(b);
     if b.len() < end || crc32fast::hash(&b[8..end]) != crc {
         return None;
     }
-    let name = &b[RECORD_HEAD..RECORD_HEAD + name_len];
     Some((
         Record {
             kind: b[16],
-            name,
+            name: &b[RECORD_HEAD..RECORD_HEAD + name_len],
             data: &b[RECORD_HEAD + name_len..end],
         },
         end,
     ))
 }
 
-/// The records of `generation` in journal bytes `b` (header included), in
-/// order: rounds start on block boundaries, and the first one that does not
-/// hold a record of this generation ends the journal.
-pub fn records(b: &[u8], generation: u64) -> Vec<Record<'_>> {
+/// The records of `tag` in `region` of journal bytes `b`, in order: rounds
+/// start on block boundaries, and the first one that does not hold such a
+/// record ends the generation.
+pub fn records(b: &[u8], tag: u64, region: (u64, u64)) -> Vec<Record<'_>> {
+    let end = (region.1 as usize).min(b.len());
     let mut out = Vec::new();
-    let mut at = BLOCK as usize;
-    while at < b.len() {
-        match decode_record(&b[at..], generation) {
+    let mut at = region.0 as usize;
+    while at < end {
+        match decode_record(&b[at..end], tag) {
             Some((r, n)) => {
                 out.push(r);
                 at += n;
@@ -153,54 +193,154 @@ pub fn records(b: &[u8], generation: u64) -> Vec<Record<'_>> {
     out
 }
 
+/// What recovery replays from journal bytes `b` with header `h`: the records
+/// of its generation, then those of the next one (written while the
+/// checkpoint that would have named it was still running).
+pub fn replay_records<'a>(b: &'a [u8], h: &Header) -> Vec<Record<'a>> {
+    let r = regions(b.len() as u64);
+    let here = h.region as usize;
+    let mut out = records(b, tag(h.salt, h.generation), r[here]);
+    out.extend(records(b, tag(h.salt, h.generation + 1), r[1 - here]));
+    out
+}
+
 struct State {
-    /// Records for the next round.
+    /// Records for the next rounds.
     buf: Vec<u8>,
-    /// Records added so far / known durable.
+    /// The binlog positions where the lines in `buf` start, by record number.
+    line_starts: VecDeque<(u64, (u32, u64))>,
+    /// Records added so far / taken into a round / durable.
     added: u64,
+    reserved: u64,
     done: u64,
-    running: bool,
-    /// The last round failed up to this record: its waiters get the error.
-    failed: Option<(u64, io::ErrorKind, String)>,
+    /// Rounds that failed (first record, last record, error): their waiters
+    /// get the error. The newest few are kept.
+    failed: Vec<(u64, u64, io::ErrorKind, String)>,
+    /// The generation being written, where its lines start in the binlog,
+    /// its region and where its next round goes.
     generation: u64,
-    /// Where the next round is written.
+    gen_binlog: (u32, u64),
+    region: usize,
     offset: u64,
+    /// The generation the header on disk names.
+    header_gen: u64,
+    /// A checkpoint is running.
+    checkpointing: bool,
     /// The binlog position after the newest line added.
     binlog_end: (u32, u64),
+    /// Changes that said they will add records ([`Journal::writer`]) and
+    /// have not asked to commit them yet: the flusher waits a little for them.
+    writers: usize,
+    /// The flusher is writing a round (else it waits for work).
+    flushing: bool,
+    /// The journal is being dropped: the flusher writes what is left and ends.
+    quit: bool,
+}
+
+impl State {
+    fn fail(&mut self, first: u64, upto: u64, e: &io::Error) {
+        self.failed.push((first, upto, e.kind(), e.to_string()));
+        let n = self.failed.len();
+        self.failed.drain(..n.saturating_sub(64));
+    }
+
+    fn failure(&self, seq: u64) -> Option<io::Error> {
+        self.failed
+            .iter()
+            .find(|f| f.0 <= seq && seq <= f.1)
+            .map(|f| io::Error::new(f.2, f.3.clone()))
+    }
+
+    /// Take the records of the next round: as many as fit in `limit` bytes
+    /// (at least one). Returns them and the number of the last.
+    fn take_round(&mut self, limit: u64) -> (Vec<u8>, u64) {
+        let (mut len, mut count) = (0, 0);
+        while len < self.buf.len() {
+            let n = record_len(&self.buf[len..]);
+            if count > 0 && (len + n) as u64 > limit {
+                break;
+            }
+            len += n;
+            count += 1;
+        }
+        let data = if len == self.buf.len() {
+            std::mem::take(&mut self.buf)
+        } else {
+            let rest = self.buf.split_off(len);
+            std::mem::replace(&mut self.buf, rest)
+        };
+        let upto = self.reserved + count;
+        while self.line_starts.front().is_some_and(|l| l.0 <= upto) {
+            self.line_starts.pop_front();
+        }
+        self.reserved = upto;
+        (data, upto)
+    }
+}
+
+/// How long a round waits for changes under way to add their records.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(150);
+
+thread_local! {
+    /// The journal (by address) and number of the newest record this thread
+    /// added: what its request waits for.
+    static MINE: std::cell::Cell<(usize, u64)> = const { std::cell::Cell::new((0, 0)) };
+    /// The journal (by address) this thread is a writer of, if any.
+    static WRITING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A change under way that will add records and commit them (see
+/// [`Journal::writer`]); dropping it without committing withdraws it.
+pub struct Writer<'a>(&'a Journal);
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// What the journal, its flusher and its checkpoints share.
+struct Shared {
+    /// Opened with `O_DIRECT` where the filesystem allows it: a round is then
+    /// one write and a cache flush.
+    file: File,
+    salt: u64,
+    regions: [(u64, u64); 2],
+    /// One directory per filesystem to `syncfs` at a checkpoint.
+    roots: Vec<PathBuf>,
+    st: Mutex<State>,
+    /// Waiters: a round ended.
+    done: Condvar,
+    /// The flusher: records are waiting, or a checkpoint ended.
+    work: Condvar,
 }
 
 /// The journal of a durable storage.
 pub struct Journal {
-    file: File,
-    size: u64,
-    /// One directory per filesystem to `syncfs` at a checkpoint.
-    roots: Vec<PathBuf>,
-    st: Mutex<State>,
-    cv: Condvar,
+    shared: Arc<Shared>,
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Journal {
     /// Open (creating and zero-filling to `size` bytes if needed) the journal
-    /// at `path` and start a new generation after `previous` (recovery has
-    /// replayed the old one). Everything on `roots`' filesystems is synced
-    /// first, which the new header's binlog position `binlog` relies on.
+    /// at `path` and start generation `generation` in a new life of the file
+    /// (recovery has replayed the old one). Everything on `roots`'
+    /// filesystems is synced first, which the header's binlog position
+    /// `binlog` relies on.
     pub fn start(
         path: &Path,
         size: u64,
         roots: Vec<PathBuf>,
-        previous: u64,
+        generation: u64,
         binlog: (u32, u64),
     ) -> io::Result<Journal> {
         let size = size.max(4 * MAX_FILE).div_ceil(BLOCK) * BLOCK;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        let file = opts.open(path)?;
         if file.metadata()?.len() != size {
             // Written, not just allocated: overwriting written blocks needs no
-            // metadata update, so a round's fdatasync is one sequential write.
+            // metadata update, so a round's flush is one sequential write.
             file.set_len(0)?;
             let zeros = vec![0u8; 1024 * 1024];
             let mut at = 0;
@@ -209,161 +349,152 @@ impl Journal {
                 file.write_all_at(&zeros[..n], at)?;
                 at += n as u64;
             }
+            file.sync_all()?;
         }
-        let j = Journal {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = match opts.custom_flags(libc::O_DIRECT).open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                // tmpfs, say: buffered writes, each synced (RWF_DSYNC).
+                log::info!("{}: no O_DIRECT ({e})", path.display());
+                file
+            }
+        };
+        use std::hash::BuildHasher;
+        let salt = std::collections::hash_map::RandomState::new().hash_one(path);
+        let regions = regions(size);
+        let shared = Arc::new(Shared {
             file,
-            size,
+            salt,
+            regions,
             roots,
             st: Mutex::new(State {
                 buf: Vec::new(),
+                line_starts: VecDeque::new(),
                 added: 0,
+                reserved: 0,
                 done: 0,
-                running: false,
-                failed: None,
-                generation: previous + 1,
-                offset: BLOCK,
+                failed: Vec::new(),
+                generation,
+                gen_binlog: binlog,
+                region: 0,
+                offset: regions[0].0,
+                header_gen: generation,
+                checkpointing: false,
                 binlog_end: binlog,
+                writers: 0,
+                flushing: false,
+                quit: false,
             }),
-            cv: Condvar::new(),
-        };
-        j.sync_filesystems()?;
-        let h = Header {
-            generation: previous + 1,
-            binlog,
-        };
-        j.file.write_all_at(&h.encode(), 0)?;
-        j.file.sync_data()?;
+            done: Condvar::new(),
+            work: Condvar::new(),
+        });
+        shared.checkpoint(generation, binlog, 0)?;
         if let Some(dir) = path.parent() {
             crate::layout::store::fsync_dir(dir)?;
         }
-        Ok(j)
+        let sh = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("fdfs-journal".into())
+            .spawn(move || sh.flush_rounds())?;
+        Ok(Journal {
+            shared,
+            flusher: Some(flusher),
+        })
     }
 
-    /// Add the whole content of the file with remote name `name`; returns
-    /// the number to wait for.
-    pub fn add_file(&self, name: &str, data: &[u8]) -> u64 {
-        let mut st = self.st.lock();
-        let g = st.generation;
-        encode_record(&mut st.buf, g, kind::FILE, name.as_bytes(), data);
+    fn add(&self, kind: u8, name: &[u8], data: &[u8], line_end: Option<(u32, u64)>) -> u64 {
+        let mut st = self.shared.st.lock();
+        let t = tag(self.shared.salt, st.generation);
+        encode_record(&mut st.buf, t, kind, name, data);
         st.added += 1;
-        st.added
+        let seq = st.added;
+        if let Some(end) = line_end {
+            st.line_starts
+                .push_back((seq, (end.0, end.1 - data.len() as u64)));
+            st.binlog_end = end;
+        }
+        MINE.set((self as *const Journal as usize, seq));
+        seq
     }
 
-    /// Add a binlog line just written, which ends at binlog position `end`.
-    /// Called under the binlog's lock, so lines keep the binlog's order.
+    /// Add the whole content of the file with remote name `name`, unless it
+    /// is bigger than [`MAX_FILE`] (false: sync that file in place).
+    pub fn add_file(&self, name: &str, data: &[u8]) -> bool {
+        if data.len() as u64 > MAX_FILE || name.len() > 1024 {
+            return false;
+        }
+        self.add(kind::FILE, name.as_bytes(), data, None);
+        true
+    }
+
+    /// Add a binlog line just written, which ends at binlog position `end`
+    /// (in the file it starts in). Called under the binlog's lock, so lines
+    /// keep the binlog's order.
     pub fn add_line(&self, line: &[u8], end: (u32, u64)) -> u64 {
-        let mut st = self.st.lock();
-        let g = st.generation;
-        encode_record(&mut st.buf, g, kind::LINE, &[], line);
-        st.binlog_end = end;
-        st.added += 1;
-        st.added
+        self.add(kind::LINE, &[], line, Some(end))
+    }
+
+    /// Announce a change that is about to add records and commit them: a
+    /// round that starts meanwhile waits up to [`LINGER`] for its records,
+    /// so one flush serves more changes. Ends at [`Journal::commit`].
+    pub fn writer(&self) -> Writer<'_> {
+        let me = self as *const Journal as usize;
+        if WRITING.get() != me {
+            WRITING.set(me);
+            self.shared.st.lock().writers += 1;
+        }
+        Writer(self)
+    }
+
+    /// This thread's change has added its records (or given up).
+    fn leave(&self) {
+        if WRITING.get() == self as *const Journal as usize {
+            WRITING.set(0);
+            let mut st = self.shared.st.lock();
+            st.writers -= 1;
+            if st.writers == 0 && !st.flushing {
+                self.shared.work.notify_one();
+            }
+        }
     }
 
     /// The number of the newest record added.
     pub fn added(&self) -> u64 {
-        self.st.lock().added
+        self.shared.st.lock().added
+    }
+
+    /// The number of the newest record the calling thread added (0: none).
+    pub fn mine(&self) -> u64 {
+        match MINE.get() {
+            (j, seq) if j == self as *const Journal as usize => seq,
+            _ => 0,
+        }
     }
 
     /// Return once record `seq` (and all before it) is durable.
     pub fn commit(&self, seq: u64) -> io::Result<()> {
-        let mut st = self.st.lock();
+        self.leave();
+        let sh = &*self.shared;
+        let mut st = sh.st.lock();
+        if seq > st.added {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "journal: waiting for a record never added",
+            ));
+        }
         loop {
-            if let Some((upto, kind, msg)) = &st.failed
-                && seq <= *upto
-                && st.done < seq
-            {
-                return Err(io::Error::new(*kind, msg.clone()));
+            if let Some(e) = st.failure(seq) {
+                return Err(e);
             }
             if st.done >= seq {
                 return Ok(());
             }
-            if st.running {
-                self.cv.wait(&mut st);
-                continue;
+            if !st.flushing {
+                sh.work.notify_one();
             }
-            // Lead a round for every record added so far.
-            st.running = true;
-            let upto = st.added;
-            let nrec = upto - st.done;
-            let mut buf = std::mem::take(&mut st.buf);
-            let (offset, generation, binlog_end) = (st.offset, st.generation, st.binlog_end);
-            drop(st);
-            let t0 = std::time::Instant::now();
-            let result = self.round(&mut buf, offset, generation, binlog_end);
-            log::trace!(
-                "journal round: {nrec} records, {} us{}",
-                t0.elapsed().as_micros(),
-                if matches!(result, Ok(None)) {
-                    ", checkpoint"
-                } else {
-                    ""
-                }
-            );
-            st = self.st.lock();
-            st.running = false;
-            match result {
-                Ok(Some(next)) => {
-                    st.offset = next;
-                    st.done = upto;
-                }
-                Ok(None) => {
-                    // A checkpoint: records added meanwhile move to the new
-                    // generation.
-                    st.generation = generation + 1;
-                    st.offset = BLOCK;
-                    st.buf = regenerate(&st.buf, generation + 1);
-                    st.done = upto;
-                }
-                Err(e) => st.failed = Some((upto, e.kind(), e.to_string())),
-            }
-            if st.buf.is_empty() {
-                // Keep the allocation for the next round.
-                buf.clear();
-                st.buf = buf;
-            }
-            self.cv.notify_all();
+            sh.done.wait(&mut st);
         }
-    }
-
-    /// Write one round at `offset`; `Ok(Some(next offset))`, or `Ok(None)`
-    /// after a checkpoint (which made the round durable in place).
-    fn round(
-        &self,
-        buf: &mut Vec<u8>,
-        offset: u64,
-        generation: u64,
-        binlog_end: (u32, u64),
-    ) -> io::Result<Option<u64>> {
-        let len = (buf.len() as u64).div_ceil(BLOCK) * BLOCK;
-        if offset + len > self.size {
-            self.checkpoint(generation + 1, binlog_end)?;
-            return Ok(None);
-        }
-        buf.resize(len as usize, 0);
-        self.file.write_all_at(buf, offset)?;
-        self.file.sync_data()?;
-        Ok(Some(offset + len))
-    }
-
-    /// Make everything durable in place and start generation `generation`.
-    fn checkpoint(&self, generation: u64, binlog: (u32, u64)) -> io::Result<()> {
-        self.sync_filesystems()?;
-        let h = Header { generation, binlog };
-        self.file.write_all_at(&h.encode(), 0)?;
-        self.file.sync_data()
-    }
-
-    fn sync_filesystems(&self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        for root in &self.roots {
-            let d = File::open(root)?;
-            // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
-            if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
     }
 
     /// Flush what is pending (shutdown).
@@ -373,16 +504,221 @@ impl Journal {
     }
 }
 
-/// Re-encode `records` (of any generation) as records of `generation`.
-fn regenerate(records: &[u8], generation: u64) -> Vec<u8> {
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.st.lock().quit = true;
+        self.shared.work.notify_all();
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    /// The flusher thread: group commit. While a round is written, records
+    /// gather for the next one, which starts as soon as it ends.
+    fn flush_rounds(self: Arc<Shared>) {
+        let mut st = self.st.lock();
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            if st.reserved == st.added || st.checkpointing && self.is_full(&st) {
+                if st.quit && !st.checkpointing {
+                    return;
+                }
+                st.flushing = false;
+                self.work.wait(&mut st);
+                continue;
+            }
+            if st.writers > 0 && !st.quit {
+                // Give the changes under way a moment to join this round.
+                let t0 = *since.get_or_insert_with(std::time::Instant::now);
+                if let Some(left) = LINGER.checked_sub(t0.elapsed()) {
+                    st.flushing = false;
+                    self.work.wait_for(&mut st, left);
+                    continue;
+                }
+            }
+            since = None;
+            st.flushing = true;
+            if self.is_full(&st) {
+                // The next generation goes to the other region, once the
+                // last checkpoint has named the current one.
+                if st.header_gen == st.generation {
+                    self.switch(&mut st);
+                } else {
+                    self.checkpoint_again(&mut st);
+                }
+                continue;
+            }
+            let first = st.reserved + 1;
+            let end = self.regions[st.region].1;
+            let room = end - st.offset;
+            let (data, upto) = st.take_round(room);
+            let offset = st.offset;
+            st.offset += (data.len() as u64).div_ceil(BLOCK) * BLOCK;
+            drop(st);
+            let t0 = std::time::Instant::now();
+            let result = write_block(&self.file, &data, offset);
+            log::trace!(
+                "journal round: {} records, {} bytes, {} us",
+                upto + 1 - first,
+                data.len(),
+                t0.elapsed().as_micros()
+            );
+            st = self.st.lock();
+            if let Err(e) = &result {
+                log::error!("journal write: {e}");
+                st.fail(first, upto, e);
+            }
+            st.done = upto;
+            if st.buf.is_empty() {
+                // Keep the allocation for the next round.
+                let mut data = data;
+                data.clear();
+                st.buf = data;
+            }
+            self.done.notify_all();
+        }
+    }
+
+    /// Whether the next record does not fit in the current region.
+    fn is_full(&self, st: &State) -> bool {
+        let next = record_len(&st.buf) as u64;
+        st.offset + next.div_ceil(BLOCK) * BLOCK > self.regions[st.region].1
+    }
+
+    /// Start the next generation in the other region, and a checkpoint in
+    /// the background that names it in the header.
+    fn switch(self: &Arc<Self>, st: &mut State) {
+        let g = st.generation + 1;
+        st.gen_binlog = st.line_starts.front().map_or(st.binlog_end, |l| l.1);
+        st.generation = g;
+        st.region = 1 - st.region;
+        st.offset = self.regions[st.region].0;
+        st.buf = regenerate(&st.buf, tag(self.salt, g));
+        st.checkpointing = true;
+        let (binlog, region) = (st.gen_binlog, st.region);
+        let sh = self.clone();
+        let run = move || {
+            let result = sh.checkpoint(g, binlog, region);
+            let mut st = sh.st.lock();
+            st.checkpointing = false;
+            match result {
+                Ok(()) => st.header_gen = st.header_gen.max(g),
+                // The next switch retries it first.
+                Err(e) => log::error!("journal checkpoint: {e}"),
+            }
+            sh.work.notify_all();
+        };
+        let spawned = std::thread::Builder::new()
+            .name("fdfs-checkpoint".into())
+            .spawn(run);
+        if let Err(e) = spawned {
+            log::error!("journal checkpoint thread: {e}");
+            st.checkpointing = false;
+        }
+    }
+
+    /// The last checkpoint failed: redo it before the region its header
+    /// names is reused, failing the records waiting meanwhile if it fails
+    /// again.
+    fn checkpoint_again(&self, st: &mut parking_lot::MutexGuard<'_, State>) {
+        let (g, binlog, region) = (st.generation, st.gen_binlog, st.region);
+        st.checkpointing = true;
+        let result = parking_lot::MutexGuard::unlocked(st, || self.checkpoint(g, binlog, region));
+        st.checkpointing = false;
+        match result {
+            Ok(()) => st.header_gen = g,
+            Err(e) => {
+                log::error!("journal checkpoint: {e}");
+                let (first, upto) = (st.reserved + 1, st.added);
+                st.fail(first, upto, &e);
+                st.buf.clear();
+                st.line_starts.clear();
+                st.reserved = upto;
+                st.done = upto;
+                self.done.notify_all();
+            }
+        }
+    }
+
+    /// Make everything written so far durable in place, then name generation
+    /// `generation` (in `region`, its lines from binlog position `binlog` on)
+    /// as the one to replay.
+    fn checkpoint(&self, generation: u64, binlog: (u32, u64), region: usize) -> io::Result<()> {
+        let t0 = std::time::Instant::now();
+        sync_filesystems(&self.roots)?;
+        let h = Header {
+            generation,
+            binlog,
+            region: region as u8,
+            salt: self.salt,
+        };
+        write_block(&self.file, &h.encode(), 0)?;
+        log::trace!("journal checkpoint: {} us", t0.elapsed().as_micros());
+        Ok(())
+    }
+}
+
+/// Write `data`, padded to whole blocks, at block-aligned `offset` and flush
+/// it to the device (`RWF_DSYNC`: the write and its cache flush in one call).
+fn write_block(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = data.len().next_multiple_of(BLOCK as usize);
+    // O_DIRECT wants a block-aligned buffer.
+    let mut space = vec![0u8; len + BLOCK as usize];
+    let skip = space.as_ptr().align_offset(BLOCK as usize);
+    let block = &mut space[skip..skip + len];
+    block[..data.len()].copy_from_slice(data);
+    let mut done = 0;
+    while done < len {
+        let iov = [io::IoSlice::new(&block[done..])];
+        // SAFETY: the iovec points into `block`, alive for the call.
+        let n = unsafe {
+            libc::pwritev2(
+                file.as_raw_fd(),
+                iov.as_ptr().cast(),
+                1,
+                (offset + done as u64) as libc::off_t,
+                libc::RWF_DSYNC,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sync_filesystems(roots: &[PathBuf]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for root in roots {
+        let d = File::open(root)?;
+        // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Re-tag `records` (encoded by this process) with `tag`.
+fn regenerate(records: &[u8], tag: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len());
     let mut at = 0;
-    while at + RECORD_HEAD <= records.len() {
-        let g = u64::from_be_bytes(records[at + 8..at + 16].try_into().expect("8 bytes"));
-        let Some((r, n)) = decode_record(&records[at..], g) else {
-            break;
-        };
-        encode_record(&mut out, generation, r.kind, r.name, r.data);
+    while at < records.len() {
+        let n = record_len(&records[at..]);
+        let r = &records[at..at + n];
+        let name_len = u16::from_be_bytes([r[17], r[18]]) as usize;
+        let (name, data) = r[RECORD_HEAD..].split_at(name_len);
+        encode_record(&mut out, tag, r[16], name, data);
         at += n;
     }
     out
@@ -408,28 +744,32 @@ pub fn filesystem_roots(dirs: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn records_round_trip_and_refuse_damage() {
+        let t = tag(42, 7);
         let mut b = Vec::new();
-        encode_record(&mut b, 7, kind::FILE, b"M02/00/01/x.jpg", b"content");
-        encode_record(&mut b, 7, kind::LINE, b"", b"1 C M00/00/01/x.jpg\n");
-        let (r, n) = decode_record(&b, 7).unwrap();
+        encode_record(&mut b, t, kind::FILE, b"M02/00/01/x.jpg", b"content");
+        encode_record(&mut b, t, kind::LINE, b"", b"1 C M00/00/01/x.jpg\n");
+        let (r, n) = decode_record(&b, t).unwrap();
         assert_eq!(
             (r.kind, r.name, r.data),
             (kind::FILE, &b"M02/00/01/x.jpg"[..], &b"content"[..])
         );
-        let (r2, _) = decode_record(&b[n..], 7).unwrap();
+        let (r2, _) = decode_record(&b[n..], t).unwrap();
         assert_eq!(r2.data, b"1 C M00/00/01/x.jpg\n");
-        assert!(decode_record(&b, 8).is_none(), "other generation");
-        assert!(decode_record(&b[..n - 1], 7).is_none(), "torn");
+        assert!(decode_record(&b, tag(42, 8)).is_none(), "other generation");
+        assert!(decode_record(&b, tag(43, 7)).is_none(), "other salt");
+        assert!(decode_record(&b[..n - 1], t).is_none(), "torn");
         let mut bad = b.clone();
         bad[30] ^= 1;
-        assert!(decode_record(&bad, 7).is_none(), "crc");
+        assert!(decode_record(&bad, t).is_none(), "crc");
         let h = Header {
             generation: 9,
             binlog: (3, 1234),
+            region: 1,
+            salt: 0xDEAD_BEEF,
         };
         assert_eq!(Header::decode(&h.encode()), Some(h));
         let mut e = h.encode();
@@ -437,54 +777,165 @@ mod tests {
         assert_eq!(Header::decode(&e), None);
     }
 
-    fn read_generation(path: &Path, g: u64) -> Vec<(u8, Vec<u8>)> {
-        let bytes = std::fs::read(path).unwrap();
-        records(&bytes, g)
-            .into_iter()
-            .map(|r| (r.kind, r.data.to_vec()))
-            .collect()
+    /// A journal file image of `len` bytes: header `h`, then in each region
+    /// line records of the given generation.
+    fn image(h: &Header, len: u64, regions_recs: [(u64, &[&[u8]]); 2]) -> Vec<u8> {
+        let mut b = h.encode();
+        b.resize(len as usize, 0);
+        for (i, (g, recs)) in regions_recs.iter().enumerate() {
+            let mut out = Vec::new();
+            for r in *recs {
+                encode_record(&mut out, tag(h.salt, *g), kind::LINE, b"", r);
+            }
+            let at = regions(len)[i].0 as usize;
+            b[at..at + out.len()].copy_from_slice(&out);
+        }
+        b
     }
 
     #[test]
-    fn concurrent_commits_are_durable_in_order_and_checkpoint_when_full() {
+    fn replay_takes_the_next_generation_from_the_other_region_only() {
+        let h = Header {
+            generation: 5,
+            binlog: (0, 0),
+            region: 1,
+            salt: 77,
+        };
+        let len = BLOCK * 9;
+        let data = |b: &[u8]| {
+            replay_records(b, &h)
+                .iter()
+                .map(|r| r.data.to_vec())
+                .collect::<Vec<_>>()
+        };
+        // Generation 5 in region 1, 6 after it in region 0.
+        let b = image(&h, len, [(6, &[b"c"]), (5, &[b"a", b"b"])]);
+        assert_eq!(data(&b), [b"a", b"b", b"c"]);
+        // An older generation in the other region is not replayed.
+        let b = image(&h, len, [(4, &[b"old"]), (5, &[b"a"])]);
+        assert_eq!(data(&b), [b"a"]);
+        // Nor one of another salt (an older life of the file).
+        let other = Header { salt: 78, ..h };
+        let mut b = image(&h, len, [(0, &[]), (5, &[b"a"])]);
+        let stale = image(&other, len, [(6, &[b"stale"]), (0, &[])]);
+        b[BLOCK as usize..len as usize / 2]
+            .copy_from_slice(&stale[BLOCK as usize..len as usize / 2]);
+        assert_eq!(data(&b), [b"a"]);
+    }
+
+    /// A record as (kind, name, data).
+    type Owned = (u8, Vec<u8>, Vec<u8>);
+
+    fn replayed(path: &Path) -> (Header, Vec<Owned>) {
+        let bytes = std::fs::read(path).unwrap();
+        let h = Header::decode(&bytes).unwrap();
+        let recs = replay_records(&bytes, &h)
+            .into_iter()
+            .map(|r| (r.kind, r.name.to_vec(), r.data.to_vec()))
+            .collect();
+        (h, recs)
+    }
+
+    #[test]
+    fn concurrent_commits_are_durable_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let j = Arc::new(Journal::start(&path, 0, vec![dir.path().into()], 4, (0, 0)).unwrap());
-        assert_eq!(
-            Header::decode(&std::fs::read(&path).unwrap())
-                .unwrap()
-                .generation,
-            5
-        );
+        assert_eq!(replayed(&path).0.generation, 4);
         let hs: Vec<_> = (0..4u8)
             .map(|t| {
-                let j = j.clone();
+                let (j, path) = (j.clone(), path.clone());
                 std::thread::spawn(move || {
                     for k in 0..25u32 {
-                        let s = j.add_file(&format!("f{t}-{k}"), &[t; 100]);
-                        j.commit(s).unwrap();
+                        let _w = j.writer();
+                        assert!(j.add_file(&format!("f{t}-{k}"), &[t; 100]));
+                        j.commit(j.mine()).unwrap();
+                        // Durable means recovery would find it.
+                        let want = format!("f{t}-{k}").into_bytes();
+                        assert!(replayed(&path).1.iter().any(|r| r.1 == want));
                     }
                 })
             })
             .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
-        let recs = read_generation(&path, 5);
+        let (_, recs) = replayed(&path);
         assert_eq!(recs.len(), 100);
-        // 1 MiB files overflow the 4 MiB journal: a checkpoint starts
-        // generation 6 and the records after it are found there.
-        let big = vec![1u8; MAX_FILE as usize];
-        for i in 0..6 {
-            let s = j.add_file(&format!("big{i}"), &big);
-            j.commit(s).unwrap();
+        for t in 0..4u8 {
+            let mine: Vec<_> = recs.iter().filter(|r| r.2[0] == t).map(|r| &r.1).collect();
+            let want: Vec<_> = (0..25).map(|k| format!("f{t}-{k}").into_bytes()).collect();
+            assert_eq!(mine, want.iter().collect::<Vec<_>>(), "thread {t} in order");
         }
-        let s = j.add_line(b"1 C M00/00/00/last\n", (0, 20));
-        j.commit(s).unwrap();
-        let h = Header::decode(&std::fs::read(&path).unwrap()).unwrap();
-        assert!(h.generation > 5);
-        let recs = read_generation(&path, h.generation);
-        assert_eq!(
-            recs.last().unwrap(),
-            &(kind::LINE, b"1 C M00/00/00/last\n".to_vec())
+    }
+
+    #[test]
+    fn full_regions_switch_with_every_commit_replayable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        // 4 MiB: two regions of about 2 MiB, one 1 MiB file each.
+        let j = Journal::start(&path, 0, vec![dir.path().into()], 1, (0, 0)).unwrap();
+        let big = vec![7u8; MAX_FILE as usize];
+        assert!(!j.add_file("too-big", &[0; MAX_FILE as usize + 1]));
+        let mut end = 0u64;
+        for i in 0..7 {
+            assert!(j.add_file(&format!("big{i}"), &big));
+            let line = format!("{i} C M00/00/00/big{i}\n");
+            end += line.len() as u64;
+            j.add_line(line.as_bytes(), (0, end));
+            j.commit(j.mine()).unwrap();
+            let (h, recs) = replayed(&path);
+            assert_eq!(
+                recs.last().map(|r| r.2.clone()),
+                Some(line.into_bytes()),
+                "the newest commit is replayable (header generation {})",
+                h.generation
+            );
+        }
+        // The checkpoints run in the background; the header catches up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (h, recs) = replayed(&path);
+            if h.generation >= 7 {
+                // Its lines start where the previous generation's ended.
+                let before: u64 = (0..h.generation - 1)
+                    .map(|i| format!("{i} C M00/00/00/big{i}\n").len() as u64)
+                    .sum();
+                assert_eq!(h.binlog, (0, before));
+                assert_eq!(recs[0].1, format!("big{}", h.generation - 1).into_bytes());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "header stuck at {}",
+                h.generation
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_writer_that_never_commits_delays_a_round_only_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let j = Arc::new(Journal::start(&path, 0, vec![dir.path().into()], 1, (0, 0)).unwrap());
+        let (announced_tx, announced) = std::sync::mpsc::channel();
+        let (committed, committed_rx) = std::sync::mpsc::channel();
+        let j2 = j.clone();
+        let stuck = std::thread::spawn(move || {
+            let _w = j2.writer();
+            announced_tx.send(()).unwrap();
+            // The commit below must not wait for this writer.
+            committed_rx.recv_timeout(Duration::from_secs(30))
+        });
+        announced.recv().unwrap();
+        j.add_line(b"1 C M00/00/00/x\n", (0, 16));
+        j.commit(j.mine()).unwrap();
+        committed.send(()).unwrap();
+        assert!(
+            stuck.join().unwrap().is_ok(),
+            "the commit waited for the writer"
         );
+        // The writer withdrew: rounds no longer wait at all.
+        assert_eq!(j.shared.st.lock().writers, 0);
+        assert_eq!(replayed(&path).1.len(), 1);
     }
 }

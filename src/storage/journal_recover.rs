@@ -50,7 +50,7 @@ pub fn replay(path: &Path, roots: &[PathBuf], sync_dir: &Path) -> io::Result<Rep
         log::warn!("{}: no valid header, nothing replayed", path.display());
         return Ok(Replayed::default());
     };
-    let records = journal::records(&bytes, header.generation);
+    let records = journal::replay_records(&bytes, &header);
     let mut done = Replayed {
         generation: header.generation,
         ..Replayed::default()
@@ -205,15 +205,19 @@ mod tests {
     use crate::storage::journal::{BLOCK, encode_record};
 
     fn journal(dir: &Path, binlog: (u32, u64), recs: &[(u8, &str, &[u8])]) -> PathBuf {
-        let mut b = Header {
+        let h = Header {
             generation: 3,
             binlog,
-        }
-        .encode();
+            region: 0,
+            salt: 5,
+        };
+        let mut b = h.encode();
         assert_eq!(b.len(), BLOCK as usize);
         for (k, name, data) in recs {
-            encode_record(&mut b, 3, *k, name.as_bytes(), data);
+            encode_record(&mut b, journal::tag(5, 3), *k, name.as_bytes(), data);
         }
+        // Room for both regions.
+        b.resize(BLOCK as usize * 3, 0);
         let p = dir.join(journal::FILE_NAME);
         fs::write(&p, b).unwrap();
         p

@@ -191,14 +191,21 @@ impl Store {
         s
     }
 
-    /// With `durable_uploads`, return once every change logged so far is
-    /// durable: its binlog line and the file records added to the journal.
-    /// (Changes made in place must have synced their file and directory.)
+    /// With `durable_uploads`, return once every change this thread logged
+    /// is durable: its binlog lines and the file records it added to the
+    /// journal. (Changes made in place must have synced their file and
+    /// directory.)
     pub fn durable(&self) -> io::Result<()> {
         match &self.journal {
-            Some(j) => j.commit(j.added()),
+            Some(j) => j.commit(j.mine()),
             None => Ok(()),
         }
+    }
+
+    /// With `durable_uploads`, announce a change that will log records and
+    /// call [`Store::durable`]: a journal round waits a little for it.
+    pub fn journal_writer(&self) -> Option<journal::Writer<'_>> {
+        self.journal.as_ref().map(|j| j.writer())
     }
 
     /// With `durable_uploads`, the content of a finished new file (an upload,
@@ -233,11 +240,8 @@ impl Store {
             return Ok(());
         };
         match content {
-            Some(data) => {
-                j.add_file(remote, data);
-                Ok(())
-            }
-            None => self.sync_in_place(Some(file), dir),
+            Some(data) if j.add_file(remote, data) => Ok(()),
+            _ => self.sync_in_place(Some(file), dir),
         }
     }
 
@@ -546,7 +550,7 @@ fn open_journal(
         &jpath,
         cfg.durable_journal_size,
         roots,
-        previous,
+        previous + 1,
         binlog.write_pos(),
     )?);
     binlog.set_journal(j.clone());
