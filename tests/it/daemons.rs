@@ -311,6 +311,8 @@ fn durable_journal_restores_what_the_disk_lost() {
         .set_len(before)
         .unwrap();
     cluster.restart_storage(0);
+    // Downloads go through the tracker, which offers only ACTIVE storages.
+    cluster.wait_storage_status(0, ACTIVE, Duration::from_secs(20));
     assert_same_bytes("restored small file", &small, &cluster.download(&a));
     assert_same_bytes("big file synced in place", &big, &cluster.download(&b));
     let meta = cluster.fdfs(&["meta", "get", &a]).success().stdout_str();
