@@ -21,12 +21,9 @@
 //! replays the header's generation and the next one after it, so uploads
 //! wait for a checkpoint only when the new region fills up before it ends.
 //!
-//! Header: magic, generation, binlog position of the generation's first line,
-//! region, salt, CRC. Rounds start on block boundaries; a record: magic,
-//! CRC32 of the rest, tag (generation mixed with the header's salt, so no
-//! record of an older life of the file, nor one inside a file's content, can
-//! pass for a current one), kind, name length, data length, name, data.
+//! The file's format is in [`super::journal_format`].
 
+use super::journal_format::{BLOCK, Header, encode_record, kind, record_len, regions, retag, tag};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -35,174 +32,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Header block size; rounds start on multiples of it.
-pub const BLOCK: u64 = 4096;
-pub const HEADER_MAGIC: &[u8; 8] = b"FDFSJRN2";
-pub const RECORD_MAGIC: u32 = 0x4644_4A52;
-/// magic, crc, tag, kind, name length, data length.
-pub const RECORD_HEAD: usize = 4 + 4 + 8 + 1 + 2 + 4;
 /// Files up to this size are journaled; bigger ones are synced in place.
 pub const MAX_FILE: u64 = 1024 * 1024;
 /// The journal's file name under `base_path/data`.
 pub const FILE_NAME: &str = "fdfs_journal.dat";
-
-/// Record kinds.
-pub mod kind {
-    /// The whole content of a file, named by its remote name (`M00/HH/HH/x`).
-    pub const FILE: u8 = 1;
-    /// A binlog line, in binlog order.
-    pub const LINE: u8 = 2;
-}
-
-/// The two regions `[start, end)` of a journal file of `len` bytes.
-pub fn regions(len: u64) -> [(u64, u64); 2] {
-    let half = len.saturating_sub(BLOCK) / 2 / BLOCK * BLOCK;
-    [(BLOCK, BLOCK + half), (BLOCK + half, BLOCK + 2 * half)]
-}
-
-/// The tag that marks records of `generation` in a journal of `salt`.
-pub fn tag(salt: u64, generation: u64) -> u64 {
-    // splitmix64's finaliser.
-    let mut z = salt ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The checkpoint header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// The oldest generation recovery must replay.
-    pub generation: u64,
-    /// Where that generation's binlog lines start: the binlog was durable
-    /// up to here.
-    pub binlog: (u32, u64),
-    /// The region (0 or 1) that holds the generation.
-    pub region: u8,
-    pub salt: u64,
-}
-
-impl Header {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(BLOCK as usize);
-        b.extend_from_slice(HEADER_MAGIC);
-        b.extend_from_slice(&self.generation.to_be_bytes());
-        b.extend_from_slice(&self.binlog.0.to_be_bytes());
-        b.extend_from_slice(&self.binlog.1.to_be_bytes());
-        b.push(self.region);
-        b.extend_from_slice(&self.salt.to_be_bytes());
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_be_bytes());
-        b.resize(BLOCK as usize, 0);
-        b
-    }
-
-    pub fn decode(b: &[u8]) -> Option<Header> {
-        if b.len() < 41 || &b[..8] != HEADER_MAGIC {
-            return None;
-        }
-        let crc = u32::from_be_bytes(b[37..41].try_into().ok()?);
-        if crc32fast::hash(&b[..37]) != crc || b[28] > 1 {
-            return None;
-        }
-        Some(Header {
-            generation: u64::from_be_bytes(b[8..16].try_into().ok()?),
-            binlog: (
-                u32::from_be_bytes(b[16..20].try_into().ok()?),
-                u64::from_be_bytes(b[20..28].try_into().ok()?),
-            ),
-            region: b[28],
-            salt: u64::from_be_bytes(b[29..37].try_into().ok()?),
-        })
-    }
-}
-
-/// Append one record to `out`.
-pub fn encode_record(out: &mut Vec<u8>, tag: u64, kind: u8, name: &[u8], data: &[u8]) {
-    let start = out.len();
-    out.extend_from_slice(&RECORD_MAGIC.to_be_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&tag.to_be_bytes());
-    out.push(kind);
-    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(name);
-    out.extend_from_slice(data);
-    let crc = crc32fast::hash(&out[start + 8..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
-}
-
-/// A decoded record, borrowing from the journal bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Record<'a> {
-    pub kind: u8,
-    pub name: &'a [u8],
-    pub data: &'a [u8],
-}
-
-/// The length of the record at the start of `b`, from its head alone (for
-/// records this process encoded).
-fn record_len(b: &[u8]) -> usize {
-    let name_len = u16::from_be_bytes([b[17], b[18]]) as usize;
-    let data_len = u32::from_be_bytes([b[19], b[20], b[21], b[22]]) as usize;
-    RECORD_HEAD + name_len + data_len
-}
-
-/// Decode the record at the start of `b` if it is whole, intact and of
-/// `tag`; returns it and its length.
-pub fn decode_record(b: &[u8], tag: u64) -> Option<(Record<'_>, usize)> {
-    if b.len() < RECORD_HEAD || u32::from_be_bytes(b[0..4].try_into().ok()?) != RECORD_MAGIC {
-        return None;
-    }
-    let crc = u32::from_be_bytes(b[4..8].try_into().ok()?);
-    if u64::from_be_bytes(b[8..16].try_into().ok()?) != tag {
-        return None;
-    }
-    let name_len = u16::from_be_bytes([b[17], b[18]]) as usize;
-    let end = record_len(b);
-    if b.len() < end || crc32fast::hash(&b[8..end]) != crc {
-        return None;
-    }
-    Some((
-        Record {
-            kind: b[16],
-            name: &b[RECORD_HEAD..RECORD_HEAD + name_len],
-            data: &b[RECORD_HEAD + name_len..end],
-        },
-        end,
-    ))
-}
-
-/// The records of `tag` in `region` of journal bytes `b`, in order: rounds
-/// start on block boundaries, and the first one that does not hold such a
-/// record ends the generation.
-pub fn records(b: &[u8], tag: u64, region: (u64, u64)) -> Vec<Record<'_>> {
-    let end = (region.1 as usize).min(b.len());
-    let mut out = Vec::new();
-    let mut at = region.0 as usize;
-    while at < end {
-        match decode_record(&b[at..end], tag) {
-            Some((r, n)) => {
-                out.push(r);
-                at += n;
-            }
-            None if !at.is_multiple_of(BLOCK as usize) => at = at.next_multiple_of(BLOCK as usize),
-            None => break,
-        }
-    }
-    out
-}
-
-/// What recovery replays from journal bytes `b` with header `h`: the records
-/// of its generation, then those of the next one (written while the
-/// checkpoint that would have named it was still running).
-pub fn replay_records<'a>(b: &'a [u8], h: &Header) -> Vec<Record<'a>> {
-    let r = regions(b.len() as u64);
-    let here = h.region as usize;
-    let mut out = records(b, tag(h.salt, h.generation), r[here]);
-    out.extend(records(b, tag(h.salt, h.generation + 1), r[1 - here]));
-    out
-}
 
 struct State {
     /// Records for the next rounds.
@@ -231,8 +64,6 @@ struct State {
     /// Changes that said they will add records ([`Journal::writer`]) and
     /// have not asked to commit them yet: the flusher waits a little for them.
     writers: usize,
-    /// The flusher is writing a round (else it waits for work).
-    flushing: bool,
     /// The journal is being dropped: the flusher writes what is left and ends.
     quit: bool,
 }
@@ -263,12 +94,8 @@ impl State {
             len += n;
             count += 1;
         }
-        let data = if len == self.buf.len() {
-            std::mem::take(&mut self.buf)
-        } else {
-            let rest = self.buf.split_off(len);
-            std::mem::replace(&mut self.buf, rest)
-        };
+        let rest = self.buf.split_off(len);
+        let data = std::mem::replace(&mut self.buf, rest);
         let upto = self.reserved + count;
         while self.line_starts.front().is_some_and(|l| l.0 <= upto) {
             self.line_starts.pop_front();
@@ -295,7 +122,12 @@ pub struct Writer<'a>(&'a Journal);
 
 impl Drop for Writer<'_> {
     fn drop(&mut self) {
-        self.0.leave();
+        if self.0.withdraw() {
+            let mut st = self.0.shared.st.lock();
+            st.writers -= 1;
+            drop(st);
+            self.0.shared.work.notify_one();
+        }
     }
 }
 
@@ -383,7 +215,6 @@ impl Journal {
                 checkpointing: false,
                 binlog_end: binlog,
                 writers: 0,
-                flushing: false,
                 quit: false,
             }),
             done: Condvar::new(),
@@ -447,16 +278,14 @@ impl Journal {
         Writer(self)
     }
 
-    /// This thread's change has added its records (or given up).
-    fn leave(&self) {
-        if WRITING.get() == self as *const Journal as usize {
+    /// This thread's change has added its records (or given up): true if it
+    /// was counted among the writers, which the caller then decrements.
+    fn withdraw(&self) -> bool {
+        let counted = WRITING.get() == self as *const Journal as usize;
+        if counted {
             WRITING.set(0);
-            let mut st = self.shared.st.lock();
-            st.writers -= 1;
-            if st.writers == 0 && !st.flushing {
-                self.shared.work.notify_one();
-            }
         }
+        counted
     }
 
     /// The number of the newest record added.
@@ -474,9 +303,10 @@ impl Journal {
 
     /// Return once record `seq` (and all before it) is durable.
     pub fn commit(&self, seq: u64) -> io::Result<()> {
-        self.leave();
+        let withdrawn = self.withdraw();
         let sh = &*self.shared;
         let mut st = sh.st.lock();
+        st.writers -= usize::from(withdrawn);
         if seq > st.added {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -490,9 +320,7 @@ impl Journal {
             if st.done >= seq {
                 return Ok(());
             }
-            if !st.flushing {
-                sh.work.notify_one();
-            }
+            sh.work.notify_one();
             sh.done.wait(&mut st);
         }
     }
@@ -525,7 +353,6 @@ impl Shared {
                 if st.quit && !st.checkpointing {
                     return;
                 }
-                st.flushing = false;
                 self.work.wait(&mut st);
                 continue;
             }
@@ -533,13 +360,11 @@ impl Shared {
                 // Give the changes under way a moment to join this round.
                 let t0 = *since.get_or_insert_with(std::time::Instant::now);
                 if let Some(left) = LINGER.checked_sub(t0.elapsed()) {
-                    st.flushing = false;
                     self.work.wait_for(&mut st, left);
                     continue;
                 }
             }
             since = None;
-            st.flushing = true;
             if self.is_full(&st) {
                 // The next generation goes to the other region, once the
                 // last checkpoint has named the current one.
@@ -595,7 +420,7 @@ impl Shared {
         st.generation = g;
         st.region = 1 - st.region;
         st.offset = self.regions[st.region].0;
-        st.buf = regenerate(&st.buf, tag(self.salt, g));
+        retag(&mut st.buf, tag(self.salt, g));
         st.checkpointing = true;
         let (binlog, region) = (st.gen_binlog, st.region);
         let sh = self.clone();
@@ -709,21 +534,6 @@ fn sync_filesystems(roots: &[PathBuf]) -> io::Result<()> {
     Ok(())
 }
 
-/// Re-tag `records` (encoded by this process) with `tag`.
-fn regenerate(records: &[u8], tag: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len());
-    let mut at = 0;
-    while at < records.len() {
-        let n = record_len(&records[at..]);
-        let r = &records[at..at + n];
-        let name_len = u16::from_be_bytes([r[17], r[18]]) as usize;
-        let (name, data) = r[RECORD_HEAD..].split_at(name_len);
-        encode_record(&mut out, tag, r[16], name, data);
-        at += n;
-    }
-    out
-}
-
 /// The directories whose filesystems hold the binlog and the store paths,
 /// one per filesystem.
 pub fn filesystem_roots(dirs: &[PathBuf]) -> Vec<PathBuf> {
@@ -744,84 +554,8 @@ pub fn filesystem_roots(dirs: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::journal_format::replay_records;
     use std::time::{Duration, Instant};
-
-    #[test]
-    fn records_round_trip_and_refuse_damage() {
-        let t = tag(42, 7);
-        let mut b = Vec::new();
-        encode_record(&mut b, t, kind::FILE, b"M02/00/01/x.jpg", b"content");
-        encode_record(&mut b, t, kind::LINE, b"", b"1 C M00/00/01/x.jpg\n");
-        let (r, n) = decode_record(&b, t).unwrap();
-        assert_eq!(
-            (r.kind, r.name, r.data),
-            (kind::FILE, &b"M02/00/01/x.jpg"[..], &b"content"[..])
-        );
-        let (r2, _) = decode_record(&b[n..], t).unwrap();
-        assert_eq!(r2.data, b"1 C M00/00/01/x.jpg\n");
-        assert!(decode_record(&b, tag(42, 8)).is_none(), "other generation");
-        assert!(decode_record(&b, tag(43, 7)).is_none(), "other salt");
-        assert!(decode_record(&b[..n - 1], t).is_none(), "torn");
-        let mut bad = b.clone();
-        bad[30] ^= 1;
-        assert!(decode_record(&bad, t).is_none(), "crc");
-        let h = Header {
-            generation: 9,
-            binlog: (3, 1234),
-            region: 1,
-            salt: 0xDEAD_BEEF,
-        };
-        assert_eq!(Header::decode(&h.encode()), Some(h));
-        let mut e = h.encode();
-        e[20] ^= 1;
-        assert_eq!(Header::decode(&e), None);
-    }
-
-    /// A journal file image of `len` bytes: header `h`, then in each region
-    /// line records of the given generation.
-    fn image(h: &Header, len: u64, regions_recs: [(u64, &[&[u8]]); 2]) -> Vec<u8> {
-        let mut b = h.encode();
-        b.resize(len as usize, 0);
-        for (i, (g, recs)) in regions_recs.iter().enumerate() {
-            let mut out = Vec::new();
-            for r in *recs {
-                encode_record(&mut out, tag(h.salt, *g), kind::LINE, b"", r);
-            }
-            let at = regions(len)[i].0 as usize;
-            b[at..at + out.len()].copy_from_slice(&out);
-        }
-        b
-    }
-
-    #[test]
-    fn replay_takes_the_next_generation_from_the_other_region_only() {
-        let h = Header {
-            generation: 5,
-            binlog: (0, 0),
-            region: 1,
-            salt: 77,
-        };
-        let len = BLOCK * 9;
-        let data = |b: &[u8]| {
-            replay_records(b, &h)
-                .iter()
-                .map(|r| r.data.to_vec())
-                .collect::<Vec<_>>()
-        };
-        // Generation 5 in region 1, 6 after it in region 0.
-        let b = image(&h, len, [(6, &[b"c"]), (5, &[b"a", b"b"])]);
-        assert_eq!(data(&b), [b"a", b"b", b"c"]);
-        // An older generation in the other region is not replayed.
-        let b = image(&h, len, [(4, &[b"old"]), (5, &[b"a"])]);
-        assert_eq!(data(&b), [b"a"]);
-        // Nor one of another salt (an older life of the file).
-        let other = Header { salt: 78, ..h };
-        let mut b = image(&h, len, [(0, &[]), (5, &[b"a"])]);
-        let stale = image(&other, len, [(6, &[b"stale"]), (0, &[])]);
-        b[BLOCK as usize..len as usize / 2]
-            .copy_from_slice(&stale[BLOCK as usize..len as usize / 2]);
-        assert_eq!(data(&b), [b"a"]);
-    }
 
     /// A record as (kind, name, data).
     type Owned = (u8, Vec<u8>, Vec<u8>);

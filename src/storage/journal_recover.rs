@@ -11,7 +11,7 @@
 //!   lines in order: it is cut at the first line that differs (or is torn)
 //!   and the missing lines are appended.
 
-use super::journal::{self, Header, kind};
+use super::journal_format::{self as format, Header, kind};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{self as fmt, Record, op};
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ pub fn replay(path: &Path, roots: &[PathBuf], sync_dir: &Path) -> io::Result<Rep
         log::warn!("{}: no valid header, nothing replayed", path.display());
         return Ok(Replayed::default());
     };
-    let records = journal::replay_records(&bytes, &header);
+    let records = format::replay_records(&bytes, &header);
     let mut done = Replayed {
         generation: header.generation,
         ..Replayed::default()
@@ -202,7 +202,8 @@ fn repair_binlog(sync_dir: &Path, from: (u32, u64), lines: &[&[u8]]) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::journal::{BLOCK, encode_record};
+    use crate::storage::journal;
+    use crate::storage::journal_format::{BLOCK, encode_record};
 
     fn journal(dir: &Path, binlog: (u32, u64), recs: &[(u8, &str, &[u8])]) -> PathBuf {
         let h = Header {
@@ -214,7 +215,7 @@ mod tests {
         let mut b = h.encode();
         assert_eq!(b.len(), BLOCK as usize);
         for (k, name, data) in recs {
-            encode_record(&mut b, journal::tag(5, 3), *k, name.as_bytes(), data);
+            encode_record(&mut b, format::tag(5, 3), *k, name.as_bytes(), data);
         }
         // Room for both regions.
         b.resize(BLOCK as usize * 3, 0);

@@ -9,6 +9,7 @@ mod cached;
 mod disk;
 mod handler;
 mod journal;
+mod journal_format;
 mod journal_recover;
 mod replica;
 mod sync;
@@ -474,8 +475,6 @@ impl RunningStorage {
     }
 }
 
-/// Our IPv4 address for file names: bind_addr if set, else the address the
-/// system would use to reach the first tracker (no packet is sent).
 /// Whether `size` more bytes leave store path space `(total_mb, free_mb)`,
 /// of which `debit` bytes were taken since it was read, above the reserve
 /// (an absolute reserve is shared by the `n` store paths).
@@ -493,6 +492,8 @@ fn fits_reserve(
     free.saturating_sub(debit.saturating_add(size) >> 20) > reserve
 }
 
+/// Our IPv4 address for file names: bind_addr if set, else the address the
+/// system would use to reach the first tracker (no packet is sent).
 fn my_ipv4(cfg: &StorageConfig) -> Ipv4Addr {
     if let Some(IpAddr::V4(ip)) = cfg.bind_addr.as_deref().and_then(|b| b.parse().ok()) {
         return ip;
