@@ -42,9 +42,6 @@ pub(super) struct Conn<Se, St> {
     pub sock: TcpStream,
     pub peer: std::net::SocketAddr,
     pub epoch: u64,
-    /// Worker lane of this connection's jobs: connections are dealt to lanes
-    /// in turn across all network threads (slab slots repeat per thread).
-    pub lane: usize,
     pub session: Option<Se>,
     pub rx: Vec<u8>,
     pub state: Rx<St>,
@@ -60,15 +57,12 @@ pub(super) struct Conn<Se, St> {
     pub last_active: Instant,
 }
 
-static NEXT_LANE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 impl<Se, St> Conn<Se, St> {
     pub fn new(sock: TcpStream, peer: std::net::SocketAddr, epoch: u64, session: Se) -> Self {
         Conn {
             sock,
             peer,
             epoch,
-            lane: NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             session: Some(session),
             rx: Vec::new(),
             state: Rx::Header,

@@ -1,5 +1,5 @@
 //! The network layer: a hand-rolled mio event loop per network thread, framed
-//! request/response connections, and sticky worker pools.
+//! request/response connections, and worker pools.
 //!
 //! It knows the 10-byte FastDFS header (to frame requests) and nothing about
 //! commands: a role (tracker, storage) plugs in through [`Service`], which says
@@ -37,8 +37,8 @@ pub enum Plan {
 pub enum Action {
     /// Send this reply now (cheap requests answered on the loop thread).
     Reply(Reply),
-    /// Run `job` on pool `pool` (lane picked by the connection); its reply is
-    /// sent when done.
+    /// Run `job` on pool `pool` (its next free worker); its reply is sent
+    /// when done.
     Work {
         pool: usize,
         job: Box<dyn FnOnce() -> Reply + Send>,

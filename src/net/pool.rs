@@ -1,25 +1,26 @@
-//! Worker pools with sticky lanes: each thread has its own queue, and a job's
-//! key picks the lane, so the jobs of one connection run in order on one thread
-//! (FastDFS's disk-I/O threads per store path work the same way).
+//! Worker pools: named threads taking jobs from one shared queue, so a job
+//! waits only while every worker is busy. A connection has at most one job in
+//! flight (its next request, or the next chunk of a streamed body, is read
+//! only once the job is done), so its jobs still run in order.
 
 use crossbeam_channel::{Sender, unbounded};
 use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A fixed set of named worker threads, one queue each.
+/// A fixed set of named worker threads sharing one queue.
 pub struct Pool {
-    lanes: Vec<Sender<Job>>,
+    queue: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Pool {
     /// Start `threads` (at least 1) workers named `<name>-<i>`.
     pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
-        let mut lanes = Vec::new();
+        let (tx, rx) = unbounded::<Job>();
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let (tx, rx) = unbounded::<Job>();
+            let rx = rx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
@@ -27,30 +28,28 @@ impl Pool {
                         job();
                     }
                 })?;
-            lanes.push(tx);
             handles.push(h);
         }
         Ok(Pool {
-            lanes,
+            queue: Some(tx),
             threads: handles,
         })
     }
 
-    /// Queue `job` on lane `key % lanes`.
-    pub fn submit(&self, key: usize, job: Box<dyn FnOnce() + Send>) {
-        let lane = &self.lanes[key % self.lanes.len()];
-        if lane.send(job).is_err() {
+    /// Queue `job` for the next free worker.
+    pub fn submit(&self, job: Box<dyn FnOnce() + Send>) {
+        if self.queue.as_ref().is_none_or(|q| q.send(job).is_err()) {
             // Only after shutdown started: the job (and the reply it would
             // produce) is dropped with its connection.
-            log::debug!("worker lane gone, job dropped");
+            log::debug!("worker queue gone, job dropped");
         }
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        // Closing the queues ends the threads once they finish queued work.
-        self.lanes.clear();
+        // Closing the queue ends the threads once they finish queued work.
+        self.queue = None;
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
@@ -60,26 +59,36 @@ impl Drop for Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Barrier, Mutex};
 
     #[test]
-    fn same_key_runs_in_order_on_one_lane() {
+    fn every_job_runs_before_the_pool_is_gone() {
         let pool = Pool::new("t", 3).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         for i in 0..100 {
             let seen = seen.clone();
-            pool.submit(
-                7,
-                Box::new(move || {
-                    seen.lock()
-                        .unwrap()
-                        .push((i, std::thread::current().name().map(String::from)))
-                }),
-            );
+            pool.submit(Box::new(move || seen.lock().unwrap().push(i)));
         }
         drop(pool);
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 100);
-        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 == w[1].1));
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    }
+
+    /// A job queued while one worker is held up runs on another: no worker
+    /// is tied to a connection or key.
+    #[test]
+    fn a_busy_worker_does_not_hold_up_the_queue() {
+        let pool = Pool::new("t", 2).unwrap();
+        let held = Arc::new(Barrier::new(2));
+        let h = held.clone();
+        pool.submit(Box::new(move || {
+            h.wait();
+        }));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        pool.submit(Box::new(move || tx.send(()).unwrap()));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second job ran while the first was blocked");
+        held.wait();
     }
 }

@@ -464,7 +464,7 @@ impl<S: Service> Loop<S> {
                         Step::Progress
                     }
                     Action::Work { pool, job } => {
-                        let (epoch, lane) = (c.epoch, c.lane);
+                        let epoch = c.epoch;
                         let work = Box::new(move || {
                             let reply = job();
                             send_done(
@@ -477,7 +477,7 @@ impl<S: Service> Loop<S> {
                                 },
                             );
                         });
-                        run_on(svc.pool(pool), lane, work);
+                        run_on(svc.pool(pool), work);
                         Step::Idle
                     }
                 }
@@ -541,7 +541,7 @@ impl<S: Service> Loop<S> {
                     }
                     return Step::Progress;
                 }
-                let (epoch, lane) = (c.epoch, c.lane);
+                let epoch = c.epoch;
                 let pool_idx = *pool;
                 if last {
                     c.state = Rx::Busy;
@@ -549,7 +549,6 @@ impl<S: Service> Loop<S> {
                 let svc2 = svc.clone();
                 run_on(
                     svc.pool(pool_idx),
-                    lane,
                     Box::new(move || {
                         let mut st = st;
                         let result = if data.is_empty() {
@@ -669,12 +668,12 @@ enum Step {
     Close(String),
 }
 
-/// Queue `job` on `pool` (on the connection's lane), or run it
+/// Queue `job` on `pool`, or run it
 /// right here when the service has no pool for it; its completion then waits
 /// in the channel until the loop drains it.
-fn run_on(pool: Option<&super::Pool>, lane: usize, job: Box<dyn FnOnce() + Send>) {
+fn run_on(pool: Option<&super::Pool>, job: Box<dyn FnOnce() + Send>) {
     match pool {
-        Some(p) => p.submit(lane, job),
+        Some(p) => p.submit(job),
         None => job(),
     }
 }
