@@ -66,6 +66,15 @@ pub struct FileBody {
     pub len: u64,
 }
 
+/// Sends a reply that was held back ([`Reply::hold`]), from any thread:
+/// `None` sends it as it is, `Some(status)` sends that error instead.
+pub type Release = Box<dyn FnOnce(Option<u8>) + Send>;
+
+/// Holds a reply back: called with the [`Release`] to call once the reply may
+/// go (a durable upload's, once its journal round is on disk), so the worker
+/// that made the reply does not wait for that.
+pub type Hold = Box<dyn FnOnce(Release) + Send>;
+
 /// One response: header status, body bytes and optionally a file region.
 pub struct Reply {
     /// 0 or an errno.
@@ -76,6 +85,8 @@ pub struct Reply {
     pub file: Option<FileBody>,
     /// Close the connection once the reply is sent.
     pub close: bool,
+    /// Send the reply only once this releases it.
+    pub hold: Option<Hold>,
 }
 
 impl Reply {
@@ -86,6 +97,7 @@ impl Reply {
             body,
             file: None,
             close: false,
+            hold: None,
         }
     }
 
@@ -98,6 +110,7 @@ impl Reply {
             body: Vec::new(),
             file: None,
             close,
+            hold: None,
         }
     }
 

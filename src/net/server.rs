@@ -49,7 +49,7 @@ pub struct ConnStats {
 #[derive(Clone)]
 pub struct StopHandle {
     stop: Arc<AtomicBool>,
-    wakers: Arc<Vec<Arc<Waker>>>,
+    wakers: Arc<Vec<Arc<Wake>>>,
 }
 
 impl StopHandle {
@@ -57,7 +57,7 @@ impl StopHandle {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         for w in self.wakers.iter() {
-            let _ = w.wake();
+            let _ = w.waker.wake();
         }
     }
 }
@@ -90,7 +90,10 @@ impl Server {
         let mut wakers = Vec::new();
         for (i, std_listener) in listeners.into_iter().enumerate() {
             let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let waker = Arc::new(Wake {
+                waker: Waker::new(poll.registry(), WAKER)?,
+                pending: AtomicBool::new(false),
+            });
             let (done_tx, done_rx) = unbounded();
             let mut listener = TcpListener::from_std(std_listener);
             poll.registry()
@@ -236,7 +239,7 @@ struct Loop<S: Service> {
     total: Arc<ConnStats>,
     done_tx: Sender<Done<S::Stream>>,
     done_rx: Receiver<Done<S::Stream>>,
-    waker: Arc<Waker>,
+    waker: Arc<Wake>,
     stop: Arc<AtomicBool>,
     accept_pending: bool,
     id: usize,
@@ -459,6 +462,10 @@ impl<S: Service> Loop<S> {
                 let body = c.take_rx(need);
                 c.state = Rx::Busy;
                 match svc.request(session, h, body) {
+                    Action::Reply(r) if r.hold.is_some() => {
+                        deliver(r, t, c.epoch, &done_tx, &waker);
+                        Step::Idle
+                    }
                     Action::Reply(r) => {
                         c.queue(r);
                         Step::Progress
@@ -466,16 +473,7 @@ impl<S: Service> Loop<S> {
                     Action::Work { pool, job } => {
                         let epoch = c.epoch;
                         let work = Box::new(move || {
-                            let reply = job();
-                            send_done(
-                                &done_tx,
-                                &waker,
-                                Done::Reply {
-                                    token: t,
-                                    epoch,
-                                    reply,
-                                },
-                            );
+                            deliver(job(), t, epoch, &done_tx, &waker);
                         });
                         run_on(svc.pool(pool), work);
                         Step::Idle
@@ -556,20 +554,21 @@ impl<S: Service> Loop<S> {
                         } else {
                             svc2.stream_chunk(&mut st, &data)
                         };
-                        let done = match (result, last) {
-                            (Ok(()), true) => Done::Reply {
-                                token: t,
-                                epoch,
-                                reply: svc2.stream_end(st),
-                            },
-                            (result, _) => Done::Chunk {
-                                token: t,
-                                epoch,
-                                state: st,
-                                result,
-                            },
-                        };
-                        send_done(&done_tx, &waker, done);
+                        match (result, last) {
+                            (Ok(()), true) => {
+                                deliver(svc2.stream_end(st), t, epoch, &done_tx, &waker)
+                            }
+                            (result, _) => send_done(
+                                &done_tx,
+                                &waker,
+                                Done::Chunk {
+                                    token: t,
+                                    epoch,
+                                    state: st,
+                                    result,
+                                },
+                            ),
+                        }
                     }),
                 );
                 Step::Idle
@@ -578,6 +577,8 @@ impl<S: Service> Loop<S> {
     }
 
     fn completions(&mut self) {
+        // (A swap, to acquire the sends of the workers that found it set.)
+        self.waker.pending.swap(false, Ordering::AcqRel);
         while let Ok(done) = self.done_rx.try_recv() {
             let t = match done {
                 Done::Reply {
@@ -678,8 +679,56 @@ fn run_on(pool: Option<&super::Pool>, job: Box<dyn FnOnce() + Send>) {
     }
 }
 
-fn send_done<St>(tx: &Sender<Done<St>>, waker: &Waker, d: Done<St>) {
-    if tx.send(d).is_ok() {
-        let _ = waker.wake();
+/// Send `reply` to connection `token` of generation `epoch` through the
+/// completion channel: now, or when its hold releases it.
+fn deliver<St: Send + 'static>(
+    mut reply: Reply,
+    token: usize,
+    epoch: u64,
+    tx: &Sender<Done<St>>,
+    waker: &Arc<Wake>,
+) {
+    let Some(hold) = reply.hold.take() else {
+        send_done(
+            tx,
+            waker,
+            Done::Reply {
+                token,
+                epoch,
+                reply,
+            },
+        );
+        return;
+    };
+    let (tx, waker) = (tx.clone(), waker.clone());
+    hold(Box::new(move |failed| {
+        if let Some(status) = failed {
+            reply = Reply::error(status);
+        }
+        send_done(
+            &tx,
+            &waker,
+            Done::Reply {
+                token,
+                epoch,
+                reply,
+            },
+        );
+    }));
+}
+
+/// A loop's waker, woken once per batch of completions: workers that finish
+/// while the loop has not yet drained the channel add to it without a syscall.
+struct Wake {
+    waker: Waker,
+    /// A wake is on its way and the loop has not started draining since.
+    pending: AtomicBool,
+}
+
+fn send_done<St>(tx: &Sender<Done<St>>, wake: &Wake, d: Done<St>) {
+    // The flag is set after the send: a loop that clears it (before it
+    // drains) either sees this completion or is woken again.
+    if tx.send(d).is_ok() && !wake.pending.swap(true, Ordering::AcqRel) {
+        let _ = wake.waker.wake();
     }
 }

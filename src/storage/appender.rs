@@ -267,7 +267,6 @@ impl Change {
                 log::error!("applying a change to {remote}: {e}");
                 io_status(&e)
             })?;
-        store.durable().map_err(|e| io_status(&e))?;
         Ok(0)
     }
 }
@@ -294,7 +293,7 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<(), u8> {
             Ok(Some(r))
         })
         .map_err(|e| io_status(&e))?;
-    store.durable().map_err(|e| io_status(&e))
+    Ok(())
 }
 
 /// SYNC_TRUNCATE_FILE: applied when the size is the source's old size. A
@@ -409,7 +408,6 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
     store
         .sync_in_place(None, new_m.parent())
         .map_err(|e| io_status(&e))?;
-    store.durable().map_err(|e| io_status(&e))?;
     Ok(new)
 }
 

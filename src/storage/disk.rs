@@ -141,7 +141,9 @@ impl Upload {
         Ok(())
     }
 
-    /// All content is in: name the file, make it visible and log it.
+    /// All content is in: name the file, make it visible and log it. With
+    /// `durable_uploads` its content and record are then in the journal but
+    /// not yet durable: the reply waits for [`Store::durable_hold`].
     pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
         if self.written != self.size {
             return Err(io::Error::new(
@@ -161,7 +163,6 @@ impl Upload {
             self.temp()?.file().sync_data()?;
         }
         let store = self.store.clone();
-        let _writer = store.journal_writer();
         let content = store.journal_content(self.temp()?.file())?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
         // Named outside the binlog lock: nobody else knows a new name yet, so
@@ -196,16 +197,12 @@ impl Upload {
             return Err(e);
         }
         drop(slave_guard);
-        // Content and binlog record: one journal round for the batch.
-        self.store.durable()?;
         Ok((self.store.cfg.group_name.clone(), remote))
     }
 
     /// Write `data`, the whole content, under a fresh name and log it (as
     /// [`Upload::finish`], outside the binlog lock).
     fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName)> {
-        // (Announced to the journal, whose round waits a little for it.)
-        let _writer = self.store.journal_writer();
         let crc32 = self.crc.clone().finalize();
         let timestamp = super::now() as u32;
         let (remote, dest, mut file) = self.new_name(timestamp, crc32, |dest| {
@@ -229,7 +226,6 @@ impl Upload {
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
-        store.durable()?;
         Ok((store.cfg.group_name.clone(), remote))
     }
 
@@ -362,7 +358,7 @@ pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
             log::warn!("removing metadata of {}: {e}", t.path.display());
         }
     }
-    store.durable().map_err(|e| io_status(&e))
+    Ok(())
 }
 
 /// Remove `path` and log the deletion of `remote`; the caller holds the
@@ -402,7 +398,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
             remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
-            return store.durable().map_err(|e| io_status(&e));
+            return Ok(());
         }
         MetaOp::Merge if pairs.is_empty() => return Ok(()),
         MetaOp::Merge => {
@@ -439,7 +435,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
         .binlog
         .append_with(|| Ok(Some(Record::new(super::now() as u32, o, &mname))))
         .map_err(|e| io_status(&e))?;
-    store.durable().map_err(|e| io_status(&e))
+    Ok(())
 }
 
 /// GET_METADATA: the raw metadata file.

@@ -119,7 +119,12 @@ impl StorageService {
         let store = self.store.clone();
         Action::Work {
             pool,
-            job: Box::new(move || job(&store, target)),
+            job: Box::new(move || {
+                let mark = store.journal_mark();
+                let mut reply = job(&store, target);
+                store.hold_until_durable(mark, &mut reply);
+                reply
+            }),
         }
     }
 
@@ -130,7 +135,12 @@ impl StorageService {
         let store = self.store.clone();
         Action::Work {
             pool: pool.min(store.paths.len() - 1),
-            job: Box::new(move || job(&store)),
+            job: Box::new(move || {
+                let mark = store.journal_mark();
+                let mut reply = job(&store);
+                store.hold_until_durable(mark, &mut reply);
+                reply
+            }),
         }
     }
 
@@ -569,12 +579,18 @@ impl Service for StorageService {
     }
 
     fn stream_end(&self, st: Incoming) -> Reply {
+        let mark = self.store.journal_mark();
         let up = match st {
             Incoming::Upload(up) => up,
-            Incoming::Copy(c) => return c.finish(),
+            Incoming::Copy(c) => {
+                let mut r = c.finish();
+                self.store.hold_until_durable(mark, &mut r);
+                return r;
+            }
             Incoming::Change(c, cmd) => {
                 let n = c.len();
-                let r = c.finish();
+                let mut r = c.finish();
+                self.store.hold_until_durable(mark, &mut r);
                 count(&self.store, |s| {
                     let ok = r.status == 0;
                     match cmd {
@@ -611,13 +627,20 @@ impl Service for StorageService {
             }
         });
         match r {
-            Ok((group, remote)) => Reply::ok(
-                proto::UploadReply {
-                    group,
-                    remote: remote.as_string(),
-                }
-                .encode(),
-            ),
+            Ok((group, remote)) => {
+                let mut reply = Reply::ok(
+                    proto::UploadReply {
+                        group,
+                        remote: remote.as_string(),
+                    }
+                    .encode(),
+                );
+                // Content and record: one journal round for the batch. (A
+                // failed round answers an error; the counters above have
+                // counted the upload a success by then.)
+                self.store.hold_until_durable(mark, &mut reply);
+                reply
+            }
             Err(e) => {
                 log::error!("upload finish: {e}");
                 Reply::error(io_status(&e))

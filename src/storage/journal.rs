@@ -8,8 +8,9 @@
 //! the file's content and of its binlog line. A flusher thread writes the
 //! records gathered so far as one round: one `O_DIRECT` write with
 //! `RWF_DSYNC` to the preallocated file, which makes them all durable (group
-//! commit). While it runs, the next round gathers; a round also waits up to
-//! [`LINGER`] for changes that announced themselves ([`Journal::writer`]).
+//! commit). While it runs, the next round gathers, and starts as soon as it
+//! ends. A change's reply waits for its round without keeping its worker
+//! ([`Journal::on_durable`]).
 //! After a crash, [`super::journal_recover`] rewrites the files and binlog
 //! lines the journal holds and the disk lost.
 //!
@@ -61,12 +62,15 @@ struct State {
     checkpointing: bool,
     /// The binlog position after the newest line added.
     binlog_end: (u32, u64),
-    /// Changes that said they will add records ([`Journal::writer`]) and
-    /// have not asked to commit them yet: the flusher waits a little for them.
-    writers: usize,
     /// The journal is being dropped: the flusher writes what is left and ends.
     quit: bool,
+    /// What to call once a record is durable (or its round failed), by record
+    /// number ([`Journal::on_durable`]).
+    callbacks: Vec<(u64, Callback)>,
 }
+
+/// Called with the outcome of the round that held a record.
+pub type Callback = Box<dyn FnOnce(io::Result<()>) + Send>;
 
 impl State {
     fn fail(&mut self, first: u64, upto: u64, e: &io::Error) {
@@ -80,6 +84,17 @@ impl State {
             .iter()
             .find(|f| f.0 <= seq && seq <= f.1)
             .map(|f| io::Error::new(f.2, f.3.clone()))
+    }
+
+    /// The callbacks whose records are settled (durable, or their round
+    /// failed), with their outcomes: to be called once the lock is released.
+    fn settled(&mut self) -> Vec<(Callback, io::Result<()>)> {
+        let done = self.done;
+        let ready: Vec<_> = self.callbacks.extract_if(.., |c| c.0 <= done).collect();
+        ready
+            .into_iter()
+            .map(|(seq, f)| (f, self.failure(seq).map_or(Ok(()), Err)))
+            .collect()
     }
 
     /// Take the records of the next round: as many as fit in `limit` bytes
@@ -105,30 +120,10 @@ impl State {
     }
 }
 
-/// How long a round waits for changes under way to add their records.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(150);
-
 thread_local! {
     /// The journal (by address) and number of the newest record this thread
     /// added: what its request waits for.
     static MINE: std::cell::Cell<(usize, u64)> = const { std::cell::Cell::new((0, 0)) };
-    /// The journal (by address) this thread is a writer of, if any.
-    static WRITING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// A change under way that will add records and commit them (see
-/// [`Journal::writer`]); dropping it without committing withdraws it.
-pub struct Writer<'a>(&'a Journal);
-
-impl Drop for Writer<'_> {
-    fn drop(&mut self) {
-        if self.0.withdraw() {
-            let mut st = self.0.shared.st.lock();
-            st.writers -= 1;
-            drop(st);
-            self.0.shared.work.notify_one();
-        }
-    }
 }
 
 /// What the journal, its flusher and its checkpoints share.
@@ -214,8 +209,8 @@ impl Journal {
                 header_gen: generation,
                 checkpointing: false,
                 binlog_end: binlog,
-                writers: 0,
                 quit: false,
+                callbacks: Vec::new(),
             }),
             done: Condvar::new(),
             work: Condvar::new(),
@@ -266,28 +261,6 @@ impl Journal {
         self.add(kind::LINE, &[], line, Some(end))
     }
 
-    /// Announce a change that is about to add records and commit them: a
-    /// round that starts meanwhile waits up to [`LINGER`] for its records,
-    /// so one flush serves more changes. Ends at [`Journal::commit`].
-    pub fn writer(&self) -> Writer<'_> {
-        let me = self as *const Journal as usize;
-        if WRITING.get() != me {
-            WRITING.set(me);
-            self.shared.st.lock().writers += 1;
-        }
-        Writer(self)
-    }
-
-    /// This thread's change has added its records (or given up): true if it
-    /// was counted among the writers, which the caller then decrements.
-    fn withdraw(&self) -> bool {
-        let counted = WRITING.get() == self as *const Journal as usize;
-        if counted {
-            WRITING.set(0);
-        }
-        counted
-    }
-
     /// The number of the newest record added.
     pub fn added(&self) -> u64 {
         self.shared.st.lock().added
@@ -303,10 +276,8 @@ impl Journal {
 
     /// Return once record `seq` (and all before it) is durable.
     pub fn commit(&self, seq: u64) -> io::Result<()> {
-        let withdrawn = self.withdraw();
         let sh = &*self.shared;
         let mut st = sh.st.lock();
-        st.writers -= usize::from(withdrawn);
         if seq > st.added {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -322,6 +293,30 @@ impl Journal {
             }
             sh.work.notify_one();
             sh.done.wait(&mut st);
+        }
+    }
+
+    /// Call `then` once record `seq` (and all before it) is durable, or with
+    /// the error of the round that failed it: on the flusher thread, or right
+    /// away if that is settled already. Unlike [`Journal::commit`] the caller
+    /// does not wait.
+    pub fn on_durable(&self, seq: u64, then: Callback) {
+        let sh = &*self.shared;
+        let mut st = sh.st.lock();
+        if seq > st.added {
+            drop(st);
+            then(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "journal: waiting for a record never added",
+            )));
+        } else if st.done >= seq {
+            let outcome = st.failure(seq).map_or(Ok(()), Err);
+            drop(st);
+            then(outcome);
+        } else {
+            st.callbacks.push((seq, then));
+            drop(st);
+            sh.work.notify_one();
         }
     }
 
@@ -347,7 +342,6 @@ impl Shared {
     /// gather for the next one, which starts as soon as it ends.
     fn flush_rounds(self: Arc<Shared>) {
         let mut st = self.st.lock();
-        let mut since: Option<std::time::Instant> = None;
         loop {
             if st.reserved == st.added || st.checkpointing && self.is_full(&st) {
                 if st.quit && !st.checkpointing {
@@ -356,15 +350,6 @@ impl Shared {
                 self.work.wait(&mut st);
                 continue;
             }
-            if st.writers > 0 && !st.quit {
-                // Give the changes under way a moment to join this round.
-                let t0 = *since.get_or_insert_with(std::time::Instant::now);
-                if let Some(left) = LINGER.checked_sub(t0.elapsed()) {
-                    self.work.wait_for(&mut st, left);
-                    continue;
-                }
-            }
-            since = None;
             if self.is_full(&st) {
                 // The next generation goes to the other region, once the
                 // last checkpoint has named the current one.
@@ -403,6 +388,7 @@ impl Shared {
                 st.buf = data;
             }
             self.done.notify_all();
+            st = self.run_settled(st);
         }
     }
 
@@ -463,8 +449,27 @@ impl Shared {
                 st.reserved = upto;
                 st.done = upto;
                 self.done.notify_all();
+                for (f, outcome) in st.settled() {
+                    parking_lot::MutexGuard::unlocked(st, || f(outcome));
+                }
             }
         }
+    }
+
+    /// Call the callbacks of the records settled so far, without the lock.
+    fn run_settled<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+    ) -> parking_lot::MutexGuard<'a, State> {
+        let ready = st.settled();
+        if !ready.is_empty() {
+            drop(st);
+            for (f, outcome) in ready {
+                f(outcome);
+            }
+            st = self.st.lock();
+        }
+        st
     }
 
     /// Make everything written so far durable in place, then name generation
@@ -581,7 +586,6 @@ mod tests {
                 let (j, path) = (j.clone(), path.clone());
                 std::thread::spawn(move || {
                     for k in 0..25u32 {
-                        let _w = j.writer();
                         assert!(j.add_file(&format!("f{t}-{k}"), &[t; 100]));
                         j.commit(j.mine()).unwrap();
                         // Durable means recovery would find it.
@@ -647,29 +651,56 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_that_never_commits_delays_a_round_only_briefly() {
+    fn callbacks_run_once_their_records_are_durable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let j = Arc::new(Journal::start(&path, 0, vec![dir.path().into()], 1, (0, 0)).unwrap());
-        let (announced_tx, announced) = std::sync::mpsc::channel();
-        let (committed, committed_rx) = std::sync::mpsc::channel();
-        let j2 = j.clone();
-        let stuck = std::thread::spawn(move || {
-            let _w = j2.writer();
-            announced_tx.send(()).unwrap();
-            // The commit below must not wait for this writer.
-            committed_rx.recv_timeout(Duration::from_secs(30))
-        });
-        announced.recv().unwrap();
-        j.add_line(b"1 C M00/00/00/x\n", (0, 16));
-        j.commit(j.mine()).unwrap();
-        committed.send(()).unwrap();
-        assert!(
-            stuck.join().unwrap().is_ok(),
-            "the commit waited for the writer"
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hs: Vec<_> = (0..4u8)
+            .map(|t| {
+                let (j, path, tx) = (j.clone(), path.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    for k in 0..25u32 {
+                        let name = format!("f{t}-{k}");
+                        assert!(j.add_file(&name, &[t; 100]));
+                        let (path, tx) = (path.clone(), tx.clone());
+                        // The thread goes on at once; the flusher calls back.
+                        j.on_durable(
+                            j.mine(),
+                            Box::new(move |outcome| {
+                                outcome.unwrap();
+                                let durable =
+                                    replayed(&path).1.iter().any(|r| r.1 == name.as_bytes());
+                                tx.send((name, durable)).unwrap();
+                            }),
+                        );
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let (name, durable) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("every callback runs");
+            assert!(durable, "{name} was called back before it was durable");
+            seen.push(name);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 100, "each callback once");
+        // Settled already: called back right here.
+        let here = std::thread::current().id();
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        j.on_durable(
+            1,
+            Box::new(move |o| tx2.send((o.is_ok(), std::thread::current().id())).unwrap()),
         );
-        // The writer withdrew: rounds no longer wait at all.
-        assert_eq!(j.shared.st.lock().writers, 0);
-        assert_eq!(replayed(&path).1.len(), 1);
+        assert_eq!(rx2.try_recv().unwrap(), (true, here));
+        // A record never added is an error, not a wait.
+        let (tx3, rx3) = std::sync::mpsc::channel();
+        j.on_durable(1000, Box::new(move |o| tx3.send(o.is_err()).unwrap()));
+        assert!(rx3.try_recv().unwrap());
     }
 }

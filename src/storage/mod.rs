@@ -192,21 +192,38 @@ impl Store {
         s
     }
 
-    /// With `durable_uploads`, return once every change this thread logged
-    /// is durable: its binlog lines and the file records it added to the
-    /// journal. (Changes made in place must have synced their file and
-    /// directory.)
-    pub fn durable(&self) -> io::Result<()> {
-        match &self.journal {
-            Some(j) => j.commit(j.mine()),
-            None => Ok(()),
-        }
+    /// The newest journal record the calling thread added (0 without a
+    /// journal): a job notes it before it runs, for
+    /// [`Store::hold_until_durable`].
+    pub fn journal_mark(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |j| j.mine())
     }
 
-    /// With `durable_uploads`, announce a change that will log records and
-    /// call [`Store::durable`]: a journal round waits a little for it.
-    pub fn journal_writer(&self) -> Option<journal::Writer<'_>> {
-        self.journal.as_ref().map(|j| j.writer())
+    /// With `durable_uploads`: if the calling thread added journal records
+    /// since `mark` (its binlog lines, the files it journaled) and `reply`
+    /// is a success, hold the reply back until they are durable. The worker
+    /// goes on with other jobs meanwhile; the journal's flusher releases the
+    /// reply after the round that wrote them, or turns it into that round's
+    /// error. (Changes made in place have synced their file and directory
+    /// already.)
+    pub fn hold_until_durable(&self, mark: u64, reply: &mut crate::net::Reply) {
+        let Some(j) = &self.journal else { return };
+        let seq = j.mine();
+        if seq <= mark || reply.status != 0 {
+            return;
+        }
+        let j = j.clone();
+        reply.hold = Some(Box::new(move |release: crate::net::Release| {
+            j.on_durable(
+                seq,
+                Box::new(move |outcome| {
+                    release(outcome.err().map(|e| {
+                        log::error!("journal round of a change: {e}");
+                        disk::io_status(&e)
+                    }))
+                }),
+            )
+        }));
     }
 
     /// With `durable_uploads`, the content of a finished new file (an upload,
@@ -602,13 +619,6 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
             cfg.disk_reader_threads + cfg.disk_writer_threads
         } else {
             cfg.disk_writer_threads
-        };
-        // Durable uploads wait for a journal round on their worker: enough
-        // workers let a batch form while a flush runs.
-        let threads = if cfg.durable_uploads {
-            threads.max(16)
-        } else {
-            threads
         };
         pools.push(Pool::new(&format!("fdfs-dio-p{i:02}"), threads.max(1))?);
     }
