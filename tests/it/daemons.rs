@@ -292,6 +292,16 @@ fn durable_journal_restores_what_the_disk_lost() {
     let big = random_bytes("journal big", 1_500_000);
     let a = cluster.upload(&small, &["--meta", "k=v"]);
     let b = cluster.upload(&big, &[]);
+    // Acknowledged means journaled: each reply waited for the round that
+    // wrote its records (nothing else asks for a round here).
+    let journal = fs::read(cluster.base_path(0).join("data/fdfs_journal.dat")).unwrap();
+    let a_name = a.split_once('/').expect("group/name").1;
+    for rec in [a_name.to_string(), format!("{a_name}-m")] {
+        assert!(
+            journal.windows(rec.len()).any(|w| w == rec.as_bytes()),
+            "{rec} answered before it was in the journal"
+        );
+    }
     let logged = fs::read_to_string(&binlog).unwrap();
     assert!(cluster.stop_storage(0), "storage must stop cleanly");
     assert!(
