@@ -35,6 +35,10 @@ pub struct Args {
     /// Serve downloads and metadata reads on the network threads (storage.conf disk_inline_reads).
     #[arg(long)]
     pub inline_reads: bool,
+    /// Send every upload, delete and metadata change to the disk threads
+    /// (storage.conf disk_inline_writes = false).
+    #[arg(long)]
+    pub no_inline_writes: bool,
     /// Also log to stderr.
     #[arg(long)]
     pub log_stderr: bool,
@@ -69,6 +73,7 @@ pub fn run(a: Args) -> CliResult {
         stat_report_interval: Duration::from_secs(5),
         durable_uploads: a.durable,
         disk_inline_reads: a.inline_reads,
+        disk_inline_writes: !a.no_inline_writes,
         ..StorageConfig::default()
     };
     if !crate::proto::valid_group_name(&scfg.group_name) {

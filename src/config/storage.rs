@@ -97,6 +97,10 @@ pub struct StorageConfig {
     /// Our key `disk_inline_reads` (default false): serve downloads, metadata
     /// reads and file info on the network thread instead of a disk thread.
     pub disk_inline_reads: bool,
+    /// Our key `disk_inline_writes` (default true): small uploads, appends,
+    /// deletes and metadata changes run on the network thread while none of
+    /// them waits for the disk (see `storage::inline`).
+    pub disk_inline_writes: bool,
 }
 
 impl Default for StorageConfig {
@@ -141,6 +145,7 @@ impl Default for StorageConfig {
             durable_uploads: false,
             durable_journal_size: 64 * 1024 * 1024,
             disk_inline_reads: false,
+            disk_inline_writes: true,
         }
     }
 }
@@ -317,6 +322,7 @@ impl StorageConfig {
             durable_uploads: r.bool("durable_uploads", d.durable_uploads),
             durable_journal_size: r.bytes("durable_journal_size", d.durable_journal_size)?,
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
+            disk_inline_writes: r.bool("disk_inline_writes", d.disk_inline_writes),
         };
         Ok((cfg, r.finish()))
     }
@@ -455,6 +461,7 @@ mod tests {
         assert_eq!(c.store_paths, vec![c.base_path.clone()]);
         assert_eq!(c.sync_wait_msec, Duration::from_millis(100));
         assert_eq!(c.port, 23000);
+        assert!(c.disk_inline_writes && !c.disk_inline_reads);
     }
 
     #[test]
@@ -462,7 +469,7 @@ mod tests {
         let (c, w) = from_text(
             "base_path = /b\nstore_path1 = /d1\nstore_path2 = /d2\nstore_path2_readonly = true\n\
              tracker_server = 127.0.0.1:22122\ntracker_server = 127.0.0.2:22122\nport = 0\n\
-             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\ndisk_inline_reads = yes\n\
+             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\ndisk_inline_reads = yes\ndisk_inline_writes = no\n\
              server_id = 100001\n[access-log]\nenabled = true\n",
         )
         .unwrap();
@@ -482,7 +489,7 @@ mod tests {
         assert_eq!(c.port, 0);
         assert_eq!(c.buff_size, 65536);
         assert_eq!(c.fsync_after_written_bytes, 1 << 20);
-        assert!(c.durable_uploads && c.disk_inline_reads);
+        assert!(c.durable_uploads && c.disk_inline_reads && !c.disk_inline_writes);
         assert_eq!(c.server_id.as_deref(), Some("100001"));
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("access-log"));

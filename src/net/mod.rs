@@ -33,6 +33,11 @@ pub enum Plan {
     Quit,
 }
 
+/// The pool index of work done on the loop thread itself, in
+/// [`Action::Work`] and [`Begin::Stream`]: no hand-off to a worker and back,
+/// but the connections of that loop wait while it runs.
+pub const INLINE: usize = usize::MAX;
+
 /// What the service wants done with a fully read request.
 pub enum Action {
     /// Send this reply now (cheap requests answered on the loop thread).
@@ -142,8 +147,15 @@ pub trait Service: Send + Sync + 'static {
     /// The whole body has been consumed; finish and reply (worker thread).
     fn stream_end(&self, st: Self::Stream) -> Reply;
     /// The worker pool number `idx` named in [`Action::Work`] / [`Begin::Stream`];
-    /// `None` runs the work inline on the loop thread.
+    /// `None` (always for [`INLINE`]) runs the work inline on the loop thread.
     fn pool(&self, idx: usize) -> Option<&Pool>;
+    /// A job just ran inline on the loop thread and took `took` (wall time);
+    /// `waited`: the thread gave up the CPU meanwhile (for the disk, a lock),
+    /// rather than only being preempted. A service that runs disk work there
+    /// can tell when the disk makes it wait.
+    fn ran_inline(&self, took: std::time::Duration, waited: bool) {
+        let _ = (took, waited);
+    }
     /// The connection closed (by either side).
     fn close(&self, s: Self::Session);
 }

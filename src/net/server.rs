@@ -247,6 +247,7 @@ struct Loop<S: Service> {
 
 impl<S: Service> Loop<S> {
     fn run(&mut self) -> io::Result<()> {
+        ON_LOOP.set(true);
         let mut events = Events::with_capacity(256);
         let mut next_tick = Instant::now() + TICK;
         while !self.stop.load(Ordering::SeqCst) {
@@ -475,7 +476,7 @@ impl<S: Service> Loop<S> {
                         let work = Box::new(move || {
                             deliver(job(), t, epoch, &done_tx, &waker);
                         });
-                        run_on(svc.pool(pool), work);
+                        run_on(&*svc, pool, work);
                         Step::Idle
                     }
                 }
@@ -546,7 +547,8 @@ impl<S: Service> Loop<S> {
                 }
                 let svc2 = svc.clone();
                 run_on(
-                    svc.pool(pool_idx),
+                    &*svc,
+                    pool_idx,
                     Box::new(move || {
                         let mut st = st;
                         let result = if data.is_empty() {
@@ -669,14 +671,40 @@ enum Step {
     Close(String),
 }
 
-/// Queue `job` on `pool`, or run it
-/// right here when the service has no pool for it; its completion then waits
-/// in the channel until the loop drains it.
-fn run_on(pool: Option<&super::Pool>, job: Box<dyn FnOnce() + Send>) {
-    match pool {
+/// Queue `job` on the service's pool `pool`, or run it right here when it
+/// has no pool for it (its completion then waits in the channel until the
+/// loop drains it, at the end of this round of events).
+fn run_on<S: Service>(svc: &S, pool: usize, job: Box<dyn FnOnce() + Send>) {
+    match svc.pool(pool) {
         Some(p) => p.submit(job),
-        None => job(),
+        None => {
+            let switches = voluntary_switches();
+            let t0 = Instant::now();
+            job();
+            let took = t0.elapsed();
+            // Only a job that gave up the CPU waited for something (the disk,
+            // a lock); one that was merely preempted did not.
+            let waited = voluntary_switches() != switches;
+            svc.ran_inline(took, waited);
+        }
     }
+}
+
+/// How many times the calling thread has given up the CPU (to wait for
+/// I/O, a lock, a sleep) rather than been preempted.
+fn voluntary_switches() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) } != 0 {
+        return 0;
+    }
+    r.ru_nvcsw
+}
+
+thread_local! {
+    /// Set on loop threads: a completion sent from one (work done inline) is
+    /// drained at the end of the round of events, without a wake-up.
+    static ON_LOOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Send `reply` to connection `token` of generation `epoch` through the
@@ -728,7 +756,7 @@ struct Wake {
 fn send_done<St>(tx: &Sender<Done<St>>, wake: &Wake, d: Done<St>) {
     // The flag is set after the send: a loop that clears it (before it
     // drains) either sees this completion or is woken again.
-    if tx.send(d).is_ok() && !wake.pending.swap(true, Ordering::AcqRel) {
+    if tx.send(d).is_ok() && !ON_LOOP.get() && !wake.pending.swap(true, Ordering::AcqRel) {
         let _ = wake.waker.wake();
     }
 }

@@ -6,7 +6,7 @@ use super::appender::{self, ChangeOp};
 use super::cached;
 use super::disk::{self, Upload, io_status};
 use super::replica;
-use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
+use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
 use crate::proto::sync::SyncCreateHead;
 use crate::proto::{self, Cmd, Header, StatCounters, status};
 use std::net::SocketAddr;
@@ -14,6 +14,17 @@ use std::sync::Arc;
 
 /// Largest body of a request that names a file (group + name + offsets).
 const SMALL_REQUEST: u64 = 1024;
+
+/// Where a job on a client's file runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Reads the file: a disk thread (unless `disk_inline_reads`).
+    Read,
+    /// A small change: the network thread while such changes keep up.
+    Change,
+    /// Reads a whole file to change it: always a disk thread.
+    Long,
+}
 
 /// The storage role served by the event loop.
 pub struct StorageService {
@@ -90,32 +101,37 @@ impl StorageService {
     }
 
     /// Work on a client's file: the name is resolved here, once, and the job
-    /// runs on the pool of its store path (see [`Self::on_target`]).
+    /// runs where `kind` says (see [`Self::on_target`]).
     fn with_file(
         &self,
         group: &str,
         remote: &str,
-        read: bool,
+        kind: Work,
         job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
     ) -> Action {
-        self.on_target(disk::resolve(&self.store, group, remote), read, job)
+        self.on_target(disk::resolve(&self.store, group, remote), kind, job)
     }
 
-    /// Run `job` on the pool of the target's store path. A read-only job
-    /// (`read`) runs right here with `disk_inline_reads` (fewer thread
-    /// hand-offs, but a cold disk read then holds up the other connections of
-    /// this network thread; without it only reads that cannot wait are done
-    /// here, by the [`cached`] functions, before this is called).
+    /// Run `job` on the target's file. A read runs on the pool of its store
+    /// path, or right here with `disk_inline_reads` (fewer thread hand-offs,
+    /// but a cold disk read then holds up the other connections of this
+    /// network thread; without it only reads that cannot wait are done here,
+    /// by the [`cached`] functions, before this is called). A small change
+    /// runs on this network thread too while such changes keep up
+    /// ([`super::inline`]).
     fn on_target(
         &self,
         target: Result<disk::Target, u8>,
-        read: bool,
+        kind: Work,
         job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
     ) -> Action {
-        if read && self.store.cfg.disk_inline_reads {
+        if kind == Work::Read && self.store.cfg.disk_inline_reads {
             return Action::Reply(job(&self.store, target));
         }
-        let pool = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        let pool = match kind {
+            Work::Change if self.store.inline.allowed(0) => INLINE,
+            _ => target.as_ref().map_or(0, |t| t.name.store_index as usize),
+        };
         let store = self.store.clone();
         Action::Work {
             pool,
@@ -128,19 +144,34 @@ impl StorageService {
         }
     }
 
-    /// Work on the pool of the store path that `remote` names (sync
-    /// requests, which check the name themselves).
+    /// A change from a peer to the file `remote` names (sync requests, which
+    /// check the name themselves): on this network thread while small
+    /// changes keep up, else on the pool of its store path.
     fn on_path(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
-        let pool = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
+        let pool = if self.store.inline.allowed(0) {
+            INLINE
+        } else {
+            let p = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
+            p.min(self.store.paths.len() - 1)
+        };
         let store = self.store.clone();
         Action::Work {
-            pool: pool.min(store.paths.len() - 1),
+            pool,
             job: Box::new(move || {
                 let mark = store.journal_mark();
                 let mut reply = job(&store);
                 store.hold_until_durable(mark, &mut reply);
                 reply
             }),
+        }
+    }
+
+    /// Where a streamed body of `len` bytes for store path `path` is written.
+    fn stream_pool(&self, len: u64, path: usize) -> usize {
+        if self.store.inline.allowed(len) {
+            INLINE
+        } else {
+            path.min(self.store.paths.len() - 1)
         }
     }
 
@@ -161,7 +192,7 @@ impl StorageService {
             Cmd::TruncateFile => {
                 let t = proto::Truncate::decode(body).map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group, &t.remote, false, move |store, target| {
+                self.with_file(&group, &t.remote, Work::Change, move |store, target| {
                     let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
@@ -173,7 +204,7 @@ impl StorageService {
             Cmd::RegenerateAppenderFilename => {
                 let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group.clone(), &remote, false, move |store, target| {
+                self.with_file(&group.clone(), &remote, Work::Long, move |store, target| {
                     let r = target.and_then(|x| appender::regenerate(store, &x));
                     reply_of(r.map(|new| proto::UploadReply { group, remote: new }.encode()))
                 })
@@ -212,7 +243,7 @@ impl StorageService {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
                 }
-                self.on_target(target, true, move |store, target| {
+                self.on_target(target, Work::Read, move |store, target| {
                     let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
@@ -220,7 +251,7 @@ impl StorageService {
             }
             Cmd::DeleteFile => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.with_file(&f.group, &f.remote, false, move |store, target| {
+                self.with_file(&f.group, &f.remote, Work::Change, move |store, target| {
                     let r = target.and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
@@ -231,7 +262,7 @@ impl StorageService {
             }
             Cmd::SetMetadata => {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
-                self.with_file(&m.group, &m.remote, false, move |store, target| {
+                self.with_file(&m.group, &m.remote, Work::Change, move |store, target| {
                     let r = target.and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
@@ -249,7 +280,7 @@ impl StorageService {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
                 }
-                self.on_target(target, true, move |store, target| {
+                self.on_target(target, Work::Read, move |store, target| {
                     let r = target.and_then(|t| disk::get_metadata(&store.file_locks, &t.path));
                     count_get_meta(store, &r);
                     reply_of(r)
@@ -258,7 +289,7 @@ impl StorageService {
             Cmd::QueryFileInfo => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
-                self.with_file(&f.group, &f.remote, true, move |store, target| {
+                self.with_file(&f.group, &f.remote, Work::Read, move |store, target| {
                     let ip_size = store.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })
@@ -302,7 +333,7 @@ impl StorageService {
         let up = Upload::begin(store.clone(), path, u.file_size, u.ext, appender);
         Begin::Stream {
             state: Incoming::Upload(up),
-            pool: path as usize,
+            pool: self.stream_pool(h.pkg_len, path as usize),
         }
     }
 
@@ -369,7 +400,7 @@ impl StorageService {
         };
         match started {
             Ok(c) => {
-                let pool = c.store_index().min(store.paths.len() - 1);
+                let pool = self.stream_pool(h.pkg_len, c.store_index());
                 Begin::Stream {
                     state: Incoming::Change(c, cmd),
                     pool,
@@ -408,7 +439,7 @@ impl StorageService {
                 return Begin::Reject(code);
             }
         };
-        let pool = slave.store_index as usize;
+        let pool = self.stream_pool(sl.file_size, slave.store_index as usize);
         Begin::Stream {
             state: Incoming::Upload(Upload::begin_slave(store.clone(), slave, sl.file_size)),
             pool,
@@ -453,7 +484,7 @@ impl StorageService {
         ) {
             Ok(c) => Begin::Stream {
                 state: Incoming::Copy(c),
-                pool: pool.min(self.store.paths.len() - 1),
+                pool: self.stream_pool(h.pkg_len, pool),
             },
             Err(code) => Begin::Reject(code),
         }
@@ -650,6 +681,10 @@ impl Service for StorageService {
 
     fn pool(&self, idx: usize) -> Option<&Pool> {
         self.store.pools.get(idx)
+    }
+
+    fn ran_inline(&self, took: std::time::Duration, waited: bool) {
+        self.store.inline.ran(took, waited);
     }
 
     fn close(&self, _: Session) {}

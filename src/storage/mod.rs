@@ -8,6 +8,7 @@ mod binlog;
 mod cached;
 mod disk;
 mod handler;
+mod inline;
 mod journal;
 mod journal_format;
 mod journal_recover;
@@ -86,6 +87,8 @@ pub struct Store {
     pub file_locks: appender::FileLocks,
     /// The redo journal, with `durable_uploads`.
     pub journal: Option<Arc<journal::Journal>>,
+    /// Whether small changes run on the network threads now.
+    pub inline: inline::InlineWrites,
     /// Push threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Our listening port (known once bound).
@@ -650,6 +653,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
         journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
+        inline: inline::InlineWrites::new(cfg.disk_inline_writes),
         binlog,
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),

@@ -65,7 +65,28 @@ fn assert_not_found<T: std::fmt::Debug>(what: &str, result: fastdfs::Result<T>) 
 
 #[tokio::test]
 async fn fastdfs_rs_upload_download_delete() {
-    let cluster = Cluster::start();
+    upload_download_delete(Cluster::start()).await;
+}
+
+#[tokio::test]
+async fn fastdfs_rs_metadata_and_file_info() {
+    metadata_and_file_info(Cluster::start()).await;
+}
+
+/// The same calls with every change made on the disk threads (by default
+/// small ones are made on the network threads).
+#[tokio::test]
+async fn fastdfs_rs_with_changes_on_disk_threads() {
+    let on_disk_threads = || {
+        Cluster::builder()
+            .storage_conf("disk_inline_writes", "false")
+            .start()
+    };
+    upload_download_delete(on_disk_threads()).await;
+    metadata_and_file_info(on_disk_threads()).await;
+}
+
+async fn upload_download_delete(cluster: Cluster) {
     let client = client(&cluster);
     let data = random_bytes("fastdfs_rs_upload_download_delete", 400_009);
 
@@ -177,9 +198,7 @@ async fn fastdfs_rs_upload_download_delete() {
     client.close().await;
 }
 
-#[tokio::test]
-async fn fastdfs_rs_metadata_and_file_info() {
-    let cluster = Cluster::start();
+async fn metadata_and_file_info(cluster: Cluster) {
     let client = client(&cluster);
     let data = random_bytes("fastdfs_rs_metadata_and_file_info", 33_333);
     let started = SystemTime::now();
