@@ -112,6 +112,12 @@ impl<Se, St> Conn<Se, St> {
                 Ok(n) => {
                     self.rx.truncate(start + n);
                     self.last_active = Instant::now();
+                    // A short read emptied the socket: bytes that arrive
+                    // later raise a new (edge-triggered) event, so asking
+                    // again now would only return EAGAIN (as nginx does).
+                    if n < take {
+                        self.readable = false;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.rx.truncate(start);
