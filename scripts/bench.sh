@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: start an all-in-one `fdfs server` in a fresh directory and
 # measure the rows of the performance table with `fdfs bench`, printed as a
-# markdown table. BENCH_SECS sets the seconds per row (default 5).
+# markdown table. BENCH_SECS sets the seconds per row (default 5); BENCH_KEEP=1
+# keeps the servers' directories (see below).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 fdfs=${FDFS:-$repo/target/release/fdfs}
@@ -9,7 +10,14 @@ secs=${BENCH_SECS:-5}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fdfs-bench.XXXXXX")
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; pid=""; }
-trap 'cleanup; rm -rf "$work"' EXIT
+# BENCH_KEEP=1 leaves the servers' directories behind: deleting a few hundred
+# thousand files slows file creation on ext4 for minutes, so runs back to
+# back keep them and the disk is cleaned up afterwards.
+if [ -n "${BENCH_KEEP:-}" ]; then
+    trap 'cleanup; echo "bench: kept $work" >&2' EXIT
+else
+    trap 'cleanup; rm -rf "$work"' EXIT
+fi
 
 # Start a server in a new directory (never one just deleted: ext4 scans past
 # recently freed inodes, which slows file creation).
@@ -61,6 +69,8 @@ for spec in "download 4K 1" "download 4K 8" "download 64K 8" "get-meta 4K 8"; do
     set -- $spec
     row --op "$1" --size "$2" --clients "$3" --duration "$secs" | sed "s/^| \([a-z]*\) |/| \1 (inline reads) |/"
 done
+start 5 --no-inline-writes
+row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (disk threads) |/'
 start 3 --durable
 row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 row --op upload --size 4K --clients 1 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
