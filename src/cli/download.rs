@@ -13,7 +13,8 @@ use std::path::PathBuf;
 pub struct Args {
     /// File ID, e.g. group1/M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt
     pub file_id: String,
-    /// Where to write: a path, or - for standard output (default: the file ID's last part).
+    /// Where to write: a file, a directory (the file ID's last part in it), a
+    /// device or FIFO, or - for standard output (default: the file ID's last part).
     pub dest: Option<PathBuf>,
     /// Start at this byte offset.
     #[arg(long, default_value_t = 0)]
@@ -37,10 +38,13 @@ pub fn run(a: Args) -> CliResult {
 fn run_inner(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
     let (mut s, group, remote) = storage_at(&tracker, &a.file_id, false, a.storage.as_deref())?;
-    let dest = a
-        .dest
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(remote.rsplit('/').next().unwrap_or("download")));
+    let base_name = remote.rsplit('/').next().unwrap_or("download");
+    let dest = match a.dest.clone() {
+        // Into a directory under the file's own name, as cp does.
+        Some(d) if d.is_dir() => d.join(base_name),
+        Some(d) => d,
+        None => PathBuf::from(base_name),
+    };
     let mut p = Progress::new(&format!("download {}", a.file_id), 0);
     if dest.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
@@ -56,9 +60,24 @@ fn run_inner(a: Args) -> CliResult {
             path: "stdout".into(),
             err,
         })?;
+    } else if let Some(special) = not_a_regular_file(&dest) {
+        // A device, FIFO or socket (/dev/null, a pipe to another program):
+        // written in place; renaming over it would replace it with a file.
+        let name = dest.display().to_string();
+        let local = |err| Error::Local {
+            path: name.clone(),
+            err,
+        };
+        let mut f = std::io::BufWriter::with_capacity(256 * 1024, special.map_err(local)?);
+        s.download(&group, &remote, a.offset, a.length, &mut f, &mut |d, t| {
+            p.update(d, t)
+        })?;
+        f.flush().map_err(local)?;
     } else {
-        // Write beside the destination and rename, so a failed download never
-        // leaves a truncated file under the final name.
+        // Write beside the destination (the file a symlink points to) and
+        // rename, so a failed download never leaves a truncated file under
+        // the final name.
+        let dest = std::fs::canonicalize(&dest).unwrap_or(dest);
         let name = dest.display().to_string();
         let local = |err| Error::Local {
             path: name.clone(),
@@ -92,4 +111,14 @@ fn run_inner(a: Args) -> CliResult {
     p.finish();
     s.quit();
     Ok(())
+}
+
+/// If `dest` exists and (after symlinks) is not a regular file or a
+/// directory: it, opened for writing.
+fn not_a_regular_file(dest: &std::path::Path) -> Option<std::io::Result<std::fs::File>> {
+    let m = std::fs::metadata(dest).ok()?;
+    if m.is_file() || m.is_dir() {
+        return None;
+    }
+    Some(std::fs::OpenOptions::new().write(true).open(dest))
 }

@@ -86,6 +86,69 @@ fn ranged_download() {
     }
 }
 
+/// Downloads to a FIFO, through a symlink and into a directory: the FIFO and
+/// the symlink stay what they are (a rename over them would replace them with
+/// a plain file, as it once did to /dev/null).
+#[test]
+fn download_to_fifo_symlink_and_directory() {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let cluster = Cluster::start();
+    let data = random_bytes("download_to_fifo_symlink_and_directory", 70_001);
+    let id = cluster.upload(&data, &[]);
+    let dir = cluster.work_dir();
+
+    let fifo = dir.join("pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(&fifo).expect("read the FIFO"))
+    };
+    cluster
+        .fdfs(&["download", &id, fifo.to_str().expect("UTF-8 path")])
+        .success();
+    let kind = fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+    // A reader still waiting (nothing was written) gets end-of-file from
+    // this writer instead of waiting forever.
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+    assert_same_bytes("download into a FIFO", &data, &reader.join().unwrap());
+
+    let real = dir.join("real-target");
+    fs::write(&real, b"old").unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    cluster
+        .fdfs(&["download", &id, link.to_str().expect("UTF-8 path")])
+        .success();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symlink was replaced"
+    );
+    assert_same_bytes(
+        "download through a symlink",
+        &data,
+        &fs::read(&real).unwrap(),
+    );
+
+    let into = dir.join("into");
+    fs::create_dir(&into).unwrap();
+    cluster
+        .fdfs(&["download", &id, into.to_str().expect("UTF-8 path")])
+        .success();
+    let name = id.rsplit('/').next().unwrap();
+    assert_same_bytes(
+        "download into a directory",
+        &data,
+        &fs::read(into.join(name)).unwrap(),
+    );
+}
+
 #[test]
 fn delete_then_download_is_enoent() {
     let cluster = Cluster::start();
