@@ -151,8 +151,9 @@ pub trait Service: Send + Sync + 'static {
     fn pool(&self, idx: usize) -> Option<&Pool>;
     /// A job just ran inline on the loop thread and took `took` (wall time);
     /// `waited`: the thread gave up the CPU meanwhile (for the disk, a lock),
-    /// rather than only being preempted. A service that runs disk work there
-    /// can tell when the disk makes it wait.
+    /// rather than only being preempted (checked for jobs of 1 ms or more,
+    /// false for quicker ones). A service that runs disk work there can tell
+    /// when the disk makes it wait.
     fn ran_inline(&self, took: std::time::Duration, waited: bool) {
         let _ = (took, waited);
     }

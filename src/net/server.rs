@@ -683,12 +683,16 @@ fn run_on<S: Service>(svc: &S, pool: usize, job: Box<dyn FnOnce() + Send>) {
             job();
             let took = t0.elapsed();
             // Only a job that gave up the CPU waited for something (the disk,
-            // a lock); one that was merely preempted did not.
-            let waited = voluntary_switches() != switches;
+            // a lock); one that was merely preempted did not. (Not asked of
+            // quick jobs: one syscall per job instead of two.)
+            let waited = took >= WAIT_CHECKED && voluntary_switches() != switches;
             svc.ran_inline(took, waited);
         }
     }
 }
+
+/// Inline jobs at least this long are asked whether they waited.
+const WAIT_CHECKED: Duration = Duration::from_millis(1);
 
 /// How many times the calling thread has given up the CPU (to wait for
 /// I/O, a lock, a sleep) rather than been preempted.

@@ -143,7 +143,7 @@ impl Upload {
 
     /// All content is in: name the file, make it visible and log it. With
     /// `durable_uploads` its content and record are then in the journal but
-    /// not yet durable: the reply waits for [`Store::durable_hold`].
+    /// not yet durable: the reply waits for [`Store::hold_until_durable`].
     pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
         if self.written != self.size {
             return Err(io::Error::new(

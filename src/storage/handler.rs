@@ -22,6 +22,9 @@ enum Work {
     Read,
     /// A small change: the network thread while such changes keep up.
     Change,
+    /// A change to an appender file: made durable by syncing it in place
+    /// with `durable_uploads` (a disk thread then), else as [`Work::Change`].
+    InPlace,
     /// Reads a whole file to change it: always a disk thread.
     Long,
 }
@@ -129,7 +132,7 @@ impl StorageService {
             return Action::Reply(job(&self.store, target));
         }
         let pool = match kind {
-            Work::Change if self.store.inline.allowed(0) => INLINE,
+            Work::Change | Work::InPlace if self.inline(kind, 0) => INLINE,
             _ => target.as_ref().map_or(0, |t| t.name.store_index as usize),
         };
         let store = self.store.clone();
@@ -146,9 +149,14 @@ impl StorageService {
 
     /// A change from a peer to the file `remote` names (sync requests, which
     /// check the name themselves): on this network thread while small
-    /// changes keep up, else on the pool of its store path.
-    fn on_path(&self, remote: &str, job: impl FnOnce(&Store) -> Reply + Send + 'static) -> Action {
-        let pool = if self.store.inline.allowed(0) {
+    /// changes keep up (see [`Work`]), else on the pool of its store path.
+    fn on_path(
+        &self,
+        remote: &str,
+        kind: Work,
+        job: impl FnOnce(&Store) -> Reply + Send + 'static,
+    ) -> Action {
+        let pool = if self.inline(kind, 0) {
             INLINE
         } else {
             let p = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
@@ -167,12 +175,27 @@ impl StorageService {
     }
 
     /// Where a streamed body of `len` bytes for store path `path` is written.
-    fn stream_pool(&self, len: u64, path: usize) -> usize {
-        if self.store.inline.allowed(len) {
+    fn stream_pool(&self, kind: Work, len: u64, path: usize) -> usize {
+        if self.inline(kind, len) {
             INLINE
         } else {
             path.min(self.store.paths.len() - 1)
         }
+    }
+
+    /// Whether a change of `kind` and `len` bytes is made on this network
+    /// thread now. Not when it syncs a file: a change synced in place with
+    /// `durable_uploads`, or any upload with `fsync_after_written_bytes`
+    /// (whose durable changes go through the journal, which no network
+    /// thread waits for).
+    fn inline(&self, kind: Work, len: u64) -> bool {
+        let cfg = &self.store.cfg;
+        let syncs = match kind {
+            Work::Change => cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads,
+            Work::InPlace => cfg.durable_uploads || cfg.fsync_after_written_bytes > 0,
+            Work::Read | Work::Long => return false,
+        };
+        !syncs && self.store.inline.allowed(len)
     }
 
     fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
@@ -192,7 +215,7 @@ impl StorageService {
             Cmd::TruncateFile => {
                 let t = proto::Truncate::decode(body).map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group, &t.remote, Work::Change, move |store, target| {
+                self.with_file(&group, &t.remote, Work::InPlace, move |store, target| {
                     let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
@@ -212,7 +235,7 @@ impl StorageService {
             Cmd::SyncTruncateFile => {
                 let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
                 let source = s.source.clone();
-                self.on_path(&t.remote.clone(), move |store| {
+                self.on_path(&t.remote.clone(), Work::InPlace, move |store| {
                     reply_of(
                         appender::sync_truncate(store, &t, source.as_deref()).map(|()| Vec::new()),
                     )
@@ -221,7 +244,7 @@ impl StorageService {
             Cmd::SyncRenameFile => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let source = s.source.clone();
-                self.on_path(&l.src.clone(), move |store| {
+                self.on_path(&l.src.clone(), Work::InPlace, move |store| {
                     reply_of(
                         appender::sync_rename(store, &l, source.as_deref()).map(|()| Vec::new()),
                     )
@@ -230,7 +253,7 @@ impl StorageService {
             Cmd::SyncDeleteFile => {
                 let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
                 let source = s.source.clone();
-                self.on_path(&d.remote.clone(), move |store| {
+                self.on_path(&d.remote.clone(), Work::Change, move |store| {
                     reply_of(replica::delete(store, &d, source.as_deref()).map(|()| Vec::new()))
                 })
             }
@@ -333,7 +356,7 @@ impl StorageService {
         let up = Upload::begin(store.clone(), path, u.file_size, u.ext, appender);
         Begin::Stream {
             state: Incoming::Upload(up),
-            pool: self.stream_pool(h.pkg_len, path as usize),
+            pool: self.stream_pool(Work::Change, h.pkg_len, path as usize),
         }
     }
 
@@ -400,7 +423,7 @@ impl StorageService {
         };
         match started {
             Ok(c) => {
-                let pool = self.stream_pool(h.pkg_len, c.store_index());
+                let pool = self.stream_pool(Work::InPlace, h.pkg_len, c.store_index());
                 Begin::Stream {
                     state: Incoming::Change(c, cmd),
                     pool,
@@ -439,7 +462,7 @@ impl StorageService {
                 return Begin::Reject(code);
             }
         };
-        let pool = self.stream_pool(sl.file_size, slave.store_index as usize);
+        let pool = self.stream_pool(Work::Change, sl.file_size, slave.store_index as usize);
         Begin::Stream {
             state: Incoming::Upload(Upload::begin_slave(store.clone(), slave, sl.file_size)),
             pool,
@@ -484,7 +507,7 @@ impl StorageService {
         ) {
             Ok(c) => Begin::Stream {
                 state: Incoming::Copy(c),
-                pool: self.stream_pool(h.pkg_len, pool),
+                pool: self.stream_pool(Work::Change, h.pkg_len, pool),
             },
             Err(code) => Begin::Reject(code),
         }
