@@ -5,6 +5,7 @@ use super::Store;
 use super::appender::{self, ChangeOp};
 use super::cached;
 use super::disk::{self, Upload, io_status};
+use super::inline::Work;
 use super::replica;
 use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
 use crate::proto::sync::SyncCreateHead;
@@ -14,20 +15,6 @@ use std::sync::Arc;
 
 /// Largest body of a request that names a file (group + name + offsets).
 const SMALL_REQUEST: u64 = 1024;
-
-/// Where a job on a client's file runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Work {
-    /// Reads the file: a disk thread (unless `disk_inline_reads`).
-    Read,
-    /// A small change: the network thread while such changes keep up.
-    Change,
-    /// A change to an appender file: made durable by syncing it in place
-    /// with `durable_uploads` (a disk thread then), else as [`Work::Change`].
-    InPlace,
-    /// Reads a whole file to change it: always a disk thread.
-    Long,
-}
 
 /// The storage role served by the event loop.
 pub struct StorageService {
@@ -184,18 +171,9 @@ impl StorageService {
     }
 
     /// Whether a change of `kind` and `len` bytes is made on this network
-    /// thread now. Not when it syncs a file: a change synced in place with
-    /// `durable_uploads`, or any upload with `fsync_after_written_bytes`
-    /// (whose durable changes go through the journal, which no network
-    /// thread waits for).
+    /// thread now.
     fn inline(&self, kind: Work, len: u64) -> bool {
-        let cfg = &self.store.cfg;
-        let syncs = match kind {
-            Work::Change => cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads,
-            Work::InPlace => cfg.durable_uploads || cfg.fsync_after_written_bytes > 0,
-            Work::Read | Work::Long => return false,
-        };
-        !syncs && self.store.inline.allowed(len)
+        kind.may_run_inline(&self.store.cfg) && self.store.inline.allowed(len)
     }
 
     fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {

@@ -18,6 +18,7 @@
 //! a disk thread would have been preempted too.) A disk under pressure
 //! therefore costs at most one slow job per loop and [`BACK_OFF`].
 
+use crate::config::StorageConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,37 @@ pub const BACK_OFF: Duration = Duration::from_secs(2);
 /// Uploads and appends up to this size may be done inline: one chunk of
 /// the default `buff_size`, written in one go.
 pub const MAX_BYTES: u64 = 256 * 1024;
+
+/// What a job on a file does, which decides where it may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Reads the file: a disk thread (unless `disk_inline_reads`, or the
+    /// bytes are cached: see `storage::cached`).
+    Read,
+    /// A small change: new files, deletes, metadata.
+    Change,
+    /// A change to an appender file, which `durable_uploads` syncs in place.
+    InPlace,
+    /// Reads a whole file to change it: always a disk thread.
+    Long,
+}
+
+impl Work {
+    /// Whether this kind of job may run on a network thread under `cfg`
+    /// (while [`InlineWrites::allowed`]): a change that syncs no file. With
+    /// `durable_uploads` small changes go through the journal, which no
+    /// network thread waits for, but appender changes are synced in place;
+    /// `fsync_after_written_bytes` syncs uploads (in durable mode too, those
+    /// that arrive in several pieces).
+    pub fn may_run_inline(self, cfg: &StorageConfig) -> bool {
+        let fsync = cfg.fsync_after_written_bytes > 0;
+        match self {
+            Work::Change => !fsync,
+            Work::InPlace => !fsync && !cfg.durable_uploads,
+            Work::Read | Work::Long => false,
+        }
+    }
+}
 
 /// Whether small changes run on the network thread now.
 pub struct InlineWrites {
@@ -101,5 +133,31 @@ mod tests {
         assert!(w.allowed(4096), "and they come back");
         let off = InlineWrites::new(false);
         assert!(!off.allowed(1));
+    }
+
+    #[test]
+    fn nothing_that_syncs_a_file_runs_inline() {
+        let plain = StorageConfig::default();
+        assert!(Work::Change.may_run_inline(&plain));
+        assert!(Work::InPlace.may_run_inline(&plain));
+        assert!(!Work::Read.may_run_inline(&plain));
+        assert!(!Work::Long.may_run_inline(&plain));
+        let durable = StorageConfig {
+            durable_uploads: true,
+            ..StorageConfig::default()
+        };
+        assert!(Work::Change.may_run_inline(&durable), "journaled");
+        assert!(!Work::InPlace.may_run_inline(&durable), "synced in place");
+        let fsync = StorageConfig {
+            fsync_after_written_bytes: 1 << 20,
+            ..StorageConfig::default()
+        };
+        assert!(!Work::Change.may_run_inline(&fsync));
+        assert!(!Work::InPlace.may_run_inline(&fsync));
+        let both = StorageConfig {
+            fsync_after_written_bytes: 1 << 20,
+            ..durable
+        };
+        assert!(!Work::Change.may_run_inline(&both));
     }
 }
