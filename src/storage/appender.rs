@@ -43,6 +43,13 @@ impl FileLocks {
         self.stripe(path).lock()
     }
 
+    /// Whether a change of `path` (or of another file of its stripe) holds
+    /// its lock now: a network thread then leaves its own change of the file
+    /// to a disk thread rather than wait.
+    pub fn is_locked(&self, path: &Path) -> bool {
+        self.stripe(path).is_locked()
+    }
+
     /// Lock the stripe of `path` if it is free (the loop must not wait).
     pub fn try_lock(&self, path: &Path) -> Option<MutexGuard<'_, ()>> {
         self.stripe(path).try_lock()

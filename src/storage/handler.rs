@@ -118,8 +118,11 @@ impl StorageService {
         if kind == Work::Read && self.store.cfg.disk_inline_reads {
             return Action::Reply(job(&self.store, target));
         }
-        let pool = match kind {
-            Work::Change | Work::InPlace if self.inline(kind, 0) => INLINE,
+        let pool = match (&target, kind) {
+            (Ok(t), Work::Change | Work::InPlace) if self.inline(kind, 0) && !self.busy(t) => {
+                INLINE
+            }
+            (Err(_), Work::Change | Work::InPlace) if self.inline(kind, 0) => INLINE,
             _ => target.as_ref().map_or(0, |t| t.name.store_index as usize),
         };
         let store = self.store.clone();
@@ -168,6 +171,14 @@ impl StorageService {
         } else {
             path.min(self.store.paths.len() - 1)
         }
+    }
+
+    /// Whether another change holds the lock of `t`'s file or of its
+    /// metadata (an append, a regeneration that reads the whole file): its
+    /// change then goes to a disk thread instead of waiting here.
+    fn busy(&self, t: &disk::Target) -> bool {
+        let locks = &self.store.file_locks;
+        locks.is_locked(&t.path) || locks.is_locked(&crate::layout::store::meta_path(&t.path))
     }
 
     /// Whether a change of `kind` and `len` bytes is made on this network
