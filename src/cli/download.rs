@@ -60,57 +60,60 @@ fn run_inner(a: Args) -> CliResult {
             path: "stdout".into(),
             err,
         })?;
-    } else if let Some(special) = not_a_regular_file(&dest) {
-        // A device, FIFO or socket (/dev/null, a pipe to another program):
-        // written in place; renaming over it would replace it with a file.
-        let name = dest.display().to_string();
-        let local = |err| Error::Local {
-            path: name.clone(),
-            err,
-        };
-        let mut f = std::io::BufWriter::with_capacity(256 * 1024, special.map_err(local)?);
-        s.download(&group, &remote, a.offset, a.length, &mut f, &mut |d, t| {
-            p.update(d, t)
-        })?;
-        f.flush().map_err(local)?;
     } else {
-        // Write beside the destination (the file a symlink points to) and
-        // rename, so a failed download never leaves a truncated file under
-        // the final name.
-        let dest = std::fs::canonicalize(&dest).unwrap_or(dest);
         let name = dest.display().to_string();
         let local = |err| Error::Local {
             path: name.clone(),
             err,
         };
-        let dir = dest
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.fdfs-part",
-            dest.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("download")
-        ));
-        let mut f = std::io::BufWriter::with_capacity(
-            256 * 1024,
-            std::fs::File::create(&tmp).map_err(local)?,
-        );
-        let r = s.download(&group, &remote, a.offset, a.length, &mut f, &mut |d, t| {
-            p.update(d, t)
-        });
-        let r = r
-            .and_then(|_| f.flush().map_err(local))
-            .and_then(|_| std::fs::rename(&tmp, &dest).map_err(local));
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        // A device, FIFO or socket (/dev/null, a pipe to another program) is
+        // written in place: renaming over it would replace it with a file. A
+        // file is written beside itself (beside the file a symlink points
+        // to) and renamed, so a failed download never leaves a truncated
+        // file under the final name.
+        let (file, part) = match not_a_regular_file(&dest) {
+            Some(special) => (special.map_err(local)?, None),
+            None => {
+                let real = std::fs::canonicalize(&dest).unwrap_or(dest);
+                let tmp = part_path(&real);
+                (
+                    std::fs::File::create(&tmp).map_err(local)?,
+                    Some((tmp, real)),
+                )
+            }
+        };
+        let mut f = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let r = s
+            .download(&group, &remote, a.offset, a.length, &mut f, &mut |d, t| {
+                p.update(d, t)
+            })
+            .and_then(|_| f.flush().map_err(local));
+        let r = match &part {
+            Some((tmp, real)) => r.and_then(|_| std::fs::rename(tmp, real).map_err(local)),
+            None => r,
+        };
+        if let (Err(_), Some((tmp, _))) = (&r, &part) {
+            let _ = std::fs::remove_file(tmp);
         }
         r?;
     }
     p.finish();
     s.quit();
     Ok(())
+}
+
+/// `.NAME.fdfs-part` beside `dest`: where a download is written first.
+fn part_path(dest: &std::path::Path) -> PathBuf {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    dir.join(format!(
+        ".{}.fdfs-part",
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download")
+    ))
 }
 
 /// If `dest` exists and (after symlinks) is not a regular file or a

@@ -720,32 +720,19 @@ fn deliver<St: Send + 'static>(
     tx: &Sender<Done<St>>,
     waker: &Arc<Wake>,
 ) {
+    let done = move |reply| Done::Reply {
+        token,
+        epoch,
+        reply,
+    };
     let Some(hold) = reply.hold.take() else {
-        send_done(
-            tx,
-            waker,
-            Done::Reply {
-                token,
-                epoch,
-                reply,
-            },
-        );
+        send_done(tx, waker, done(reply));
         return;
     };
     let (tx, waker) = (tx.clone(), waker.clone());
     hold(Box::new(move |failed| {
-        if let Some(status) = failed {
-            reply = Reply::error(status);
-        }
-        send_done(
-            &tx,
-            &waker,
-            Done::Reply {
-                token,
-                epoch,
-                reply,
-            },
-        );
+        let reply = failed.map_or(reply, Reply::error);
+        send_done(&tx, &waker, done(reply));
     }));
 }
 

@@ -118,22 +118,14 @@ impl StorageService {
         if kind == Work::Read && self.store.cfg.disk_inline_reads {
             return Action::Reply(job(&self.store, target));
         }
-        let pool = match (&target, kind) {
-            (Ok(t), Work::Change | Work::InPlace) if self.inline(kind, 0) && !self.busy(t) => {
-                INLINE
-            }
-            (Err(_), Work::Change | Work::InPlace) if self.inline(kind, 0) => INLINE,
-            _ => target.as_ref().map_or(0, |t| t.name.store_index as usize),
+        let pool = if self.inline(kind, 0) && !target.as_ref().is_ok_and(|t| self.busy(t)) {
+            INLINE
+        } else {
+            target.as_ref().map_or(0, |t| t.name.store_index as usize)
         };
-        let store = self.store.clone();
         Action::Work {
             pool,
-            job: Box::new(move || {
-                let mark = store.journal_mark();
-                let mut reply = job(&store, target);
-                store.hold_until_durable(mark, &mut reply);
-                reply
-            }),
+            job: held(self.store.clone(), move |store| job(store, target)),
         }
     }
 
@@ -152,15 +144,9 @@ impl StorageService {
             let p = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
             p.min(self.store.paths.len() - 1)
         };
-        let store = self.store.clone();
         Action::Work {
             pool,
-            job: Box::new(move || {
-                let mark = store.journal_mark();
-                let mut reply = job(&store);
-                store.hold_until_durable(mark, &mut reply);
-                reply
-            }),
+            job: held(self.store.clone(), job),
         }
     }
 
@@ -319,6 +305,65 @@ impl StorageService {
 }
 
 impl StorageService {
+    /// The end of a streamed body: finish the upload, copy or change, count
+    /// it and make its reply.
+    fn finish_stream(&self, st: Incoming) -> Reply {
+        let up = match st {
+            Incoming::Upload(up) => up,
+            Incoming::Copy(c) => return c.finish(),
+            Incoming::Change(c, cmd) => {
+                let n = c.len();
+                let r = c.finish();
+                count(&self.store, |s| {
+                    let ok = r.status == 0;
+                    match cmd {
+                        Cmd::AppendFile => {
+                            s.total_append_count += 1;
+                            s.success_append_count += ok as u64;
+                            s.total_append_bytes += n;
+                            s.success_append_bytes += if ok { n } else { 0 };
+                        }
+                        Cmd::ModifyFile => {
+                            s.total_modify_count += 1;
+                            s.success_modify_count += ok as u64;
+                            s.total_modify_bytes += n;
+                            s.success_modify_bytes += if ok { n } else { 0 };
+                        }
+                        _ => {}
+                    }
+                    if ok && matches!(cmd, Cmd::AppendFile | Cmd::ModifyFile) {
+                        s.last_source_update = super::now();
+                    }
+                });
+                return r;
+            }
+        };
+        let size = up.written();
+        let r = up.finish();
+        count(&self.store, |c| {
+            c.total_upload_count += 1;
+            c.total_upload_bytes += size;
+            if r.is_ok() {
+                c.success_upload_count += 1;
+                c.success_upload_bytes += size;
+                c.last_source_update = super::now();
+            }
+        });
+        match r {
+            Ok((group, remote)) => Reply::ok(
+                proto::UploadReply {
+                    group,
+                    remote: remote.as_string(),
+                }
+                .encode(),
+            ),
+            Err(e) => {
+                log::error!("upload finish: {e}");
+                Reply::error(io_status(&e))
+            }
+        }
+    }
+
     fn begin_upload(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Incoming> {
         let appender = h.cmd == Cmd::UploadAppenderFile as u8;
         let u = match proto::UploadHead::decode(head, h.pkg_len) {
@@ -503,6 +548,20 @@ impl StorageService {
     }
 }
 
+/// `job` as a worker runs it: with `durable_uploads`, its reply waits for
+/// the journal records it added ([`Store::hold_until_durable`]).
+fn held(
+    store: Arc<Store>,
+    job: impl FnOnce(&Store) -> Reply + Send + 'static,
+) -> Box<dyn FnOnce() -> Reply + Send> {
+    Box::new(move || {
+        let mark = store.journal_mark();
+        let mut reply = job(&store);
+        store.hold_until_durable(mark, &mut reply);
+        reply
+    })
+}
+
 fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
     match r {
         Ok(body) => Reply::ok(body),
@@ -623,72 +682,11 @@ impl Service for StorageService {
 
     fn stream_end(&self, st: Incoming) -> Reply {
         let mark = self.store.journal_mark();
-        let up = match st {
-            Incoming::Upload(up) => up,
-            Incoming::Copy(c) => {
-                let mut r = c.finish();
-                self.store.hold_until_durable(mark, &mut r);
-                return r;
-            }
-            Incoming::Change(c, cmd) => {
-                let n = c.len();
-                let mut r = c.finish();
-                self.store.hold_until_durable(mark, &mut r);
-                count(&self.store, |s| {
-                    let ok = r.status == 0;
-                    match cmd {
-                        Cmd::AppendFile => {
-                            s.total_append_count += 1;
-                            s.success_append_count += ok as u64;
-                            s.total_append_bytes += n;
-                            s.success_append_bytes += if ok { n } else { 0 };
-                        }
-                        Cmd::ModifyFile => {
-                            s.total_modify_count += 1;
-                            s.success_modify_count += ok as u64;
-                            s.total_modify_bytes += n;
-                            s.success_modify_bytes += if ok { n } else { 0 };
-                        }
-                        _ => {}
-                    }
-                    if ok && matches!(cmd, Cmd::AppendFile | Cmd::ModifyFile) {
-                        s.last_source_update = super::now();
-                    }
-                });
-                return r;
-            }
-        };
-        let size = up.written();
-        let r = up.finish();
-        count(&self.store, |c| {
-            c.total_upload_count += 1;
-            c.total_upload_bytes += size;
-            if r.is_ok() {
-                c.success_upload_count += 1;
-                c.success_upload_bytes += size;
-                c.last_source_update = super::now();
-            }
-        });
-        match r {
-            Ok((group, remote)) => {
-                let mut reply = Reply::ok(
-                    proto::UploadReply {
-                        group,
-                        remote: remote.as_string(),
-                    }
-                    .encode(),
-                );
-                // Content and record: one journal round for the batch. (A
-                // failed round answers an error; the counters above have
-                // counted the upload a success by then.)
-                self.store.hold_until_durable(mark, &mut reply);
-                reply
-            }
-            Err(e) => {
-                log::error!("upload finish: {e}");
-                Reply::error(io_status(&e))
-            }
-        }
+        let mut reply = self.finish_stream(st);
+        // Its records: one journal round for the batch. (A failed round
+        // answers an error; the counters have counted a success by then.)
+        self.store.hold_until_durable(mark, &mut reply);
+        reply
     }
 
     fn pool(&self, idx: usize) -> Option<&Pool> {

@@ -136,8 +136,6 @@ struct Shared {
     /// One directory per filesystem to `syncfs` at a checkpoint.
     roots: Vec<PathBuf>,
     st: Mutex<State>,
-    /// Waiters: a round ended.
-    done: Condvar,
     /// The flusher: records are waiting, or a checkpoint ended.
     work: Condvar,
 }
@@ -212,7 +210,6 @@ impl Journal {
                 quit: false,
                 callbacks: Vec::new(),
             }),
-            done: Condvar::new(),
             work: Condvar::new(),
         });
         shared.checkpoint(generation, binlog, 0)?;
@@ -276,24 +273,15 @@ impl Journal {
 
     /// Return once record `seq` (and all before it) is durable.
     pub fn commit(&self, seq: u64) -> io::Result<()> {
-        let sh = &*self.shared;
-        let mut st = sh.st.lock();
-        if seq > st.added {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "journal: waiting for a record never added",
-            ));
-        }
-        loop {
-            if let Some(e) = st.failure(seq) {
-                return Err(e);
-            }
-            if st.done >= seq {
-                return Ok(());
-            }
-            sh.work.notify_one();
-            sh.done.wait(&mut st);
-        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.on_durable(
+            seq,
+            Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(io::Error::other("journal: the flusher ended first")))
     }
 
     /// Call `then` once record `seq` (and all before it) is durable, or with
@@ -387,8 +375,7 @@ impl Shared {
                 data.clear();
                 st.buf = data;
             }
-            self.done.notify_all();
-            st = self.run_settled(st);
+            self.run_settled(&mut st);
         }
     }
 
@@ -448,28 +435,21 @@ impl Shared {
                 st.line_starts.clear();
                 st.reserved = upto;
                 st.done = upto;
-                self.done.notify_all();
-                for (f, outcome) in st.settled() {
-                    parking_lot::MutexGuard::unlocked(st, || f(outcome));
-                }
+                self.run_settled(st);
             }
         }
     }
 
     /// Call the callbacks of the records settled so far, without the lock.
-    fn run_settled<'a>(
-        &'a self,
-        mut st: parking_lot::MutexGuard<'a, State>,
-    ) -> parking_lot::MutexGuard<'a, State> {
+    fn run_settled(&self, st: &mut parking_lot::MutexGuard<'_, State>) {
         let ready = st.settled();
         if !ready.is_empty() {
-            drop(st);
-            for (f, outcome) in ready {
-                f(outcome);
-            }
-            st = self.st.lock();
+            parking_lot::MutexGuard::unlocked(st, || {
+                for (f, outcome) in ready {
+                    f(outcome);
+                }
+            });
         }
-        st
     }
 
     /// Make everything written so far durable in place, then name generation

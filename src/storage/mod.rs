@@ -249,7 +249,7 @@ impl Store {
     /// With `durable_uploads`, once `file` is named `remote` in `dir`: journal
     /// its `content` (from [`Store::journal_content`]), or, when that is too
     /// big, sync the file and directory in place. Call before logging the
-    /// change's binlog line, then [`Store::durable`].
+    /// change's binlog line; the reply then waits for [`Store::hold_until_durable`].
     pub fn journal_file(
         &self,
         remote: &str,
