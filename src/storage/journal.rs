@@ -329,6 +329,8 @@ impl Shared {
     /// The flusher thread: group commit. While a round is written, records
     /// gather for the next one, which starts as soon as it ends.
     fn flush_rounds(self: Arc<Shared>) {
+        // The rounds' block-aligned copies, in one buffer kept for the next.
+        let mut aligned = Aligned::default();
         let mut st = self.st.lock();
         loop {
             if st.reserved == st.added || st.checkpointing && self.is_full(&st) {
@@ -356,7 +358,7 @@ impl Shared {
             st.offset += (data.len() as u64).div_ceil(BLOCK) * BLOCK;
             drop(st);
             let t0 = std::time::Instant::now();
-            let result = write_block(&self.file, &data, offset);
+            let result = write_block(&self.file, aligned.fill(&data), offset);
             log::trace!(
                 "journal round: {} records, {} bytes, {} us",
                 upto + 1 - first,
@@ -464,22 +466,41 @@ impl Shared {
             region: region as u8,
             salt: self.salt,
         };
-        write_block(&self.file, &h.encode(), 0)?;
+        write_block(&self.file, Aligned::default().fill(&h.encode()), 0)?;
         log::trace!("journal checkpoint: {} us", t0.elapsed().as_micros());
         Ok(())
     }
 }
 
-/// Write `data`, padded to whole blocks, at block-aligned `offset` and flush
-/// it to the device (`RWF_DSYNC`: the write and its cache flush in one call).
-fn write_block(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+/// A block-aligned buffer, as `O_DIRECT` wants, reused from write to write.
+#[derive(Default)]
+struct Aligned {
+    space: Vec<u8>,
+}
+
+impl Aligned {
+    /// `data` padded with zeros to whole blocks, at a block-aligned address.
+    fn fill(&mut self, data: &[u8]) -> &[u8] {
+        let b = BLOCK as usize;
+        let len = data.len().next_multiple_of(b);
+        if self.space.len() < len + b {
+            self.space.resize(len + b, 0);
+        }
+        let skip = self.space.as_ptr().align_offset(b);
+        let block = &mut self.space[skip..skip + len];
+        let (head, pad) = block.split_at_mut(data.len());
+        head.copy_from_slice(data);
+        pad.fill(0);
+        block
+    }
+}
+
+/// Write `block` (whole blocks, block-aligned: [`Aligned::fill`]) at
+/// block-aligned `offset` and flush it to the device (`RWF_DSYNC`: the write
+/// and its cache flush in one call).
+fn write_block(file: &File, block: &[u8], offset: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let len = data.len().next_multiple_of(BLOCK as usize);
-    // O_DIRECT wants a block-aligned buffer.
-    let mut space = vec![0u8; len + BLOCK as usize];
-    let skip = space.as_ptr().align_offset(BLOCK as usize);
-    let block = &mut space[skip..skip + len];
-    block[..data.len()].copy_from_slice(data);
+    let len = block.len();
     let mut done = 0;
     while done < len {
         let iov = [io::IoSlice::new(&block[done..])];
@@ -553,6 +574,21 @@ mod tests {
             .map(|r| (r.kind, r.name.to_vec(), r.data.to_vec()))
             .collect();
         (h, recs)
+    }
+
+    #[test]
+    fn aligned_blocks_are_padded_with_zeros_when_reused() {
+        let mut a = Aligned::default();
+        let big = a.fill(&[7u8; 5000]).to_vec();
+        assert_eq!(big.len(), 2 * BLOCK as usize);
+        let small = a.fill(&[1u8; 10]);
+        assert_eq!(small.as_ptr().align_offset(BLOCK as usize), 0);
+        assert_eq!(small.len(), BLOCK as usize);
+        assert!(small[..10].iter().all(|&b| b == 1));
+        assert!(
+            small[10..].iter().all(|&b| b == 0),
+            "no bytes of the last round"
+        );
     }
 
     #[test]
