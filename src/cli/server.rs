@@ -39,6 +39,10 @@ pub struct Args {
     /// (storage.conf disk_inline_writes = false).
     #[arg(long)]
     pub no_inline_writes: bool,
+    /// Microseconds a storage network thread keeps polling after a request
+    /// before it sleeps (storage.conf busy_poll_us; 0 turns it off).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub busy_poll_us: u64,
     /// Also log to stderr.
     #[arg(long)]
     pub log_stderr: bool,
@@ -74,6 +78,7 @@ pub fn run(a: Args) -> CliResult {
         durable_uploads: a.durable,
         disk_inline_reads: a.inline_reads,
         disk_inline_writes: !a.no_inline_writes,
+        busy_poll_us: a.busy_poll_us,
         ..StorageConfig::default()
     };
     if !crate::proto::valid_group_name(&scfg.group_name) {

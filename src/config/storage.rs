@@ -101,6 +101,10 @@ pub struct StorageConfig {
     /// deletes and metadata changes run on the network thread while none of
     /// them waits for the disk (see `storage::inline`).
     pub disk_inline_writes: bool,
+    /// Our key `busy_poll_us` (default 50, 0 to 1000): how long a network
+    /// thread keeps polling after a request before it sleeps, so that the
+    /// next one needs no wake-up (see `net::spin`).
+    pub busy_poll_us: u64,
 }
 
 impl Default for StorageConfig {
@@ -146,6 +150,7 @@ impl Default for StorageConfig {
             durable_journal_size: 64 * 1024 * 1024,
             disk_inline_reads: false,
             disk_inline_writes: true,
+            busy_poll_us: 50,
         }
     }
 }
@@ -323,6 +328,7 @@ impl StorageConfig {
             durable_journal_size: r.bytes("durable_journal_size", d.durable_journal_size)?,
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
             disk_inline_writes: r.bool("disk_inline_writes", d.disk_inline_writes),
+            busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, 0..=1000)?,
         };
         Ok((cfg, r.finish()))
     }
@@ -462,6 +468,7 @@ mod tests {
         assert_eq!(c.sync_wait_msec, Duration::from_millis(100));
         assert_eq!(c.port, 23000);
         assert!(c.disk_inline_writes && !c.disk_inline_reads);
+        assert_eq!(c.busy_poll_us, 50);
     }
 
     #[test]
@@ -470,7 +477,7 @@ mod tests {
             "base_path = /b\nstore_path1 = /d1\nstore_path2 = /d2\nstore_path2_readonly = true\n\
              tracker_server = 127.0.0.1:22122\ntracker_server = 127.0.0.2:22122\nport = 0\n\
              buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\ndisk_inline_reads = yes\ndisk_inline_writes = no\n\
-             server_id = 100001\n[access-log]\nenabled = true\n",
+             busy_poll_us = 0\nserver_id = 100001\n[access-log]\nenabled = true\n",
         )
         .unwrap();
         assert_eq!(
@@ -490,6 +497,7 @@ mod tests {
         assert_eq!(c.buff_size, 65536);
         assert_eq!(c.fsync_after_written_bytes, 1 << 20);
         assert!(c.durable_uploads && c.disk_inline_reads && !c.disk_inline_writes);
+        assert_eq!(c.busy_poll_us, 0);
         assert_eq!(c.server_id.as_deref(), Some("100001"));
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("access-log"));
@@ -525,6 +533,7 @@ mod tests {
                 "file_distribute_path_mode",
             ),
             ("port = 65536\n", "port"),
+            ("busy_poll_us = 1001\n", "busy_poll_us"),
         ] {
             match from_text(text) {
                 Err(ConfigError::Value { key: k, .. }) => assert_eq!(k, key, "{text}"),

@@ -9,6 +9,7 @@
 mod conn;
 mod pool;
 mod server;
+mod spin;
 
 pub use pool::Pool;
 pub use server::{ConnStats, Server, ServerOptions, StopHandle};

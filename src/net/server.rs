@@ -3,6 +3,7 @@
 //! Workers never touch sockets: they send a completion and wake the loop.
 
 use super::conn::{Conn, ReadOutcome, Rx};
+use super::spin::Spin;
 use super::{Action, Begin, Plan, Reply, Service};
 use crate::proto::{HEADER_LEN, Header};
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -32,6 +33,9 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// Largest chunk of a streamed body handed to a worker at once.
     pub chunk_size: usize,
+    /// How long a loop keeps polling after events before it sleeps (zero:
+    /// never; see `net::spin`).
+    pub busy_poll: Duration,
 }
 
 /// Connection counters (FastDFS reports them in its stat records).
@@ -85,6 +89,7 @@ impl Server {
             listeners.push(bind(local)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let spinning = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(ConnStats::default());
         let mut loops = Vec::new();
         let mut wakers = Vec::new();
@@ -112,6 +117,8 @@ impl Server {
                 stop: stop.clone(),
                 accept_pending: false,
                 id: i,
+                spin: Spin::new(opts.busy_poll),
+                spinning: spinning.clone(),
             });
         }
         let handle = StopHandle {
@@ -243,6 +250,9 @@ struct Loop<S: Service> {
     stop: Arc<AtomicBool>,
     accept_pending: bool,
     id: usize,
+    spin: Spin,
+    /// Set while one of the server's loops spins.
+    spinning: Arc<AtomicBool>,
 }
 
 impl<S: Service> Loop<S> {
@@ -251,13 +261,17 @@ impl<S: Service> Loop<S> {
         let mut events = Events::with_capacity(256);
         let mut next_tick = Instant::now() + TICK;
         while !self.stop.load(Ordering::SeqCst) {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let idle = next_tick.saturating_duration_since(now);
+            let timeout = self.spin.timeout(now, idle, &self.spinning);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
+            self.spin
+                .polled(Instant::now(), !events.is_empty(), &self.spinning);
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),

@@ -671,6 +671,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         max_connections: cfg.max_connections,
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: cfg.buff_size.max(4096),
+        busy_poll: Duration::from_micros(cfg.busy_poll_us),
     };
     let svc = Arc::new(handler::StorageService {
         store: store.clone(),

@@ -100,6 +100,7 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         max_connections: cfg.max_connections,
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: 64 * 1024,
+        busy_poll: Duration::ZERO,
     };
     // A tracker that starts empty, or was down long, copies the system files
     // from a peer before it takes storages (PROTOCOL.md §10.3).
