@@ -38,6 +38,8 @@ pub struct Spin {
     preempted: i64,
     /// No spinning before then.
     off_until: Option<Instant>,
+    /// Reads the thread's involuntary context switches.
+    switches: fn() -> i64,
 }
 
 impl Spin {
@@ -50,6 +52,7 @@ impl Spin {
             last_empty: None,
             preempted: 0,
             off_until: None,
+            switches: involuntary_switches,
         }
     }
 
@@ -62,7 +65,7 @@ impl Spin {
         {
             if !self.holding {
                 self.holding = true;
-                self.preempted = involuntary_switches();
+                self.preempted = (self.switches)();
             }
             return Duration::ZERO;
         }
@@ -74,7 +77,7 @@ impl Spin {
     /// with or without events.
     pub fn polled(&mut self, now: Instant, events: bool, token: &AtomicBool) {
         if self.holding {
-            let switches = involuntary_switches();
+            let switches = (self.switches)();
             let slow = self
                 .last_empty
                 .is_some_and(|last| now.duration_since(last) > PREEMPTED);
@@ -125,10 +128,24 @@ mod tests {
     const IDLE: Duration = Duration::from_millis(100);
     const W: Duration = Duration::from_micros(50);
 
+    thread_local! {
+        /// The fake count of involuntary switches the tests' `Spin`s read.
+        static SWITCHES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A `Spin` that reads [`SWITCHES`], not the test thread's real count
+    /// (which other tests running at once can raise).
+    fn spin(window: Duration) -> Spin {
+        Spin {
+            switches: || SWITCHES.get(),
+            ..Spin::new(window)
+        }
+    }
+
     #[test]
     fn spins_for_the_window_after_events_then_sleeps() {
         let token = AtomicBool::new(false);
-        let mut s = Spin::new(W);
+        let mut s = spin(W);
         let t0 = Instant::now();
         assert_eq!(s.timeout(t0, IDLE, &token), IDLE, "nothing handled yet");
         s.polled(t0, true, &token);
@@ -145,7 +162,7 @@ mod tests {
     #[test]
     fn only_one_loop_spins_at_a_time() {
         let token = AtomicBool::new(false);
-        let (mut a, mut b) = (Spin::new(W), Spin::new(W));
+        let (mut a, mut b) = (spin(W), spin(W));
         let t0 = Instant::now();
         a.polled(t0, true, &token);
         b.polled(t0, true, &token);
@@ -156,7 +173,7 @@ mod tests {
     #[test]
     fn a_preempted_spinner_backs_off() {
         let token = AtomicBool::new(false);
-        let mut s = Spin::new(Duration::from_millis(1));
+        let mut s = spin(Duration::from_millis(1));
         let t0 = Instant::now();
         s.polled(t0, true, &token);
         assert_eq!(s.timeout(t0, IDLE, &token), Duration::ZERO);
@@ -182,9 +199,27 @@ mod tests {
     }
 
     #[test]
+    fn a_spinner_preempted_by_another_thread_backs_off() {
+        let token = AtomicBool::new(false);
+        let mut s = spin(Duration::from_millis(1));
+        let t0 = Instant::now();
+        s.polled(t0, true, &token);
+        assert_eq!(s.timeout(t0, IDLE, &token), Duration::ZERO);
+        let t1 = t0 + Duration::from_micros(2);
+        s.polled(t1, false, &token);
+        assert_eq!(s.timeout(t1, IDLE, &token), Duration::ZERO, "not yet");
+        // The kernel switched this thread out for another one, however briefly.
+        SWITCHES.set(SWITCHES.get() + 1);
+        let t2 = t1 + Duration::from_micros(2);
+        s.polled(t2, true, &token);
+        assert_eq!(s.timeout(t2, IDLE, &token), IDLE);
+        assert!(!token.load(Ordering::Relaxed));
+    }
+
+    #[test]
     fn a_zero_window_never_spins() {
         let token = AtomicBool::new(false);
-        let mut s = Spin::new(Duration::ZERO);
+        let mut s = spin(Duration::ZERO);
         let t0 = Instant::now();
         s.polled(t0, true, &token);
         assert_eq!(s.timeout(t0, IDLE, &token), IDLE);
