@@ -161,3 +161,15 @@ pub trait Service: Send + Sync + 'static {
     /// The connection closed (by either side).
     fn close(&self, s: Self::Session);
 }
+
+/// The calling thread's context switches so far: (voluntary, involuntary),
+/// i.e. times it gave up the CPU to wait (for I/O, a lock, a sleep) and
+/// times it was preempted. Zeros if the kernel cannot tell.
+fn thread_switches() -> (i64, i64) {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) } != 0 {
+        return (0, 0);
+    }
+    (r.ru_nvcsw, r.ru_nivcsw)
+}

@@ -692,14 +692,14 @@ fn run_on<S: Service>(svc: &S, pool: usize, job: Box<dyn FnOnce() + Send>) {
     match svc.pool(pool) {
         Some(p) => p.submit(job),
         None => {
-            let switches = voluntary_switches();
+            let (switches, _) = super::thread_switches();
             let t0 = Instant::now();
             job();
             let took = t0.elapsed();
             // Only a job that gave up the CPU waited for something (the disk,
             // a lock); one that was merely preempted did not. (Not asked of
             // quick jobs: one syscall per job instead of two.)
-            let waited = took >= WAIT_CHECKED && voluntary_switches() != switches;
+            let waited = took >= WAIT_CHECKED && super::thread_switches().0 != switches;
             svc.ran_inline(took, waited);
         }
     }
@@ -707,17 +707,6 @@ fn run_on<S: Service>(svc: &S, pool: usize, job: Box<dyn FnOnce() + Send>) {
 
 /// Inline jobs at least this long are asked whether they waited.
 const WAIT_CHECKED: Duration = Duration::from_millis(1);
-
-/// How many times the calling thread has given up the CPU (to wait for
-/// I/O, a lock, a sleep) rather than been preempted.
-fn voluntary_switches() -> i64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) } != 0 {
-        return 0;
-    }
-    r.ru_nvcsw
-}
 
 thread_local! {
     /// Set on loop threads: a completion sent from one (work done inline) is

@@ -38,7 +38,7 @@ pub struct Spin {
     preempted: i64,
     /// No spinning before then.
     off_until: Option<Instant>,
-    /// Reads the thread's involuntary context switches.
+    /// Reads the thread's involuntary context switches (times preempted).
     switches: fn() -> i64,
 }
 
@@ -52,7 +52,7 @@ impl Spin {
             last_empty: None,
             preempted: 0,
             off_until: None,
-            switches: involuntary_switches,
+            switches: || super::thread_switches().1,
         }
     }
 
@@ -111,16 +111,6 @@ impl Spin {
     }
 }
 
-/// How many times the calling thread was preempted.
-fn involuntary_switches() -> i64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) } != 0 {
-        return 0;
-    }
-    r.ru_nivcsw
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +130,16 @@ mod tests {
             switches: || SWITCHES.get(),
             ..Spin::new(window)
         }
+    }
+
+    /// A spin of `window` started at the returned instant.
+    fn spinning(window: Duration) -> (AtomicBool, Spin, Instant) {
+        let token = AtomicBool::new(false);
+        let mut s = spin(window);
+        let t0 = Instant::now();
+        s.polled(t0, true, &token);
+        assert_eq!(s.timeout(t0, IDLE, &token), Duration::ZERO);
+        (token, s, t0)
     }
 
     #[test]
@@ -172,11 +172,7 @@ mod tests {
 
     #[test]
     fn a_preempted_spinner_backs_off() {
-        let token = AtomicBool::new(false);
-        let mut s = spin(Duration::from_millis(1));
-        let t0 = Instant::now();
-        s.polled(t0, true, &token);
-        assert_eq!(s.timeout(t0, IDLE, &token), Duration::ZERO);
+        let (token, mut s, t0) = spinning(Duration::from_millis(1));
         s.polled(t0 + Duration::from_micros(1), false, &token);
         // Gaps between empty spin polls that a virtual CPU has anyway (the
         // host's interrupts) do not count...
@@ -200,11 +196,7 @@ mod tests {
 
     #[test]
     fn a_spinner_preempted_by_another_thread_backs_off() {
-        let token = AtomicBool::new(false);
-        let mut s = spin(Duration::from_millis(1));
-        let t0 = Instant::now();
-        s.polled(t0, true, &token);
-        assert_eq!(s.timeout(t0, IDLE, &token), Duration::ZERO);
+        let (token, mut s, t0) = spinning(Duration::from_millis(1));
         let t1 = t0 + Duration::from_micros(2);
         s.polled(t1, false, &token);
         assert_eq!(s.timeout(t1, IDLE, &token), Duration::ZERO, "not yet");
