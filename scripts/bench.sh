@@ -74,9 +74,20 @@ row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| 
 start 3 --durable
 row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 row --op upload --size 4K --clients 1 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
+cleanup
+# What the disk allows durable uploads, without a server: a journal in the
+# same filesystem, 8 committers in process and then behind loopback TCP.
+sync
+"$fdfs" bench --row --disk-commit "$work" --clients 8 --duration "$secs"
+"$fdfs" bench --row --disk-commit "$work" --clients 8 --duration "$secs" --loopback
 # Deletes last: on ext4 without a journal, file creation skips inodes freed
 # in the last minutes, which would slow every row after this one.
 start 4
 row --op delete --size 4K --clients 8 --count 20000
+cleanup
+# The same with the file and binlog line a storage makes for an upload,
+# after the deletes too: the probe removes its files when it ends.
+sync
+"$fdfs" bench --row --disk-commit "$work" --clients 8 --duration "$secs" --loopback --files
 echo
 echo "storage+tracker RSS: idle $((idle / 1024)) MB, after the runs $((loaded / 1024)) MB"

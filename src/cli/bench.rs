@@ -51,6 +51,21 @@ pub struct Args {
     /// Print one markdown table row: op, size, clients, ops/s, MB/s, p50, p99, max, errors.
     #[arg(long)]
     pub row: bool,
+    /// Measure instead the durable commits per second that the disk under
+    /// DIR allows, without a server: each client adds a --size record to a
+    /// durable_uploads journal made there and waits until it is on disk
+    /// (--op and the tracker are not used).
+    #[arg(long, value_name = "DIR", conflicts_with = "via_tracker")]
+    pub disk_commit: Option<std::path::PathBuf>,
+    /// With --disk-commit: each client reaches its committer over a
+    /// loopback TCP connection, which adds a request's round trip.
+    #[arg(long, requires = "disk_commit")]
+    pub loopback: bool,
+    /// With --disk-commit: each commit first creates its file (in a 16x16
+    /// tree under DIR, removed afterwards) and appends a binlog line, the
+    /// least a storage does for an upload.
+    #[arg(long, requires = "disk_commit")]
+    pub files: bool,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -72,15 +87,33 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 /// One client thread's results.
 #[derive(Default)]
-struct Tally {
-    latencies_us: Vec<u32>,
-    errors: u64,
-    bytes: u64,
-    first_error: Option<String>,
+pub(super) struct Tally {
+    pub latencies_us: Vec<u32>,
+    pub errors: u64,
+    pub bytes: u64,
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    /// Count a failed operation.
+    pub fn fail(&mut self, error: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(error);
+    }
+
+    /// Add another thread's results.
+    pub fn merge(&mut self, t: Tally) {
+        self.latencies_us.extend(t.latencies_us);
+        self.errors += t.errors;
+        self.bytes += t.bytes;
+        if self.first_error.is_none() {
+            self.first_error = t.first_error;
+        }
+    }
 }
 
 /// Deterministic content of `size` bytes (cheap, not compressible by pattern).
-fn content(size: u64, seed: u64) -> Vec<u8> {
+pub(super) fn content(size: u64, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..size)
         .map(|_| {
@@ -182,12 +215,10 @@ impl Client {
     }
 }
 
-/// Run `fdfs bench`.
-pub fn run(a: Args) -> CliResult {
-    let tracker = a.client.tracker()?;
-    let clients = a.clients.max(1);
-    let total = a.count;
-    let duration = match (a.duration, total) {
+/// How long a run lasts: `--duration`, or until `--count` operations
+/// (returned too), or 10 seconds.
+pub(super) fn limits(a: &Args) -> Result<(Duration, Option<u64>), CliError> {
+    let duration = match (a.duration, a.count) {
         (Some(d), _) if d.is_finite() && d > 0.0 => Duration::from_secs_f64(d),
         (Some(d), _) => {
             return Err(CliError::Usage(format!(
@@ -198,6 +229,17 @@ pub fn run(a: Args) -> CliResult {
         (None, Some(_)) => Duration::MAX,
         (None, None) => Duration::from_secs(10),
     };
+    Ok((duration, a.count))
+}
+
+/// Run `fdfs bench`.
+pub fn run(a: Args) -> CliResult {
+    if let Some(dir) = &a.disk_commit {
+        return super::bench_disk::run(&a, dir);
+    }
+    let tracker = a.client.tracker()?;
+    let clients = a.clients.max(1);
+    let (duration, total) = limits(&a)?;
     // Files the timed part works on: uploaded first, not timed.
     let prepare = match a.op {
         Op::Upload => 0,
@@ -253,8 +295,7 @@ pub fn run(a: Args) -> CliResult {
                                 .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                         }
                         Err(e) => {
-                            t.errors += 1;
-                            t.first_error.get_or_insert_with(|| e.to_string());
+                            t.fail(e.to_string());
                             // A server may close the connection after an
                             // error (an upload it refused mid-body, say):
                             // go on with a new one rather than fail every
@@ -279,19 +320,16 @@ pub fn run(a: Args) -> CliResult {
         let t = h
             .join()
             .map_err(|_| CliError::Other("a bench thread panicked".into()))?;
-        all.latencies_us.extend(t.latencies_us);
-        all.errors += t.errors;
-        all.bytes += t.bytes;
-        if all.first_error.is_none() {
-            all.first_error = t.first_error;
-        }
+        all.merge(t);
     }
     stop.store(true, Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
-    report(&a, clients, secs, all)
+    let op = format!("{:?}", a.op).to_lowercase();
+    report(&a, &op, clients, secs, all)
 }
 
-fn report(a: &Args, clients: usize, secs: f64, mut t: Tally) -> CliResult {
+/// Print the results of a run of operation `op` as `a` asks.
+pub(super) fn report(a: &Args, op: &str, clients: usize, secs: f64, mut t: Tally) -> CliResult {
     t.latencies_us.sort_unstable();
     let ops = t.latencies_us.len() as u64;
     let pct = |p: f64| -> f64 {
@@ -303,7 +341,6 @@ fn report(a: &Args, clients: usize, secs: f64, mut t: Tally) -> CliResult {
     };
     let ops_s = ops as f64 / secs;
     let mb_s = t.bytes as f64 / secs / 1e6;
-    let op = format!("{:?}", a.op).to_lowercase();
     let text = if a.json {
         serde_json::json!({
             "op": op, "size": a.size, "clients": clients, "seconds": secs, "ops": ops,

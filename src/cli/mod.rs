@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod bench;
+mod bench_disk;
 pub mod daemon;
 pub mod delete;
 pub mod download;

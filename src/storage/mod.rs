@@ -9,7 +9,7 @@ mod cached;
 mod disk;
 mod handler;
 mod inline;
-mod journal;
+pub(crate) mod journal;
 mod journal_format;
 mod journal_recover;
 mod replica;
