@@ -101,14 +101,28 @@ impl Tally {
         self.first_error.get_or_insert(error);
     }
 
-    /// Add another thread's results.
-    pub fn merge(&mut self, t: Tally) {
-        self.latencies_us.extend(t.latencies_us);
-        self.errors += t.errors;
-        self.bytes += t.bytes;
-        if self.first_error.is_none() {
-            self.first_error = t.first_error;
+    /// Count an operation of `bytes` started at `t0` that succeeded.
+    pub fn done(&mut self, bytes: u64, t0: Instant) {
+        self.bytes += bytes;
+        let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        self.latencies_us.push(us);
+    }
+
+    /// The results of client threads, all together.
+    pub fn join(threads: Vec<std::thread::JoinHandle<Tally>>) -> Result<Tally, CliError> {
+        let mut all = Tally::default();
+        for h in threads {
+            let t = h
+                .join()
+                .map_err(|_| CliError::Other("a bench thread panicked".into()))?;
+            all.latencies_us.extend(t.latencies_us);
+            all.errors += t.errors;
+            all.bytes += t.bytes;
+            if all.first_error.is_none() {
+                all.first_error = t.first_error;
+            }
         }
+        Ok(all)
     }
 }
 
@@ -289,11 +303,7 @@ pub fn run(a: Args) -> CliResult {
                     }
                     let t0 = Instant::now();
                     match cl.run(op, i, via) {
-                        Ok(b) => {
-                            t.bytes += b;
-                            t.latencies_us
-                                .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                        }
+                        Ok(b) => t.done(b, t0),
                         Err(e) => {
                             t.fail(e.to_string());
                             // A server may close the connection after an
@@ -315,13 +325,7 @@ pub fn run(a: Args) -> CliResult {
             })
         })
         .collect();
-    let mut all = Tally::default();
-    for h in handles {
-        let t = h
-            .join()
-            .map_err(|_| CliError::Other("a bench thread panicked".into()))?;
-        all.merge(t);
-    }
+    let all = Tally::join(handles)?;
     stop.store(true, Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
     let op = format!("{:?}", a.op).to_lowercase();

@@ -153,11 +153,7 @@ fn measure(a: &Args, journal: &Arc<Committer>) -> Result<(f64, Tally), CliError>
                         Some(s) => s.write_all(&data).and_then(|()| s.read_exact(&mut ack)),
                     };
                     match done {
-                        Ok(()) if ack[0] == 0 => {
-                            t.bytes += data.len() as u64;
-                            t.latencies_us
-                                .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                        }
+                        Ok(()) if ack[0] == 0 => t.done(data.len() as u64, t0),
                         Ok(()) => {
                             t.fail("the committer failed: see its file, binlog or journal".into())
                         }
@@ -171,13 +167,7 @@ fn measure(a: &Args, journal: &Arc<Committer>) -> Result<(f64, Tally), CliError>
             })
         })
         .collect();
-    let mut all = Tally::default();
-    for h in handles {
-        let t = h
-            .join()
-            .map_err(|_| CliError::Other("a bench thread panicked".into()))?;
-        all.merge(t);
-    }
+    let all = Tally::join(handles)?;
     Ok((start.elapsed().as_secs_f64(), all))
 }
 
