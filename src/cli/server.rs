@@ -41,7 +41,8 @@ pub struct Args {
     pub no_inline_writes: bool,
     /// Microseconds a storage network thread keeps polling after a request
     /// before it sleeps (storage.conf busy_poll_us; 0 turns it off).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    #[arg(long, default_value_t = crate::config::storage::BUSY_POLL_US,
+        value_parser = clap::value_parser!(u64).range(crate::config::storage::BUSY_POLL_US_RANGE))]
     pub busy_poll_us: u64,
     /// Also log to stderr.
     #[arg(long)]

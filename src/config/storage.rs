@@ -14,6 +14,9 @@ use super::read::{Reader, is_valid_group_name, tracker_servers};
 
 /// Most store paths (the index is two hex digits in file names).
 pub const MAX_STORE_PATHS: u32 = 256;
+/// `busy_poll_us`: its default and its range.
+pub const BUSY_POLL_US: u64 = 50;
+pub const BUSY_POLL_US_RANGE: std::ops::RangeInclusive<u64> = 0..=1000;
 
 /// Typed storage.conf.
 #[derive(Clone, Debug)]
@@ -150,7 +153,7 @@ impl Default for StorageConfig {
             durable_journal_size: 64 * 1024 * 1024,
             disk_inline_reads: false,
             disk_inline_writes: true,
-            busy_poll_us: 50,
+            busy_poll_us: BUSY_POLL_US,
         }
     }
 }
@@ -328,7 +331,7 @@ impl StorageConfig {
             durable_journal_size: r.bytes("durable_journal_size", d.durable_journal_size)?,
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
             disk_inline_writes: r.bool("disk_inline_writes", d.disk_inline_writes),
-            busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, 0..=1000)?,
+            busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, BUSY_POLL_US_RANGE)?,
         };
         Ok((cfg, r.finish()))
     }
