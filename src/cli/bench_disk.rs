@@ -46,10 +46,9 @@ impl Committer {
             n % FANOUT,
             n / FANOUT % FANOUT
         );
-        if let Some((root, mut binlog)) = self.files.as_ref().map(|(r, b)| (r, b)) {
-            let mut f = std::fs::File::create_new(root.join(&name))?;
-            f.write_all(data)?;
-            drop(f);
+        if let Some((root, binlog)) = &self.files {
+            std::fs::File::create_new(root.join(&name))?.write_all(data)?;
+            let mut binlog: &std::fs::File = binlog;
             binlog.write_all(format!("1700000000 C {name}\n").as_bytes())?;
         }
         self.journal.add_file(&name, data);
@@ -87,25 +86,24 @@ pub fn run(a: &Args, dir: &Path) -> CliResult {
             crate::storage::journal::MAX_FILE
         )));
     }
-    let path = dir.join(FILE);
+    let (path, tree) = (dir.join(FILE), dir.join(TREE));
     let err = |p: &Path, e: std::io::Error| CliError::Other(format!("{}: {e}", p.display()));
-    if a.files && dir.join(TREE).exists() {
+    if a.files && tree.exists() {
         return Err(CliError::Usage(format!(
             "--files: {} exists (left by a probe that was stopped?): remove it first",
-            dir.join(TREE).display()
+            tree.display()
         )));
     }
-    let files = if a.files {
-        Some(make_tree(dir).map_err(|e| err(&dir.join(TREE), e))?)
-    } else {
-        None
+    let files = match a.files {
+        true => Some(make_tree(dir).map_err(|e| err(&tree, e))?),
+        false => None,
     };
     let journal =
         Journal::start(&path, SIZE, vec![dir.to_path_buf()], 1, (0, 0)).map_err(|e| err(&path, e));
     let out = journal.and_then(|journal| measure(a, &Arc::new(Committer { journal, files })));
     let _ = std::fs::remove_file(&path);
     if a.files {
-        let _ = std::fs::remove_dir_all(dir.join(TREE));
+        let _ = std::fs::remove_dir_all(&tree);
     }
     let (secs, tally) = out?;
     let label = match (a.loopback, a.files) {
