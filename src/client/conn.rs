@@ -133,6 +133,10 @@ impl Connection {
     pub fn recv_header(&mut self, cmd: Cmd) -> Result<u64, Error> {
         let mut h = [0u8; HEADER_LEN];
         self.stream.read_exact(&mut h).map_err(|e| self.io(e))?;
+        // ACK at once what arrived: a server that sends a reply's header and
+        // its body in two writes with Nagle on (as upstream's storages may)
+        // would otherwise wait for our delayed ACK (40 ms on Linux).
+        let _ = socket2::SockRef::from(self.stream.get_ref()).set_tcp_quickack(true);
         let h = Header::decode(&h).map_err(|e| Error::Protocol {
             addr: self.peer.clone(),
             msg: e.to_string(),

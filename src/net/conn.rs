@@ -92,6 +92,7 @@ impl<Se, St> Conn<Se, St> {
 
     /// Read while the state wants bytes and the socket has them.
     pub fn fill(&mut self, chunk: usize) -> ReadOutcome {
+        let mut got = false;
         while self.readable {
             let want = self.wanted(chunk);
             if want == 0 {
@@ -112,6 +113,7 @@ impl<Se, St> Conn<Se, St> {
                 Ok(n) => {
                     self.rx.truncate(start + n);
                     self.last_active = Instant::now();
+                    got = true;
                     // A short read emptied the socket: bytes that arrive
                     // later raise a new (edge-triggered) event, so asking
                     // again now would only return EAGAIN (as nginx does).
@@ -131,7 +133,22 @@ impl<Se, St> Conn<Se, St> {
                 }
             }
         }
+        if got {
+            self.quick_ack();
+        }
         ReadOutcome::Open
+    }
+
+    /// Acknowledge what was read at once instead of after the delayed-ACK
+    /// timer (40 ms on Linux). A client that writes one request in two parts
+    /// with Nagle on (upstream's pooled connections send a header, then the
+    /// body) cannot send the second part before that ACK, so each request
+    /// would stall for the timer. The kernel leaves quick-ack mode by itself,
+    /// so it is set again after every read, as libserverframe does.
+    fn quick_ack(&self) {
+        if let Err(e) = socket2::SockRef::from(&self.sock).set_tcp_quickack(true) {
+            log::debug!("TCP_QUICKACK on {}: {e}", self.peer);
+        }
     }
 
     /// Drop the first `n` bytes of the receive buffer (a parsed header or head).

@@ -25,8 +25,9 @@ pub fn spawn(
         .spawn(move || {
             let mut pause = Duration::from_millis(200);
             let mut last_err = String::new();
+            let mut slots = false;
             while !quit.load(Ordering::SeqCst) {
-                match session(&store, &tracker, port, &quit) {
+                match session(&store, &tracker, port, &quit, &mut slots) {
                     Ok(()) => return,
                     Err(e) => {
                         let msg = e.to_string();
@@ -58,11 +59,15 @@ fn bad(addr: &str, e: proto::DecodeError) -> Error {
 }
 
 /// One connected session with a tracker; returns Ok only when asked to quit.
+/// `slots` says which tracker-list form the JOIN uses: lines (6.15+) unless
+/// this tracker refused them, then the 6.11-6.14 slots, flipping on every
+/// EINVAL so that a tracker replaced by another version is still joined.
 fn session(
     store: &Arc<Store>,
     tracker: &str,
     port: u16,
     quit: &Arc<AtomicBool>,
+    slots: &mut bool,
 ) -> Result<(), Error> {
     let cfg = &store.cfg;
     let mut c = Connection::connect(tracker, store.timeouts(), store.outbound_ip())?;
@@ -98,7 +103,29 @@ fn session(
             .to_string(),
         trackers: cfg.tracker_servers.clone(),
     };
-    let r = c.call(Cmd::StorageJoin, &join.encode(), 64)?;
+    let body = if *slots {
+        join.encode_slots()
+    } else {
+        join.encode()
+    };
+    let r = match c.call(Cmd::StorageJoin, &body, 64) {
+        Err(e) if e.status() == Some(proto::status::EINVAL) => {
+            *slots = !*slots;
+            log::warn!(
+                "tracker {tracker} refused our JOIN with the tracker list as {} (EINVAL); \
+                 next try sends {} ({})",
+                if *slots { "lines" } else { "100-byte slots" },
+                if *slots { "100-byte slots" } else { "lines" },
+                if *slots {
+                    "as FastDFS 6.11-6.14 expects"
+                } else {
+                    "as FastDFS 6.15+ expects"
+                },
+            );
+            return Err(e);
+        }
+        r => r?,
+    };
     let reply = proto::JoinReply::decode(&r).map_err(|e| bad(tracker, e))?;
     log::info!(
         "joined tracker {tracker} as {}:{port}, status {}",

@@ -6,7 +6,7 @@ use super::members::sync_body;
 use super::state::{FetchKind, FileFacts, Refusal, State};
 use crate::config::{IpAddrSize, TrackerConfig};
 use crate::layout::{RemoteName, Source};
-use crate::net::{Action, Begin, Plan, Pool, Reply, Service};
+use crate::net::{Action, Begin, LogLimit, Plan, Pool, Reply, Service};
 use crate::proto::{self, Cmd, Header, status};
 use parking_lot::Mutex;
 use std::net::SocketAddr;
@@ -32,6 +32,39 @@ pub struct Tracker {
     pub ids: Vec<crate::config::storage_ids::StorageId>,
     /// Set when the tracker is told to stop (before its loops close).
     pub stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Warnings about refused requests from servers, per (peer ip, command).
+    pub refusals: LogLimit<(std::net::IpAddr, u8)>,
+}
+
+/// At most one warning per peer and command in this time.
+pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Requests that storages and trackers send on their own (joins, heartbeats,
+/// reports, sync negotiation): a refusal means a server is out of the
+/// cluster or stuck, so it is logged as a warning. Clients' queries
+/// (ENOENT for a group that does not exist) stay at debug.
+fn from_a_server(cmd: Cmd) -> bool {
+    use Cmd::*;
+    matches!(
+        cmd,
+        StorageJoin
+            | StorageBeat
+            | StorageReportDiskUsage
+            | StorageSyncReport
+            | StorageSyncDestReq
+            | StorageSyncNotify
+            | StorageSyncSrcReq
+            | StorageSyncDestQuery
+            | StorageChangelogReq
+            | StorageReportStatus
+            | StorageReportIpChanged
+            | StorageGetMyIp
+            | StorageParameterReq
+            | FetchStorageIds
+            | StorageGetServerId
+            | TrackerJoinLeader
+            | TrackerPingLeader
+    )
 }
 
 /// Per-connection state: who is at the other end.
@@ -55,17 +88,41 @@ pub(super) struct Joined {
     pub(super) sent_leader: u64,
 }
 
-pub(super) type Res = Result<Vec<u8>, u8>;
+pub(super) type Res = Result<Vec<u8>, Refused>;
 
-impl From<Refusal> for u8 {
-    fn from(r: Refusal) -> u8 {
-        r.status()
+/// A refused request: the status sent back, and the reason the log gives.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) status: u8,
+    pub(super) why: String,
+}
+
+impl Refused {
+    pub(super) fn new(status: u8, why: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            why: why.into(),
+        }
     }
 }
 
-pub(super) fn invalid(e: proto::DecodeError) -> u8 {
-    log::debug!("bad request body: {e}");
-    status::EINVAL
+impl From<u8> for Refused {
+    fn from(status: u8) -> Refused {
+        Refused {
+            status,
+            why: String::new(),
+        }
+    }
+}
+
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Refused {
+        Refused::new(r.status(), r.reason())
+    }
+}
+
+pub(super) fn invalid(e: proto::DecodeError) -> Refused {
+    Refused::new(status::EINVAL, e.to_string())
 }
 
 impl Tracker {
@@ -131,7 +188,7 @@ impl Tracker {
                         }
                         .encode())
                     } else {
-                        Err(status::EOPNOTSUPP)
+                        Err(status::EOPNOTSUPP.into())
                     };
                 }
                 // Lines from start_index on, as many as fit a reply.
@@ -153,7 +210,7 @@ impl Tracker {
             }
             StorageGetServerId => {
                 if !self.cfg.use_storage_id {
-                    return Err(status::EOPNOTSUPP);
+                    return Err(status::EOPNOTSUPP.into());
                 }
                 // group[16] + "ip:port" (6.16) or + "ip" (older).
                 let group = proto::fixed_str(body.get(..16).ok_or(status::EINVAL)?);
@@ -179,6 +236,7 @@ impl Tracker {
             }
             StorageParameterReq => Ok(self.parameters()),
             StorageJoin => self.join(s, body),
+            StorageGetMyIp => self.get_my_ip(s, body),
             StorageBeat
             | StorageReportDiskUsage
             | StorageSyncReport
@@ -202,11 +260,11 @@ impl Tracker {
             }
             TrackerJoinLeader | TrackerPingLeader => {
                 if !self.cluster.lock().is_leader() {
-                    return Err(status::EOPNOTSUPP);
+                    return Err(status::EOPNOTSUPP.into());
                 }
                 if cmd == TrackerJoinLeader {
                     if s.follower {
-                        return Err(status::EEXIST);
+                        return Err(status::EEXIST.into());
                     }
                     s.follower = true;
                     if body.len() == 24 {
@@ -216,7 +274,7 @@ impl Tracker {
                             .learn(&[format!("{}:{port}", s.peer.ip())]);
                     }
                 } else if !s.follower {
-                    return Err(status::EINVAL);
+                    return Err(status::EINVAL.into());
                 }
                 Ok(Vec::new())
             }
@@ -226,11 +284,11 @@ impl Tracker {
                 .leader
                 .clone()
                 .map(String::into_bytes)
-                .ok_or(status::ENOENT),
+                .ok_or(status::ENOENT.into()),
             TrackerGetSysFilesStart => {
                 let st = self.state.lock();
                 if st.groups.is_empty() {
-                    return Err(status::ENOENT);
+                    return Err(status::ENOENT.into());
                 }
                 s.sys_files = Some(super::persist::snapshot(
                     &st,
@@ -241,7 +299,7 @@ impl Tracker {
             }
             TrackerGetOneSysFile => {
                 if body.len() != 9 {
-                    return Err(status::EINVAL);
+                    return Err(status::EINVAL.into());
                 }
                 let files = s.sys_files.as_ref().ok_or(status::EINVAL)?;
                 let file = files.get(body[0] as usize).ok_or(status::EINVAL)?;
@@ -279,11 +337,11 @@ impl Tracker {
             }
             StorageReportIpChanged => {
                 if self.cfg.use_storage_id {
-                    return Err(status::EOPNOTSUPP);
+                    return Err(status::EOPNOTSUPP.into());
                 }
                 let ip = proto::IP_ADDRESS_SIZE;
                 if body.len() != 16 + 2 * ip {
-                    return Err(status::EINVAL);
+                    return Err(status::EINVAL.into());
                 }
                 let group = proto::fixed_str(&body[..16]);
                 let (old, new) = (
@@ -291,7 +349,7 @@ impl Tracker {
                     proto::fixed_str(&body[16 + ip..]),
                 );
                 if new != s.peer.ip().to_string() {
-                    return Err(status::EINVAL);
+                    return Err(status::EINVAL.into());
                 }
                 self.state.lock().ip_changed(&group, &old, &new)?;
                 if let Err(e) = super::changelog::append(
@@ -348,7 +406,7 @@ impl Tracker {
                     cmd.name(),
                     s.peer
                 );
-                Err(status::EINVAL)
+                Err(status::EINVAL.into())
             }
         }
     }
@@ -359,7 +417,7 @@ impl Tracker {
                 Some(proto::decode_group(body).map_err(invalid)?)
             }
             _ if body.is_empty() => None,
-            _ => return Err(status::EINVAL),
+            _ => return Err(status::EINVAL.into()),
         };
         let mut st = self.state.lock();
         let (name, order, path) = st.pick_store(group.as_deref(), &self.cfg)?;
@@ -438,7 +496,7 @@ impl Tracker {
         } else if body.is_empty() {
             None
         } else {
-            return Err(status::EINVAL);
+            return Err(status::EINVAL.into());
         };
         let st = self.state.lock();
         let mut out = Vec::new();
@@ -452,7 +510,7 @@ impl Tracker {
             super::stats::group_stat(g, &self.cfg).encode(self.cfg.legacy_stat_layout, &mut out);
         }
         if only.is_some() && !found {
-            return Err(status::ENOENT);
+            return Err(status::ENOENT.into());
         }
         Ok(out)
     }
@@ -478,9 +536,30 @@ impl Tracker {
             super::stats::storage_stat(s, g, &self.cfg).encode(layout, &mut out);
         }
         if q.id.is_some() && !found {
-            return Err(status::ENOENT);
+            return Err(status::ENOENT.into());
         }
         Ok(out)
+    }
+}
+
+impl Tracker {
+    fn log_refusal(&self, s: &Session, cmd: Cmd, r: &Refused) {
+        let who = match &s.joined {
+            Some(j) => format!("{} (storage {}/{})", s.peer, j.group, j.id),
+            None => s.peer.to_string(),
+        };
+        let sep = if r.why.is_empty() { "" } else { ": " };
+        let msg = format_args!(
+            "{} from {who} refused with {}{sep}{}",
+            cmd.name(),
+            status::describe(r.status),
+            r.why
+        );
+        if from_a_server(cmd) {
+            self.refusals.warn(&(s.peer.ip(), cmd as u8), msg);
+        } else {
+            log::debug!("{msg}");
+        }
     }
 }
 
@@ -527,13 +606,13 @@ impl Service for Tracker {
         };
         Action::Reply(match self.dispatch(s, cmd, &body) {
             Ok(body) => Reply::ok(body),
-            Err(code) => {
-                log::debug!("{} from {}: {}", cmd.name(), s.peer, status::describe(code));
+            Err(r) => {
+                self.log_refusal(s, cmd, &r);
                 // The tracker always reads whole requests, so the connection
                 // stays usable after any error (upstream does the same).
                 Reply {
                     close: false,
-                    ..Reply::error(code)
+                    ..Reply::error(r.status)
                 }
             }
         })

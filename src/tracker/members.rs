@@ -2,7 +2,7 @@
 //! commands that need it (beats, disk usage, sync reports and negotiation),
 //! PARAMETER_REQ, and the leader handover between trackers.
 
-use super::handler::{Joined, Res, Session, Tracker, invalid, now};
+use super::handler::{Joined, Refused, Res, Session, Tracker, invalid, now};
 use super::state::JoinInfo;
 use crate::proto::{self, Cmd, status};
 
@@ -24,17 +24,22 @@ impl Tracker {
                     c.bootstrap = false;
                 } else {
                     // Copy the cluster's state from a peer first (cluster thread).
-                    return Err(status::EAGAIN);
+                    return Err(Refused::new(
+                        status::EAGAIN,
+                        "this tracker is still copying the cluster state from its peers",
+                    ));
                 }
             }
         }
         let ip = s.peer.ip().to_string();
-        let (id, rw_mode) = self.storage_id_of(&j, &ip).inspect_err(|_| {
-            log::warn!(
-                "join of {} from {}: no storage id (storage_ids.conf)",
-                j.group,
-                s.peer
-            );
+        let (id, rw_mode) = self.storage_id_of(&j, &ip).map_err(|st| {
+            Refused::new(
+                st,
+                format!(
+                    "group {} port {}: no storage id in storage_ids.conf for this address",
+                    j.group, j.storage_port
+                ),
+            )
         })?;
         let info = JoinInfo {
             group: j.group.clone(),
@@ -53,8 +58,10 @@ impl Tracker {
         };
         let mut st = self.state.lock();
         let (my_status, src_id) = st.join(&info).map_err(|r| {
-            log::warn!("join of {}/{id} from {} refused: {r:?}", j.group, s.peer);
-            r.status()
+            Refused::new(
+                r.status(),
+                format!("storage {}/{id}: {}", j.group, r.reason()),
+            )
         })?;
         let serial = st.serial(&j.group, &id);
         if my_status == proto::storage_status::INIT {
@@ -88,9 +95,34 @@ impl Tracker {
         .encode())
     }
 
+    /// STORAGE_GET_MY_IP (60): the address the storage is known by, which a C
+    /// storage asks every tracker first and cannot start without. With storage
+    /// ids, the addresses of its storage_ids.conf entry ("ip1,ip2"), else the
+    /// address its connection comes from (as upstream, also when the entry is
+    /// missing).
+    pub(super) fn get_my_ip(&self, s: &Session, body: &[u8]) -> Res {
+        let q = proto::MyIpQuery::decode(body).map_err(invalid)?;
+        let ip = s.peer.ip().to_string();
+        if self.cfg.use_storage_id {
+            if let Some(e) = self.ids.iter().find(|e| e.matches(&q.group, &ip, q.port)) {
+                return Ok(e.hosts.join(",").into_bytes());
+            }
+            log::warn!(
+                "GET_MY_IP from {}: group {} port {} is not in storage_ids.conf",
+                s.peer,
+                q.group,
+                q.port
+            );
+        }
+        Ok(ip.into_bytes())
+    }
+
     /// Commands that need a JOIN on this connection first (EACCES otherwise).
     pub(super) fn joined_cmd(&self, s: &mut Session, cmd: Cmd, body: &[u8]) -> Res {
-        let j = s.joined.as_mut().ok_or(status::EACCES)?;
+        let j = s
+            .joined
+            .as_mut()
+            .ok_or_else(|| Refused::new(status::EACCES, "no JOIN on this connection"))?;
         let now = now();
         let mut st = self.state.lock();
         match cmd {
@@ -125,7 +157,7 @@ impl Tracker {
             }
             Cmd::StorageSyncNotify => {
                 if body.len() != 24 {
-                    return Err(status::EINVAL);
+                    return Err(status::EINVAL.into());
                 }
                 let mut r = proto::Reader::new(body);
                 let src = r.fixed(16, "src_id").map_err(invalid)?;
@@ -281,7 +313,7 @@ impl Tracker {
                     s.peer
                 );
                 c.set_leader(None);
-                return Err(status::EINVAL);
+                return Err(status::EINVAL.into());
             }
             c.trackers.insert(addr.clone());
             c.candidate = Some(addr);
@@ -291,7 +323,7 @@ impl Tracker {
             c.set_leader(Some(addr));
             Ok(Vec::new())
         } else {
-            Err(status::EINVAL)
+            Err(status::EINVAL.into())
         }
     }
 }

@@ -123,6 +123,7 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         cluster: Mutex::new(cluster),
         data_dir: data.clone(),
         ids,
+        refusals: crate::net::LogLimit::new(handler::REFUSAL_LOG_EVERY),
     });
     let server = Server::start(addr, tracker.clone(), opts)?;
     let local = server.local_addr();

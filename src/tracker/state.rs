@@ -122,6 +122,18 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// What the log says.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::NotFound => "no such group or storage",
+            Refusal::NoSpace => "no storage with free space",
+            Refusal::Invalid => "invalid for this group or storage",
+            Refusal::Busy => "busy",
+            Refusal::Already => "already done",
+            Refusal::Fault => "inconsistent state",
+        }
+    }
+
     /// Wire status.
     pub fn status(self) -> u8 {
         use crate::proto::status::*;
