@@ -14,6 +14,8 @@ const ONE_WRITE: u64 = 64 * 1024;
 /// A connection to one storage server.
 pub struct StorageClient {
     conn: Connection,
+    /// To connect again after a server closed the connection on an error.
+    timeouts: Timeouts,
     /// Reused for upload content. (Downloads get a fresh buffer: a reused
     /// one made 256 MiB downloads 2-3x slower here, for reasons not found.)
     buf: Vec<u8>,
@@ -33,6 +35,7 @@ impl StorageClient {
     pub fn connect(addr: &str, t: Timeouts) -> Result<StorageClient, Error> {
         Ok(StorageClient {
             conn: Connection::connect(addr, t, None)?,
+            timeouts: t,
             buf: Vec::new(),
         })
     }
@@ -90,7 +93,19 @@ impl StorageClient {
         }
         .encode();
         self.conn.send(Cmd::DownloadFile, &req)?;
-        let total = self.conn.recv_header(Cmd::DownloadFile)?;
+        let total = match self.conn.recv_header(Cmd::DownloadFile) {
+            // A C storage refuses any download of an empty file (its offset 0 is not
+            // below the size 0) with EINVAL and closes the connection; the whole of
+            // such a file is nothing.
+            Err(e) if offset == 0 && e.status() == Some(proto::status::EINVAL) => {
+                self.conn = Connection::connect(&self.conn.peer, self.timeouts, None)?;
+                return match self.file_info(group, remote) {
+                    Ok(st) if st.size == 0 => Ok(0),
+                    _ => Err(e),
+                };
+            }
+            r => r?,
+        };
         let mut buf = vec![0u8; CHUNK.min(total.max(1) as usize)];
         self.receive(total, &mut buf, dst, progress)
     }

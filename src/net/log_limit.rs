@@ -56,12 +56,13 @@ impl<K: Hash + Eq + Clone> LogLimit<K> {
         Some(0)
     }
 
-    /// Log `msg` at warning level unless `key` logged within the interval.
-    pub fn warn(&self, key: &K, msg: std::fmt::Arguments) {
+    /// Log `msg` at warning level, under the caller's log `target` (its module
+    /// path), unless `key` logged within the interval (then at debug).
+    pub fn warn(&self, key: &K, target: &str, msg: std::fmt::Arguments) {
         match self.allow(key) {
-            Some(0) => log::warn!("{msg}"),
-            Some(n) => log::warn!("{msg} ({n} more like it since the last report)"),
-            None => log::debug!("{msg}"),
+            Some(0) => log::warn!(target: target, "{msg}"),
+            Some(n) => log::warn!(target: target, "{msg} ({n} more like it since the last report)"),
+            None => log::debug!(target: target, "{msg}"),
         }
     }
 }

@@ -315,26 +315,7 @@ impl Tracker {
                 s.sys_files = None;
                 Ok(Vec::new())
             }
-            StorageChangelogReq => {
-                let j = s.joined.as_ref().ok_or(status::EACCES)?;
-                let offset = self
-                    .state
-                    .lock()
-                    .groups
-                    .get(&j.group)
-                    .and_then(|g| g.get(&j.id))
-                    .map_or(0, |x| x.changelog_offset);
-                let chunk =
-                    super::changelog::read_from(&self.data_dir, offset).map_err(|_| status::EIO)?;
-                if !chunk.is_empty() {
-                    let mut st = self.state.lock();
-                    if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&j.id)) {
-                        x.changelog_offset = offset + chunk.len() as u64;
-                        st.dirty = true;
-                    }
-                }
-                Ok(chunk)
-            }
+            StorageChangelogReq => self.changelog(s, body),
             StorageReportIpChanged => {
                 if self.cfg.use_storage_id {
                     return Err(status::EOPNOTSUPP.into());
@@ -556,7 +537,8 @@ impl Tracker {
             r.why
         );
         if from_a_server(cmd) {
-            self.refusals.warn(&(s.peer.ip(), cmd as u8), msg);
+            self.refusals
+                .warn(&(s.peer.ip(), cmd as u8), module_path!(), msg);
         } else {
             log::debug!("{msg}");
         }

@@ -117,6 +117,39 @@ impl Tracker {
         Ok(ip.into_bytes())
     }
 
+    /// STORAGE_CHANGELOG_REQ (77): the changelog lines this storage has not seen yet.
+    /// On a joined connection the body is empty; a C storage restarting also asks on a
+    /// connection of its own before it joins, naming itself (group str[16] + id str[16])
+    /// and retrying until it gets an answer or ENOENT.
+    pub(super) fn changelog(&self, s: &Session, body: &[u8]) -> Res {
+        let (group, id) = match &s.joined {
+            Some(j) if body.is_empty() => (j.group.clone(), j.id.clone()),
+            Some(_) => return Err(Refused::new(status::EINVAL, "a body after JOIN")),
+            None => {
+                let q = proto::GroupStorage::decode(body).map_err(invalid)?;
+                (q.group, q.id)
+            }
+        };
+        let offset = self
+            .state
+            .lock()
+            .groups
+            .get(&group)
+            .and_then(|g| g.get(&id))
+            .map(|x| x.changelog_offset)
+            .ok_or_else(|| Refused::new(status::ENOENT, format!("no storage {group}/{id}")))?;
+        let chunk = super::changelog::read_from(&self.data_dir, offset)
+            .map_err(|e| Refused::new(status::EIO, format!("reading the changelog: {e}")))?;
+        if !chunk.is_empty() {
+            let mut st = self.state.lock();
+            if let Some(x) = st.groups.get_mut(&group).and_then(|g| g.get_mut(&id)) {
+                x.changelog_offset = offset + chunk.len() as u64;
+                st.dirty = true;
+            }
+        }
+        Ok(chunk)
+    }
+
     /// Commands that need a JOIN on this connection first (EACCES otherwise).
     pub(super) fn joined_cmd(&self, s: &mut Session, cmd: Cmd, body: &[u8]) -> Res {
         let j = s

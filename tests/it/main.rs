@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod daemons;
 mod hostile;
+mod interop;
 mod monitor;
 mod replication;
 mod third_party_py;

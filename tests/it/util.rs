@@ -24,11 +24,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sha1::{Digest, Sha1};
 
+mod cref;
 mod group;
 mod leader;
 mod multi;
 mod run;
 mod wire;
+pub use cref::*;
 pub use group::*;
 pub use leader::*;
 pub use multi::*;
