@@ -4,6 +4,7 @@
 
 mod changelog;
 mod cluster;
+mod cluster_stat;
 mod handler;
 mod members;
 mod persist;
@@ -123,8 +124,10 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         cluster: Mutex::new(cluster),
         data_dir: data.clone(),
         ids,
+        conns: std::sync::OnceLock::new(),
     });
     let server = Server::start(addr, tracker.clone(), opts)?;
+    let _ = tracker.conns.set(server.conn_stats());
     let local = server.local_addr();
     if !local.ip().is_unspecified() {
         let me = local.to_string();
