@@ -49,6 +49,14 @@ pub struct ConnStats {
     pub max: AtomicUsize,
 }
 
+impl ConnStats {
+    /// `[alloc, current, max]` now, each capped at `u32::MAX` as the stat records carry them.
+    pub fn counts(&self) -> [u32; 3] {
+        let n = |a: &AtomicUsize| a.load(Ordering::Relaxed).min(u32::MAX as usize) as u32;
+        [n(&self.alloc), n(&self.current), n(&self.max)]
+    }
+}
+
 /// Stops a running [`Server`] from any thread.
 #[derive(Clone)]
 pub struct StopHandle {

@@ -9,6 +9,7 @@
 //! Integers are big-endian; fixed-width strings are NUL padded and read up to the first NUL
 //! (lossy UTF-8), exactly like the C structs of upstream FastDFS.
 
+pub mod cluster_stat;
 mod cmd;
 pub mod join;
 pub mod report;

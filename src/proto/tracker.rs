@@ -2,12 +2,14 @@
 //! LIST / DELETE (90-94, 108), FETCH_STORAGE_IDS (69) and PARAMETER_REQ (75) replies
 //! (PROTOCOL.md §4, §9.8).
 //!
-//! The storage -> tracker messages live in `join` and `report`, the stat records in `stat`; all
-//! re-exported here so that `proto::tracker::X` names every tracker message. Only std.
+//! The storage -> tracker messages live in `join` and `report`, the stat records in `stat`, the
+//! 6.16 cluster-stat commands (96-98) in `cluster_stat`; all re-exported here so that
+//! `proto::tracker::X` names every tracker message. Only std.
 //!
 //! `ip_size` is the tracker's `response_ip_addr_size` R (16 or 46): the query replies carry
 //! an IP field of R - 1 bytes.
 
+pub use super::cluster_stat::*;
 pub use super::join::*;
 pub use super::report::*;
 pub use super::stat::*;

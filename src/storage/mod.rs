@@ -185,12 +185,7 @@ impl Store {
     pub fn stats_now(&self) -> StatCounters {
         let mut s = *self.stats.lock();
         if let Some(c) = self.conns.get() {
-            let n = |a: &std::sync::atomic::AtomicUsize| {
-                a.load(Ordering::Relaxed).min(u32::MAX as usize) as u32
-            };
-            s.connection_alloc = n(&c.alloc);
-            s.connection_current = n(&c.current);
-            s.connection_max = n(&c.max);
+            [s.connection_alloc, s.connection_current, s.connection_max] = c.counts();
         }
         s
     }

@@ -11,7 +11,7 @@
 use super::handler::{Tracker, now};
 use crate::client::{Connection, Error, Timeouts};
 use crate::proto::{self, Cmd, status};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -46,6 +46,22 @@ pub struct Cluster {
     pub bootstrap: bool,
     /// Seconds this tracker was down before this start (0 if unknown).
     pub restart_interval: u64,
+    /// What followers told this tracker while it led, by "ip:port" (as in `trackers`).
+    pub followers: BTreeMap<String, Follower>,
+}
+
+/// A follower as the leader knows it from its JOIN_LEADER and PING_LEADER (PROTOCOL.md §10.2),
+/// for the tracker cluster stat (96).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Follower {
+    /// When it started (Unix seconds), from JOIN_LEADER.
+    pub up_time: u64,
+    /// Its version, from JOIN_LEADER.
+    pub version: String,
+    /// Its connection counts, from its last PING_LEADER.
+    pub connections: proto::Connections,
+    /// When its last PING_LEADER arrived (Unix seconds), 0 if none yet.
+    pub last_heartbeat_time: u64,
 }
 
 /// A tracker's rank in elections (PROTOCOL.md §10.1), larger wins.
@@ -336,7 +352,12 @@ fn ping_leader(t: &Tracker, leader: &str, conn: &mut Option<(String, Connection)
         }
     }
     let (_, c) = conn.as_mut().expect("connected above");
-    match c.call(Cmd::TrackerPingLeader, &[0u8; 12], 64 * 1024) {
+    // TrackerPingLeaderBody: our connection counts, which the leader shows in cluster stats.
+    let mut body = Vec::with_capacity(12);
+    for n in t.connection_counts() {
+        proto::put_u32(&mut body, n);
+    }
+    match c.call(Cmd::TrackerPingLeader, &body, 64 * 1024) {
         Ok(_) => true,
         Err(e) => {
             if e.status() == Some(status::EOPNOTSUPP) {

@@ -34,6 +34,8 @@ pub struct Tracker {
     pub stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Warnings about refused requests from servers, per (peer ip, command).
     pub refusals: LogLimit<(std::net::IpAddr, u8)>,
+    /// The server's connection counters, set once it listens.
+    pub conns: std::sync::OnceLock<std::sync::Arc<crate::net::ConnStats>>,
 }
 
 /// At most one warning per peer and command in this time.
@@ -75,6 +77,8 @@ pub struct Session {
     sys_files: Option<Vec<Vec<u8>>>,
     /// A follower tracker sent JOIN_LEADER on this connection.
     follower: bool,
+    /// Its "ip:port" when its JOIN_LEADER named its port (the key of `Cluster::followers`).
+    follower_addr: Option<String>,
 }
 
 /// A storage that has JOINed on this connection.
@@ -126,6 +130,12 @@ pub(super) fn invalid(e: proto::DecodeError) -> Refused {
 }
 
 impl Tracker {
+    /// This tracker's connection counts `[alloc, current, max]` (alloc: connections accepted
+    /// since start); zeros before it listens.
+    pub(super) fn connection_counts(&self) -> [u32; 3] {
+        self.conns.get().map_or([0; 3], |c| c.counts())
+    }
+
     /// IP field width in replies (PROTOCOL.md §4.1.1).
     pub(super) fn ip_size(&self, st: &State) -> usize {
         match self.cfg.response_ip_addr_size {
@@ -267,17 +277,44 @@ impl Tracker {
                         return Err(status::EEXIST.into());
                     }
                     s.follower = true;
+                    // TrackerJoinLeaderBody: up_time u64, version str[8], server_port u64.
                     if body.len() == 24 {
-                        let port = u64::from_be_bytes(body[16..24].try_into().expect("8 bytes"));
-                        self.cluster
-                            .lock()
-                            .learn(&[format!("{}:{port}", s.peer.ip())]);
+                        let mut r = proto::Reader::new(body);
+                        let up_time = r.u64("up_time").map_err(invalid)?;
+                        let version = r.fixed(proto::VERSION_SIZE, "version").map_err(invalid)?;
+                        let port = r.u64("server_port").map_err(invalid)?;
+                        let addr = super::cluster::normalise(&format!("{}:{port}", s.peer.ip()));
+                        let mut c = self.cluster.lock();
+                        if let Some(addr) = addr {
+                            c.learn(std::slice::from_ref(&addr));
+                            let f = c.followers.entry(addr.clone()).or_default();
+                            f.up_time = up_time;
+                            f.version = version;
+                            s.follower_addr = Some(addr);
+                        }
                     }
                 } else if !s.follower {
                     return Err(status::EINVAL.into());
+                } else if let Some(addr) = &s.follower_addr {
+                    // TrackerPingLeaderBody: connection alloc, current, max (u32 each);
+                    // older followers send nothing.
+                    let mut c = self.cluster.lock();
+                    let f = c.followers.entry(addr.clone()).or_default();
+                    if body.len() == 12 {
+                        let mut r = proto::Reader::new(body);
+                        f.connections = proto::Connections {
+                            alloc: r.u32("alloc").map_err(invalid)?,
+                            current: r.u32("current").map_err(invalid)?,
+                            max: r.u32("max").map_err(invalid)?,
+                        };
+                    }
+                    f.last_heartbeat_time = now();
                 }
                 Ok(Vec::new())
             }
+            TrackerClusterStat => self.tracker_cluster_stat(body),
+            StorageClusterStat => self.storage_cluster_stat(body),
+            StorageVolumnStat => self.storage_volumn_stat(body),
             GetLeader => self
                 .cluster
                 .lock()
@@ -558,6 +595,7 @@ impl Service for Tracker {
             joined: None,
             sys_files: None,
             follower: false,
+            follower_addr: None,
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod changelog;
 mod cluster;
+mod cluster_stat;
 mod handler;
 mod members;
 mod persist;
@@ -124,8 +125,10 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         data_dir: data.clone(),
         ids,
         refusals: crate::net::LogLimit::new(handler::REFUSAL_LOG_EVERY),
+        conns: std::sync::OnceLock::new(),
     });
     let server = Server::start(addr, tracker.clone(), opts)?;
+    let _ = tracker.conns.set(server.conn_stats());
     let local = server.local_addr();
     if !local.ip().is_unspecified() {
         let me = local.to_string();

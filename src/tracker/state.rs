@@ -745,9 +745,15 @@ pub fn reserved_mb(r: &Reserved, total_mb: u64) -> u64 {
 
 fn group_has_space(g: &Group, r: &Reserved) -> bool {
     let (total, free) = g.space();
+    has_space(total, free, r)
+}
+
+/// Whether `free_mb` of `total_mb` is above the reserve (fdfs_check_reserved_space): more
+/// than the reserved MB, or a free share above the reserved ratio (never with total 0).
+pub fn has_space(total_mb: u64, free_mb: u64, r: &Reserved) -> bool {
     match *r {
-        Reserved::Bytes(_) => free > reserved_mb(r, total),
-        Reserved::Ratio(x) => total > 0 && (free as f64 / total as f64) > x,
+        Reserved::Bytes(_) => free_mb > reserved_mb(r, total_mb),
+        Reserved::Ratio(x) => total_mb > 0 && (free_mb as f64 / total_mb as f64) > x,
     }
 }
 

@@ -11,6 +11,7 @@ mod hostile;
 mod interop;
 mod monitor;
 mod replication;
+mod stat_tools;
 mod third_party_py;
 mod third_party_rs;
 mod util;

@@ -488,6 +488,18 @@ impl Multi {
         run
     }
 
+    /// Runs any program in the work dir with a deadline and records it in the history.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        program: &Path,
+        args: &[S],
+        timeout: Duration,
+    ) -> Run {
+        let run = run_program(program, args, None, &self.work_dir(), timeout);
+        super::record(&self.history, &run);
+        run
+    }
+
     /// Uploads `data` with `fdfs upload FILE EXTRA...` through `trackers` (in that order) and
     /// returns the printed file ID (any group).
     #[track_caller]
