@@ -26,20 +26,7 @@ const CMD_VOLUMN_STAT: u8 = 98;
 
 /// The reference `bin/` directory, or None (after saying why on stderr) when it is missing.
 fn ref_bin(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("FDFS_REF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ref"));
-    let bin = dir.join("bin");
-    let tools = ["fdfs_tracker_stat", "fdfs_storage_stat", "fdfs_volumn_stat"];
-    if let Some(missing) = tools.iter().find(|t| !bin.join(t).is_file()) {
-        eprintln!(
-            "\n*** SKIPPED {test}: upstream tool {} not found (set FDFS_REF_DIR to the \
-             prebuilt FastDFS 6.16.1 dir; default ../shared/ref) ***\n",
-            bin.join(missing).display()
-        );
-        return None;
-    }
-    Some(bin)
+    ref_dir_or_skip(test).map(|d| d.join("bin"))
 }
 
 /// A client.conf in `dir` naming `trackers`.
