@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Part of `make bench`: fdfs against upstream C FastDFS 6.16.1 in the same run,
+# both driven by upstream's own client library (`fdfs_bench` from
+# $FDFS_REF_DIR, default ../shared/ref), with and without its connection pool.
+#
+# Each side runs a tracker and a storage started from upstream's sample
+# configs with the same settings (only addresses and directories differ), both
+# kept running, on their own loopback addresses. For every row the side that
+# goes first alternates. Server CPU per operation is the tracker's and the
+# storage's user+system time (/proc/PID/stat) over the row, divided by the
+# operations done. Prints a markdown table.
+#
+# BENCH_SECS: seconds per row (default 5). BENCH_KEEP=1 keeps the directories.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+fdfs=${FDFS:-$repo/target/release/fdfs}
+ref=${FDFS_REF_DIR:-$repo/../shared/ref}
+secs=${BENCH_SECS:-5}
+if [ ! -x "$ref/bin/fdfs_bench" ]; then
+    echo "bench: upstream C FastDFS not found at $ref (set FDFS_REF_DIR): skipping the comparison with C" >&2
+    exit 0
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/fdfs-vs-c.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+if [ -n "${BENCH_KEEP:-}" ]; then
+    trap 'cleanup; echo "bench: kept $work" >&2' EXIT
+else
+    trap 'cleanup; rm -rf "$work"' EXIT
+fi
+
+tick=$(getconf CLK_TCK)
+# conf SAMPLE OUT key=value...: upstream's sample with the keys replaced, the
+# new values first (before any [section], where both daemons read them).
+conf() {
+    local sample=$1 out=$2; shift 2
+    : >"$out"
+    local keys=()
+    for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}" >>"$out"; keys+=("${kv%%=*}"); done
+    awk -v keys="${keys[*]}" 'BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) skip[k[i]] = 1 }
+        /^\[/ { global = 0 } NR == 1 { global = 1 }
+        { key = $0; sub(/[ \t]*=.*/, "", key); gsub(/^[ \t]+/, "", key) }
+        global && !/^#/ && (key in skip) { next } { print }' "$ref/etc/$sample" >>"$out"
+}
+
+# side NAME NET: a tracker on 127.0.NET.1 and a storage on 127.0.NET.2.
+declare -A tracker_pid storage_pid client
+side() {
+    local name=$1 net=$2 dir="$work/$1"
+    mkdir -p "$dir/tracker" "$dir/storage"
+    conf tracker.conf "$dir/tracker.conf" "bind_addr=127.0.$net.1" "port=22122" \
+        "base_path=$dir/tracker" "reserved_storage_space=1%"
+    conf storage.conf "$dir/storage.conf" "bind_addr=127.0.$net.2" "port=23000" \
+        "base_path=$dir/storage" "store_path0=$dir/storage" "tracker_server=127.0.$net.1:22122" \
+        "heart_beat_interval=1" "stat_report_interval=1"
+    for pool in false true; do
+        printf 'connect_timeout = 5\nnetwork_timeout = 60\nbase_path = %s\ntracker_server = 127.0.%s.1:22122\nlog_level = warn\nuse_connection_pool = %s\nconnection_pool_max_idle_time = 3600\n' \
+            "$dir" "$net" "$pool" >"$dir/client-$pool.conf"
+    done
+    if [ "$name" = c ]; then
+        "$ref/bin/fdfs_trackerd" -N "$dir/tracker.conf" >"$dir/tracker.out" 2>&1 &
+        tracker_pid[$name]=$!
+        "$ref/bin/fdfs_storaged" -N "$dir/storage.conf" >"$dir/storage.out" 2>&1 &
+        storage_pid[$name]=$!
+    else
+        "$fdfs" tracker -c "$dir/tracker.conf" >"$dir/tracker.out" 2>&1 &
+        tracker_pid[$name]=$!
+        "$fdfs" storage -c "$dir/storage.conf" >"$dir/storage.out" 2>&1 &
+        storage_pid[$name]=$!
+    fi
+    pids+=("${tracker_pid[$name]}" "${storage_pid[$name]}")
+    head -c 4096 /dev/urandom >"$dir/probe"
+    for _ in $(seq 1 600); do
+        "$fdfs" upload "$dir/probe" --tracker "127.0.$net.1:22122" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "bench: the $name servers did not come up; see $dir" >&2
+    exit 1
+}
+
+cpu_ticks() { # NAME: tracker + storage user+system ticks
+    local t=0 p
+    for p in "${tracker_pid[$1]}" "${storage_pid[$1]}"; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# run NAME POOL OP THREADS ARGS...: one fdfs_bench run; prints "ops_per_s p99_ms cpu_us fail"
+run() {
+    local name=$1 pool=$2 op=$3 threads=$4; shift 4
+    sync
+    local before after out
+    before=$(cpu_ticks "$name")
+    out=$("$ref/bin/fdfs_bench" -c "$work/$name/client-$pool.conf" -o "$op" -t "$threads" -q "$@" || true)
+    after=$(cpu_ticks "$name")
+    local ops; ops=$(echo "$out" | field ops)
+    if [ -z "$ops" ] || [ "$ops" = 0 ]; then
+        echo "0 - - $(echo "$out" | field fail)"
+        return
+    fi
+    awk -v o="$ops" -v r="$(echo "$out" | field ops_per_s)" -v p="$(echo "$out" | field p99_us)" \
+        -v c=$((after - before)) -v hz="$tick" -v f="$(echo "$out" | field fail)" \
+        'BEGIN { printf "%.0f %.2f %.1f %s\n", r, p / 1000, c * 1e6 / hz / o, f }'
+}
+
+rowno=0
+# row LABEL POOL OP THREADS ARGS... ({dir} in ARGS: that side's directory)
+row() {
+    local label=$1 pool=$2 op=$3 threads=$4; shift 4
+    local order=(fdfs c)
+    [ $((rowno % 2)) = 1 ] && order=(c fdfs)
+    rowno=$((rowno + 1))
+    declare -A res
+    local name
+    for name in "${order[@]}"; do
+        local args=("${@//\{dir\}/$work/$name}")
+        res[$name]=$(run "$name" "$pool" "$op" "$threads" "${args[@]}")
+    done
+    read -r fo fp fc ff <<<"${res[fdfs]}"
+    read -r co cp cc cf <<<"${res[c]}"
+    local ratio="-"
+    [ "$co" != 0 ] && ratio=$(awk -v a="$fo" -v b="$co" 'BEGIN { printf "%.2fx", a / b }')
+    local cpur="-"
+    [ "$fc" != "-" ] && [ "$cc" != "-" ] && cpur=$(awk -v a="$fc" -v b="$cc" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    local pooled=no; [ "$pool" = true ] && pooled=yes
+    echo "| $label | $threads | $pooled | $fo | $co | $ratio | $fp | $cp | $fc | $cc | $cpur | ${order[0]} | $ff / $cf |"
+}
+
+side fdfs 41
+side c 42
+echo "fdfs $("$fdfs" --version | awk '{print $2}') against C FastDFS 6.16.1, both driven by upstream's fdfs_bench, $(nproc) cores, $(date -u +%Y-%m-%d), ${secs}s per row"
+echo
+echo "| op | clients | pool | fdfs ops/s | C ops/s | fdfs / C | fdfs p99 ms | C p99 ms | fdfs CPU µs/op | C CPU µs/op | CPU fdfs / C | first | failures fdfs / C |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for pool in false true; do
+    # Uploads write the id files the later rows read (the 8-client row's ids
+    # for the 4 KiB reads, the 64 KiB row's for the 64 KiB reads).
+    row "upload 4K" "$pool" upload 1 -d "$secs" -s 4096
+    row "upload 4K" "$pool" upload 8 -d "$secs" -s 4096 -w "{dir}/ids-$pool-4k"
+    row "download 4K" "$pool" download 1 -d "$secs" -i "{dir}/ids-$pool-4k"
+    row "download 4K" "$pool" download 8 -d "$secs" -i "{dir}/ids-$pool-4k"
+    row "upload 64K" "$pool" upload 8 -d "$secs" -s 65536 -w "{dir}/ids-$pool-64k"
+    row "download 64K" "$pool" download 8 -d "$secs" -i "{dir}/ids-$pool-64k"
+    row "set-meta" "$pool" set-meta 8 -d "$secs" -i "{dir}/ids-$pool-4k"
+    row "get-meta" "$pool" get-meta 8 -d "$secs" -i "{dir}/ids-$pool-4k"
+done
+# Deletes last: they slow later file creation on ext4 (see the README).
+for pool in false true; do
+    row "delete 4K" "$pool" delete 8 -d 0 -n 10000 -i "{dir}/ids-$pool-4k"
+done
