@@ -10,6 +10,7 @@ mod daemons;
 mod hostile;
 mod monitor;
 mod replication;
+mod sync_status;
 mod third_party_py;
 mod third_party_rs;
 mod util;
