@@ -167,7 +167,25 @@ impl Connection {
 
     /// A whole request/response exchange with a reply of at most `max_reply` bytes.
     pub fn call(&mut self, cmd: Cmd, body: &[u8], max_reply: usize) -> Result<Vec<u8>, Error> {
-        self.send(cmd, body)?;
+        self.call_flagged(cmd, 0, body, max_reply)
+    }
+
+    /// [`Connection::call`] with `flags` in the request header's status byte
+    /// (QUERY_FILE_INFO's flags, SYNC_CREATE_FILE's "header only").
+    pub fn call_flagged(
+        &mut self,
+        cmd: Cmd,
+        flags: u8,
+        body: &[u8],
+        max_reply: usize,
+    ) -> Result<Vec<u8>, Error> {
+        self.wbuf.clear();
+        let mut h = Header::request(cmd, body.len() as u64);
+        h.status = flags;
+        self.wbuf.extend_from_slice(&h.encode());
+        self.wbuf.extend_from_slice(body);
+        let r = self.stream.get_mut().write_all(&self.wbuf);
+        r.map_err(|e| self.io(e))?;
         let len = self.recv_header(cmd)?;
         if len > max_reply as u64 {
             return Err(Error::Protocol {

@@ -65,6 +65,24 @@ impl<K: Hash + Eq + Clone> LogLimit<K> {
             None => log::debug!(target: target, "{msg}"),
         }
     }
+
+    /// Log the line `line()` makes at `level` unless `key` logged within the
+    /// interval; the line is only made when it goes out.
+    pub fn log(&self, level: log::Level, key: &K, target: &str, line: impl FnOnce() -> String) {
+        if !log::log_enabled!(target: target, level) {
+            return;
+        }
+        match self.allow(key) {
+            Some(0) => log::log!(target: target, level, "{}", line()),
+            Some(n) => log::log!(
+                target: target,
+                level,
+                "{} ({n} more like it since the last report)",
+                line()
+            ),
+            None => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,15 @@ impl Reply {
         }
     }
 
+    /// An empty reply with `status`: a success when 0, else an error reply.
+    pub fn status(status: u8) -> Reply {
+        if status == crate::proto::status::OK {
+            Reply::ok(Vec::new())
+        } else {
+            Reply::error(status)
+        }
+    }
+
     /// Bytes that follow the header.
     pub fn pkg_len(&self) -> u64 {
         self.body.len() as u64 + self.file.as_ref().map_or(0, |f| f.len)

@@ -277,6 +277,11 @@ impl SetMetadata {
     }
 }
 
+/// QUERY_FILE_INFO request flag (header status byte): leave the CRC32 of a
+/// file whose name does not carry it at 0 instead of reading the whole file
+/// (FDFS_QUERY_FINFO_FLAGS_NOT_CALC_CRC32).
+pub const QUERY_FLAG_NO_CRC32: u8 = 1;
+
 /// Reply of QUERY_FILE_INFO (22): file_size u64 + create_timestamp u64 + crc32 u64
 /// (sign-extended from 32 bits, as upstream does) + source_ip str[R] = 40 or 70 bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -9,11 +9,12 @@
 
 use super::Store;
 use super::disk::{Target, io_status, rename_noreplace};
+use super::sync_status::{self, Found, Outcome, Pusher, Sent};
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName};
 use crate::net::Reply;
-use crate::proto::{self, status};
+use crate::proto::{self, Cmd, status};
 use parking_lot::{Mutex, MutexGuard};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{Hash, Hasher};
@@ -80,7 +81,7 @@ pub struct Change {
     len: u64,
     written: u64,
     /// Pushing peer and the source's timestamp (sync forms).
-    source: Option<String>,
+    pusher: Option<Pusher>,
     timestamp: u32,
 }
 
@@ -109,25 +110,23 @@ impl Change {
         {
             return Err(status::EINVAL);
         }
-        Change::stage(store, op, t.path, t.name.as_string(), len, None, 0)
+        Change::stage(store, op, t.path, t.name.as_string(), len, None, 0).map_err(|o| {
+            match o.found {
+                Found::Failed(code) => code,
+                _ => status::EINVAL,
+            }
+        })
     }
 
-    /// A pushed append/modify (SYNC_APPEND_FILE / SYNC_MODIFY_FILE).
+    /// A pushed append/modify (SYNC_APPEND_FILE / SYNC_MODIFY_FILE) from
+    /// `pusher`. Whether it applies is found once its data is in.
     pub fn begin_sync(
         store: Arc<Store>,
         h: &proto::sync::SyncWriteHead,
         modify: bool,
-        source: Option<String>,
-    ) -> Result<Change, u8> {
-        if h.group != store.cfg.group_name {
-            return Err(status::EINVAL);
-        }
-        let name = RemoteName::parse(&h.remote).map_err(|_| status::EINVAL)?;
-        let sp = store
-            .paths
-            .get(name.store_index as usize)
-            .ok_or(status::EINVAL)?;
-        let path = sp.file_path(&name);
+        pusher: Pusher,
+    ) -> Result<Change, Outcome> {
+        let path = super::replica::our_file(&store, &h.group, &h.remote)?.1;
         let op = if modify {
             ChangeOp::SyncModify(h.offset)
         } else {
@@ -139,7 +138,7 @@ impl Change {
             path,
             h.remote.clone(),
             h.length,
-            source,
+            Some(pusher),
             h.timestamp,
         )
     }
@@ -150,17 +149,22 @@ impl Change {
         path: PathBuf,
         remote: String,
         len: u64,
-        source: Option<String>,
+        pusher: Option<Pusher>,
         timestamp: u32,
-    ) -> Result<Change, u8> {
-        let dir = path.parent().ok_or(status::EINVAL)?;
+    ) -> Result<Change, Outcome> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| Outcome::new(Found::Invalid, "no directory"))?;
         // Never linked: an unnamed file that vanishes with the request.
         let stage = if len == 0 {
             None
         } else {
             Some(
-                TempFile::create_in(dir, || format!(".stage-{:016x}", store.random64()))
-                    .map_err(|e| io_status(&e))?,
+                TempFile::create_in(dir, || format!(".stage-{:016x}", store.random64())).map_err(
+                    |e| {
+                        Outcome::failed(io_status(&e), format!("staging in {}: {e}", dir.display()))
+                    },
+                )?,
             )
         };
         Ok(Change {
@@ -171,7 +175,7 @@ impl Change {
             stage,
             len,
             written: 0,
-            source,
+            pusher,
             timestamp,
         })
     }
@@ -200,44 +204,81 @@ impl Change {
 
     /// Everything is staged: apply it to the file under its lock, log it.
     pub fn finish(mut self) -> Reply {
-        let r = self.apply();
-        match r {
-            Ok(code) => {
-                if matches!(self.op, ChangeOp::SyncAppend(_) | ChangeOp::SyncModify(_)) {
-                    self.store
-                        .received(self.source.as_deref(), self.timestamp, self.written);
-                }
-                if code == 0 {
-                    Reply::ok(Vec::new())
-                } else {
-                    Reply::error(code)
-                }
+        let o = self.apply();
+        let (cmd, pusher) = match (self.op, &self.pusher) {
+            (ChangeOp::SyncAppend(_), Some(p)) => (Cmd::SyncAppendFile, p),
+            (ChangeOp::SyncModify(_), Some(p)) => (Cmd::SyncModifyFile, p),
+            // A client's: applied, or refused with the errno.
+            _ => {
+                return match o.found {
+                    Found::Applied => Reply::ok(Vec::new()),
+                    Found::Failed(code) => Reply::error(code),
+                    Found::Missing => Reply::error(status::ENOENT),
+                    _ => Reply::error(status::EINVAL),
+                };
             }
-            Err(code) => Reply::error(code),
-        }
+        };
+        let sent = Sent {
+            timestamp: self.timestamp,
+            bytes: self.written,
+        };
+        Reply::status(sync_status::conclude(
+            &self.store,
+            pusher,
+            cmd,
+            &self.remote,
+            sent,
+            &o,
+        ))
     }
 
-    fn apply(&mut self) -> Result<u8, u8> {
+    fn apply(&mut self) -> Outcome {
         if self.written != self.len {
-            return Err(status::EINVAL);
+            return Outcome::new(
+                Found::Invalid,
+                format!("{} data bytes of {}", self.written, self.len),
+            );
         }
         let store = self.store.clone();
         let _guard = store.file_locks.lock(&self.path);
-        let size = file_size(&self.path)?;
+        let size = match file_size(&self.path) {
+            Ok(s) => s,
+            Err(status::ENOENT) => return Outcome::new(Found::Missing, "not here"),
+            Err(code) => return Outcome::failed(code, "stat failed"),
+        };
+        let len = self.len;
         let (offset, rec_op) = match self.op {
             ChangeOp::Append => (size, op::APPEND),
             ChangeOp::Modify(o) if o <= size => (o, op::MODIFY),
-            ChangeOp::Modify(_) => return Err(status::EINVAL),
+            ChangeOp::Modify(o) => {
+                return Outcome::new(Found::Invalid, format!("offset {o} past the end {size}"));
+            }
             // Already there: a re-push after a restart.
-            ChangeOp::SyncAppend(o) if size >= o + self.len => return Ok(status::EEXIST),
-            ChangeOp::SyncAppend(o) if size == o => (o, b'a'),
-            // Missing earlier appends: the sender sends the whole file instead.
-            ChangeOp::SyncAppend(_) => return Err(status::ENOENT),
-            ChangeOp::SyncModify(o) if o <= size => (o, b'm'),
-            ChangeOp::SyncModify(_) => return Err(status::ENOENT),
+            ChangeOp::SyncAppend(o) if size >= o + len => {
+                return Outcome::new(
+                    Found::AlreadyThere,
+                    format!("our size {size} already covers {o}+{len}"),
+                );
+            }
+            ChangeOp::SyncAppend(o) if size == o => (o, Record::replica_op(op::APPEND)),
+            // Missing earlier appends, or holding part of this one: the
+            // sender sends the whole file instead.
+            ChangeOp::SyncAppend(o) => {
+                return Outcome::new(
+                    Found::Diverged,
+                    format!("our size {size} is not the append's offset {o}"),
+                );
+            }
+            ChangeOp::SyncModify(o) if o <= size => (o, Record::replica_op(op::MODIFY)),
+            ChangeOp::SyncModify(o) => {
+                return Outcome::new(
+                    Found::Diverged,
+                    format!("our size {size} is short of the modify's offset {o}"),
+                );
+            }
         };
-        if self.len == 0 {
-            return Ok(0);
+        if len == 0 {
+            return Outcome::applied();
         }
         let timestamp = if rec_op.is_ascii_lowercase() {
             self.timestamp
@@ -245,36 +286,36 @@ impl Change {
             super::now() as u32
         };
         let mut staged = self.stage.take().expect("len > 0 has a stage file");
-        let (path, remote, len) = (self.path.clone(), self.remote.clone(), self.len);
-        store
-            .binlog
-            .append_with(|| {
-                let stage = staged.file();
-                stage.seek(SeekFrom::Start(0))?;
-                let mut f = OpenOptions::new().write(true).open(&path)?;
-                f.seek(SeekFrom::Start(offset))?;
-                let copied = io::copy(&mut stage.take(len), &mut f)?;
-                if copied != len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "staged data shorter than announced",
-                    ));
-                }
-                // Its file record (if any) is now out of date: sync in place.
-                store.sync_in_place(Some(&f), path.parent())?;
-                if rec_op.is_ascii_lowercase() {
-                    f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
-                }
+        let (path, remote) = (self.path.clone(), self.remote.clone());
+        let applied = store.binlog.append_with(|| {
+            let stage = staged.file();
+            stage.seek(SeekFrom::Start(0))?;
+            let mut f = OpenOptions::new().write(true).open(&path)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let copied = io::copy(&mut stage.take(len), &mut f)?;
+            if copied != len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "staged data shorter than announced",
+                ));
+            }
+            // Its file record (if any) is now out of date: sync in place.
+            store.sync_in_place(Some(&f), path.parent())?;
+            if rec_op.is_ascii_lowercase() {
+                f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
+            }
 
-                let mut rec = Record::new(timestamp, rec_op, &remote);
-                rec.extra = format!("{offset} {len}");
-                Ok(Some(rec))
-            })
-            .map_err(|e| {
+            let mut rec = Record::new(timestamp, rec_op, &remote);
+            rec.extra = format!("{offset} {len}");
+            Ok(Some(rec))
+        });
+        match applied {
+            Ok(()) => Outcome::applied(),
+            Err(e) => {
                 log::error!("applying a change to {remote}: {e}");
-                io_status(&e)
-            })?;
-        Ok(0)
+                Outcome::failed(io_status(&e), e.to_string())
+            }
+        }
     }
 }
 
@@ -303,46 +344,47 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<(), u8> {
     Ok(())
 }
 
-/// SYNC_TRUNCATE_FILE: applied when the size is the source's old size. A
-/// replica that diverged answers ENOENT so that our sender falls back to the
-/// whole file (upstream leaves it diverged).
-pub fn sync_truncate(
-    store: &Store,
-    s: &proto::sync::SyncTruncate,
-    source: Option<&str>,
-) -> Result<(), u8> {
-    if s.group != store.cfg.group_name {
-        return Err(status::EINVAL);
-    }
-    let name = RemoteName::parse(&s.remote).map_err(|_| status::EINVAL)?;
-    let sp = store
-        .paths
-        .get(name.store_index as usize)
-        .ok_or(status::EINVAL)?;
-    let path = sp.file_path(&name);
+/// SYNC_TRUNCATE_FILE: applied when our size is the source's old size. A
+/// copy of another size is left as it is: the sender checks and sends the
+/// whole file (ours does; a C one leaves it diverged, see sync_status).
+pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> Outcome {
+    let path = match super::replica::our_file(store, &s.group, &s.remote) {
+        Ok((_, path)) => path,
+        Err(o) => return o,
+    };
     let _guard = store.file_locks.lock(&path);
-    let size = file_size(&path)?;
+    let size = match file_size(&path) {
+        Ok(size) => size,
+        Err(status::ENOENT) => return Outcome::new(Found::Missing, "not here"),
+        Err(code) => return Outcome::failed(code, "stat failed"),
+    };
     if size == s.new_size {
-        store.received(source, s.timestamp, 0);
-        return Err(status::EEXIST);
+        return Outcome::new(
+            Found::AlreadyThere,
+            format!("already at the new size {size}"),
+        );
     }
     if size != s.old_size {
-        return Err(status::ENOENT);
+        return Outcome::new(
+            Found::Diverged,
+            format!(
+                "our size {size} is not the old size {} (new {}), left as it is",
+                s.old_size, s.new_size
+            ),
+        );
     }
-    store
-        .binlog
-        .append_with(|| {
-            OpenOptions::new()
-                .write(true)
-                .open(&path)?
-                .set_len(s.new_size)?;
-            let mut r = Record::new(s.timestamp, b't', &s.remote);
-            r.extra = format!("{} {}", s.old_size, s.new_size);
-            Ok(Some(r))
-        })
-        .map_err(|e| io_status(&e))?;
-    store.received(source, s.timestamp, 0);
-    Ok(())
+    let applied = store.binlog.append_with(|| {
+        let f = OpenOptions::new().write(true).open(&path)?;
+        f.set_len(s.new_size)?;
+        store.sync_in_place(Some(&f), path.parent())?;
+        let mut r = Record::new(s.timestamp, Record::replica_op(op::TRUNCATE), &s.remote);
+        r.extra = format!("{} {}", s.old_size, s.new_size);
+        Ok(Some(r))
+    });
+    match applied {
+        Ok(()) => Outcome::applied(),
+        Err(e) => Outcome::failed(io_status(&e), format!("truncating: {e}")),
+    }
 }
 
 /// REGENERATE_APPENDER_FILENAME: give an appender file a normal name (its
@@ -418,53 +460,36 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
     Ok(new)
 }
 
-/// SYNC_RENAME_FILE: rename src to dest (ENOENT when src is not here; the
-/// sender then sends dest whole).
-pub fn sync_rename(
-    store: &Store,
-    l: &proto::sync::SyncLink,
-    source: Option<&str>,
-) -> Result<(), u8> {
-    if l.group != store.cfg.group_name {
-        return Err(status::EINVAL);
-    }
-    let (src, dest) = (
-        RemoteName::parse(&l.src).map_err(|_| status::EINVAL)?,
-        RemoteName::parse(&l.dest).map_err(|_| status::EINVAL)?,
+/// SYNC_RENAME_FILE: rename src to dest. Neither here: Missing, the sender
+/// then sends dest whole.
+pub fn sync_rename(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
+    let paths = (
+        super::replica::our_file(store, &l.group, &l.src),
+        super::replica::our_file(store, &l.group, &l.dest),
     );
-    let sp = store
-        .paths
-        .get(src.store_index as usize)
-        .ok_or(status::EINVAL)?;
-    let dp = store
-        .paths
-        .get(dest.store_index as usize)
-        .ok_or(status::EINVAL)?;
-    let (from, to) = (sp.file_path(&src), dp.file_path(&dest));
+    let (from, to) = match paths {
+        (Ok((_, from)), Ok((_, to))) => (from, to),
+        (Err(o), _) | (_, Err(o)) => return o,
+    };
     let _guard = store.file_locks.lock(&from);
     if to.exists() && !from.exists() {
-        store.received(source, l.timestamp, 0);
-        return Err(status::EEXIST);
+        return Outcome::new(Found::AlreadyThere, "renamed already");
     }
-    let mut missing = false;
-    store
-        .binlog
-        .append_with(|| match fs::rename(&from, &to) {
-            Ok(()) => {
-                let mut r = Record::new(l.timestamp, b'r', &l.dest);
-                r.extra = l.src.clone();
-                Ok(Some(r))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                missing = true;
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        })
-        .map_err(|e| io_status(&e))?;
-    if missing {
-        return Err(status::ENOENT);
+    let mut outcome = Outcome::applied();
+    let renamed = store.binlog.append_with(|| match fs::rename(&from, &to) {
+        Ok(()) => {
+            let mut r = Record::new(l.timestamp, Record::replica_op(op::RENAME), &l.dest);
+            r.extra = l.src.clone();
+            Ok(Some(r))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            outcome = Outcome::new(Found::Missing, "neither the old nor the new name is here");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    });
+    match renamed {
+        Ok(()) => outcome,
+        Err(e) => Outcome::failed(io_status(&e), format!("renaming: {e}")),
     }
-    store.received(source, l.timestamp, 0);
-    Ok(())
 }

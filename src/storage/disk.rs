@@ -465,7 +465,7 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
     }
     let crc32 = if t.name.is_normal() {
         info.crc32
-    } else if flags & 1 != 0 {
+    } else if flags & proto::QUERY_FLAG_NO_CRC32 != 0 {
         0
     } else {
         let f = File::open(&t.path).map_err(|e| io_status(&e))?;

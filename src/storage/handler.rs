@@ -7,6 +7,7 @@ use super::cached;
 use super::disk::{self, Upload, io_status};
 use super::inline::Work;
 use super::replica;
+use super::sync_status::{self, Outcome, Pusher, Sent};
 use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
 use crate::proto::sync::SyncCreateHead;
 use crate::proto::{self, Cmd, Header, StatCounters, status};
@@ -26,6 +27,16 @@ pub struct Session {
     peer: SocketAddr,
     /// The storage id a peer announced with REPORT_SERVER_ID (sync connections).
     source: Option<String>,
+}
+
+impl Session {
+    /// The peer as the pusher of sync requests.
+    fn pusher(&self) -> Pusher {
+        Pusher {
+            addr: self.peer,
+            id: self.source.clone(),
+        }
+    }
 }
 
 /// A request body being streamed to disk.
@@ -80,7 +91,8 @@ impl StorageService {
             | Cmd::TruncateFile
             | Cmd::SyncTruncateFile
             | Cmd::RegenerateAppenderFilename
-            | Cmd::SyncRenameFile => Some(SMALL_REQUEST),
+            | Cmd::SyncRenameFile
+            | Cmd::SyncCreateLink => Some(SMALL_REQUEST),
             Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => {
                 Some(SMALL_REQUEST)
             }
@@ -173,12 +185,40 @@ impl StorageService {
         kind.may_run_inline(&self.store.cfg) && self.store.inline.allowed(len)
     }
 
-    fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
-        let peer = s.peer;
-        let bad = |e: proto::DecodeError| {
-            log::warn!("{} from {peer}: {e}", cmd.name());
-            status::EINVAL
+    /// Answer a sync request's `outcome` (see [`sync_status::conclude`]).
+    fn sync_reply(
+        store: &Store,
+        p: &Pusher,
+        cmd: Cmd,
+        remote: &str,
+        timestamp: u32,
+        o: &Outcome,
+    ) -> Reply {
+        let sent = Sent {
+            timestamp,
+            bytes: 0,
         };
+        Reply::status(sync_status::conclude(store, p, cmd, remote, sent, o))
+    }
+
+    /// Log a request refused as malformed (throttled per peer for a peer's
+    /// sync requests, which it retries); EINVAL.
+    fn malformed(&self, s: &Session, cmd: Cmd, why: &dyn std::fmt::Display) -> u8 {
+        if sync_status::is_sync(cmd) {
+            let p = s.pusher();
+            self.store
+                .sync_log
+                .log(log::Level::Warn, &sync_status::from_key(&p), || {
+                    format!("{} from {p}: {why}; answered EINVAL", cmd.name())
+                });
+        } else {
+            log::warn!("{} from {}: {why}", cmd.name(), s.peer);
+        }
+        status::EINVAL
+    }
+
+    fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
+        let bad = |e: proto::DecodeError| self.malformed(s, cmd, &e);
         Ok(match cmd {
             Cmd::ActiveTest => Action::Reply(Reply::ok(Vec::new())),
             Cmd::ReportServerId => {
@@ -209,27 +249,36 @@ impl StorageService {
             }
             Cmd::SyncTruncateFile => {
                 let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
-                let source = s.source.clone();
+                let p = s.pusher();
                 self.on_path(&t.remote.clone(), Work::InPlace, move |store| {
-                    reply_of(
-                        appender::sync_truncate(store, &t, source.as_deref()).map(|()| Vec::new()),
-                    )
+                    let o = appender::sync_truncate(store, &t);
+                    Self::sync_reply(store, &p, cmd, &t.remote, t.timestamp, &o)
                 })
             }
             Cmd::SyncRenameFile => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
-                let source = s.source.clone();
+                let p = s.pusher();
                 self.on_path(&l.src.clone(), Work::InPlace, move |store| {
-                    reply_of(
-                        appender::sync_rename(store, &l, source.as_deref()).map(|()| Vec::new()),
-                    )
+                    let o = appender::sync_rename(store, &l);
+                    let what = format!("{} (from {})", l.dest, l.src);
+                    Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
+                })
+            }
+            Cmd::SyncCreateLink => {
+                let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
+                let p = s.pusher();
+                self.on_path(&l.dest.clone(), Work::Change, move |store| {
+                    let o = replica::link(store, &l);
+                    let what = format!("{} (to {})", l.dest, l.src);
+                    Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
                 })
             }
             Cmd::SyncDeleteFile => {
                 let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
-                let source = s.source.clone();
+                let p = s.pusher();
                 self.on_path(&d.remote.clone(), Work::Change, move |store| {
-                    reply_of(replica::delete(store, &d, source.as_deref()).map(|()| Vec::new()))
+                    let o = replica::delete(store, &d);
+                    Self::sync_reply(store, &p, cmd, &d.remote, d.timestamp, &o)
                 })
             }
             Cmd::DownloadFile => {
@@ -400,22 +449,15 @@ impl StorageService {
         let fixed = named_head_len(cmd);
         let name_len = u64::from_be_bytes(head[..8].try_into().expect("head is at least 8 bytes"));
         if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
-            log::warn!(
-                "{} from {}: file name length {name_len}",
-                cmd.name(),
-                s.peer
-            );
-            return Begin::Reject(status::EINVAL);
+            let why = format!("file name length {name_len}");
+            return Begin::Reject(self.malformed(s, cmd, &why));
         }
         if head.len() < fixed + name_len as usize {
             return Begin::MoreHead(fixed + name_len as usize);
         }
         let store = self.store.clone();
         let group = store.cfg.group_name.clone();
-        let bad = |e: proto::DecodeError| {
-            log::warn!("{} from {}: {e}", cmd.name(), s.peer);
-            Begin::Reject(status::EINVAL)
-        };
+        let bad = |e: proto::DecodeError| Begin::Reject(self.malformed(s, cmd, &e));
         let started = match cmd {
             Cmd::AppendFile => {
                 let (a, _) = match proto::AppendHead::decode(head, h.pkg_len) {
@@ -447,12 +489,20 @@ impl StorageService {
                     Ok(x) => x,
                     Err(e) => return bad(e),
                 };
+                let p = s.pusher();
                 appender::Change::begin_sync(
                     store.clone(),
                     &w,
                     cmd == Cmd::SyncModifyFile,
-                    s.source.clone(),
+                    p.clone(),
                 )
+                .map_err(|o| {
+                    let sent = Sent {
+                        timestamp: w.timestamp,
+                        bytes: 0,
+                    };
+                    sync_status::conclude(&store, &p, cmd, &w.remote, sent, &o)
+                })
             }
         };
         match started {
@@ -514,9 +564,14 @@ impl StorageService {
     ) -> Begin<Incoming> {
         let name_len =
             u64::from_be_bytes(head[..8].try_into().expect("head is at least FIXED_LEN"));
+        let cmd = if update {
+            Cmd::SyncUpdateFile
+        } else {
+            Cmd::SyncCreateFile
+        };
         if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
-            log::warn!("sync copy from {}: file name length {name_len}", s.peer);
-            return Begin::Reject(status::EINVAL);
+            let why = format!("file name length {name_len}");
+            return Begin::Reject(self.malformed(s, cmd, &why));
         }
         let need = SyncCreateHead::FIXED_LEN + name_len as usize;
         if head.len() < need {
@@ -525,25 +580,24 @@ impl StorageService {
         let with_content = h.status == 0;
         let head = match SyncCreateHead::decode(head, h.pkg_len, with_content) {
             Ok((head, _)) => head,
-            Err(e) => {
-                log::warn!("sync copy from {}: {e}", s.peer);
-                return Begin::Reject(status::EINVAL);
-            }
+            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
         };
         let pool =
             crate::layout::RemoteName::parse(&head.remote).map_or(0, |n| n.store_index as usize);
-        match replica::Copy::begin(
-            self.store.clone(),
-            &head,
-            with_content,
-            update,
-            s.source.clone(),
-        ) {
+        let p = s.pusher();
+        match replica::Copy::begin(self.store.clone(), &head, with_content, update, p.clone()) {
             Ok(c) => Begin::Stream {
                 state: Incoming::Copy(c),
                 pool: self.stream_pool(Work::Change, h.pkg_len, pool),
             },
-            Err(code) => Begin::Reject(code),
+            Err(o) => {
+                let sent = Sent {
+                    timestamp: head.timestamp,
+                    bytes: 0,
+                };
+                let code = sync_status::conclude(&self.store, &p, cmd, &head.remote, sent, &o);
+                Begin::Reject(code)
+            }
         }
     }
 }
@@ -625,13 +679,8 @@ impl Service for StorageService {
             _ => match self.body_limit(cmd) {
                 Some(limit) if h.pkg_len <= limit => Plan::Buffer,
                 Some(limit) => {
-                    log::warn!(
-                        "{} from {}: body of {} bytes exceeds {limit}, closing",
-                        cmd.name(),
-                        s.peer,
-                        h.pkg_len
-                    );
-                    Plan::Reject(status::EINVAL)
+                    let why = format!("body of {} bytes exceeds {limit}, closing", h.pkg_len);
+                    Plan::Reject(self.malformed(s, cmd, &why))
                 }
                 None => {
                     log::warn!(

@@ -14,6 +14,7 @@ mod journal_format;
 mod journal_recover;
 mod replica;
 mod sync;
+mod sync_status;
 
 use crate::config::{Reserved, StorageConfig};
 use crate::layout::{DataInitFlag, Source, StorePath};
@@ -85,6 +86,8 @@ pub struct Store {
     pub peers: sync::Peers,
     /// Serialises changes to one appender file.
     pub file_locks: appender::FileLocks,
+    /// Throttled log of sync records refused or not applied, both ways.
+    pub sync_log: sync_status::Throttle,
     /// The redo journal, with `durable_uploads`.
     pub journal: Option<Arc<journal::Journal>>,
     /// Whether small changes run on the network threads now.
@@ -647,6 +650,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
+        sync_log: sync_status::Throttle::default(),
         journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
         inline: inline::InlineWrites::new(cfg.disk_inline_writes),
         binlog,

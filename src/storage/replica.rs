@@ -1,16 +1,18 @@
 //! Applying changes a peer pushes to us (PROTOCOL.md §11): whole-file copies
 //! (SYNC_CREATE_FILE / SYNC_UPDATE_FILE, streamed to a temp file, checked
-//! against the CRC32 in the name, then renamed) and deletes. Every applied
-//! change is logged as a replica (lower-case) record with the source's
-//! timestamp, and advances what we report as received from that source.
+//! against the CRC32 in the name, then renamed), deletes and symbolic links.
+//! Every applied change is logged as a replica (lower-case) record with the
+//! source's timestamp. What each outcome is answered with is decided in
+//! [`super::sync_status`].
 
 use super::Store;
 use super::disk::io_status;
+use super::sync_status::{self, Found, Outcome, Pusher, Sent};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::net::Reply;
-use crate::proto::{self, status};
+use crate::proto;
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -31,7 +33,9 @@ pub struct Copy {
     /// The CRC32 the name promises (normal files only).
     expect_crc: Option<u32>,
     update: bool,
-    source: Option<String>,
+    /// The push carried no content (the sender knows we have the file).
+    header_only: bool,
+    pusher: Pusher,
 }
 
 /// Whether `name` carries the CRC32 of its whole content: a normal file
@@ -44,23 +48,15 @@ fn promised_crc(name: &RemoteName) -> Option<u32> {
 }
 
 impl Copy {
-    /// Start receiving `head` (already decoded) from the peer `source`.
+    /// Start receiving `head` (already decoded) from `pusher`.
     pub fn begin(
         store: Arc<Store>,
         head: &proto::sync::SyncCreateHead,
         with_content: bool,
         update: bool,
-        source: Option<String>,
-    ) -> Result<Copy, u8> {
-        if head.group != store.cfg.group_name {
-            return Err(status::EINVAL);
-        }
-        let name = RemoteName::parse(&head.remote).map_err(|_| status::EINVAL)?;
-        let sp = store
-            .paths
-            .get(name.store_index as usize)
-            .ok_or(status::EINVAL)?;
-        let dest = sp.file_path(&name);
+        pusher: Pusher,
+    ) -> Result<Copy, Outcome> {
+        let (name, dest) = our_file(&store, &head.group, &head.remote)?;
         let same_here = fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == head.file_size);
         let exists = !with_content || (!update && same_here);
         let dir = dest
@@ -72,12 +68,10 @@ impl Copy {
         } else {
             let hidden = || format!(".sync-{:016x}", store.random64());
             Some(TempFile::create_in(&dir, hidden).map_err(|e| {
-                log::error!(
-                    "sync copy of {}: creating a temp file in {}: {e}",
-                    head.remote,
-                    dir.display()
-                );
-                io_status(&e)
+                Outcome::failed(
+                    io_status(&e),
+                    format!("creating a temp file in {}: {e}", dir.display()),
+                )
             })?)
         };
         Ok(Copy {
@@ -91,8 +85,17 @@ impl Copy {
             written: 0,
             crc: crc32fast::Hasher::new(),
             update,
-            source,
+            header_only: !with_content,
+            pusher,
         })
+    }
+
+    fn cmd(&self) -> proto::Cmd {
+        if self.update {
+            proto::Cmd::SyncUpdateFile
+        } else {
+            proto::Cmd::SyncCreateFile
+        }
     }
 
     /// Write a chunk of pushed content (dropped when we already have the file).
@@ -105,105 +108,179 @@ impl Copy {
         Ok(())
     }
 
-    /// All content is in: verify, rename into place, log `c`/`u`.
+    /// All content is in: verify, rename into place, log `c`/`u`, answer.
     pub fn finish(mut self) -> Reply {
+        let o = self.outcome();
+        let sent = Sent {
+            timestamp: self.timestamp,
+            bytes: self.written,
+        };
+        let code = sync_status::conclude(
+            &self.store,
+            &self.pusher,
+            self.cmd(),
+            &self.remote,
+            sent,
+            &o,
+        );
+        Reply::status(code)
+    }
+
+    fn outcome(&mut self) -> Outcome {
+        if self.written != self.size {
+            return Outcome::new(
+                Found::Invalid,
+                format!("{} content bytes of {}", self.written, self.size),
+            );
+        }
         match self.apply() {
-            Ok(answer) => {
-                self.store
-                    .received(self.source.as_deref(), self.timestamp, self.written);
-                if answer == 0 {
-                    Reply::ok(Vec::new())
-                } else {
-                    Reply::error(answer)
-                }
-            }
-            Err(code) => Reply::error(code),
+            Ok(o) => o,
+            Err(e) => Outcome::failed(io_status(&e), e.to_string()),
         }
     }
 
-    fn apply(&mut self) -> Result<u8, u8> {
-        if self.written != self.size {
-            return Err(status::EINVAL);
-        }
+    fn apply(&mut self) -> io::Result<Outcome> {
         let replica = if self.update { op::UPDATE } else { op::CREATE };
         let rec = Record::new(self.timestamp, Record::replica_op(replica), &self.remote);
         let Some(mut file) = self.file.take() else {
             // Header-only request, or a create of a file we have already:
             // still logged, as upstream, so a server we are the sync source
             // of gets it too.
-            self.store.binlog.append(&rec).map_err(|e| io_status(&e))?;
-            return Ok(status::EEXIST);
+            self.store.binlog.append(&rec)?;
+            let why = if self.header_only {
+                "the sender says it is here already"
+            } else {
+                "the same file is here already"
+            };
+            return Ok(Outcome::new(Found::AlreadyThere, why));
         };
         let crc = std::mem::take(&mut self.crc).finalize();
         if let Some(want) = self.expect_crc.filter(|&w| w != crc) {
-            log::warn!(
-                "sync copy of {} from {}: content CRC32 {crc:08x} does not match the name's {want:08x}, refused",
-                self.remote,
-                self.source.as_deref().unwrap_or("?")
-            );
-            return Err(status::EINVAL);
+            // Pushed again it would be refused again: dropped, and answered
+            // so that the sender moves on (see sync_status).
+            return Ok(Outcome::new(
+                Found::BadContent,
+                format!("content CRC32 {crc:08x} is not the name's {want:08x}, not stored"),
+            ));
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
-        file.file().set_modified(mtime).map_err(|e| io_status(&e))?;
-        let content = self
-            .store
-            .journal_content(file.file())
-            .map_err(|e| io_status(&e))?;
+        file.file().set_modified(mtime)?;
+        let content = self.store.journal_content(file.file())?;
         let dest = self.dest.clone();
         let update = self.update;
         let store = self.store.clone();
         let hidden = || format!(".sync-{:016x}", store.random64());
-        self.store
-            .binlog
-            .append_with(|| {
-                if update {
-                    file.persist_replace(&dest, hidden)?;
-                } else if let Err(e) = file.persist_noreplace(&dest) {
-                    // A file of another size under this name: the pushed one wins.
-                    if e.kind() != io::ErrorKind::AlreadyExists {
-                        return Err(e);
-                    }
-                    file.persist_replace(&dest, hidden)?;
+        self.store.binlog.append_with(|| {
+            if update {
+                file.persist_replace(&dest, hidden)?;
+            } else if let Err(e) = file.persist_noreplace(&dest) {
+                // A file of another size under this name: the pushed one wins.
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(e);
                 }
-                store.journal_file(&rec.name, content.as_deref(), file.file(), dest.parent())?;
-                Ok(Some(rec))
-            })
-            .map_err(|e| {
-                log::error!("sync copy of {}: {e}", self.remote);
-                io_status(&e)
-            })?;
+                file.persist_replace(&dest, hidden)?;
+            }
+            store.journal_file(&rec.name, content.as_deref(), file.file(), dest.parent())?;
+            Ok(Some(rec))
+        })?;
         // A replica is as durable as an upload, so a failover loses nothing
         // (the reply waits for the journal, see `Store::hold_until_durable`).
-        Ok(0)
+        Ok(Outcome::applied())
     }
 }
 
-/// SYNC_DELETE_FILE: remove the file (ENOENT if it is not here), log `d`.
-pub fn delete(store: &Store, d: &proto::sync::SyncDelete, source: Option<&str>) -> Result<(), u8> {
-    if d.group != store.cfg.group_name {
-        return Err(status::EINVAL);
+/// The name and path of `remote` if it is a file of our group and store
+/// paths; Invalid otherwise.
+pub(super) fn our_file(
+    store: &Store,
+    group: &str,
+    remote: &str,
+) -> Result<(RemoteName, PathBuf), Outcome> {
+    if group != store.cfg.group_name {
+        return Err(Outcome::new(
+            Found::Invalid,
+            format!("group {group:?}, ours is {:?}", store.cfg.group_name),
+        ));
     }
-    let name = RemoteName::parse(&d.remote).map_err(|_| status::EINVAL)?;
-    let sp = store
+    let name = RemoteName::parse(remote)
+        .map_err(|e| Outcome::new(Found::Invalid, format!("not a file name we store: {e}")))?;
+    let path = store
         .paths
         .get(name.store_index as usize)
-        .ok_or(status::EINVAL)?;
-    let path = sp.file_path(&name);
-    let mut result = Ok(());
-    store
-        .binlog
-        .append_with(|| match fs::remove_file(&path) {
-            Ok(()) => Ok(Some(Record::new(
-                d.timestamp,
-                Record::replica_op(op::DELETE),
-                &d.remote,
-            ))),
-            Err(e) => {
-                result = Err(io_status(&e));
-                Ok(None)
+        .ok_or_else(|| {
+            Outcome::new(
+                Found::Invalid,
+                format!("store path {} is not one of ours", name.store_index),
+            )
+        })?
+        .file_path(&name);
+    Ok((name, path))
+}
+
+/// SYNC_DELETE_FILE: remove the file, log `d`.
+pub fn delete(store: &Store, d: &proto::sync::SyncDelete) -> Outcome {
+    let path = match our_file(store, &d.group, &d.remote) {
+        Ok((_, path)) => path,
+        Err(o) => return o,
+    };
+    let mut outcome = Outcome::applied();
+    let logged = store.binlog.append_with(|| match fs::remove_file(&path) {
+        Ok(()) => Ok(Some(Record::new(
+            d.timestamp,
+            Record::replica_op(op::DELETE),
+            &d.remote,
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            outcome = Outcome::new(Found::Missing, "not here");
+            Ok(None)
+        }
+        Err(e) => {
+            outcome = Outcome::failed(io_status(&e), format!("removing it: {e}"));
+            Ok(None)
+        }
+    });
+    match logged {
+        Ok(()) => outcome,
+        Err(e) => Outcome::failed(io_status(&e), format!("binlog: {e}")),
+    }
+}
+
+/// SYNC_CREATE_LINK: make `dest` a symbolic link to `src` (both ours), log
+/// `l dest src`. A link name that is here already is left alone; a target
+/// that is not here makes no link.
+pub fn link(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
+    let ((_, dest), (_, src)) = match (
+        our_file(store, &l.group, &l.dest),
+        our_file(store, &l.group, &l.src),
+    ) {
+        (Ok(d), Ok(s)) => (d, s),
+        (Err(o), _) | (_, Err(o)) => return o,
+    };
+    let _guard = store.file_locks.lock(&dest);
+    if fs::symlink_metadata(&dest).is_ok() {
+        return Outcome::new(Found::AlreadyThere, "the link name is here already");
+    }
+    if !src.is_file() {
+        return Outcome::new(Found::Missing, format!("its target {} is not here", l.src));
+    }
+    let mut outcome = Outcome::applied();
+    let logged = store.binlog.append_with(|| {
+        // An absolute target, as upstream makes them.
+        match std::os::unix::fs::symlink(&src, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                outcome = Outcome::new(Found::AlreadyThere, "the link name is here already");
+                return Ok(None);
             }
-        })
-        .map_err(|e| io_status(&e))?;
-    store.received(source, d.timestamp, 0);
-    result
+            Err(e) => return Err(e),
+        }
+        store.sync_in_place(None, dest.parent())?;
+        let mut r = Record::new(l.timestamp, Record::replica_op(op::LINK), &l.dest);
+        r.extra = l.src.clone();
+        Ok(Some(r))
+    });
+    match logged {
+        Ok(()) => outcome,
+        Err(e) => Outcome::failed(io_status(&e), format!("linking to {}: {e}", src.display())),
+    }
 }

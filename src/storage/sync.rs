@@ -4,6 +4,7 @@
 //! sends the history it holds as replicas.
 
 use super::Store;
+use super::sync_status::{self, Next};
 use crate::client::{Connection, Error};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Mark, Record};
@@ -220,7 +221,7 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
         match rec {
             Some(rec) => {
                 mark.scan_row_count += 1;
-                if wanted(&rec, &mark) && push(store, &mut c, &rec)? {
+                if wanted(&rec, &mark) && push(store, &mut c, &peer, &rec)? {
                     mark.sync_row_count += 1;
                     last_io = Instant::now();
                 }
@@ -316,8 +317,9 @@ fn wanted(r: &Record, m: &Mark) -> bool {
 }
 
 /// Send one record. Ok(false) when there was nothing to send (the file is
-/// gone, or the op has no push form).
-fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
+/// gone, or the op has no push form). What each answer means is
+/// [`sync_status::next`].
+fn push(store: &Store, c: &mut Connection, peer: &Peer, r: &Record) -> Result<bool, Error> {
     let Some(path) = local_path(store, &r.name) else {
         log::warn!(
             "binlog record for {:?}: not a file of ours, skipped",
@@ -326,24 +328,11 @@ fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
         return Ok(false);
     };
     let group = store.cfg.group_name.clone();
-    let ok_or = |res: Result<Vec<u8>, Error>, fallback: bool| -> Result<Option<bool>, Error> {
-        match res {
-            Ok(_) => Ok(Some(true)),
-            Err(e) if e.status() == Some(status::EEXIST) => Ok(Some(true)),
-            // The peer lacks the base of this change: send the whole file.
-            Err(e) if fallback && e.status() == Some(status::ENOENT) => Ok(None),
-            Err(e) => Err(e),
-        }
-    };
-    let done = match r.op {
-        b'C' | b'c' => {
-            return push_whole(store, c, Cmd::SyncCreateFile, &r.name, &path, r.timestamp);
-        }
-        b'U' | b'u' => {
-            return push_whole(store, c, Cmd::SyncUpdateFile, &r.name, &path, r.timestamp);
-        }
+    let (cmd, answer) = match r.op {
+        b'C' | b'c' => return push_whole(store, c, peer, Cmd::SyncCreateFile, r, &path),
+        b'U' | b'u' => return push_whole(store, c, peer, Cmd::SyncUpdateFile, r, &path),
         // A rename a new server receives as history: the file under its new name.
-        b'r' => return push_whole(store, c, Cmd::SyncCreateFile, &r.name, &path, r.timestamp),
+        b'r' => return push_whole(store, c, peer, Cmd::SyncCreateFile, r, &path),
         b'D' | b'd' => {
             if path.exists() {
                 // Created again since: nothing to delete.
@@ -355,11 +344,8 @@ fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
                 remote: r.name.clone(),
             }
             .encode();
-            return match c.call(Cmd::SyncDeleteFile, &body, 0) {
-                Ok(_) => Ok(true),
-                Err(e) if e.status() == Some(status::ENOENT) => Ok(true),
-                Err(e) => Err(e),
-            };
+            let cmd = Cmd::SyncDeleteFile;
+            (cmd, c.call(cmd, &body, 0).map(drop))
         }
         b'A' | b'M' => {
             let Some((offset, length)) = two_numbers(&r.extra) else {
@@ -394,12 +380,14 @@ fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
                 })?;
             c.send_file(&mut f, length)?;
             store.sent(length);
-            ok_or(c.recv_header(cmd).map(|_| Vec::new()), true)?
+            (cmd, c.recv_header(cmd).map(drop))
         }
         b'T' => {
             let Some((old_size, new_size)) = two_numbers(&r.extra) else {
                 return skip(r);
             };
+            // Sent even when our file is gone (upstream skips it): renamed
+            // since, the peer's copy still needs it before the rename.
             let body = proto::sync::SyncTruncate {
                 remote: r.name.clone(),
                 old_size,
@@ -408,7 +396,8 @@ fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
                 group,
             }
             .encode();
-            ok_or(c.call(Cmd::SyncTruncateFile, &body, 0), true)?
+            let cmd = Cmd::SyncTruncateFile;
+            (cmd, c.call(cmd, &body, 0).map(drop))
         }
         b'R' => {
             if !path.exists() {
@@ -421,20 +410,125 @@ fn push(store: &Store, c: &mut Connection, r: &Record) -> Result<bool, Error> {
                 group,
             }
             .encode();
-            ok_or(c.call(Cmd::SyncRenameFile, &body, 0), true)?
+            let cmd = Cmd::SyncRenameFile;
+            (cmd, c.call(cmd, &body, 0).map(drop))
+        }
+        b'L' | b'l' => {
+            // Gone, or no longer a link: nothing to make (as upstream).
+            let is_link =
+                std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link {
+                return Ok(false);
+            }
+            if r.extra.is_empty() {
+                return skip(r);
+            }
+            let body = proto::sync::SyncLink {
+                dest: r.name.clone(),
+                src: r.extra.clone(),
+                timestamp: r.timestamp,
+                group,
+            }
+            .encode();
+            let cmd = Cmd::SyncCreateLink;
+            (cmd, c.call(cmd, &body, 0).map(drop))
         }
         _ => return skip(r),
     };
-    match done {
-        Some(sent) => Ok(sent),
-        None => {
-            let cmd = if r.op == b'R' {
-                Cmd::SyncCreateFile
-            } else {
-                Cmd::SyncUpdateFile
+    let whole = if r.op == b'R' {
+        Cmd::SyncCreateFile
+    } else {
+        Cmd::SyncUpdateFile
+    };
+    match settle(store, peer, cmd, r, answer)? {
+        Next::Done => Ok(true),
+        Next::SendWhole => push_whole(store, c, peer, whole, r, &path),
+        Next::CheckSize => {
+            let (_, new_size) = two_numbers(&r.extra).expect("a T record with sizes was pushed");
+            let body = proto::FileRef {
+                group: store.cfg.group_name.clone(),
+                remote: r.name.clone(),
+            }
+            .encode();
+            let cmd = Cmd::QueryFileInfo;
+            let info = c.call_flagged(cmd, proto::QUERY_FLAG_NO_CRC32, &body, 128);
+            let size = match info {
+                Ok(b) => {
+                    proto::FileInfo::decode(&b)
+                        .map_err(|e| other(format!("QUERY_FILE_INFO reply: {e}")))?
+                        .size
+                }
+                Err(e) => {
+                    settle(store, peer, cmd, r, Err(e))?;
+                    return push_whole(store, c, peer, whole, r, &path);
+                }
             };
-            push_whole(store, c, cmd, &r.name, &path, r.timestamp)
+            if size == new_size {
+                return Ok(true);
+            }
+            store.sync_log.log(log::Level::Info, &sync_status::to_key(&peer.id), || {
+                format!(
+                    "push of {} to {}: its size is {size}, not the truncate's {new_size}: sending the whole file",
+                    r.name,
+                    peer_name(peer)
+                )
+            });
+            push_whole(store, c, peer, whole, r, &path)
         }
+        Next::Retry => unreachable!("settle returns the error of a record to retry"),
+    }
+}
+
+/// What the peer's `answer` to `cmd`, pushed for `r`, means to us
+/// ([`sync_status::next`]); logged (throttled) unless it is a plain success.
+/// A record to retry comes back as the error, which ends the session.
+fn settle(
+    store: &Store,
+    peer: &Peer,
+    cmd: Cmd,
+    r: &Record,
+    answer: Result<(), Error>,
+) -> Result<Next, Error> {
+    let (code, err) = match answer {
+        Ok(()) => return Ok(Next::Done),
+        Err(e) => match e.status() {
+            Some(code) => (code, e),
+            None => return Err(e),
+        },
+    };
+    let next = sync_status::next(cmd, code);
+    let (level, then) = match next {
+        Next::Done => (log::Level::Debug, "done"),
+        Next::CheckSize => (log::Level::Debug, "asking its size"),
+        Next::SendWhole => (log::Level::Info, "sending the whole file"),
+        Next::Retry => (log::Level::Warn, "refused, will retry"),
+    };
+    store
+        .sync_log
+        .log(level, &sync_status::to_key(&peer.id), || {
+            format!(
+                "push of {} {} {} to {}: {} answered {}; {then}",
+                r.op as char,
+                r.name,
+                r.extra,
+                peer_name(peer),
+                cmd.name(),
+                status::name(code)
+            )
+        });
+    if next == Next::Retry {
+        Err(err)
+    } else {
+        Ok(next)
+    }
+}
+
+/// How log lines name a peer: its address, and its id when that differs.
+fn peer_name(p: &Peer) -> String {
+    if p.id == p.ip {
+        format!("{}:{}", p.ip, p.port)
+    } else {
+        format!("{}:{} ({})", p.ip, p.port, p.id)
     }
 }
 
@@ -463,14 +557,14 @@ fn local_path(store: &Store, remote: &str) -> Option<std::path::PathBuf> {
         .map(|sp| sp.file_path(&n))
 }
 
-/// SYNC_CREATE_FILE / SYNC_UPDATE_FILE with the file's current content.
+/// SYNC_CREATE_FILE / SYNC_UPDATE_FILE of `r`'s file with its current content.
 fn push_whole(
     store: &Store,
     c: &mut Connection,
+    peer: &Peer,
     cmd: Cmd,
-    remote: &str,
+    r: &Record,
     path: &std::path::Path,
-    timestamp: u32,
 ) -> Result<bool, Error> {
     let local = |err| Error::Local {
         path: path.display().to_string(),
@@ -484,19 +578,15 @@ fn push_whole(
     };
     let size = f.metadata().map_err(local)?.len();
     let head = proto::sync::SyncCreateHead {
-        remote: remote.to_string(),
+        remote: r.name.clone(),
         file_size: size,
-        timestamp,
+        timestamp: r.timestamp,
         group: store.cfg.group_name.clone(),
     };
     let head = head.encode();
     c.send_with_len(cmd, &head, head.len() as u64 + size)?;
     c.send_file(&mut f, size)?;
-    match c.recv_header(cmd) {
-        Ok(_) => {}
-        Err(e) if e.status() == Some(status::EEXIST) => {}
-        Err(e) => return Err(e),
-    }
+    settle(store, peer, cmd, r, c.recv_header(cmd).map(drop))?;
     store.sent(size);
     Ok(true)
 }

@@ -12,6 +12,7 @@ mod interop;
 mod monitor;
 mod replication;
 mod stat_tools;
+mod sync_status;
 mod third_party_py;
 mod third_party_rs;
 mod util;

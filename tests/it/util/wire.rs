@@ -41,6 +41,20 @@ pub const CMD_QUERY_FILE_INFO: u8 = 22;
 pub const CMD_REPORT_SERVER_ID: u8 = 9;
 /// STORAGE_PROTO_CMD_SYNC_CREATE_FILE.
 pub const CMD_SYNC_CREATE_FILE: u8 = 16;
+/// STORAGE_PROTO_CMD_SYNC_DELETE_FILE.
+pub const CMD_SYNC_DELETE_FILE: u8 = 17;
+/// STORAGE_PROTO_CMD_SYNC_UPDATE_FILE.
+pub const CMD_SYNC_UPDATE_FILE: u8 = 18;
+/// STORAGE_PROTO_CMD_SYNC_CREATE_LINK.
+pub const CMD_SYNC_CREATE_LINK: u8 = 19;
+/// STORAGE_PROTO_CMD_SYNC_APPEND_FILE.
+pub const CMD_SYNC_APPEND_FILE: u8 = 25;
+/// STORAGE_PROTO_CMD_SYNC_MODIFY_FILE.
+pub const CMD_SYNC_MODIFY_FILE: u8 = 35;
+/// STORAGE_PROTO_CMD_SYNC_TRUNCATE_FILE.
+pub const CMD_SYNC_TRUNCATE_FILE: u8 = 37;
+/// STORAGE_PROTO_CMD_SYNC_RENAME_FILE.
+pub const CMD_SYNC_RENAME_FILE: u8 = 40;
 
 /// STORAGE_PROTO_CMD_APPEND_FILE.
 pub const CMD_APPEND_FILE: u8 = 24;
@@ -51,6 +65,71 @@ pub const CMD_MODIFY_FILE: u8 = 34;
 pub const ENOENT: u8 = Errno::ENOENT as u8;
 /// Status byte for "malformed request".
 pub const EINVAL: u8 = Errno::EINVAL as u8;
+/// Status byte for "already exists".
+pub const EEXIST: u8 = Errno::EEXIST as u8;
+
+// Bodies of the storage-to-storage sync requests (PROTOCOL.md §11); `group` is NUL-padded
+// to 16 bytes and `ts` is the source's record timestamp.
+
+/// SYNC_CREATE_FILE / SYNC_UPDATE_FILE: name length, file size, ts, group, name, content.
+/// A header-only push (header status EEXIST) announces `size` but carries no content.
+pub fn sync_copy_body(group: &str, name: &str, ts: u32, size: u64, content: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(name.len() as u64).to_be_bytes());
+    body.extend_from_slice(&size.to_be_bytes());
+    body.extend_from_slice(&ts.to_be_bytes());
+    body.extend_from_slice(&padded(group, 16));
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(content);
+    body
+}
+
+/// SYNC_DELETE_FILE: ts, group, name.
+pub fn sync_delete_body(group: &str, name: &str, ts: u32) -> Vec<u8> {
+    let mut body = ts.to_be_bytes().to_vec();
+    body.extend_from_slice(&padded(group, 16));
+    body.extend_from_slice(name.as_bytes());
+    body
+}
+
+/// SYNC_APPEND_FILE / SYNC_MODIFY_FILE: name length, offset, data length, ts, group, name,
+/// data.
+pub fn sync_write_body(group: &str, name: &str, ts: u32, offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(name.len() as u64).to_be_bytes());
+    body.extend_from_slice(&offset.to_be_bytes());
+    body.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    body.extend_from_slice(&ts.to_be_bytes());
+    body.extend_from_slice(&padded(group, 16));
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(data);
+    body
+}
+
+/// SYNC_TRUNCATE_FILE: name length, old size, new size, ts, group, name.
+pub fn sync_truncate_body(group: &str, name: &str, ts: u32, old: u64, new: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(name.len() as u64).to_be_bytes());
+    body.extend_from_slice(&old.to_be_bytes());
+    body.extend_from_slice(&new.to_be_bytes());
+    body.extend_from_slice(&ts.to_be_bytes());
+    body.extend_from_slice(&padded(group, 16));
+    body.extend_from_slice(name.as_bytes());
+    body
+}
+
+/// SYNC_CREATE_LINK (link `dest` to `src`) / SYNC_RENAME_FILE (`src` becomes `dest`): dest
+/// length, src length, ts, group, dest, src.
+pub fn sync_pair_body(group: &str, dest: &str, src: &str, ts: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(dest.len() as u64).to_be_bytes());
+    body.extend_from_slice(&(src.len() as u64).to_be_bytes());
+    body.extend_from_slice(&ts.to_be_bytes());
+    body.extend_from_slice(&padded(group, 16));
+    body.extend_from_slice(dest.as_bytes());
+    body.extend_from_slice(src.as_bytes());
+    body
+}
 
 /// FastDFS's base64 (PROTOCOL.md §6.2): alphabet `A-Z a-z 0-9 - _`, no padding.
 pub fn fdfs_base64(bytes: &[u8]) -> String {
