@@ -345,8 +345,9 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<(), u8> {
 }
 
 /// SYNC_TRUNCATE_FILE: applied when our size is the source's old size. A
-/// copy of another size is left as it is: the sender checks and sends the
-/// whole file (ours does; a C one leaves it diverged, see sync_status).
+/// copy of another size is left as it is here: our sender checks and sends
+/// the whole file, and for a C sender, which does not, `sync_status` queues a
+/// copy from it (`refetch`).
 pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> Outcome {
     let path = match super::replica::our_file(store, &s.group, &s.remote) {
         Ok((_, path)) => path,

@@ -12,6 +12,7 @@ mod inline;
 pub(crate) mod journal;
 mod journal_format;
 mod journal_recover;
+mod refetch;
 mod replica;
 mod sync;
 mod sync_status;
@@ -88,6 +89,8 @@ pub struct Store {
     pub file_locks: appender::FileLocks,
     /// Throttled log of sync records refused or not applied, both ways.
     pub sync_log: sync_status::Throttle,
+    /// Diverged copies to fetch whole from the peer that pushes them.
+    pub refetch: refetch::Refetch,
     /// The redo journal, with `durable_uploads`.
     pub journal: Option<Arc<journal::Journal>>,
     /// Whether small changes run on the network threads now.
@@ -651,6 +654,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
         sync_log: sync_status::Throttle::default(),
+        refetch: refetch::Refetch::default(),
         journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
         inline: inline::InlineWrites::new(cfg.disk_inline_writes),
         binlog,
@@ -684,6 +688,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     for t in &store.cfg.tracker_servers {
         threads.push(beat::spawn(store.clone(), t.clone(), port, quit.clone())?);
     }
+    threads.extend(refetch::Refetch::spawn(store.clone(), quit.clone())?);
     let (st, q) = (store.clone(), quit.clone());
     threads.push(
         std::thread::Builder::new()

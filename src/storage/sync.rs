@@ -411,7 +411,10 @@ fn push(store: &Store, c: &mut Connection, peer: &Peer, r: &Record) -> Result<bo
             }
             .encode();
             let cmd = Cmd::SyncRenameFile;
-            (cmd, c.call(cmd, &body, 0).map(drop))
+            // A C 6.16.1 receiver answers a rename it applied with a body as long
+            // as the request's (its reply length is left at the request's,
+            // storage_deal_task): read and ignore up to that much.
+            (cmd, c.call(cmd, &body, body.len().max(4096)).map(drop))
         }
         b'L' | b'l' => {
             // Gone, or no longer a link: nothing to make (as upstream).

@@ -5,7 +5,8 @@
 //! "done". The handlers find the [`Found`]; [`answer`] turns it into a
 //! status, [`conclude`] logs and counts it, and the push thread asks
 //! [`next`] what a peer's status means. Uses proto, and the [`Store`] only
-//! for its log throttle and received counters; no file or network I/O.
+//! for its log throttle, received counters and refetch queue; no file or
+//! network I/O.
 //!
 //! The C sender (storage/storage_sync.c, storage_sync_data and its helpers)
 //! keeps a record until its push succeeds, and retries it every 5 s for ever
@@ -30,8 +31,8 @@
 //! | 35 | not here, or offset > our size | ENOENT | sends the whole file (18) | ENOENT |
 //! | SYNC_TRUNCATE_FILE 37 | our size == old size: truncated | 0 | done | 0 |
 //! | 37 | our size == new size | EEXIST | done | EEXIST (0 when old == new) |
-//! | 37 | our size is neither | EEXIST, left as it is | done | EEXIST |
-//! | 37 | not here | EEXIST | done | ENOENT, which its own sender retries for ever |
+//! | 37 | our size is neither | EEXIST, and the file is fetched whole from the sender (`refetch`) | done | EEXIST, left diverged |
+//! | 37 | not here | EEXIST, and the file is fetched whole from the sender | done | ENOENT, which its own sender retries for ever |
 //! | SYNC_RENAME_FILE 40 | renamed (over the new name if both are here) | 0 | done | 0 (EEXIST if both are here) |
 //! | 40 | new name here, old one gone | EEXIST | done | EEXIST |
 //! | 40 | neither name here | ENOENT | sends the new name whole (16) | ENOENT |
@@ -51,7 +52,9 @@
 //! we do not have is answered EEXIST, not ENOENT, because the C sender treats
 //! ENOENT on a truncate as a failure and would retry it for ever; and content
 //! that contradicts its name's CRC32 is dropped (answered EEXIST, so the
-//! sender moves on) instead of stored.
+//! sender moves on) instead of stored. And where a C receiver leaves a copy
+//! diverged after such a truncate (the C sender never follows up with the
+//! whole file), we fetch the file from the sender ourselves.
 //!
 //! # Sender: what we make of an answer
 //!
@@ -295,6 +298,11 @@ pub fn conclude(store: &Store, p: &Pusher, cmd: Cmd, remote: &str, sent: Sent, o
             0
         };
         store.received(p.id.as_deref(), sent.timestamp, bytes);
+    }
+    if cmd == Cmd::SyncTruncateFile && matches!(o.found, Found::Missing | Found::Diverged) {
+        // Answered as done, so a C sender moves on without ever sending the
+        // file: fetch it whole from the sender instead (see `refetch`).
+        store.refetch.request(p.addr.ip(), remote);
     }
     if o.found != Found::Applied {
         store.sync_log.log(a.level, &from_key(p), || {
