@@ -1,7 +1,8 @@
 # fdfs: FastDFS in one binary.
 #   make run    build and start a tracker + storage with built-in defaults (data in ./fdfs-data)
 #   make test   unit tests + integration tests (sets up a Python venv for the py3fdfsv2 client)
-#   make bench  performance table against an all-in-one server (BENCH_SECS per row, default 5)
+#   make bench  performance table against an all-in-one server, then fdfs against C FastDFS
+#               (upstream fdfs_bench, same run) when ../shared/ref is there (BENCH_SECS per row, default 5)
 
 CARGO ?= cargo
 FDFS_VENV ?= $(CURDIR)/target/pyvenv

@@ -91,3 +91,8 @@ sync
 "$fdfs" bench --row --disk-commit "$work" --clients 8 --duration "$secs" --loopback --files
 echo
 echo "storage+tracker RSS: idle $((idle / 1024)) MB, after the runs $((loaded / 1024)) MB"
+
+# The same kinds of rows against C FastDFS 6.16.1 in this run, both sides
+# driven by upstream's client library (skipped, saying so, without ../shared/ref).
+echo
+bash "$repo/scripts/bench_vs_c.sh"

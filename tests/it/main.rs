@@ -9,6 +9,7 @@ mod cluster;
 mod daemons;
 mod hostile;
 mod interop;
+mod join_forms;
 mod monitor;
 mod replication;
 mod stat_tools;

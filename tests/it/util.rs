@@ -371,6 +371,19 @@ impl ClusterBuilder {
     }
 }
 
+/// Starts `fdfs storage -c CONF` (named `role` in reports) in `work` and waits for its
+/// `listening on` line; `logs` is shown in a failure report.
+pub fn start_storage_conf(role: &str, conf: &Path, work: &Path, logs: PathBuf) -> Daemon {
+    Daemon::start(
+        role,
+        &["storage", "-c", &path_str(conf)],
+        work,
+        1,
+        vec![conf.to_path_buf()],
+        vec![logs],
+    )
+}
+
 /// Starts a tracker with the config at `conf` (base_path inside it).
 fn start_tracker(conf: &Path, work: &Path) -> Daemon {
     let base = conf
