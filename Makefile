@@ -25,6 +25,11 @@ pyenv:
 	bash scripts/pyenv.sh
 
 test: pyenv
+	@ref="$${FDFS_REF_DIR:-../shared/ref}"; if [ -x "$$ref/bin/fdfs_trackerd" ]; then \
+		echo "interop tests: upstream C FastDFS from $$ref"; \
+	else \
+		echo "WARNING: upstream C FastDFS not found at $$ref (set FDFS_REF_DIR): the interop tests will be SKIPPED"; \
+	fi
 	$(CARGO) test --all-targets
 
 bench: release
