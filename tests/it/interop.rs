@@ -611,3 +611,60 @@ fn fdfs_bench_pooled_and_unpooled() {
         assert_eq!(ops, 5);
     }
 }
+
+/// A C tracker and an fdfs tracker in one cluster (as while trackers are replaced one at a
+/// time), with a storage of each kind listing both: they agree on one leader, both answer
+/// clients, and files uploaded through either replicate to both storages. Then the C tracker
+/// is swapped for fdfs in place and everything keeps working.
+#[test]
+fn trackers_of_both_kinds_in_one_cluster() {
+    let Some(refdir) = ref_dir_or_skip("trackers_of_both_kinds_in_one_cluster") else {
+        return;
+    };
+    let mut m = Mixed::with_trackers(&refdir, &[Kind::C, Kind::Fdfs]);
+    m.add_storage(Kind::C);
+    wait_active(&m, 1);
+    m.add_storage(Kind::Fdfs);
+    wait_active(&m, 2);
+    let one_leader = |m: &Mixed| {
+        poll_until("both trackers reachable, one leader", SYNC_TIMEOUT, || {
+            let (a, b) = (m.tracker_addr_n(0), m.tracker_addr_n(1));
+            let run = m.run(
+                std::path::Path::new(FDFS),
+                &["monitor", "--json", "--tracker", &a, "--tracker", &b],
+            );
+            let v: serde_json::Value = serde_json::from_slice(&run.stdout)
+                .map_err(|e| format!("{e}\n{}", run.describe()))?;
+            let t = v["trackers"].as_array().cloned().unwrap_or_default();
+            let reachable = t.iter().filter(|t| t["reachable"] == true).count();
+            let leaders = t.iter().filter(|t| t["leader"] == true).count();
+            if reachable == 2 && leaders == 1 {
+                Ok(())
+            } else {
+                Err(format!("{v}"))
+            }
+        })
+    };
+    one_leader(&m);
+    for t in 0..2 {
+        let d = data(&format!("two-trackers-{t}"), 33_333);
+        let f = m.write_file(&format!("via-{t}"), &d);
+        let addr = m.tracker_addr_n(t);
+        let id = m
+            .run(
+                std::path::Path::new(FDFS),
+                &["upload", f.to_str().expect("utf-8"), "--tracker", &addr],
+            )
+            .success()
+            .stdout_str();
+        wait_content(&m, &id, &d, &format!("upload through tracker {t}"));
+    }
+    // The C tracker replaced by fdfs in place, on its config and data.
+    assert!(m.stop_tracker(), "C tracker must stop cleanly");
+    m.start_tracker(Kind::Fdfs);
+    one_leader(&m);
+    wait_active(&m, 2);
+    let d = data("two-trackers-after", 4_444);
+    let id = upload_at(&m, 0, &d, "bin", false);
+    wait_content(&m, &id, &d, "upload after the tracker swap");
+}

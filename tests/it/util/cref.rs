@@ -177,7 +177,16 @@ struct Storage {
     retired: Vec<Proc>,
 }
 
-/// One tracker and the storages of `group1`, of any mix of kinds.
+/// A tracker of the cluster: its config, and what runs there now.
+struct Tracker {
+    conf: PathBuf,
+    base: PathBuf,
+    proc: Option<Proc>,
+    /// Earlier runs, kept for the failure report.
+    retired: Vec<Proc>,
+}
+
+/// One or two trackers and the storages of `group1`, of any mix of kinds.
 pub struct Mixed {
     refdir: PathBuf,
     root: PathBuf,
@@ -185,10 +194,7 @@ pub struct Mixed {
     net: u8,
     tracker_port: u16,
     storage_port: u16,
-    tracker_kind: Kind,
-    tracker_conf: PathBuf,
-    tracker: Option<Proc>,
-    tracker_retired: Vec<Proc>,
+    trackers: Vec<Tracker>,
     storages: Vec<Storage>,
     /// client.conf for upstream's tools, pointing at the tracker.
     client_conf: PathBuf,
@@ -224,44 +230,58 @@ fn conf_from_sample(refdir: &Path, name: &str, set: &[(&str, String)]) -> String
 impl Mixed {
     /// A tracker of `kind` on `127.0.N.1`, started and accepting connections.
     pub fn new(refdir: &Path, kind: Kind) -> Mixed {
+        Mixed::with_trackers(refdir, &[kind])
+    }
+
+    /// Trackers of these kinds on `127.0.N.1`, `127.0.N.201`, ..., all started (every storage
+    /// lists all of them).
+    pub fn with_trackers(refdir: &Path, kinds: &[Kind]) -> Mixed {
         let dir = tempfile::Builder::new()
             .prefix("fdfs-mixed-")
             .tempdir()
             .expect("create temp dir");
         let root = dir.path().to_path_buf();
-        for d in ["work", "tracker", "conf"] {
+        for d in ["work", "conf"] {
             fs::create_dir_all(root.join(d)).expect("mkdir in temp dir");
         }
         let net = next_net();
         let mut m = Mixed {
             refdir: refdir.to_path_buf(),
-            tracker_conf: root.join("conf/tracker.conf"),
             client_conf: root.join("conf/client.conf"),
             root,
             dir: Some(dir),
             net,
             tracker_port: free_port(),
             storage_port: free_port(),
-            tracker_kind: kind,
-            tracker: None,
-            tracker_retired: Vec::new(),
+            trackers: Vec::new(),
             storages: Vec::new(),
             history: Mutex::new(Vec::new()),
         };
-        let conf = conf_from_sample(
-            refdir,
-            "tracker.conf",
-            &[
-                ("bind_addr", m.tracker_ip()),
-                ("port", m.tracker_port.to_string()),
-                ("base_path", m.root.join("tracker").display().to_string()),
-                ("reserved_storage_space", "1%".into()),
-                ("check_active_interval", "10".into()),
-                ("store_lookup", "0".into()),
-                ("work_threads", "2".into()),
-            ],
-        );
-        fs::write(&m.tracker_conf, conf).expect("write tracker.conf");
+        for t in 0..kinds.len() {
+            let base = m.root.join(format!("tracker{t}"));
+            fs::create_dir_all(&base).expect("mkdir tracker base");
+            let conf = m.root.join(format!("conf/tracker{t}.conf"));
+            let text = conf_from_sample(
+                refdir,
+                "tracker.conf",
+                &[
+                    ("bind_addr", m.tracker_ip(t)),
+                    ("port", m.tracker_port.to_string()),
+                    ("base_path", base.display().to_string()),
+                    ("reserved_storage_space", "1%".into()),
+                    ("check_active_interval", "10".into()),
+                    ("store_lookup", "0".into()),
+                    ("work_threads", "2".into()),
+                ],
+            );
+            fs::write(&conf, text).expect("write tracker.conf");
+            m.trackers.push(Tracker {
+                conf,
+                base,
+                proc: None,
+                retired: Vec::new(),
+            });
+        }
         let client = format!(
             "connect_timeout = 5\nnetwork_timeout = 30\nbase_path = {}\n\
              tracker_server = {}\nlog_level = info\nuse_connection_pool = false\n",
@@ -269,17 +289,24 @@ impl Mixed {
             m.tracker_addr()
         );
         fs::write(&m.client_conf, client).expect("write client.conf");
-        m.start_tracker(kind);
+        for (t, &kind) in kinds.iter().enumerate() {
+            m.start_tracker_n(t, kind);
+        }
         m
     }
 
-    fn tracker_ip(&self) -> String {
-        format!("127.0.{}.1", self.net)
+    fn tracker_ip(&self, t: usize) -> String {
+        format!("127.0.{}.{}", self.net, if t == 0 { 1 } else { 200 + t })
     }
 
-    /// "ip:port" of the tracker.
+    /// "ip:port" of the first tracker.
     pub fn tracker_addr(&self) -> String {
-        format!("{}:{}", self.tracker_ip(), self.tracker_port)
+        self.tracker_addr_n(0)
+    }
+
+    /// "ip:port" of tracker `t`.
+    pub fn tracker_addr_n(&self, t: usize) -> String {
+        format!("{}:{}", self.tracker_ip(t), self.tracker_port)
     }
 
     /// The client.conf that upstream's tools take first.
@@ -348,27 +375,33 @@ impl Mixed {
         }
     }
 
-    /// Starts the tracker (again) as `kind`, on the same config and base_path.
+    /// Starts the first tracker (again) as `kind`, on the same config and base_path.
     pub fn start_tracker(&mut self, kind: Kind) {
-        assert!(self.tracker.is_none(), "tracker already running");
-        self.tracker_kind = kind;
-        let name = format!("{}-tracker", kind.name());
-        let mut p = self.spawn(
-            &name,
-            kind,
-            "tracker",
-            &self.tracker_conf.clone(),
-            self.root.join("tracker/logs"),
-        );
-        Self::wait_listening(&mut p, &self.tracker_addr());
-        self.tracker = Some(p);
+        self.start_tracker_n(0, kind);
     }
 
-    /// Stops the tracker with SIGTERM; whether it exited cleanly.
+    /// Starts tracker `t` (again) as `kind`, on the same config and base_path.
+    pub fn start_tracker_n(&mut self, t: usize, kind: Kind) {
+        assert!(
+            self.trackers[t].proc.is_none(),
+            "tracker {t} already running"
+        );
+        let name = format!("{}-tracker{t}", kind.name());
+        let (conf, logs) = (
+            self.trackers[t].conf.clone(),
+            self.trackers[t].base.join("logs"),
+        );
+        let mut p = self.spawn(&name, kind, "tracker", &conf, logs);
+        Self::wait_listening(&mut p, &self.tracker_addr_n(t));
+        self.trackers[t].proc = Some(p);
+    }
+
+    /// Stops the first tracker with SIGTERM; whether it exited cleanly.
     pub fn stop_tracker(&mut self) -> bool {
-        let mut p = self.tracker.take().expect("tracker running");
+        let tr = &mut self.trackers[0];
+        let mut p = tr.proc.take().expect("tracker running");
         let ok = p.stop();
-        self.tracker_retired.push(p);
+        tr.retired.push(p);
         ok
     }
 
@@ -379,25 +412,22 @@ impl Mixed {
         let base = self.root.join(format!("storage{i}"));
         fs::create_dir_all(&base).expect("mkdir storage base");
         let conf = self.root.join(format!("conf/storage{i}.conf"));
-        let text = conf_from_sample(
-            &self.refdir,
-            "storage.conf",
-            &[
-                ("group_name", "group1".into()),
-                ("bind_addr", ip.clone()),
-                ("port", self.storage_port.to_string()),
-                ("base_path", base.display().to_string()),
-                ("store_path_count", "1".into()),
-                ("store_path0", base.display().to_string()),
-                ("subdir_count_per_path", "16".into()),
-                ("tracker_server", self.tracker_addr()),
-                ("heart_beat_interval", "1".into()),
-                ("stat_report_interval", "1".into()),
-                ("sync_binlog_buff_interval", "1".into()),
-                ("work_threads", "2".into()),
-                ("disk_recovery_threads", "1".into()),
-            ],
-        );
+        let mut set = vec![
+            ("group_name", "group1".to_string()),
+            ("bind_addr", ip.clone()),
+            ("port", self.storage_port.to_string()),
+            ("base_path", base.display().to_string()),
+            ("store_path_count", "1".into()),
+            ("store_path0", base.display().to_string()),
+            ("subdir_count_per_path", "16".into()),
+            ("heart_beat_interval", "1".into()),
+            ("stat_report_interval", "1".into()),
+            ("sync_binlog_buff_interval", "1".into()),
+            ("work_threads", "2".into()),
+            ("disk_recovery_threads", "1".into()),
+        ];
+        set.extend((0..self.trackers.len()).map(|t| ("tracker_server", self.tracker_addr_n(t))));
+        let text = conf_from_sample(&self.refdir, "storage.conf", &set);
         fs::write(&conf, text).expect("write storage.conf");
         self.storages.push(Storage {
             kind,
@@ -456,8 +486,10 @@ impl Mixed {
     /// Panics with the reports if a daemon that should run has exited.
     #[track_caller]
     pub fn assert_running(&mut self) {
-        if let Some(t) = &mut self.tracker {
-            assert!(t.running(), "{} exited", t.name);
+        for t in &mut self.trackers {
+            if let Some(p) = &mut t.proc {
+                assert!(p.running(), "{} exited", p.name);
+            }
         }
         for s in &mut self.storages {
             if let Some(p) = &mut s.proc {
@@ -513,8 +545,10 @@ impl Drop for Mixed {
                 p.stop();
             }
         }
-        if let Some(t) = &mut self.tracker {
-            t.stop();
+        for t in &mut self.trackers {
+            if let Some(p) = &mut t.proc {
+                p.stop();
+            }
         }
         report_failure(&self.history, &mut self.dir);
     }
