@@ -403,13 +403,7 @@ fn push(store: &Store, c: &mut Connection, peer: &Peer, r: &Record) -> Result<bo
             if !path.exists() {
                 return Ok(false);
             }
-            let body = proto::sync::SyncLink {
-                dest: r.name.clone(),
-                src: r.extra.clone(),
-                timestamp: r.timestamp,
-                group,
-            }
-            .encode();
+            let body = link_body(r, group);
             let cmd = Cmd::SyncRenameFile;
             // A C 6.16.1 receiver answers a rename it applied with a body as long
             // as the request's (its reply length is left at the request's,
@@ -426,13 +420,7 @@ fn push(store: &Store, c: &mut Connection, peer: &Peer, r: &Record) -> Result<bo
             if r.extra.is_empty() {
                 return skip(r);
             }
-            let body = proto::sync::SyncLink {
-                dest: r.name.clone(),
-                src: r.extra.clone(),
-                timestamp: r.timestamp,
-                group,
-            }
-            .encode();
+            let body = link_body(r, group);
             let cmd = Cmd::SyncCreateLink;
             (cmd, c.call(cmd, &body, 0).map(drop))
         }
@@ -533,6 +521,18 @@ fn peer_name(p: &Peer) -> String {
     } else {
         format!("{}:{} ({})", p.ip, p.port, p.id)
     }
+}
+
+/// SYNC_RENAME_FILE and SYNC_CREATE_LINK bodies: the record's name, and the
+/// name in its extra field (the old name, or the link's target).
+fn link_body(r: &Record, group: String) -> Vec<u8> {
+    proto::sync::SyncLink {
+        dest: r.name.clone(),
+        src: r.extra.clone(),
+        timestamp: r.timestamp,
+        group,
+    }
+    .encode()
 }
 
 fn skip(r: &Record) -> Result<bool, Error> {

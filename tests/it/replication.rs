@@ -594,20 +594,7 @@ fn sync_with_bad_crc_is_refused() {
         i64::from(ts),
         "mtime of a pushed file is the pushed timestamp"
     );
-    let binlog = cluster.base_path(0).join("data/sync/binlog.000");
-    let line = format!("{ts} c {name}");
-    poll_until(
-        &format!("`{line}` in {}", binlog.display()),
-        Duration::from_secs(10),
-        || {
-            let text = fs::read_to_string(&binlog).map_err(|e| e.to_string())?;
-            if text.lines().any(|l| l == line) {
-                Ok(())
-            } else {
-                Err(format!("binlog is:\n{text}"))
-            }
-        },
-    );
+    cluster.wait_binlog_line(0, &format!("{ts} c {name}"));
     let info = cluster
         .fdfs_on(0, &["info", &format!("{GROUP}/{name}")])
         .success();

@@ -133,24 +133,6 @@ fn wait_log_line(cluster: &Cluster, i: usize, parts: &[&str]) -> String {
     )
 }
 
-/// Polls until storage 0's binlog has exactly `line`.
-#[track_caller]
-fn wait_binlog_line(cluster: &Cluster, line: &str) {
-    let binlog = cluster.base_path(0).join("data/sync/binlog.000");
-    poll_until(
-        &format!("`{line}` in {}", binlog.display()),
-        TIMEOUT,
-        || {
-            let text = fs::read_to_string(&binlog).map_err(|e| e.to_string())?;
-            if text.lines().any(|l| l == line) {
-                Ok(())
-            } else {
-                Err(format!("binlog is:\n{text}"))
-            }
-        },
-    );
-}
-
 /// The bug this table fixes: a C sender retries a truncate answered anything but 0 or EEXIST
 /// every 5 s for ever, so a truncate that cannot apply here must be answered EEXIST.
 #[test]
@@ -197,7 +179,7 @@ fn truncates_that_cannot_apply_are_done_for_the_sender() {
     );
     assert_status("truncate 100 -> 40", st, 0);
     assert_eq!(size_on_disk(&cluster, &remote), 40);
-    wait_binlog_line(&cluster, &format!("{ts} t {remote} 100 40"));
+    cluster.wait_binlog_line(0, &format!("{ts} t {remote} 100 40"));
     let st = peer.push(
         CMD_SYNC_TRUNCATE_FILE,
         &sync_truncate_body(GROUP, &remote, ts, 100, 40),
@@ -347,7 +329,7 @@ fn creates_deletes_links_and_renames() {
         .success()
         .stdout;
     assert_same_bytes("download through the link", &a, &got);
-    wait_binlog_line(&cluster, &format!("{ts} l {link} {remote_a}"));
+    cluster.wait_binlog_line(0, &format!("{ts} l {link} {remote_a}"));
     assert_status(
         "the same link again",
         peer.push(CMD_SYNC_CREATE_LINK, &to_a),

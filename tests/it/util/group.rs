@@ -198,6 +198,24 @@ impl Cluster {
         out
     }
 
+    /// Polls until storage `i`'s first binlog file has exactly `line`.
+    #[track_caller]
+    pub fn wait_binlog_line(&self, i: usize, line: &str) {
+        let binlog = self.base_path(i).join("data/sync/binlog.000");
+        poll_until(
+            &format!("`{line}` in {}", binlog.display()),
+            Duration::from_secs(10),
+            || {
+                let text = fs::read_to_string(&binlog).map_err(|e| e.to_string())?;
+                if text.lines().any(|l| l == line) {
+                    Ok(())
+                } else {
+                    Err(format!("binlog is:\n{text}"))
+                }
+            },
+        );
+    }
+
     /// Runs `fdfs ARGS --storage <storage i>`: talks to that storage directly.
     pub fn fdfs_on(&self, i: usize, args: &[&str]) -> Run {
         let storage = self.storage_addr(i).to_string();
