@@ -55,6 +55,8 @@ pub(super) struct Conn<Se, St> {
     /// The socket is registered for WRITABLE too (a reply did not fit).
     pub want_writable: bool,
     pub last_active: Instant,
+    /// Bytes were read since the last reply or quick ACK.
+    pub unacked: bool,
 }
 
 impl<Se, St> Conn<Se, St> {
@@ -74,6 +76,7 @@ impl<Se, St> Conn<Se, St> {
             writing: false,
             want_writable: false,
             last_active: Instant::now(),
+            unacked: false,
         }
     }
 
@@ -133,21 +136,33 @@ impl<Se, St> Conn<Se, St> {
                 }
             }
         }
-        if got {
-            self.quick_ack();
-        }
+        self.unacked |= got;
         ReadOutcome::Open
     }
 
-    /// Acknowledge what was read at once instead of after the delayed-ACK
-    /// timer (40 ms on Linux). A client that writes one request in two parts
-    /// with Nagle on (upstream's pooled connections send a header, then the
-    /// body) cannot send the second part before that ACK, so each request
-    /// would stall for the timer. The kernel leaves quick-ack mode by itself,
-    /// so it is set again after every read, as libserverframe does.
-    fn quick_ack(&self) {
-        if let Err(e) = socket2::SockRef::from(&self.sock).set_tcp_quickack(true) {
-            log::debug!("TCP_QUICKACK on {}: {e}", self.peer);
+    /// Called when the loop can make no more progress on this connection. If
+    /// bytes were read and the request is still incomplete, acknowledge them
+    /// at once instead of after the delayed-ACK timer (40 ms on Linux): a
+    /// client that writes one request in two parts with Nagle on (upstream's
+    /// pooled connections send a header, then the body) cannot send the second
+    /// part before that ACK, so each request would stall for the timer. The
+    /// kernel leaves quick-ack mode by itself, so it is set again each time,
+    /// as libserverframe does after every read. A request read whole needs
+    /// none: its reply carries the ACK.
+    pub fn ack_if_waiting(&mut self) {
+        if std::mem::take(&mut self.unacked) && self.mid_request() {
+            if let Err(e) = socket2::SockRef::from(&self.sock).set_tcp_quickack(true) {
+                log::debug!("TCP_QUICKACK on {}: {e}", self.peer);
+            }
+        }
+    }
+
+    /// Part of a request has arrived and the rest is awaited from the peer.
+    fn mid_request(&self) -> bool {
+        match self.state {
+            Rx::Header => !self.rx.is_empty(),
+            Rx::Busy => false,
+            Rx::Body { .. } | Rx::Head { .. } | Rx::Streaming { .. } => true,
         }
     }
 

@@ -11,6 +11,7 @@ mod hostile;
 mod interop;
 mod join_forms;
 mod monitor;
+mod pooled;
 mod replication;
 mod stat_tools;
 mod sync_status;
