@@ -150,10 +150,11 @@ impl<Se, St> Conn<Se, St> {
     /// as libserverframe does after every read. A request read whole needs
     /// none: its reply carries the ACK.
     pub fn ack_if_waiting(&mut self) {
-        if std::mem::take(&mut self.unacked) && self.mid_request() {
-            if let Err(e) = socket2::SockRef::from(&self.sock).set_tcp_quickack(true) {
-                log::debug!("TCP_QUICKACK on {}: {e}", self.peer);
-            }
+        if std::mem::take(&mut self.unacked)
+            && self.mid_request()
+            && let Err(e) = socket2::SockRef::from(&self.sock).set_tcp_quickack(true)
+        {
+            log::debug!("TCP_QUICKACK on {}: {e}", self.peer);
         }
     }
 
