@@ -48,7 +48,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { addr, err } => write!(f, "{addr}: {err}"),
+            Error::Io { addr, err } => write!(f, "{addr}: {}", OsMessage(err)),
             Error::Status {
                 addr,
                 cmd,
@@ -57,17 +57,55 @@ impl fmt::Display for Error {
             Error::Protocol { addr, msg } => write!(f, "{addr}: protocol error: {msg}"),
             Error::NoTracker(why) => write!(f, "no tracker reachable: {why}"),
             Error::BadFileId(id) => write!(f, "{id}: EINVAL: not a valid file ID"),
-            Error::Local { path, err } => write!(f, "{path}: {err}"),
+            Error::Local { path, err } => write!(f, "{path}: {}", OsMessage(err)),
         }
     }
 }
 
 impl std::error::Error for Error {}
 
+/// An I/O error as the OS words it ("No such file or directory"), without the
+/// " (os error 2)" that Rust's `Display` adds: messages name the errno where
+/// it matters, and the number means nothing to a user.
+pub struct OsMessage<'a>(pub &'a std::io::Error);
+
+impl fmt::Display for OsMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        let plain = self
+            .0
+            .raw_os_error()
+            .and_then(|code| text.strip_suffix(&format!(" (os error {code})")));
+        f.write_str(plain.unwrap_or(&text))
+    }
+}
+
 /// Split "group1/M00/..." into group and remote file name.
 pub fn split_file_id(file_id: &str) -> Result<(String, String), Error> {
     let (g, r) = crate::layout::file_id::split_file_id(file_id)
         .map_err(|_| Error::BadFileId(file_id.to_string()))?;
-    crate::layout::RemoteName::parse(r).map_err(|_| Error::BadFileId(file_id.to_string()))?;
+    // The name must also decode (source, time, size, CRC32): trackers refuse
+    // one that does not with EINVAL, which would read as a server failure.
+    crate::layout::RemoteName::parse(r)
+        .and_then(|name| name.info())
+        .map_err(|_| Error::BadFileId(file_id.to_string()))?;
     Ok((g.to_string(), r.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_message_has_no_errno_suffix() {
+        let e = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        assert_eq!(OsMessage(&e).to_string(), "No such file or directory");
+        let custom = std::io::Error::other("ended after 3 of 5 bytes");
+        assert_eq!(OsMessage(&custom).to_string(), "ended after 3 of 5 bytes");
+        let local = Error::Local {
+            path: "/x".into(),
+            err: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
+        };
+        assert_eq!(local.to_string(), "/x: Is a directory");
+    }
 }

@@ -5,6 +5,7 @@
 
 mod appender;
 mod cli;
+mod cli_usage;
 mod cluster;
 mod daemons;
 mod hostile;
