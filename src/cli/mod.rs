@@ -15,6 +15,7 @@ mod opts;
 mod progress;
 pub mod regenerate;
 pub mod server;
+mod spool;
 pub mod truncate;
 pub mod upload;
 

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 /// Arguments of `fdfs upload`.
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// File to upload, or - for standard input.
+    /// File to upload, or - for standard input. Anything but a regular file (a
+    /// pipe, FIFO, /dev/stdin) is read to its end into a temporary file under
+    /// $TMPDIR first.
     pub file: PathBuf,
     /// Upload into this group instead of the one the tracker picks.
     #[arg(long, conflicts_with = "master")]
@@ -73,7 +75,7 @@ pub fn run(a: Args) -> CliResult {
                 &master_remote,
                 prefix,
                 &ext,
-                &mut src.reader,
+                &mut src.file,
                 size,
                 &mut |d| p.update(d, size),
             )?;
@@ -84,7 +86,7 @@ pub fn run(a: Args) -> CliResult {
             let addr = format!("{}:{}", target.ip, target.port);
             let mut s = StorageClient::connect(&addr, tracker.timeouts)?;
             let (g, r) = s.upload(
-                &mut src.reader,
+                &mut src.file,
                 size,
                 &ext,
                 target.store_path_index,

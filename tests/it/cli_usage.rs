@@ -64,3 +64,11 @@ fn os_errors_without_errno_suffix() {
     assert_exit(&run, 4, &["127.0.0.1:1", "Connection refused"]);
     assert!(!run.stderr_str().contains("os error"), "{}", run.describe());
 }
+
+#[test]
+fn upload_of_a_directory_is_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_str().expect("UTF-8 temp path");
+    let run = fdfs_alone(&["upload", path, "--tracker", "127.0.0.1:1"], dir.path());
+    assert_exit(&run, EXIT_USAGE, &[path, "Is a directory"]);
+}

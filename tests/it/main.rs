@@ -5,6 +5,7 @@
 
 mod appender;
 mod cli;
+mod cli_input;
 mod cli_usage;
 mod cluster;
 mod daemons;
