@@ -62,9 +62,13 @@ impl CliError {
         }
     }
 
-    /// Writing to a closed stdout pipe (`fdfs download x - | head`) is not a failure.
+    /// Writing to a closed stdout pipe (`fdfs download x - | head`) is not a
+    /// failure, whether or not the error names a file.
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, CliError::Client(client::Error::Local { err, .. }) if err.kind() == std::io::ErrorKind::BrokenPipe)
+        match self {
+            CliError::Client(e) | CliError::About(_, e) => e.is_broken_pipe(),
+            CliError::Usage(_) | CliError::Other(_) => false,
+        }
     }
 }
 

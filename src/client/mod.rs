@@ -39,6 +39,11 @@ impl Error {
         }
     }
 
+    /// Writing locally met a closed pipe (the reader of our output left).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Local { err, .. } if err.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// Connection-level failure (worth trying another server).
     pub fn is_io(&self) -> bool {
         matches!(self, Error::Io { .. })

@@ -6,6 +6,7 @@
 mod appender;
 mod cli;
 mod cli_input;
+mod cli_output;
 mod cli_usage;
 mod cluster;
 mod daemons;
