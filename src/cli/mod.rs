@@ -53,7 +53,10 @@ impl CliError {
         match self {
             CliError::Client(e) | CliError::About(_, e) => match e {
                 _ if e.status() == Some(crate::proto::status::ENOENT) => exit::NOT_FOUND,
-                client::Error::Io { .. } | client::Error::NoTracker(_) => exit::UNREACHABLE,
+                client::Error::NoGroup { .. } => exit::NOT_FOUND,
+                client::Error::Io { .. }
+                | client::Error::NoTracker(_)
+                | client::Error::NoStorage { .. } => exit::UNREACHABLE,
                 client::Error::BadFileId(_) => exit::USAGE,
                 _ => exit::FAILURE,
             },

@@ -28,6 +28,16 @@ pub enum Error {
     BadFileId(String),
     /// A local file could not be read or written.
     Local { path: String, err: std::io::Error },
+    /// The tracker at `tracker` knows no group `group`.
+    NoGroup { tracker: String, group: String },
+    /// The tracker at `tracker` has no storage to offer although the group
+    /// exists (`group` None: any group, for an upload): none is ACTIVE.
+    /// `servers` is what it lists ("127.0.0.2:23000 OFFLINE").
+    NoStorage {
+        tracker: String,
+        group: Option<String>,
+        servers: Vec<String>,
+    },
 }
 
 impl Error {
@@ -63,6 +73,26 @@ impl fmt::Display for Error {
             Error::NoTracker(why) => write!(f, "no tracker reachable: {why}"),
             Error::BadFileId(id) => write!(f, "{id}: EINVAL: not a valid file ID"),
             Error::Local { path, err } => write!(f, "{path}: {}", OsMessage(err)),
+            Error::NoGroup { tracker, group } => {
+                write!(f, "tracker {tracker}: group {group} does not exist")
+            }
+            Error::NoStorage {
+                tracker,
+                group,
+                servers,
+            } => {
+                match group {
+                    Some(g) => {
+                        write!(f, "tracker {tracker}: no storage of group {g} is available")?
+                    }
+                    None => write!(f, "tracker {tracker}: no storage of any group is available")?,
+                }
+                if servers.is_empty() {
+                    f.write_str(" (it knows none)")
+                } else {
+                    write!(f, " ({})", servers.join(", "))
+                }
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ mod appender;
 mod cli;
 mod cli_input;
 mod cli_output;
+mod cli_unavailable;
 mod cli_usage;
 mod cluster;
 mod daemons;
