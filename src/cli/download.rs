@@ -1,6 +1,7 @@
 //! `fdfs download`: fetch a file (or a range of it) to a path or stdout.
 
 use super::CliResult;
+use super::interrupt::TempPaths;
 use super::opts::{ClientOpts, storage_at};
 use super::progress::Progress;
 use crate::client::Error;
@@ -29,13 +30,14 @@ pub struct Args {
     pub client: ClientOpts,
 }
 
-/// Run `fdfs download`; errors name the file ID.
-pub fn run(a: Args) -> CliResult {
+/// Run `fdfs download`, registering its temporary file in `temps` (removed
+/// on a signal); errors name the file ID.
+pub fn run(a: Args, temps: TempPaths) -> CliResult {
     let id = a.file_id.clone();
-    run_inner(a).map_err(super::about(&id))
+    run_inner(a, &temps).map_err(super::about(&id))
 }
 
-fn run_inner(a: Args) -> CliResult {
+fn run_inner(a: Args, temps: &TempPaths) -> CliResult {
     let tracker = a.client.tracker()?;
     let (mut s, group, remote) = storage_at(&tracker, &a.file_id, false, a.storage.as_deref())?;
     let base_name = remote.rsplit('/').next().unwrap_or("download");
@@ -76,10 +78,7 @@ fn run_inner(a: Args) -> CliResult {
             None => {
                 let real = std::fs::canonicalize(&dest).unwrap_or(dest);
                 let tmp = part_path(&real);
-                (
-                    std::fs::File::create(&tmp).map_err(local)?,
-                    Some((tmp, real)),
-                )
+                (temps.create(&tmp).map_err(local)?, Some((tmp, real)))
             }
         };
         let mut f = std::io::BufWriter::with_capacity(256 * 1024, file);
@@ -89,11 +88,11 @@ fn run_inner(a: Args) -> CliResult {
             })
             .and_then(|_| f.flush().map_err(local));
         let r = match &part {
-            Some((tmp, real)) => r.and_then(|_| std::fs::rename(tmp, real).map_err(local)),
+            Some((tmp, real)) => r.and_then(|_| temps.persist(tmp, real).map_err(local)),
             None => r,
         };
         if let (Err(_), Some((tmp, _))) = (&r, &part) {
-            let _ = std::fs::remove_file(tmp);
+            temps.remove(tmp);
         }
         r?;
     }

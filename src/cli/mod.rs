@@ -9,6 +9,7 @@ pub mod delete;
 pub mod download;
 pub mod info;
 mod input;
+pub mod interrupt;
 pub mod meta;
 pub mod monitor;
 mod opts;

@@ -1,12 +1,17 @@
 //! Where `fdfs download` writes, and what happens when that goes wrong: a reader that
 //! leaves early, an interrupt, an existing file, a terminal.
 
-use std::io::Read;
-use std::process::{Child, ExitStatus, Stdio};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{CLI_TIMEOUT, Cluster, random_bytes};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::util::{CLI_TIMEOUT, Cluster, FDFS, header, poll_until, random_bytes};
 
 /// Polls `child` until it exits; kills it and panics after `CLI_TIMEOUT`.
 fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
@@ -57,4 +62,83 @@ fn download_into_pipe_closed_early_succeeds() {
         status.success() && stderr.is_empty(),
         "a closed stdout pipe must exit 0 silently: {status}\nstderr: {stderr}"
     );
+}
+
+/// A file ID that parses (the storage below never looks at it).
+const SOME_ID: &str = "group1/M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt";
+
+/// A storage that answers one DOWNLOAD_FILE with a header announcing `announced` bytes,
+/// sends `sent` of them and then waits (up to `CLI_TIMEOUT`) for the client to go away:
+/// a download that stays in progress until the test interrupts it.
+fn stalling_storage(announced: u64, sent: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local addr");
+    // Not joined: it ends by itself when the client leaves or at its deadline.
+    thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let _ = conn.set_read_timeout(Some(CLI_TIMEOUT));
+        let mut head = [0u8; 10];
+        if conn.read_exact(&mut head).is_err() {
+            return;
+        }
+        let len = u64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
+        let mut body = vec![0u8; len.min(1024) as usize];
+        let _ = conn.read_exact(&mut body);
+        let mut reply = header(announced, 100, 0).to_vec();
+        reply.extend(random_bytes("stalling_storage", sent));
+        let _ = conn.write_all(&reply);
+        let _ = conn.read(&mut [0u8; 1]);
+    });
+    addr
+}
+
+/// A download interrupted by SIGINT, SIGTERM or SIGHUP removes its `.NAME.fdfs-part` file
+/// and exits with 128 + the signal number, as a shell expects.
+#[test]
+fn interrupted_download_removes_part_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (sig, code) in [
+        (Signal::SIGINT, 130),
+        (Signal::SIGTERM, 143),
+        (Signal::SIGHUP, 129),
+    ] {
+        let storage = stalling_storage(100 << 20, 1 << 20);
+        let dest = dir.path().join(format!("out-{sig}"));
+        let part = dir.path().join(format!(".out-{sig}.fdfs-part"));
+        let mut child = Command::new(FDFS)
+            .args(["download", SOME_ID])
+            .arg(&dest)
+            .args([
+                "--storage",
+                &storage.to_string(),
+                "--tracker",
+                "127.0.0.1:1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fdfs download");
+        let in_progress = |p: &Path| p.metadata().is_ok_and(|m| m.len() > 0);
+        poll_until(
+            &format!("{} to fill", part.display()),
+            CLI_TIMEOUT,
+            || match child.try_wait() {
+                Ok(Some(status)) => panic!("fdfs download exited early: {status}"),
+                _ if in_progress(&part) => Ok(()),
+                _ => Err("not yet".to_string()),
+            },
+        );
+        kill(Pid::from_raw(child.id() as i32), sig).expect("signal fdfs");
+        let status = wait_exit(&mut child, &format!("download after {sig}"));
+        let stderr = stderr_of(&mut child);
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "exit status after {sig}: {status}\nstderr: {stderr}"
+        );
+        assert!(!part.exists(), "{} left after {sig}", part.display());
+        assert!(!dest.exists(), "{} exists after {sig}", dest.display());
+    }
 }
