@@ -4,9 +4,8 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -114,10 +113,6 @@ fn upload_300mb_from_stdin_in_bounded_memory() {
     let cluster = Cluster::start();
     let tmpdir = cluster.work_dir().join("tmp");
     fs::create_dir(&tmpdir).expect("mkdir tmp");
-    #[expect(
-        clippy::zombie_processes,
-        reason = "reaped by wait4 in wait_with_peak_rss, for its rusage"
-    )]
     let mut child = cluster
         .fdfs_command(&["upload", "-"])
         .env("TMPDIR", &tmpdir)
@@ -150,13 +145,14 @@ fn upload_300mb_from_stdin_in_bounded_memory() {
     let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
     let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
 
-    let (status, peak_kib) = wait_with_peak_rss(child.id(), Duration::from_secs(180));
+    let (status, peak_kib) = wait_with_peak_rss(&mut child, Duration::from_secs(180));
     let crc = writer.join().expect("writer thread");
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(
         status.success(),
         "fdfs upload - failed: {status}\nstdout: {out}\nstderr: {err}"
     );
+    assert!(peak_kib > 0, "no VmHWM sample of fdfs was read");
     assert!(
         peak_kib < MAX_RSS_KIB,
         "fdfs upload - of {BIG} bytes peaked at {peak_kib} KiB resident (limit {MAX_RSS_KIB})"
@@ -168,43 +164,30 @@ fn upload_300mb_from_stdin_in_bounded_memory() {
     assert!(left.is_empty(), "spool files left in TMPDIR: {left:?}");
 }
 
-/// Waits (polling, up to `timeout`, then SIGKILL) for child `pid` to exit, reaps it and
-/// returns its exit status and peak resident set size in KiB (rusage ru_maxrss).
-fn wait_with_peak_rss(pid: u32, timeout: Duration) -> (ExitStatus, u64) {
+/// Polls child's VmHWM (the peak resident set of its memory, in KiB) until it exits, or
+/// kills it after `timeout`; returns its exit status and the highest VmHWM seen. Not
+/// wait4's ru_maxrss: Linux carries the peak of the process that forked it (this test
+/// binary, with every other test running) over the exec into that.
+fn wait_with_peak_rss(child: &mut Child, timeout: Duration) -> (ExitStatus, u64) {
     let deadline = Instant::now() + timeout;
-    let stat = format!("/proc/{pid}/stat");
-    // Exited (a zombie, still unreaped) or gone; the state follows "(comm) ".
-    let exited = || {
-        fs::read_to_string(&stat).map_or(true, |s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
-    };
-    while !exited() {
-        if Instant::now() > deadline {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            break;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        // Sampled before each exit check, so the last sample is taken as late as possible.
+        let hwm = fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+        peak = peak.max(hwm.unwrap_or(0));
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return (status, peak);
         }
-        thread::sleep(Duration::from_millis(20));
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fdfs did not finish within {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
     }
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; `pid` is our unreaped child.
-    let r = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
-    assert_eq!(
-        r,
-        pid as i32,
-        "wait4({pid}): {}",
-        std::io::Error::last_os_error()
-    );
-    let status = ExitStatus::from_raw(status);
-    assert!(
-        Instant::now() <= deadline,
-        "fdfs did not finish within {timeout:?}"
-    );
-    (status, usage.ru_maxrss as u64)
 }
