@@ -10,6 +10,7 @@ pub mod download;
 pub mod info;
 mod input;
 pub mod interrupt;
+mod local_time;
 pub mod meta;
 pub mod monitor;
 mod opts;

@@ -33,7 +33,10 @@ pub struct Args {
     /// Upload a slave file of this master file ID (e.g. a thumbnail), named after it.
     #[arg(long, value_name = "FILE_ID", requires = "prefix")]
     pub master: Option<String>,
-    /// With --master: the suffix added to the master's name (e.g. _150x150).
+    /// With --master: text put into the slave's name after the master's name,
+    /// before the extension (FastDFS's "prefix name"): master ...AAAA.jpg with
+    /// --prefix _150x150 gives ...AAAA_150x150.jpg (its extension is --ext or
+    /// the uploaded file's own, if any).
     #[arg(long, requires = "master")]
     pub prefix: Option<String>,
     #[command(flatten)]

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{CLI_TIMEOUT, Cluster, FDFS, header, poll_until, random_bytes};
+use crate::util::{
+    CLI_TIMEOUT, Cluster, FDFS, assert_same_bytes, header, poll_until, random_bytes,
+};
 
 /// Polls `child` until it exits; kills it and panics after `CLI_TIMEOUT`.
 fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
@@ -140,5 +142,79 @@ fn interrupted_download_removes_part_file() {
         );
         assert!(!part.exists(), "{} left after {sig}", part.display());
         assert!(!dest.exists(), "{} exists after {sig}", dest.display());
+    }
+}
+
+/// Without DEST a download takes the file ID's last part as its name in the current
+/// directory; a file of that name is not replaced unless --force says so.
+#[test]
+fn download_without_dest_keeps_existing_file() {
+    let cluster = Cluster::start();
+    let data = random_bytes("download_without_dest_keeps_existing_file", 20_000);
+    let id = cluster.upload(&data, &[]);
+    let name = id.rsplit('/').next().expect("a file ID has a last part");
+    let local = cluster.write_file(name, b"mine");
+
+    let run = cluster.fdfs(&["download", &id]);
+    assert_eq!(
+        run.status.and_then(|s| s.code()),
+        Some(2),
+        "an existing file must be refused\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr_str().contains(name) && run.stderr_str().contains("--force"),
+        "the refusal names the file and --force\n{}",
+        run.describe()
+    );
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        b"mine",
+        "the file was changed"
+    );
+
+    cluster.fdfs(&["download", &id, "--force"]).success();
+    assert_same_bytes("after --force", &data, &std::fs::read(&local).unwrap());
+
+    std::fs::remove_file(&local).unwrap();
+    cluster.fdfs(&["download", &id]).success();
+    assert_same_bytes("fresh name", &data, &std::fs::read(&local).unwrap());
+    // A DEST given by name is the user's choice, replaced as cp would.
+    cluster
+        .fdfs(&["download", &id, local.to_str().expect("UTF-8 path")])
+        .success();
+}
+
+/// `fdfs download ID -` with standard output on a terminal refuses (exit 2) to print file
+/// content there, unless --force.
+#[test]
+fn download_to_terminal_needs_force() {
+    let cluster = Cluster::start();
+    let data = random_bytes("download_to_terminal_needs_force", 1_000);
+    let id = cluster.upload(&data, &[]);
+    for force in [false, true] {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let mut args = vec!["download", id.as_str(), "-"];
+        if force {
+            args.push("--force");
+        }
+        let mut child = cluster
+            .fdfs_command(&args)
+            .stdout(Stdio::from(pty.slave))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fdfs download");
+        // The master stays open until the child exits: its writes would fail without it.
+        let status = wait_exit(&mut child, "download to a terminal");
+        let stderr = stderr_of(&mut child);
+        drop(pty.master);
+        if force {
+            assert!(status.success(), "--force: {status}\nstderr: {stderr}");
+        } else {
+            assert!(
+                status.code() == Some(2) && stderr.contains("terminal"),
+                "a terminal on stdout must be refused: {status}\nstderr: {stderr}"
+            );
+        }
     }
 }

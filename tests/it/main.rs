@@ -5,6 +5,7 @@
 
 mod appender;
 mod cli;
+mod cli_format;
 mod cli_input;
 mod cli_output;
 mod cli_unavailable;
