@@ -66,7 +66,9 @@ fn main() -> ExitCode {
         Command::Storage(a) => cli::daemon::run_storage(a),
         Command::Server(a) => cli::server::run(a),
         Command::Upload(a) => cli::upload::run(a),
-        Command::Download(a) => cli::download::run(a),
+        // Before any thread starts: signals then go to the one that removes
+        // the partly downloaded file.
+        Command::Download(a) => cli::download::run(a, cli::interrupt::watch()),
         Command::Append(a) => cli::append::run(a),
         Command::Modify(a) => cli::append::run_modify(a),
         Command::Truncate(a) => cli::truncate::run(a),

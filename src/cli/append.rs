@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub struct Args {
     /// Appender file ID (from `fdfs upload --appender`).
     pub file_id: String,
-    /// Data to add at the end, or - for standard input.
+    /// Data to add at the end, or - for standard input (anything but a regular
+    /// file is read to its end into a temporary file under $TMPDIR first).
     pub file: PathBuf,
     #[command(flatten)]
     pub client: ClientOpts,
@@ -25,7 +26,8 @@ pub struct ModifyArgs {
     pub file_id: String,
     /// Byte offset to write at (at most the file's current size).
     pub offset: u64,
-    /// Data to write, or - for standard input.
+    /// Data to write, or - for standard input (anything but a regular file is
+    /// read to its end into a temporary file under $TMPDIR first).
     pub file: PathBuf,
     #[command(flatten)]
     pub client: ClientOpts,
@@ -60,10 +62,8 @@ fn write(
         size,
     );
     match offset {
-        None => s.append(&remote, &mut src.reader, size, &mut |d| p.update(d, size))?,
-        Some(o) => s.modify(&remote, o, &mut src.reader, size, &mut |d| {
-            p.update(d, size)
-        })?,
+        None => s.append(&remote, &mut src.file, size, &mut |d| p.update(d, size))?,
+        Some(o) => s.modify(&remote, o, &mut src.file, size, &mut |d| p.update(d, size))?,
     }
     p.finish();
     s.quit();

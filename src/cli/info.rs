@@ -1,6 +1,7 @@
 //! `fdfs info`: size, CRC32, creation time and source of a file.
 
 use super::CliResult;
+use super::local_time::local_time;
 use super::opts::{ClientOpts, storage_at};
 use crate::client::Error;
 use clap::Args as ClapArgs;
@@ -46,7 +47,12 @@ fn run_inner(a: Args) -> CliResult {
     } else {
         format!(
             "file_id: {}\nsize: {}\ncrc32: {:08x} ({})\ncreate_time: {}\nsource_ip: {}",
-            a.file_id, i.size, i.crc32, i.crc32, i.create_time, i.source_ip
+            a.file_id,
+            i.size,
+            i.crc32,
+            i.crc32,
+            local_time(i.create_time),
+            i.source_ip
         )
     };
     writeln!(std::io::stdout().lock(), "{text}").map_err(|err| Error::Local {

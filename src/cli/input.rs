@@ -1,41 +1,56 @@
-//! Reading what a client command sends: a file, or standard input (read
-//! whole, because the protocol announces the size first).
+//! Reading what a client command sends. The protocol announces the size
+//! before the body, so a regular file is sent as it is, and anything else
+//! (standard input, a pipe, FIFO, character device, `<(cmd)`) is first read to
+//! its end into an unnamed temporary file (see `spool`).
 
-use crate::client::Error;
-use std::io::Read;
+use super::{CliError, spool};
+use crate::client::OsMessage;
+use std::fs::File;
+use std::io::Seek;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// An opened input with its size and a name for messages.
 pub struct Input {
-    pub reader: Box<dyn Read>,
+    pub file: File,
     pub size: u64,
     pub name: String,
 }
 
 /// Open `path`, or standard input for "-".
-pub fn open(path: &Path) -> Result<Input, Error> {
-    let name = path.display().to_string();
-    let local = |err: std::io::Error| Error::Local {
-        path: name.clone(),
-        err,
-    };
+pub fn open(path: &Path) -> Result<Input, CliError> {
     if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(local)?;
-        let size = buf.len() as u64;
+        let name = "stdin".to_string();
+        let fd = std::io::stdin().as_fd().try_clone_to_owned();
+        let fd = fd.map_err(|e| local(&name, e))?;
+        return sized(File::from(fd), name);
+    }
+    let name = path.display().to_string();
+    let f = File::open(path).map_err(|e| local(&name, e))?;
+    sized(f, name)
+}
+
+/// `f` as an input: a regular file from its current position (standard input
+/// redirected from a file may have been read partly), anything else spooled.
+fn sized(mut f: File, name: String) -> Result<Input, CliError> {
+    let m = f.metadata().map_err(|e| local(&name, e))?;
+    if m.is_dir() {
+        return Err(CliError::Usage(format!("{name}: Is a directory")));
+    }
+    if m.is_file() {
+        let pos = f.stream_position().map_err(|e| local(&name, e))?;
         return Ok(Input {
-            reader: Box::new(std::io::Cursor::new(buf)),
-            size,
-            name: "stdin".into(),
+            file: f,
+            size: m.len().saturating_sub(pos),
+            name,
         });
     }
-    let f = std::fs::File::open(path).map_err(local)?;
-    let size = f.metadata().map_err(local)?.len();
-    Ok(Input {
-        reader: Box::new(f),
-        size,
-        name,
-    })
+    let (file, size) = spool::spool(&mut f, &name)?;
+    Ok(Input { file, size, name })
+}
+
+fn local(name: &str, err: std::io::Error) -> CliError {
+    CliError::Other(format!("{name}: {}", OsMessage(&err)))
 }
 
 /// The ext for a file ID: `--ext`, else the file's own extension if valid.

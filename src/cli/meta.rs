@@ -23,6 +23,9 @@ pub enum Op {
     Get {
         /// File ID.
         file_id: String,
+        /// Print one JSON object of key -> value instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Replace the metadata (or merge with --merge).
     Set {
@@ -39,7 +42,7 @@ pub enum Op {
 /// Run `fdfs meta`; errors name the file ID.
 pub fn run(a: Args) -> CliResult {
     let id = match &a.op {
-        Op::Get { file_id } | Op::Set { file_id, .. } => file_id.clone(),
+        Op::Get { file_id, .. } | Op::Set { file_id, .. } => file_id.clone(),
     };
     run_inner(a).map_err(super::about(&id))
 }
@@ -47,17 +50,24 @@ pub fn run(a: Args) -> CliResult {
 fn run_inner(a: Args) -> CliResult {
     let tracker = a.client.tracker()?;
     match a.op {
-        Op::Get { file_id } => {
+        Op::Get { file_id, json } => {
             let (mut s, g, r) = storage_for(&tracker, &file_id, true)?;
-            let pairs = s.get_metadata(&g, &r)?;
+            let mut pairs = s.get_metadata(&g, &r)?;
             s.quit();
+            // As documented (a server keeps them in the order they were set).
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            let text = if json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    pairs.into_iter().map(|(k, v)| (k, v.into())).collect();
+                format!("{}\n", serde_json::Value::Object(map))
+            } else {
+                pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+            };
             let mut out = std::io::stdout().lock();
-            for (k, v) in pairs {
-                writeln!(out, "{k}={v}").map_err(|err| Error::Local {
-                    path: "stdout".into(),
-                    err,
-                })?;
-            }
+            out.write_all(text.as_bytes()).map_err(|err| Error::Local {
+                path: "stdout".into(),
+                err,
+            })?;
         }
         Op::Set {
             file_id,

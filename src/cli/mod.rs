@@ -9,12 +9,15 @@ pub mod delete;
 pub mod download;
 pub mod info;
 mod input;
+pub mod interrupt;
+mod local_time;
 pub mod meta;
 pub mod monitor;
 mod opts;
 mod progress;
 pub mod regenerate;
 pub mod server;
+mod spool;
 pub mod truncate;
 pub mod upload;
 
@@ -52,7 +55,10 @@ impl CliError {
         match self {
             CliError::Client(e) | CliError::About(_, e) => match e {
                 _ if e.status() == Some(crate::proto::status::ENOENT) => exit::NOT_FOUND,
-                client::Error::Io { .. } | client::Error::NoTracker(_) => exit::UNREACHABLE,
+                client::Error::NoGroup { .. } => exit::NOT_FOUND,
+                client::Error::Io { .. }
+                | client::Error::NoTracker(_)
+                | client::Error::NoStorage { .. } => exit::UNREACHABLE,
                 client::Error::BadFileId(_) => exit::USAGE,
                 _ => exit::FAILURE,
             },
@@ -61,9 +67,13 @@ impl CliError {
         }
     }
 
-    /// Writing to a closed stdout pipe (`fdfs download x - | head`) is not a failure.
+    /// Writing to a closed stdout pipe (`fdfs download x - | head`) is not a
+    /// failure, whether or not the error names a file.
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, CliError::Client(client::Error::Local { err, .. }) if err.kind() == std::io::ErrorKind::BrokenPipe)
+        match self {
+            CliError::Client(e) | CliError::About(_, e) => e.is_broken_pipe(),
+            CliError::Usage(_) | CliError::Other(_) => false,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! `fdfs monitor delete` to remove a stopped storage server or an empty group from every
 //! tracker. Talks to trackers through `client` only (PROTOCOL.md §4.3-4.5, §4.7).
 
+use super::local_time::local_time;
 use super::opts::ClientOpts;
 use super::{CliError, CliResult};
 use crate::client::{Error, TrackerClient};
@@ -546,28 +547,6 @@ fn time_text(t: u64, now: u64) -> String {
     }
 }
 
-/// "YYYY-MM-DD HH:MM:SS" in the local time zone (UTC, marked, if that fails).
-fn local_time(t: u64) -> String {
-    let secs = libc::time_t::try_from(t).unwrap_or(libc::time_t::MAX);
-    // SAFETY: localtime_r only writes to the tm we pass; a zeroed tm is a valid value.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
-    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
-    if ok {
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            i64::from(tm.tm_year) + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec
-        )
-    } else {
-        format!("{t} (unix time)")
-    }
-}
-
 /// `monitor delete`: the command goes to every tracker, since trackers do not forward it;
 /// done if any tracker did it (or had already done it).
 fn delete(t: &TrackerClient, group: &str, id: Option<&str>) -> CliResult {
@@ -663,7 +642,6 @@ mod tests {
         assert_eq!(duration_text(2 * 86_400 + 3600), "2d 1h");
         assert_eq!(time_text(0, 5), "never");
         assert!(time_text(100, 160).ends_with("(1m 0s ago)"));
-        assert_eq!(local_time(0).len(), 19);
         assert_eq!(rw_text(6), "read-write (6)");
     }
 

@@ -1,8 +1,8 @@
 //! Options shared by the client subcommands: where the trackers are.
 
 use super::CliError;
-use crate::client::{Error, StorageClient, Timeouts, TrackerClient};
-use crate::config::ClientConfig;
+use crate::client::{Error, OsMessage, StorageClient, Timeouts, TrackerClient};
+use crate::config::{ClientConfig, ConfigError, check_tracker_server};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -28,8 +28,12 @@ impl ClientOpts {
     /// /etc/fdfs/client.conf, then 127.0.0.1:22122.
     pub fn tracker(&self) -> Result<TrackerClient, CliError> {
         let load = |p: &Path| -> Result<ClientConfig, CliError> {
-            let (cfg, warnings) =
-                ClientConfig::load(p).map_err(|e| CliError::Usage(e.to_string()))?;
+            let (cfg, warnings) = ClientConfig::load(p).map_err(|e| match e {
+                ConfigError::Io { path, err } => {
+                    CliError::Usage(format!("{}: {}", path.display(), OsMessage(&err)))
+                }
+                e => CliError::Usage(e.to_string()),
+            })?;
             for w in warnings {
                 log::debug!("{}: {w}", p.display());
             }
@@ -46,15 +50,16 @@ impl ClientOpts {
             None => ClientConfig::default(),
         };
         if !self.trackers.is_empty() {
-            cfg.tracker_servers = self.trackers.clone();
+            cfg.tracker_servers = checked("--tracker", &self.trackers)?;
         } else if self.config.is_none()
             && let Ok(env) = std::env::var("FDFS_TRACKER")
         {
-            cfg.tracker_servers = env
+            let addrs: Vec<String> = env
                 .split([',', ' '])
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect();
+            cfg.tracker_servers = checked("FDFS_TRACKER", &addrs)?;
         }
         if cfg.tracker_servers.is_empty() {
             cfg.tracker_servers.push(DEFAULT_TRACKER.to_string());
@@ -65,6 +70,19 @@ impl ClientOpts {
         };
         Ok(TrackerClient::new(cfg.tracker_servers, t))
     }
+}
+
+/// `addrs` if each is HOST:PORT; a usage error naming `source` and the first
+/// bad one otherwise (a missing port would only fail later, as "unreachable").
+fn checked(source: &str, addrs: &[String]) -> Result<Vec<String>, CliError> {
+    for a in addrs {
+        if let Err(why) = check_tracker_server(a) {
+            return Err(CliError::Usage(format!(
+                "{source} {a}: not a tracker address HOST:PORT ({why})"
+            )));
+        }
+    }
+    Ok(addrs.to_vec())
 }
 
 /// Ask the tracker which storage holds `file_id` (or may change it, with

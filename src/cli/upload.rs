@@ -14,7 +14,9 @@ use std::path::PathBuf;
 /// Arguments of `fdfs upload`.
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// File to upload, or - for standard input.
+    /// File to upload, or - for standard input. Anything but a regular file (a
+    /// pipe, FIFO, /dev/stdin) is read to its end into a temporary file under
+    /// $TMPDIR first.
     pub file: PathBuf,
     /// Upload into this group instead of the one the tracker picks.
     #[arg(long, conflicts_with = "master")]
@@ -31,7 +33,10 @@ pub struct Args {
     /// Upload a slave file of this master file ID (e.g. a thumbnail), named after it.
     #[arg(long, value_name = "FILE_ID", requires = "prefix")]
     pub master: Option<String>,
-    /// With --master: the suffix added to the master's name (e.g. _150x150).
+    /// With --master: text put into the slave's name after the master's name,
+    /// before the extension (FastDFS's "prefix name"): master ...AAAA.jpg with
+    /// --prefix _150x150 gives ...AAAA_150x150.jpg (its extension is --ext or
+    /// the uploaded file's own, if any).
     #[arg(long, requires = "master")]
     pub prefix: Option<String>,
     #[command(flatten)]
@@ -73,7 +78,7 @@ pub fn run(a: Args) -> CliResult {
                 &master_remote,
                 prefix,
                 &ext,
-                &mut src.reader,
+                &mut src.file,
                 size,
                 &mut |d| p.update(d, size),
             )?;
@@ -84,7 +89,7 @@ pub fn run(a: Args) -> CliResult {
             let addr = format!("{}:{}", target.ip, target.port);
             let mut s = StorageClient::connect(&addr, tracker.timeouts)?;
             let (g, r) = s.upload(
-                &mut src.reader,
+                &mut src.file,
                 size,
                 &ext,
                 target.store_path_index,

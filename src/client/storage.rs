@@ -310,8 +310,27 @@ impl StorageClient {
             remote: remote.into(),
         }
         .encode();
-        let r = self.conn.call(Cmd::GetMetadata, &body, 16 << 20)?;
-        Ok(proto::decode_meta(&r))
+        match self.conn.call(Cmd::GetMetadata, &body, 16 << 20) {
+            Ok(r) => Ok(proto::decode_meta(&r)),
+            // A storage answers ENOENT both when the file has no metadata and
+            // when there is no file (upstream's does); QUERY_FILE_INFO tells
+            // which. Asked on a new connection: a server may close the one
+            // that carried an error.
+            Err(e) if e.status() == Some(proto::status::ENOENT) => {
+                self.conn = Connection::connect(&self.conn.peer, self.timeouts, None)?;
+                match self.conn.call_flagged(
+                    Cmd::QueryFileInfo,
+                    proto::QUERY_FLAG_NO_CRC32,
+                    &body,
+                    128,
+                ) {
+                    Ok(_) => Ok(Vec::new()),
+                    Err(fe) if fe.status() == Some(proto::status::ENOENT) => Err(e),
+                    Err(fe) => Err(fe),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Size, creation time, CRC32 and source of a file.

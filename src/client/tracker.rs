@@ -57,9 +57,10 @@ impl TrackerClient {
     /// Where to upload (QUERY_STORE_WITH[OUT]_GROUP_ONE).
     pub fn query_store(&self, group: Option<&str>) -> Result<proto::StoreTarget, Error> {
         let r = match group {
-            Some(g) => self.call(Cmd::QueryStoreWithGroupOne, &proto::encode_group(g))?,
-            None => self.call(Cmd::QueryStoreWithoutGroupOne, &[])?,
+            Some(g) => self.call(Cmd::QueryStoreWithGroupOne, &proto::encode_group(g)),
+            None => self.call(Cmd::QueryStoreWithoutGroupOne, &[]),
         };
+        let r = r.map_err(|e| self.why_none(e, group))?;
         proto::StoreTarget::decode(&r).map_err(|e| self.peer_err(e))
     }
 
@@ -80,8 +81,77 @@ impl TrackerClient {
             remote: remote.into(),
         }
         .encode();
-        let r = self.call(cmd, &body)?;
+        let r = self
+            .call(cmd, &body)
+            .map_err(|e| self.why_none(e, Some(group)))?;
         proto::FetchTarget::decode(&r).map_err(|e| self.peer_err(e))
+    }
+
+    /// A QUERY_* that a tracker answered with ENOENT: it says so both for a
+    /// group it does not know and for a group none of whose storages is
+    /// ACTIVE, which are "not found" and "unavailable" to the user. Ask that
+    /// tracker which (LIST_ONE_GROUP, LIST_STORAGE); if it cannot tell, its
+    /// first answer stands.
+    fn why_none(&self, e: Error, group: Option<&str>) -> Error {
+        let Error::Status {
+            addr,
+            status: proto::status::ENOENT,
+            ..
+        } = &e
+        else {
+            return e;
+        };
+        let tracker = addr.clone();
+        let servers = match group {
+            Some(g) => match self.call_at(&tracker, Cmd::ListOneGroup, &proto::encode_group(g)) {
+                Err(ge) if ge.status() == Some(proto::status::ENOENT) => {
+                    return Error::NoGroup {
+                        tracker,
+                        group: g.into(),
+                    };
+                }
+                Err(_) => return e,
+                Ok(_) => self.storages_text(&tracker, g, false),
+            },
+            None => match self.list_groups_at(&tracker) {
+                Err(_) => return e,
+                Ok(groups) => groups
+                    .iter()
+                    .flat_map(|g| self.storages_text(&tracker, &g.name, true))
+                    .collect(),
+            },
+        };
+        Error::NoStorage {
+            tracker,
+            group: group.map(String::from),
+            servers,
+        }
+    }
+
+    /// "127.0.0.2:23000 OFFLINE" for each storage of `group` that the tracker
+    /// at `addr` lists (prefixed "group1: " with `named`); empty if it cannot.
+    fn storages_text(&self, addr: &str, group: &str, named: bool) -> Vec<String> {
+        let prefix = if named {
+            format!("{group}: ")
+        } else {
+            String::new()
+        };
+        let list = self.list_storages_at(addr, group).unwrap_or_default();
+        list.iter()
+            .map(|s| {
+                let id = if s.id.is_empty() || s.id == s.ip {
+                    String::new()
+                } else {
+                    format!("{} ", s.id)
+                };
+                format!(
+                    "{prefix}{id}{}:{} {}",
+                    s.ip,
+                    s.storage_port,
+                    proto::storage_status::name(s.status)
+                )
+            })
+            .collect()
     }
 }
 

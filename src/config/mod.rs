@@ -22,6 +22,7 @@ use std::path::PathBuf;
 pub use self::allow::host_allowed;
 pub use self::client::ClientConfig;
 pub use self::ini::Reserved;
+pub use self::read::check_tracker_server;
 pub use self::storage::StorageConfig;
 pub use self::tracker::{IpAddrSize, TrackerConfig};
 

@@ -202,7 +202,7 @@ pub(super) fn is_valid_group_name(name: &str) -> bool {
 }
 
 /// Checks a `tracker_server` value: `host:port`, `ip1,ip2:port` or `[v6]:port`, port 1..65535.
-pub(super) fn check_tracker_server(v: &str) -> Result<(), String> {
+pub fn check_tracker_server(v: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = v.strip_prefix('[') {
         let (h, p) = rest.split_once("]:").ok_or("expected [ipv6]:port")?;
         (h, p)

@@ -5,6 +5,11 @@
 
 mod appender;
 mod cli;
+mod cli_format;
+mod cli_input;
+mod cli_output;
+mod cli_unavailable;
+mod cli_usage;
 mod cluster;
 mod daemons;
 mod hostile;

@@ -627,6 +627,25 @@ impl Cluster {
         self.run(Path::new(FDFS), &full, stdin, CLI_TIMEOUT)
     }
 
+    /// `fdfs ARGS --tracker <tracker>` ready to spawn in the work dir with stdio of the
+    /// test's choice (for tests that watch or signal the program while it runs); recorded in
+    /// the history as spawned.
+    pub fn fdfs_command(&self, args: &[&str]) -> Command {
+        let tracker = self.tracker_addr().to_string();
+        let mut cmd = Command::new(FDFS);
+        cmd.args(args)
+            .args(["--tracker", &tracker])
+            .current_dir(self.work_dir());
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!(
+                "{FDFS} {} --tracker {tracker} (spawned)",
+                args.join(" ")
+            ));
+        cmd
+    }
+
     /// Runs any program in the work dir and records it in the history.
     pub fn run<S: AsRef<OsStr>>(
         &self,
