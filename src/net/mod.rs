@@ -14,7 +14,7 @@ mod spin;
 
 pub use log_limit::LogLimit;
 pub use pool::Pool;
-pub use server::{ConnStats, Server, ServerOptions, StopHandle};
+pub use server::{ConnStats, Listeners, Server, ServerOptions, StopHandle};
 
 use crate::proto::Header;
 use std::fs::File;

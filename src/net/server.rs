@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,8 +25,6 @@ const TICK: Duration = Duration::from_millis(500);
 pub struct ServerOptions {
     /// Thread name prefix, e.g. "fdfs-tracker".
     pub name: String,
-    /// Network (event loop) threads.
-    pub threads: usize,
     /// Total connections over all threads; more wait in the listen backlog.
     pub max_connections: usize,
     /// Idle connections are closed after this long.
@@ -83,25 +81,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind `addr` (port 0 picks one) and start the loops serving `svc`.
+    /// Start the loops serving `svc`, one per listener of `listeners`.
     pub fn start<S: Service>(
-        addr: SocketAddr,
+        listeners: Listeners,
         svc: Arc<S>,
         opts: ServerOptions,
     ) -> io::Result<Server> {
-        let nthreads = opts.threads.max(1);
-        let first = bind(addr)?;
-        let local = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..nthreads {
-            listeners.push(bind(local)?);
-        }
+        let Listeners { addr: local, socks } = listeners;
         let stop = Arc::new(AtomicBool::new(false));
         let spinning = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(ConnStats::default());
         let mut loops = Vec::new();
         let mut wakers = Vec::new();
-        for (i, std_listener) in listeners.into_iter().enumerate() {
+        for (i, std_listener) in socks.into_iter().enumerate() {
             let poll = Poll::new()?;
             let waker = Arc::new(Wake {
                 waker: Waker::new(poll.registry(), WAKER)?,
@@ -114,7 +106,7 @@ impl Server {
             wakers.push(waker.clone());
             loops.push(Loop {
                 poll,
-                listener,
+                listener: Some(listener),
                 svc: svc.clone(),
                 opts: opts.clone(),
                 conns: Slab::default(),
@@ -124,6 +116,7 @@ impl Server {
                 waker,
                 stop: stop.clone(),
                 accept_pending: false,
+                draining: false,
                 id: i,
                 spin: Spin::new(opts.busy_poll),
                 spinning: spinning.clone(),
@@ -171,6 +164,66 @@ impl Server {
             let _ = t.join();
         }
     }
+}
+
+/// The listening sockets of a server, bound before it starts (a daemon binds
+/// as root, then drops privileges, then serves): one per network thread, all
+/// on one port with SO_REUSEPORT, so the kernel spreads connections.
+pub struct Listeners {
+    addr: SocketAddr,
+    socks: Vec<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Bind `bind_addr` ("" or `None`: all addresses) and `port` (0 picks one)
+    /// for `threads` loops. A port that any socket listens on already is
+    /// refused (`AddrInUse`, naming the address), even one of another fdfs on
+    /// it: SO_REUSEPORT would let the two share it, each getting part of the
+    /// clients.
+    pub fn bind(bind_addr: Option<&str>, port: u16, threads: usize) -> io::Result<Listeners> {
+        let addr = listen_addr(bind_addr, port)?;
+        if port != 0 {
+            probe(addr).map_err(|e| named(addr, e))?;
+        }
+        let first = bind(addr).map_err(|e| named(addr, e))?;
+        let addr = first.local_addr()?;
+        let mut socks = vec![first];
+        for _ in 1..threads.max(1) {
+            socks.push(bind(addr).map_err(|e| named(addr, e))?);
+        }
+        Ok(Listeners { addr, socks })
+    }
+}
+
+/// Resolve a `bind_addr` + port pair ("" = all addresses).
+fn listen_addr(bind: Option<&str>, port: u16) -> io::Result<SocketAddr> {
+    let host = bind.filter(|b| !b.is_empty()).unwrap_or("0.0.0.0");
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve bind_addr {host}"),
+        )
+    })
+}
+
+/// An error of binding `addr` that says which address.
+fn named(addr: SocketAddr, e: io::Error) -> io::Error {
+    let msg = match e.kind() {
+        io::ErrorKind::AddrInUse => format!("{addr} is in use: another server listens there"),
+        _ => format!("cannot listen on {addr}: {e}"),
+    };
+    io::Error::new(e.kind(), msg)
+}
+
+/// Fails with `AddrInUse` while any socket listens on `addr`. Our listeners
+/// use SO_REUSEPORT, so binding them would succeed beside another fdfs (of
+/// the same user) on the port; a socket without it cannot. SO_REUSEADDR
+/// still lets a restarted daemon bind over connections in TIME_WAIT.
+fn probe(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())
 }
 
 fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -241,6 +294,9 @@ impl<T> Slab<T> {
         self.free.push(i);
         Some(t)
     }
+    fn is_empty(&self) -> bool {
+        self.free.len() == self.slots.len()
+    }
     fn indices(&self) -> Vec<usize> {
         (0..self.slots.len())
             .filter(|&i| self.slots[i].is_some())
@@ -250,7 +306,8 @@ impl<T> Slab<T> {
 
 struct Loop<S: Service> {
     poll: Poll,
-    listener: TcpListener,
+    /// Closed (None) once the server stops: the kernel then refuses new connections.
+    listener: Option<TcpListener>,
     svc: Arc<S>,
     opts: ServerOptions,
     conns: Slab<Conn<S::Session, S::Stream>>,
@@ -260,6 +317,8 @@ struct Loop<S: Service> {
     waker: Arc<Wake>,
     stop: Arc<AtomicBool>,
     accept_pending: bool,
+    /// Stopping: no new requests; a connection closes once its reply is written.
+    draining: bool,
     id: usize,
     spin: Spin,
     /// Set while one of the server's loops spins.
@@ -283,26 +342,7 @@ impl<S: Service> Loop<S> {
             }
             self.spin
                 .polled(Instant::now(), !events.is_empty(), &self.spinning);
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    Token(t) => {
-                        if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
-                            && let Some(c) = self.conns.get_mut(t)
-                        {
-                            c.readable = true;
-                        }
-                        if ev.is_writable()
-                            || ev.is_readable()
-                            || ev.is_read_closed()
-                            || ev.is_error()
-                        {
-                            self.drive(t);
-                        }
-                    }
-                }
-            }
+            self.handle(&events);
             self.completions();
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + TICK;
@@ -312,8 +352,72 @@ impl<S: Service> Loop<S> {
                 }
             }
         }
+        self.drain(&mut events)
+    }
+
+    /// Act on one poll's events.
+    fn handle(&mut self, events: &Events) {
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => self.accept(),
+                WAKER => {}
+                Token(t) => {
+                    if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                        && let Some(c) = self.conns.get_mut(t)
+                    {
+                        c.readable = true;
+                        c.hup |= ev.is_read_closed() || ev.is_error();
+                    }
+                    if ev.is_writable() || ev.is_readable() || ev.is_read_closed() || ev.is_error()
+                    {
+                        self.drive(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drain, don't drop: once stopped, accept nothing more and close the
+    /// connections that wait for a request, but keep serving each one with a
+    /// request under way (being read, with a worker, held until the journal
+    /// has it, or its reply being written) until its reply is written, then
+    /// close it. A client whose request was taken gets its answer, and a
+    /// durable upload's reply still waits for its journal round. Bounded by
+    /// `idle_timeout`: what is not done by then is closed.
+    fn drain(&mut self, events: &mut Events) -> io::Result<()> {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.accept_pending = false;
+        self.draining = true;
         for t in self.conns.indices() {
-            self.close(t, "server stopping");
+            if self.conns.get_mut(t).is_some_and(|c| !c.in_flight()) {
+                self.close(t, "server stopping");
+            }
+        }
+        let deadline = Instant::now() + self.opts.idle_timeout;
+        let mut next_tick = Instant::now() + TICK;
+        while !self.conns.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let timeout = deadline.min(next_tick).saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.handle(events);
+            self.completions();
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + TICK;
+                self.sweep();
+            }
+        }
+        for t in self.conns.indices() {
+            self.close(t, "server stopping: no reply within the drain deadline");
         }
         Ok(())
     }
@@ -325,7 +429,10 @@ impl<S: Service> Loop<S> {
                 self.accept_pending = true;
                 return;
             }
-            let (sock, peer) = match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (sock, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_pending = false;
@@ -371,7 +478,7 @@ impl<S: Service> Loop<S> {
             if c.writing {
                 match c.flush() {
                     Ok(true) => {
-                        if c.close_after_write {
+                        if c.close_after_write || self.draining {
                             self.close(t, "closed after reply");
                             return;
                         }
@@ -777,6 +884,23 @@ mod tests {
 
     /// `bind` sets TCP_NODELAY on the listener only, relying on Linux to pass it to every
     /// accepted connection (replies with a header and a `sendfile` body are two writes).
+    #[test]
+    fn a_port_in_use_is_refused_by_name() {
+        let first = Listeners::bind(Some("127.0.0.1"), 0, 2).expect("bind");
+        let port = first.addr.port();
+        // Our own SO_REUSEPORT listeners would share it; the probe refuses.
+        let e = Listeners::bind(Some("127.0.0.1"), port, 2)
+            .err()
+            .expect("a second server on the port must fail");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            e.to_string(),
+            format!("127.0.0.1:{port} is in use: another server listens there")
+        );
+        drop(first);
+        Listeners::bind(Some("127.0.0.1"), port, 2).expect("free again once closed");
+    }
+
     #[test]
     fn accepted_connections_inherit_nodelay() {
         let l = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");

@@ -73,7 +73,7 @@ fn stored_files(store: &Path) -> Vec<std::path::PathBuf> {
 
 /// Files that process `pid` holds open under `dir/data/` (an upload's temp
 /// file has no name: /proc shows it as `<dir>/#<inode> (deleted)`). The
-/// binlog and log files are left out.
+/// binlog, log and pid files are left out.
 fn open_files_below(pid: u32, dir: &Path) -> Vec<String> {
     let data = dir.join("data");
     let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -82,6 +82,7 @@ fn open_files_below(pid: u32, dir: &Path) -> Vec<String> {
     entries
         .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
         .filter(|t| t.starts_with(&data) && !t.starts_with(data.join("sync")))
+        .filter(|t| t.extension().is_none_or(|e| e != "pid"))
         .map(|t| t.display().to_string())
         .collect()
 }
