@@ -7,14 +7,16 @@
 //! [`Reply`]s, inline or on a worker [`Pool`]. Depends on `proto` for the header only.
 
 mod conn;
+mod listen;
 mod log_limit;
 mod pool;
 mod server;
 mod spin;
 
+pub use listen::Listeners;
 pub use log_limit::LogLimit;
 pub use pool::Pool;
-pub use server::{ConnStats, Listeners, Server, ServerOptions, StopHandle};
+pub use server::{ConnStats, Server, ServerOptions, StopHandle};
 
 use crate::proto::Header;
 use std::fs::File;
