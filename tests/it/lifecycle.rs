@@ -181,6 +181,7 @@ fn pid_file_of_a_running_fastdfs_daemon_is_respected_a_stale_one_is_not() {
     let c_pid = c_tracker.id();
     fs::write(&pid_file, c_pid.to_string()).expect("write pid file");
     let run = fdfs_in(&work, &["tracker", "-c", &path_str(&conf)]);
+    let stop = fdfs_in(&work, &["tracker", "-c", &path_str(&conf), "stop"]);
     let _ = c_tracker.kill();
     let _ = c_tracker.wait();
     assert_exit(
@@ -188,6 +189,8 @@ fn pid_file_of_a_running_fastdfs_daemon_is_respected_a_stale_one_is_not() {
         EXIT_USAGE,
         &[&format!("names pid {c_pid}, a running fdfs_trackerd")],
     );
+    // `stop` (and so `restart`) ends it as FastDFS's own `fdfs_trackerd FILE stop` would.
+    assert_exit(&stop, 0, &[&format!("tracker pid {c_pid} stopped")]);
     // Now the pid is stale: the tracker takes the file over.
     let mut tracker = Daemon::start(
         "tracker",
