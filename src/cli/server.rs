@@ -53,6 +53,10 @@ pub struct Args {
 
 /// Run `fdfs server`.
 pub fn run(a: Args) -> CliResult {
+    serve(a).map_err(super::daemon::plain_error)
+}
+
+fn serve(a: Args) -> CliResult {
     let set = block_signals();
     let dir = std::path::absolute(&a.dir)
         .map_err(|e| CliError::Other(format!("{}: {e}", a.dir.display())))?;
@@ -72,9 +76,8 @@ pub fn run(a: Args) -> CliResult {
     ] {
         let path = pid_path(base, name);
         if let Some(data) = path.parent() {
-            std::fs::create_dir_all(data).map_err(|e| {
-                CliError::Other(super::daemon::plain(&format!("{}: {e}", data.display())))
-            })?;
+            std::fs::create_dir_all(data)
+                .map_err(|e| CliError::Other(format!("{}: {e}", data.display())))?;
         }
         let pid = PidFile::lock(&path, role)?;
         pid.write_pid()?;

@@ -321,6 +321,13 @@ impl<S: Service> Loop<S> {
                 self.close(t, "server stopping");
             }
         }
+        let busy = self.conns.indices().len();
+        if busy > 0 {
+            log::info!(
+                "{}: stopping: answering {busy} request(s) under way",
+                self.name()
+            );
+        }
         let deadline = Instant::now() + self.opts.idle_timeout;
         let mut next_tick = Instant::now() + TICK;
         while !self.conns.is_empty() {
@@ -342,10 +349,24 @@ impl<S: Service> Loop<S> {
                 self.sweep();
             }
         }
-        for t in self.conns.indices() {
+        let late = self.conns.indices();
+        if !late.is_empty() {
+            log::warn!(
+                "{}: stopping: {} request(s) still under way after {:?}, closing their connections",
+                self.name(),
+                late.len(),
+                self.opts.idle_timeout
+            );
+        }
+        for t in late {
             self.close(t, "server stopping: no reply within the drain deadline");
         }
         Ok(())
+    }
+
+    /// The loop's thread name, for log lines.
+    fn name(&self) -> String {
+        format!("{}-loop{}", self.opts.name, self.id)
     }
 
     fn accept(&mut self) {

@@ -126,6 +126,31 @@ fn second_daemon_on_the_same_base_path_is_refused() {
 }
 
 #[test]
+fn second_combined_server_on_the_same_dir_is_refused() {
+    let mut cluster = Cluster::start_combined();
+    let dir = path_str(&cluster.root().join("server"));
+    let args = [
+        "server",
+        "--dir",
+        &dir,
+        "--tracker-port",
+        "0",
+        "--storage-port",
+        "0",
+    ];
+    let run = fdfs_in(&cluster.work_dir(), &args);
+    assert_exit(
+        &run,
+        EXIT_USAGE,
+        &[
+            &format!("tracker already running: pid {}", cluster.pid(0)),
+            "tracker/data/fdfs_trackerd.pid",
+        ],
+    );
+    cluster.assert_serves("second_combined_server_on_the_same_dir_is_refused");
+}
+
+#[test]
 fn second_daemon_on_a_port_in_use_is_refused() {
     let mut cluster = Cluster::start();
     let work = cluster.work_dir();

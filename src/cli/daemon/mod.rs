@@ -139,7 +139,7 @@ pub fn start_error(role: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
 }
 
 /// `msg` without the " (os error N)" that Rust appends to system errors.
-pub fn plain(msg: &str) -> String {
+fn plain(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     while let Some(i) = rest.find(" (os error ") {
@@ -155,6 +155,16 @@ pub fn plain(msg: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `e` without "(os error N)" in its message (see [`plain`]).
+pub fn plain_error(e: CliError) -> CliError {
+    match e {
+        CliError::Usage(m) => CliError::Usage(plain(&m)),
+        CliError::NotFound(m) => CliError::NotFound(plain(&m)),
+        CliError::Other(m) => CliError::Other(plain(&m)),
+        e => e,
+    }
 }
 
 fn config_err(e: impl std::fmt::Display) -> CliError {
@@ -311,13 +321,13 @@ impl Role for StorageConfig {
 /// Run `fdfs tracker`.
 pub fn run_tracker(a: TrackerArgs) -> CliResult {
     let (cfg, warnings) = load_tracker(a.config.as_deref())?;
-    run(cfg, warnings, a.log_stderr, a.action)
+    run(cfg, warnings, a.log_stderr, a.action).map_err(plain_error)
 }
 
 /// Run `fdfs storage`.
 pub fn run_storage(a: StorageArgs) -> CliResult {
     let (cfg, warnings) = load_storage(a.config.as_deref())?;
-    run(cfg, warnings, a.log_stderr, a.action)
+    run(cfg, warnings, a.log_stderr, a.action).map_err(plain_error)
 }
 
 /// The pid file of a daemon with data in `base_path`.
@@ -367,7 +377,8 @@ fn run<R: Role>(
         if let Some(ready) = ready.take() {
             ready.done();
         }
-    });
+    })
+    .map_err(plain_error);
     if let Some(ready) = ready.take() {
         // It never served: say why while the terminal is still ours.
         let code = match &r {
