@@ -29,9 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a tracker server in the foreground.
+    /// Run a tracker server in the foreground, or start|stop|restart|status one in the background.
     Tracker(cli::daemon::TrackerArgs),
-    /// Run a storage server in the foreground.
+    /// Run a storage server in the foreground, or start|stop|restart|status one in the background.
     Storage(cli::daemon::StorageArgs),
     /// Run a tracker and one storage in one process, for trying fdfs out.
     Server(cli::server::Args),

@@ -45,6 +45,8 @@ pub enum CliError {
     About(String, client::Error),
     /// Bad arguments or config.
     Usage(String),
+    /// What was asked about does not exist (a daemon that is not running).
+    NotFound(String),
     /// Anything else (local files, daemons).
     Other(String),
 }
@@ -63,6 +65,7 @@ impl CliError {
                 _ => exit::FAILURE,
             },
             CliError::Usage(_) => exit::USAGE,
+            CliError::NotFound(_) => exit::NOT_FOUND,
             CliError::Other(_) => exit::FAILURE,
         }
     }
@@ -72,7 +75,7 @@ impl CliError {
     pub fn is_broken_pipe(&self) -> bool {
         match self {
             CliError::Client(e) | CliError::About(_, e) => e.is_broken_pipe(),
-            CliError::Usage(_) | CliError::Other(_) => false,
+            CliError::Usage(_) | CliError::NotFound(_) | CliError::Other(_) => false,
         }
     }
 }
@@ -84,7 +87,7 @@ impl fmt::Display for CliError {
             // A bad file ID already names itself.
             CliError::About(_, e @ client::Error::BadFileId(_)) => e.fmt(f),
             CliError::About(what, e) => write!(f, "{what}: {e}"),
-            CliError::Usage(m) | CliError::Other(m) => f.write_str(m),
+            CliError::Usage(m) | CliError::NotFound(m) | CliError::Other(m) => f.write_str(m),
         }
     }
 }

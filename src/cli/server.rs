@@ -1,7 +1,9 @@
 //! `fdfs server`: a tracker and one storage in one process with built-in
 //! defaults, for a first try on one machine.
 
-use super::daemon::{announce, block_signals, init_logging, spawn_signal_thread};
+use super::daemon::{
+    PidFile, announce, block_signals, init_logging, pid_path, spawn_signal_thread, start_error,
+};
 use super::{CliError, CliResult};
 use crate::config::{StorageConfig, TrackerConfig};
 use clap::Args as ClapArgs;
@@ -51,6 +53,10 @@ pub struct Args {
 
 /// Run `fdfs server`.
 pub fn run(a: Args) -> CliResult {
+    serve(a).map_err(super::daemon::plain_error)
+}
+
+fn serve(a: Args) -> CliResult {
     let set = block_signals();
     let dir = std::path::absolute(&a.dir)
         .map_err(|e| CliError::Other(format!("{}: {e}", a.dir.display())))?;
@@ -61,11 +67,26 @@ pub fn run(a: Args) -> CliResult {
         check_active_interval: Duration::from_secs(10),
         ..TrackerConfig::default()
     };
-    let log = init_logging(&dir, "fdfs-server.log", &tcfg.log_level, a.log_stderr)?;
-    let tracker =
-        crate::tracker::start(tcfg).map_err(|e| CliError::Other(format!("tracker: {e}")))?;
-    announce("tracker", tracker.local_addr());
     let sbase = dir.join("storage");
+    // One pid file per role directory, as two daemons would have.
+    let mut pids = Vec::new();
+    for (base, name, role) in [
+        (&tcfg.base_path, "fdfs_trackerd.pid", "tracker"),
+        (&sbase, "fdfs_storaged.pid", "storage"),
+    ] {
+        let path = pid_path(base, name);
+        if let Some(data) = path.parent() {
+            std::fs::create_dir_all(data)
+                .map_err(|e| CliError::Other(format!("{}: {e}", data.display())))?;
+        }
+        let pid = PidFile::lock(&path, role)?;
+        pid.write_pid()?;
+        pids.push(pid);
+    }
+    let log = init_logging(&dir, "fdfs-server.log", &tcfg.log_level, a.log_stderr)?;
+    let tracker_listeners = crate::tracker::bind(&tcfg).map_err(start_error("tracker"))?;
+    let tracker = crate::tracker::start(tcfg, tracker_listeners).map_err(start_error("tracker"))?;
+    announce("tracker", tracker.local_addr());
     let scfg = StorageConfig {
         group_name: a.group.clone(),
         bind_addr: Some(a.bind.clone()),
@@ -93,8 +114,8 @@ pub fn run(a: Args) -> CliResult {
         dir.display(),
         dir.join("logs").display()
     );
-    let storage =
-        crate::storage::start(scfg).map_err(|e| CliError::Other(format!("storage: {e}")))?;
+    let storage_listeners = crate::storage::bind(&scfg).map_err(start_error("storage"))?;
+    let storage = crate::storage::start(scfg, storage_listeners).map_err(start_error("storage"))?;
     announce("storage", storage.local_addr());
     let (stop_t, stop_s) = (tracker.stopper(), storage.stopper());
     spawn_signal_thread(set, vec![log], move || {
@@ -103,5 +124,6 @@ pub fn run(a: Args) -> CliResult {
     });
     storage.join();
     tracker.join();
+    drop(pids);
     Ok(())
 }

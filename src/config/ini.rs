@@ -154,6 +154,11 @@ impl Ini {
         Ok(())
     }
 
+    /// The top-level file.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
     /// Directory of the top-level file (relative paths in values resolve against it).
     pub fn base_dir(&self) -> &Path {
         match self.origin.parent() {

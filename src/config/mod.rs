@@ -45,6 +45,27 @@ pub enum ConfigError {
         /// What is wrong.
         msg: String,
     },
+    /// A required key is absent from the file at `path`.
+    Missing {
+        /// The config file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Why it is needed.
+        why: String,
+    },
+    /// A directory named by `key` in the file at `path` cannot be used (a daemon's
+    /// `base_path` or `store_pathN` must exist, as in FastDFS).
+    Dir {
+        /// The config file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The directory as configured.
+        dir: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A key has a value of the wrong form or out of range; `msg` names the place.
     Value {
         /// The key.
@@ -63,6 +84,15 @@ impl fmt::Display for ConfigError {
             ConfigError::Syntax { path, line, msg } => {
                 write!(f, "{}:{line}: {msg}", path.display())
             }
+            ConfigError::Missing { path, key, why } => {
+                write!(f, "{}: no {key} line: {why}", path.display())
+            }
+            ConfigError::Dir {
+                path,
+                key,
+                dir,
+                why,
+            } => write!(f, "{}: {key} = {}: {why}", path.display(), dir.display()),
             ConfigError::Value { key, value, msg } => {
                 write!(f, "bad value for {key} = {value:?}: {msg}")
             }

@@ -196,6 +196,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Checks that `dir`, set by `key` in the config file `conf`, is an existing
+/// directory: a daemon's `base_path` and store paths are not created for it
+/// (as in FastDFS), so that a typo is reported rather than used.
+pub(super) fn existing_dir(conf: &Path, key: &str, dir: &Path) -> Result<(), ConfigError> {
+    let why = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "not a directory".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "no such directory (create it first)".to_string()
+        }
+        Err(e) => e.to_string(),
+    };
+    Err(ConfigError::Dir {
+        path: conf.to_path_buf(),
+        key: key.to_string(),
+        dir: dir.to_path_buf(),
+        why,
+    })
+}
+
 /// Group names: 1..=16 chars of `[A-Za-z0-9]` (FDFS_GROUP_NAME_MAX_LEN).
 pub(super) fn is_valid_group_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 16 && name.bytes().all(|c| c.is_ascii_alphanumeric())

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::ini::{Ini, parse_bool};
-use super::read::{Reader, is_valid_group_name, tracker_servers};
+use super::read::{Reader, existing_dir, is_valid_group_name, tracker_servers};
 
 /// Most store paths (the index is two hex digits in file names).
 pub const MAX_STORE_PATHS: u32 = 256;
@@ -108,6 +108,10 @@ pub struct StorageConfig {
     /// thread keeps polling after a request before it sleeps, so that the
     /// next one needs no wake-up (see `net::spin`).
     pub busy_poll_us: u64,
+    /// `run_by_user`: the user the daemon runs as once its port is bound.
+    pub run_by_user: Option<String>,
+    /// `run_by_group`: its group (default: the user's own group).
+    pub run_by_group: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -154,6 +158,8 @@ impl Default for StorageConfig {
             disk_inline_reads: false,
             disk_inline_writes: true,
             busy_poll_us: BUSY_POLL_US,
+            run_by_user: None,
+            run_by_group: None,
         }
     }
 }
@@ -204,8 +210,6 @@ impl StorageConfig {
         let mut r = Reader::new(ini);
         r.ignore(IGNORED);
         r.ignore_prefix("http.");
-        r.unsupported("run_by_group", &[""], "runs as the current group");
-        r.unsupported("run_by_user", &[""], "runs as the current user");
         r.unsupported(
             "address_family",
             &["", "auto"],
@@ -247,13 +251,14 @@ impl StorageConfig {
         }
         let base_path = r.path("base_path", &d.base_path)?;
         let (store_paths, store_path_readonly) = store_paths(&mut r, &base_path)?;
-        let mut tracker_servers = tracker_servers(&mut r)?;
+        let tracker_servers = tracker_servers(&mut r)?;
         if tracker_servers.is_empty() {
-            r.warn(format!(
-                "no tracker_server given, using {}",
-                d.tracker_servers[0]
-            ));
-            tracker_servers = d.tracker_servers.clone();
+            // Joining a default tracker would hide the mistake (FastDFS refuses too).
+            return Err(ConfigError::Missing {
+                path: ini.origin().to_path_buf(),
+                key: "tracker_server".into(),
+                why: "a storage needs at least one tracker_server = HOST:PORT".into(),
+            });
         }
         let mut allow_hosts = r.all("allow_hosts");
         if allow_hosts.is_empty() {
@@ -332,6 +337,8 @@ impl StorageConfig {
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
             disk_inline_writes: r.bool("disk_inline_writes", d.disk_inline_writes),
             busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, BUSY_POLL_US_RANGE)?,
+            run_by_user: r.opt_string("run_by_user"),
+            run_by_group: r.opt_string("run_by_group"),
         };
         Ok((cfg, r.finish()))
     }
@@ -339,6 +346,16 @@ impl StorageConfig {
     /// Loads and parses a storage.conf.
     pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
         StorageConfig::from_ini(&Ini::load(path)?)
+    }
+
+    /// Checks that `base_path` and every store path exist (a daemon started
+    /// with the file at `conf` does not create them, as in FastDFS).
+    pub fn check_dirs(&self, conf: &Path) -> Result<(), ConfigError> {
+        existing_dir(conf, "base_path", &self.base_path)?;
+        for (i, p) in self.store_paths.iter().enumerate() {
+            existing_dir(conf, &format!("store_path{i}"), p)?;
+        }
+        Ok(())
     }
 }
 
@@ -463,9 +480,16 @@ mod tests {
 
     #[test]
     fn defaults_when_empty() {
-        let (c, w) = from_text("").unwrap();
-        assert_eq!(w.len(), 1, "warns about the default tracker: {w:?}");
-        assert_eq!(c.tracker_servers, vec!["127.0.0.1:22122"]);
+        match from_text("") {
+            Err(e @ ConfigError::Missing { .. }) => assert_eq!(
+                e.to_string(),
+                "/etc/fdfs/storage.conf: no tracker_server line: \
+                 a storage needs at least one tracker_server = HOST:PORT"
+            ),
+            other => panic!("a storage.conf without tracker_server: {other:?}"),
+        }
+        let (c, w) = from_text("tracker_server = 127.0.0.1:22122\n").unwrap();
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.base_path, PathBuf::from("./fdfs-data/storage"));
         assert_eq!(c.store_paths, vec![c.base_path.clone()]);
         assert_eq!(c.sync_wait_msec, Duration::from_millis(100));
@@ -538,7 +562,8 @@ mod tests {
             ("port = 65536\n", "port"),
             ("busy_poll_us = 1001\n", "busy_poll_us"),
         ] {
-            match from_text(text) {
+            let text = format!("tracker_server = h:1\n{text}");
+            match from_text(&text) {
                 Err(ConfigError::Value { key: k, .. }) => assert_eq!(k, key, "{text}"),
                 other => panic!("{text}: {other:?}"),
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::ini::{Ini, Reserved, parse_reserved};
-use super::read::{Reader, is_valid_group_name};
+use super::read::{Reader, existing_dir, is_valid_group_name};
 
 /// IP field width in tracker replies (`response_ip_addr_size`, PROTOCOL.md §4.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +89,10 @@ pub struct TrackerConfig {
     pub store_slave_file_use_link: bool,
     /// Trunk files (not implemented by fdfs; the servers decide how to react).
     pub use_trunk_file: bool,
+    /// `run_by_user`: the user the daemon runs as once its port is bound.
+    pub run_by_user: Option<String>,
+    /// `run_by_group`: its group (default: the user's own group).
+    pub run_by_group: Option<String>,
 }
 
 impl Default for TrackerConfig {
@@ -125,6 +129,8 @@ impl Default for TrackerConfig {
             fetch_all_layout_v616: false,
             store_slave_file_use_link: false,
             use_trunk_file: false,
+            run_by_user: None,
+            run_by_group: None,
         }
     }
 }
@@ -181,8 +187,6 @@ impl TrackerConfig {
         let mut r = Reader::new(ini);
         r.ignore(IGNORED);
         r.ignore_prefix("http.");
-        r.unsupported("run_by_group", &[""], "runs as the current group");
-        r.unsupported("run_by_user", &[""], "runs as the current user");
         r.unsupported(
             "address_family",
             &["", "auto"],
@@ -266,6 +270,8 @@ impl TrackerConfig {
             store_slave_file_use_link: r
                 .bool("store_slave_file_use_link", d.store_slave_file_use_link),
             use_trunk_file: r.bool("use_trunk_file", d.use_trunk_file),
+            run_by_user: r.opt_string("run_by_user"),
+            run_by_group: r.opt_string("run_by_group"),
         };
         if cfg.min_buff_size > cfg.max_buff_size {
             // Blame the key the user actually wrote.
@@ -287,6 +293,12 @@ impl TrackerConfig {
     /// Loads and parses a tracker.conf.
     pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
         TrackerConfig::from_ini(&Ini::load(path)?)
+    }
+
+    /// Checks that `base_path` exists (a daemon started with the file at
+    /// `conf` does not create it, as in FastDFS).
+    pub fn check_dirs(&self, conf: &Path) -> Result<(), ConfigError> {
+        existing_dir(conf, "base_path", &self.base_path)
     }
 }
 
@@ -387,9 +399,10 @@ mod tests {
         );
         assert_eq!(c.min_buff_size, 16384);
         assert_eq!(c.log_level, "debug");
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("run_by_user") && w[0].contains("tracker.conf:15"));
-        assert!(w[1].contains("unknown key foo ignored") && w[1].contains("tracker.conf:16"));
+        assert_eq!(c.run_by_user.as_deref(), Some("fdfs"));
+        assert_eq!(c.run_by_group, None);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("unknown key foo ignored") && w[0].contains("tracker.conf:16"));
     }
 
     #[test]

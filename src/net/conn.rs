@@ -47,6 +47,12 @@ pub(super) struct Conn<Se, St> {
     pub state: Rx<St>,
     /// The socket reported readable and we have not yet seen WouldBlock.
     pub readable: bool,
+    /// The peer has shut down its sending side (EPOLLRDHUP): read until the
+    /// end of stream even after a short read, which otherwise says the socket
+    /// is empty.
+    pub hup: bool,
+    /// Read the end of the stream: nothing more will come.
+    pub eof: bool,
     pub tx: Vec<u8>,
     pub tx_pos: usize,
     pub file: Option<FileBody>,
@@ -69,6 +75,8 @@ impl<Se, St> Conn<Se, St> {
             rx: Vec::new(),
             state: Rx::Header,
             readable: true,
+            hup: false,
+            eof: false,
             tx: Vec::new(),
             tx_pos: 0,
             file: None,
@@ -93,7 +101,10 @@ impl<Se, St> Conn<Se, St> {
         need.saturating_sub(have)
     }
 
-    /// Read while the state wants bytes and the socket has them.
+    /// Read while the state wants bytes and the socket has them. `Closed` once
+    /// the peer is gone and the state wants bytes that will not come; a
+    /// request read whole before the end of stream is still served (a client
+    /// may shut down its side and wait for the reply).
     pub fn fill(&mut self, chunk: usize) -> ReadOutcome {
         let mut got = false;
         while self.readable {
@@ -111,7 +122,8 @@ impl<Se, St> Conn<Se, St> {
             match self.sock.read(&mut self.rx[start..]) {
                 Ok(0) => {
                     self.rx.truncate(start);
-                    return ReadOutcome::Closed;
+                    self.eof = true;
+                    self.readable = false;
                 }
                 Ok(n) => {
                     self.rx.truncate(start + n);
@@ -120,7 +132,9 @@ impl<Se, St> Conn<Se, St> {
                     // A short read emptied the socket: bytes that arrive
                     // later raise a new (edge-triggered) event, so asking
                     // again now would only return EAGAIN (as nginx does).
-                    if n < take {
+                    // But no event follows the end of stream, which may have
+                    // come with these bytes.
+                    if n < take && !self.hup {
                         self.readable = false;
                     }
                 }
@@ -137,6 +151,9 @@ impl<Se, St> Conn<Se, St> {
             }
         }
         self.unacked |= got;
+        if self.eof && self.wanted(chunk) > 0 {
+            return ReadOutcome::Closed;
+        }
         ReadOutcome::Open
     }
 
@@ -156,6 +173,12 @@ impl<Se, St> Conn<Se, St> {
         {
             log::debug!("TCP_QUICKACK on {}: {e}", self.peer);
         }
+    }
+
+    /// A request is under way: partly read, with a worker (or its reply held),
+    /// or its reply being written. A stopping server answers it before closing.
+    pub fn in_flight(&self) -> bool {
+        self.writing || !self.rx.is_empty() || !matches!(self.state, Rx::Header)
     }
 
     /// Part of a request has arrived and the rest is awaited from the peer.

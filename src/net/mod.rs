@@ -7,11 +7,13 @@
 //! [`Reply`]s, inline or on a worker [`Pool`]. Depends on `proto` for the header only.
 
 mod conn;
+mod listen;
 mod log_limit;
 mod pool;
 mod server;
 mod spin;
 
+pub use listen::Listeners;
 pub use log_limit::LogLimit;
 pub use pool::Pool;
 pub use server::{ConnStats, Server, ServerOptions, StopHandle};

@@ -3,6 +3,7 @@
 //! Workers never touch sockets: they send a completion and wake the loop.
 
 use super::conn::{Conn, ReadOutcome, Rx};
+use super::listen::Listeners;
 use super::spin::Spin;
 use super::{Action, Begin, Plan, Reply, Service};
 use crate::proto::{HEADER_LEN, Header};
@@ -25,8 +26,6 @@ const TICK: Duration = Duration::from_millis(500);
 pub struct ServerOptions {
     /// Thread name prefix, e.g. "fdfs-tracker".
     pub name: String,
-    /// Network (event loop) threads.
-    pub threads: usize,
     /// Total connections over all threads; more wait in the listen backlog.
     pub max_connections: usize,
     /// Idle connections are closed after this long.
@@ -83,25 +82,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind `addr` (port 0 picks one) and start the loops serving `svc`.
+    /// Start the loops serving `svc`, one per listener of `listeners`.
     pub fn start<S: Service>(
-        addr: SocketAddr,
+        listeners: Listeners,
         svc: Arc<S>,
         opts: ServerOptions,
     ) -> io::Result<Server> {
-        let nthreads = opts.threads.max(1);
-        let first = bind(addr)?;
-        let local = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..nthreads {
-            listeners.push(bind(local)?);
-        }
+        let Listeners { addr: local, socks } = listeners;
         let stop = Arc::new(AtomicBool::new(false));
         let spinning = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(ConnStats::default());
         let mut loops = Vec::new();
         let mut wakers = Vec::new();
-        for (i, std_listener) in listeners.into_iter().enumerate() {
+        for (i, std_listener) in socks.into_iter().enumerate() {
             let poll = Poll::new()?;
             let waker = Arc::new(Wake {
                 waker: Waker::new(poll.registry(), WAKER)?,
@@ -114,7 +107,7 @@ impl Server {
             wakers.push(waker.clone());
             loops.push(Loop {
                 poll,
-                listener,
+                listener: Some(listener),
                 svc: svc.clone(),
                 opts: opts.clone(),
                 conns: Slab::default(),
@@ -124,6 +117,7 @@ impl Server {
                 waker,
                 stop: stop.clone(),
                 accept_pending: false,
+                draining: false,
                 id: i,
                 spin: Spin::new(opts.busy_poll),
                 spinning: spinning.clone(),
@@ -171,21 +165,6 @@ impl Server {
             let _ = t.join();
         }
     }
-}
-
-fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    sock.set_reuse_address(true)?;
-    // Several loops listen on one port; the kernel spreads connections.
-    sock.set_reuse_port(true)?;
-    // Accepted connections inherit TCP_NODELAY from the listener on Linux
-    // (checked by a test): one setsockopt here instead of one per connection.
-    sock.set_tcp_nodelay(true)?;
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(1024)?;
-    Ok(sock.into())
 }
 
 /// A worker's answer, routed back to the connection by token and generation.
@@ -241,6 +220,9 @@ impl<T> Slab<T> {
         self.free.push(i);
         Some(t)
     }
+    fn is_empty(&self) -> bool {
+        self.free.len() == self.slots.len()
+    }
     fn indices(&self) -> Vec<usize> {
         (0..self.slots.len())
             .filter(|&i| self.slots[i].is_some())
@@ -250,7 +232,8 @@ impl<T> Slab<T> {
 
 struct Loop<S: Service> {
     poll: Poll,
-    listener: TcpListener,
+    /// Closed (None) once the server stops: the kernel then refuses new connections.
+    listener: Option<TcpListener>,
     svc: Arc<S>,
     opts: ServerOptions,
     conns: Slab<Conn<S::Session, S::Stream>>,
@@ -260,6 +243,8 @@ struct Loop<S: Service> {
     waker: Arc<Wake>,
     stop: Arc<AtomicBool>,
     accept_pending: bool,
+    /// Stopping: no new requests; a connection closes once its reply is written.
+    draining: bool,
     id: usize,
     spin: Spin,
     /// Set while one of the server's loops spins.
@@ -283,26 +268,7 @@ impl<S: Service> Loop<S> {
             }
             self.spin
                 .polled(Instant::now(), !events.is_empty(), &self.spinning);
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    Token(t) => {
-                        if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
-                            && let Some(c) = self.conns.get_mut(t)
-                        {
-                            c.readable = true;
-                        }
-                        if ev.is_writable()
-                            || ev.is_readable()
-                            || ev.is_read_closed()
-                            || ev.is_error()
-                        {
-                            self.drive(t);
-                        }
-                    }
-                }
-            }
+            self.handle(&events);
             self.completions();
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + TICK;
@@ -312,10 +278,95 @@ impl<S: Service> Loop<S> {
                 }
             }
         }
+        self.drain(&mut events)
+    }
+
+    /// Act on one poll's events.
+    fn handle(&mut self, events: &Events) {
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => self.accept(),
+                WAKER => {}
+                Token(t) => {
+                    if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                        && let Some(c) = self.conns.get_mut(t)
+                    {
+                        c.readable = true;
+                        c.hup |= ev.is_read_closed() || ev.is_error();
+                    }
+                    if ev.is_writable() || ev.is_readable() || ev.is_read_closed() || ev.is_error()
+                    {
+                        self.drive(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drain, don't drop: once stopped, accept nothing more and close the
+    /// connections that wait for a request, but keep serving each one with a
+    /// request under way (being read, with a worker, held until the journal
+    /// has it, or its reply being written) until its reply is written, then
+    /// close it. A client whose request was taken gets its answer, and a
+    /// durable upload's reply still waits for its journal round. Bounded by
+    /// `idle_timeout`: what is not done by then is closed.
+    fn drain(&mut self, events: &mut Events) -> io::Result<()> {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.accept_pending = false;
+        self.draining = true;
         for t in self.conns.indices() {
-            self.close(t, "server stopping");
+            if self.conns.get_mut(t).is_some_and(|c| !c.in_flight()) {
+                self.close(t, "server stopping");
+            }
+        }
+        let busy = self.conns.indices().len();
+        if busy > 0 {
+            log::info!(
+                "{}: stopping: answering {busy} request(s) under way",
+                self.name()
+            );
+        }
+        let deadline = Instant::now() + self.opts.idle_timeout;
+        let mut next_tick = Instant::now() + TICK;
+        while !self.conns.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let timeout = deadline.min(next_tick).saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.handle(events);
+            self.completions();
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + TICK;
+                self.sweep();
+            }
+        }
+        let late = self.conns.indices();
+        if !late.is_empty() {
+            log::warn!(
+                "{}: stopping: {} request(s) still under way after {:?}, closing their connections",
+                self.name(),
+                late.len(),
+                self.opts.idle_timeout
+            );
+        }
+        for t in late {
+            self.close(t, "server stopping: no reply within the drain deadline");
         }
         Ok(())
+    }
+
+    /// The loop's thread name, for log lines.
+    fn name(&self) -> String {
+        format!("{}-loop{}", self.opts.name, self.id)
     }
 
     fn accept(&mut self) {
@@ -325,7 +376,10 @@ impl<S: Service> Loop<S> {
                 self.accept_pending = true;
                 return;
             }
-            let (sock, peer) = match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (sock, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_pending = false;
@@ -371,7 +425,7 @@ impl<S: Service> Loop<S> {
             if c.writing {
                 match c.flush() {
                     Ok(true) => {
-                        if c.close_after_write {
+                        if c.close_after_write || self.draining {
                             self.close(t, "closed after reply");
                             return;
                         }
@@ -768,22 +822,5 @@ fn send_done<St>(tx: &Sender<Done<St>>, wake: &Wake, d: Done<St>) {
     // drains) either sees this completion or is woken again.
     if tx.send(d).is_ok() && !ON_LOOP.get() && !wake.pending.swap(true, Ordering::AcqRel) {
         let _ = wake.waker.wake();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `bind` sets TCP_NODELAY on the listener only, relying on Linux to pass it to every
-    /// accepted connection (replies with a header and a `sendfile` body are two writes).
-    #[test]
-    fn accepted_connections_inherit_nodelay() {
-        let l = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let addr = l.local_addr().expect("local addr");
-        let _client = std::net::TcpStream::connect(addr).expect("connect");
-        l.set_nonblocking(false).expect("blocking accept");
-        let (accepted, _) = l.accept().expect("accept");
-        assert!(accepted.nodelay().expect("getsockopt"));
     }
 }

@@ -19,7 +19,7 @@ mod sync_status;
 
 use crate::config::{Reserved, StorageConfig};
 use crate::layout::{DataInitFlag, Source, StorePath};
-use crate::net::{Pool, Server, ServerOptions, StopHandle};
+use crate::net::{Listeners, Pool, Server, ServerOptions, StopHandle};
 use crate::proto::StatCounters;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -579,9 +579,20 @@ fn open_journal(
     Ok(Some(j))
 }
 
-/// Start a storage server with `cfg`: prepare the store paths, bind, serve,
-/// and start reporting to the trackers.
-pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
+/// Network threads of a storage with `cfg`.
+fn net_threads(cfg: &StorageConfig) -> usize {
+    cfg.work_threads.clamp(1, 4)
+}
+
+/// Bind the storage's port (before [`start`], so that a daemon can bind as
+/// root and drop privileges before it touches its files).
+pub fn bind(cfg: &StorageConfig) -> io::Result<Listeners> {
+    Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))
+}
+
+/// Start a storage server with `cfg` on `listeners` (from [`bind`]): prepare
+/// the store paths, serve, and start reporting to the trackers.
+pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStorage> {
     let data_dir = cfg.base_path.join("data");
     std::fs::create_dir_all(&data_dir)?;
     let paths: Vec<StorePath> = cfg
@@ -667,10 +678,8 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     store.load_stats();
     store.refresh_space();
     let cfg = &store.cfg;
-    let addr = crate::tracker::listen_addr(cfg.bind_addr.as_deref(), cfg.port)?;
     let opts = ServerOptions {
         name: "fdfs-storage".into(),
-        threads: cfg.work_threads.clamp(1, 4),
         max_connections: cfg.max_connections,
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: cfg.buff_size.max(4096),
@@ -679,7 +688,7 @@ pub fn start(cfg: StorageConfig) -> io::Result<RunningStorage> {
     let svc = Arc::new(handler::StorageService {
         store: store.clone(),
     });
-    let server = Server::start(addr, svc, opts)?;
+    let server = Server::start(listeners, svc, opts)?;
     let port = server.local_addr().port();
     store.port.store(port, Ordering::Relaxed);
     let _ = store.conns.set(server.conn_stats());

@@ -12,11 +12,11 @@ mod state;
 mod stats;
 
 use crate::config::TrackerConfig;
-use crate::net::{Server, ServerOptions, StopHandle};
+use crate::net::{Listeners, Server, ServerOptions, StopHandle};
 use handler::{Tracker, now};
 use parking_lot::Mutex;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,19 +63,20 @@ impl RunningTracker {
     }
 }
 
-/// Resolve a `bind_addr` + port pair ("" = all addresses).
-pub fn listen_addr(bind: Option<&str>, port: u16) -> io::Result<SocketAddr> {
-    let host = bind.filter(|b| !b.is_empty()).unwrap_or("0.0.0.0");
-    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("cannot resolve bind_addr {host}"),
-        )
-    })
+/// Network threads of a tracker with `cfg`.
+fn net_threads(cfg: &TrackerConfig) -> usize {
+    cfg.work_threads.clamp(1, 4)
 }
 
-/// Start a tracker with `cfg`: load saved state, bind, serve.
-pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
+/// Bind the tracker's port (before [`start`], so that a daemon can bind as
+/// root and drop privileges before it touches its files).
+pub fn bind(cfg: &TrackerConfig) -> io::Result<Listeners> {
+    Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))
+}
+
+/// Start a tracker with `cfg` on `listeners` (from [`bind`]): load saved
+/// state, serve.
+pub fn start(cfg: TrackerConfig, listeners: Listeners) -> io::Result<RunningTracker> {
     let data = cfg.base_path.join("data");
     std::fs::create_dir_all(&data)?;
     let state = persist::load(&data)
@@ -94,10 +95,8 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
     } else {
         Vec::new()
     };
-    let addr = listen_addr(cfg.bind_addr.as_deref(), cfg.port)?;
     let opts = ServerOptions {
         name: "fdfs-tracker".into(),
-        threads: cfg.work_threads.clamp(1, 4),
         max_connections: cfg.max_connections,
         idle_timeout: cfg.network_timeout.max(Duration::from_secs(1)),
         chunk_size: 64 * 1024,
@@ -127,7 +126,7 @@ pub fn start(cfg: TrackerConfig) -> io::Result<RunningTracker> {
         refusals: crate::net::LogLimit::new(handler::REFUSAL_LOG_EVERY),
         conns: std::sync::OnceLock::new(),
     });
-    let server = Server::start(addr, tracker.clone(), opts)?;
+    let server = Server::start(listeners, tracker.clone(), opts)?;
     let _ = tracker.conns.set(server.conn_stats());
     let local = server.local_addr();
     if !local.ip().is_unspecified() {

@@ -73,7 +73,7 @@ fn stored_files(store: &Path) -> Vec<std::path::PathBuf> {
 
 /// Files that process `pid` holds open under `dir/data/` (an upload's temp
 /// file has no name: /proc shows it as `<dir>/#<inode> (deleted)`). The
-/// binlog and log files are left out.
+/// binlog, log and pid files are left out.
 fn open_files_below(pid: u32, dir: &Path) -> Vec<String> {
     let data = dir.join("data");
     let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -82,6 +82,7 @@ fn open_files_below(pid: u32, dir: &Path) -> Vec<String> {
     entries
         .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
         .filter(|t| t.starts_with(&data) && !t.starts_with(data.join("sync")))
+        .filter(|t| t.extension().is_none_or(|e| e != "pid"))
         .map(|t| t.display().to_string())
         .collect()
 }
@@ -333,4 +334,106 @@ fn durable_journal_restores_what_the_disk_lost() {
         "binlog lines restored in order:\n{logged}\n---\n{relogged}"
     );
     cluster.assert_serves("durable_journal");
+}
+
+/// SIGTERM while uploads stream in: the storage stops accepting and drops the idle
+/// connection at once, but reads each upload it has taken to its end and answers it
+/// (with `durable_uploads`, once the journal has it) before it exits; the files are
+/// there after a restart.
+fn uploads_under_way_are_answered_at_stop(durable: bool) {
+    let mut builder = Cluster::builder();
+    if durable {
+        builder = builder
+            .storage_conf("durable_uploads", "true")
+            .storage_conf("durable_journal_size", "4MB");
+    }
+    let mut cluster = builder.start();
+    let addr = cluster.storage_addr(0);
+    let store = cluster.store_path(0, 0).to_path_buf();
+    let pid = cluster.pid(1);
+    // Streamed uploads (over 256 KiB); one small enough for the journal itself.
+    let files: Vec<Vec<u8>> = [600_000, 3 << 20, 3 << 20, 2 << 20]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| random_bytes(&format!("drain {durable} {i}"), n))
+        .collect();
+    let mut conns: Vec<Raw> = files
+        .iter()
+        .map(|data| {
+            let size = data.len() as u64;
+            let mut msg = header(15 + size, CMD_UPLOAD_FILE, 0).to_vec();
+            msg.push(0xFF);
+            msg.extend_from_slice(&size.to_be_bytes());
+            msg.extend_from_slice(&padded("bin", 6));
+            msg.extend_from_slice(&data[..data.len() / 2]);
+            let mut raw = Raw::connect(addr);
+            raw.send_bytes(&msg).expect("send the first half");
+            raw
+        })
+        .collect();
+    // Every upload is under way: the storage writes each to its unnamed temp file.
+    wait_for("a temp file per upload", Duration::from_secs(10), || {
+        let temp = open_files_below(pid, &store)
+            .into_iter()
+            .filter(|f| f.ends_with(" (deleted)"))
+            .count();
+        (temp == files.len()).then_some(())
+    });
+    let mut idle = Raw::connect(addr);
+    assert_eq!(idle.request(CMD_ACTIVE_TEST, &[]).status, 0);
+
+    cluster.signal(1, Signal::SIGTERM);
+    // The stop has begun: the listeners are closed...
+    wait_for("new connections refused", Duration::from_secs(10), || {
+        Raw::try_connect(addr).is_err().then_some(())
+    });
+    // ...and a connection without a request is closed.
+    match idle.ending() {
+        Ending::Closed(b) => assert!(b.is_empty(), "closed without a reply: {b:?}"),
+        Ending::StillOpen(_) => panic!("idle connection still open after SIGTERM"),
+    }
+    // The rest of each body, all at once: each upload gets its reply.
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .zip(&files)
+            .map(|(raw, data)| {
+                s.spawn(move || {
+                    raw.send_bytes(&data[data.len() / 2..])
+                        .expect("send the second half after SIGTERM");
+                    raw.recv().expect("a reply after SIGTERM")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let reply = h.join().expect("upload thread");
+                assert_eq!(reply.status, 0, "upload answered with {reply:?}");
+                let group = fixed_str(&reply.body[..16]);
+                let name = String::from_utf8_lossy(&reply.body[16..]).to_string();
+                format!("{group}/{name}")
+            })
+            .collect()
+    });
+    // Then it exits by itself, cleanly.
+    assert!(
+        cluster.stop_storage(0),
+        "storage must exit 0 after the drain"
+    );
+    cluster.restart_storage(0);
+    for (id, data) in ids.iter().zip(&files) {
+        let got = cluster.fdfs_on(0, &["download", id, "-"]).success().stdout;
+        assert_same_bytes(&format!("{id} after the restart"), data, &got);
+    }
+}
+
+#[test]
+fn uploads_under_way_are_answered_at_stop_plain() {
+    uploads_under_way_are_answered_at_stop(false);
+}
+
+#[test]
+fn uploads_under_way_are_answered_at_stop_durable() {
+    uploads_under_way_are_answered_at_stop(true);
 }

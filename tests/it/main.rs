@@ -15,6 +15,7 @@ mod daemons;
 mod hostile;
 mod interop;
 mod join_forms;
+mod lifecycle;
 mod monitor;
 mod pooled;
 mod replication;

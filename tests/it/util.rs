@@ -124,7 +124,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `fdfs args` and waits until it printed `listening_lines` lines `listening on ADDR`.
-    fn start(
+    pub fn start(
         role: &str,
         args: &[&str],
         work: &Path,
@@ -193,6 +193,22 @@ impl Daemon {
     /// First listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM, SIGKILL after a deadline); true if it exited by itself with status 0.
+    pub fn stop_clean(&mut self) -> bool {
+        self.stop();
+        self.exit.is_some_and(|s| s.success())
     }
 
     /// Panics (with the report) if the daemon has exited.
@@ -401,11 +417,18 @@ fn start_tracker(conf: &Path, work: &Path) -> Daemon {
     )
 }
 
-fn path_str(p: &Path) -> String {
+/// Mode 0755 on a directory, so that any user can enter it.
+pub fn open_to_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+}
+
+pub fn path_str(p: &Path) -> String {
     p.to_str().expect("temp dir paths are UTF-8").to_string()
 }
 
-fn write_conf(path: &Path, entries: &[(&str, String)]) {
+pub fn write_conf(path: &Path, entries: &[(&str, String)]) {
     let mut text = String::from("# written by tests/it/util.rs\n");
     for (k, v) in entries {
         let _ = writeln!(text, "{k}={v}");
@@ -459,6 +482,9 @@ impl Cluster {
             .tempdir()
             .expect("create temp dir");
         let root = dir.path().to_path_buf();
+        // Readable by all (tempfile makes it 0700), so that a daemon that switches to
+        // run_by_user can still reach its directories inside.
+        open_to_all(&root);
         let work = root.join("work");
         fs::create_dir_all(&work).unwrap_or_else(|e| panic!("mkdir {}: {e}", work.display()));
         Cluster {
@@ -510,6 +536,18 @@ impl Cluster {
         cluster.daemons.push(server);
         cluster.wait_ready();
         cluster
+    }
+
+    /// The tracker's config file (not for the combined server).
+    pub fn tracker_conf(&self) -> &Path {
+        self.tracker_conf
+            .as_deref()
+            .expect("a cluster with a separate tracker")
+    }
+
+    /// Storage `i`'s config file (not for the combined server).
+    pub fn storage_conf(&self, i: usize) -> &Path {
+        &self.storage_confs[i]
     }
 
     /// Address of the tracker.
