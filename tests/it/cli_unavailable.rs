@@ -4,24 +4,13 @@
 
 use std::time::Duration;
 
-use crate::util::{Cluster, GROUP, Run, poll_until, random_bytes};
+use crate::util::{Cluster, GROUP, assert_exit, poll_until, random_bytes};
 
 /// Exit codes of `fdfs` (fdfs(1)).
 const EXIT_NOT_FOUND: i32 = 3;
 const EXIT_UNAVAILABLE: i32 = 4;
 /// Status the tracker gives a storage that is gone (FDFS_STORAGE_STATUS_OFFLINE).
 const OFFLINE: u8 = 5;
-
-#[track_caller]
-fn assert_exit(run: &Run, code: i32, needles: &[&str]) {
-    let stderr = run.stderr_str();
-    assert!(
-        run.status.and_then(|s| s.code()) == Some(code)
-            && needles.iter().all(|n| stderr.contains(n)),
-        "expected exit {code} with {needles:?} on stderr\n{}",
-        run.describe()
-    );
-}
 
 #[test]
 fn storage_down_is_unavailable() {

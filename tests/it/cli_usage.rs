@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{CLI_TIMEOUT, Cluster, FDFS, Run, random_bytes, run_program};
+use crate::util::{CLI_TIMEOUT, Cluster, FDFS, Run, assert_exit, random_bytes, run_program};
 
 /// Exit code of `fdfs` for bad usage (fdfs(1)).
 const EXIT_USAGE: i32 = 2;
@@ -11,17 +11,6 @@ const EXIT_USAGE: i32 = 2;
 /// Runs `fdfs ARGS` without a cluster, in `dir`.
 fn fdfs_alone(args: &[&str], dir: &Path) -> Run {
     run_program(Path::new(FDFS), args, None, dir, CLI_TIMEOUT)
-}
-
-#[track_caller]
-fn assert_exit(run: &Run, code: i32, needles: &[&str]) {
-    let stderr = run.stderr_str();
-    assert!(
-        run.status.and_then(|s| s.code()) == Some(code)
-            && needles.iter().all(|n| stderr.contains(n)),
-        "expected exit {code} with {needles:?} on stderr\n{}",
-        run.describe()
-    );
 }
 
 #[test]

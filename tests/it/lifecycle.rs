@@ -20,18 +20,6 @@ fn fdfs_in(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// The run exited `code` and said each of `words` on stderr, in plain words.
-#[track_caller]
-fn assert_exit(run: &Run, code: i32, words: &[&str]) {
-    let stderr = run.stderr_str();
-    let ok = run.status.and_then(|s| s.code()) == Some(code)
-        && words.iter().all(|w| stderr.contains(w))
-        && !stderr.contains("(os error");
-    assert!(
-        ok,
-        "expected exit {code} with {words:?} on stderr (and no \"(os error N)\")\n{}",
-        run.describe()
-    );
-}
 
 /// Whether process `pid` exists and has not exited (an unreaped zombie has).
 fn alive(pid: i32) -> bool {

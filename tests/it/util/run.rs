@@ -84,6 +84,21 @@ impl Run {
     }
 }
 
+/// Panics unless `run` exited with `code` and its stderr holds every one of `words` and no
+/// Rust-style "(os error N)" suffix.
+#[track_caller]
+pub fn assert_exit(run: &Run, code: i32, words: &[&str]) {
+    let stderr = run.stderr_str();
+    let ok = run.status.and_then(|s| s.code()) == Some(code)
+        && words.iter().all(|w| stderr.contains(w))
+        && !stderr.contains("(os error");
+    assert!(
+        ok,
+        "expected exit {code} with {words:?} on stderr (and no \"(os error N)\")\n{}",
+        run.describe()
+    );
+}
+
 /// Runs `program args` in `cwd` with `stdin` fed to it, and kills it after `timeout`.
 /// Stdout and stderr are drained on threads so a chatty program cannot block on a full pipe.
 pub fn run_program<S: AsRef<OsStr>>(
