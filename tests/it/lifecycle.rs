@@ -19,8 +19,6 @@ fn fdfs_in(dir: &Path, args: &[&str]) -> Run {
     run_program(Path::new(FDFS), args, None, dir, REFUSAL_TIMEOUT)
 }
 
-/// The run exited `code` and said each of `words` on stderr, in plain words.
-
 /// Whether process `pid` exists and has not exited (an unreaped zombie has).
 fn alive(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
