@@ -1,6 +1,8 @@
 //! `fdfs`: FastDFS in one binary. This file is the clap root: it picks the
 //! subcommand and maps errors to exit codes. Nothing imports it.
 
+#[cfg(test)]
+mod alloc_probe;
 mod cli;
 mod client;
 mod config;

@@ -10,6 +10,8 @@
 pub mod allow;
 pub mod client;
 pub mod ini;
+#[cfg(test)]
+mod props;
 mod read;
 pub mod storage;
 pub mod storage_ids;

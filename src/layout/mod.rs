@@ -11,6 +11,8 @@
 pub mod binlog;
 pub mod file_id;
 pub mod kv;
+#[cfg(test)]
+mod props;
 pub mod store;
 pub mod tmpfile;
 pub mod tracker_dat;

@@ -12,6 +12,8 @@
 pub mod cluster_stat;
 mod cmd;
 pub mod join;
+#[cfg(test)]
+mod props;
 pub mod report;
 pub mod stat;
 pub mod status;
