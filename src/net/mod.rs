@@ -12,6 +12,8 @@ mod log_limit;
 mod pool;
 mod server;
 mod spin;
+#[cfg(test)]
+mod tests;
 
 pub use listen::Listeners;
 pub use log_limit::LogLimit;

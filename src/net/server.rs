@@ -643,7 +643,15 @@ impl<S: Service> Loop<S> {
                             (Ok(()), true) => {
                                 deliver(svc2.stream_end(st), t, epoch, &done_tx, &waker)
                             }
-                            (result, _) => send_done(
+                            // The connection already waits for its reply
+                            // (`Busy`), so a chunk completion would find no
+                            // stream: answer the error here, after dropping
+                            // the state undoes its work.
+                            (Err(status), true) => {
+                                drop(st);
+                                deliver(Reply::error(status), t, epoch, &done_tx, &waker)
+                            }
+                            (result, false) => send_done(
                                 &done_tx,
                                 &waker,
                                 Done::Chunk {
@@ -688,21 +696,16 @@ impl<S: Service> Loop<S> {
                         continue;
                     };
                     match &mut c.state {
+                        // Not the last chunk (that one answers by itself):
+                        // on failure the rest of the body is read and
+                        // dropped, and the error answered at its end.
                         Rx::Streaming {
-                            remaining,
                             state: slot,
                             failed,
                             ..
                         } => {
                             if let Err(status) = result {
                                 *failed = Some(status);
-                                if *remaining == 0 {
-                                    drop(state);
-                                    c.state = Rx::Busy;
-                                    c.queue(Reply::error(status));
-                                    self.drive(token);
-                                    continue;
-                                }
                             }
                             *slot = Some(state);
                         }
