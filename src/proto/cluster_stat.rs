@@ -12,8 +12,10 @@
 //! for an IP without brackets: the rare IPv6 text longer than 43 bytes (an IPv4 tail) with a
 //! 5-digit port does not fit and is cut at 52 bytes (upstream writes past the field instead).
 
+#[cfg(test)]
+use super::Reader;
 use super::{
-    DecodeError, GROUP17_LEN, MAX_IP_PORT_SIZE, PKG_LEN_SIZE, Reader, STORAGE_ID_LEN, VERSION_SIZE,
+    DecodeError, GROUP17_LEN, MAX_IP_PORT_SIZE, PKG_LEN_SIZE, STORAGE_ID_LEN, VERSION_SIZE,
     put_fixed, put_u32, put_u64,
 };
 
@@ -76,6 +78,7 @@ fn exact(body: &[u8], len: usize, what: &'static str) -> Result<(), DecodeError>
 }
 
 /// The records must fill the rest of the body exactly: `count` of `size` bytes each.
+#[cfg(test)]
 fn check_records(
     r: &Reader<'_>,
     count: usize,
@@ -113,6 +116,7 @@ impl Connections {
         put_u32(out, self.max);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Connections {
             alloc: r.u32("connection alloc")?,
@@ -138,6 +142,7 @@ pub struct TrackerStatFilter {
 
 impl TrackerStatFilter {
     /// The 3-byte body.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         vec![self.filter_by, self.is_active, self.is_leader]
     }
@@ -184,6 +189,7 @@ impl TrackerEntry {
         put_u64(out, self.last_heartbeat_time);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(TrackerEntry {
             host: r.fixed(MAX_IP_PORT_SIZE, "tracker host")?,
@@ -217,6 +223,7 @@ impl TrackerClusterStat {
     }
 
     /// Decode a reply; its length must be exactly 1 + count x 90, as the C client checks.
+    #[cfg(test)]
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let count = r.u8("tracker count")? as usize;
@@ -245,6 +252,7 @@ pub struct StorageStatFilter {
 
 impl StorageStatFilter {
     /// The 4-byte body.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         vec![
             self.filter_by,
@@ -301,6 +309,7 @@ impl StorageEntry {
         put_u64(out, self.last_heartbeat_time);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(StorageEntry {
             id: r.fixed(STORAGE_ID_LEN, "storage id")?,
@@ -346,6 +355,7 @@ impl StorageClusterStat {
     }
 
     /// Decode a reply; its length must be exactly 6 + count x 106.
+    #[cfg(test)]
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let use_storage_id = r.u8("use_storage_id")? != 0;
@@ -380,6 +390,7 @@ pub struct VolumnStatFilter {
 
 impl VolumnStatFilter {
     /// The 4-byte body.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         vec![
             self.filter_by,
@@ -436,6 +447,7 @@ impl VolumnEntry {
         out.push(self.is_trunk_available as u8);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(VolumnEntry {
             group: r.fixed(GROUP17_LEN, "volumn group")?,
@@ -477,6 +489,7 @@ impl VolumnStat {
     }
 
     /// Decode a reply; its length must be exactly 5 + count x 59.
+    #[cfg(test)]
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let use_trunk_file = r.u8("use_trunk_file")? != 0;

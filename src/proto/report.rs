@@ -63,6 +63,7 @@ impl Brief {
     }
 
     /// Concatenated Briefs.
+    #[cfg(test)]
     pub fn encode_list(list: &[Brief]) -> Vec<u8> {
         let mut out = Vec::with_capacity(list.len() * BRIEF_LEN);
         for b in list {
@@ -226,6 +227,7 @@ pub const SYNC_SRC_LEN: usize = STORAGE_ID_LEN + 8;
 
 impl SyncSrc {
     /// 24 bytes.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(SYNC_SRC_LEN);
         put_fixed(&mut out, &self.src_id, STORAGE_ID_LEN);

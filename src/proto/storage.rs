@@ -106,6 +106,7 @@ impl UploadReply {
     }
 
     /// The full file id "group/remote".
+    #[cfg(test)]
     pub fn file_id(&self) -> String {
         format!("{}/{}", self.group, self.remote)
     }

@@ -307,40 +307,6 @@ impl SyncLink {
     }
 }
 
-/// Request of FETCH_ONE_PATH_BINLOG (26): group str[16] + store_path_index u8 (17 bytes).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FetchPathBinlog {
-    /// Group.
-    pub group: String,
-    /// Store path being recovered.
-    pub store_path_index: u8,
-}
-
-impl FetchPathBinlog {
-    /// 17 bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17);
-        put_fixed(&mut out, &self.group, GROUP_NAME_LEN);
-        out.push(self.store_path_index);
-        out
-    }
-
-    /// Exactly 17 bytes.
-    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        if b.len() != GROUP_NAME_LEN + 1 {
-            return Err(DecodeError::BadLength {
-                what: "fetch path binlog",
-                len: b.len() as u64,
-            });
-        }
-        let mut r = Reader::new(b);
-        Ok(FetchPathBinlog {
-            group: group16(&mut r)?,
-            store_path_index: r.u8("store_path_index")?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,15 +407,5 @@ mod tests {
             SyncLink::decode(&big),
             Err(DecodeError::BadLength { .. })
         ));
-    }
-
-    #[test]
-    fn fetch_path_binlog() {
-        let f = FetchPathBinlog {
-            group: "group1".into(),
-            store_path_index: 1,
-        };
-        assert_eq!(FetchPathBinlog::decode(&f.encode()).unwrap(), f);
-        assert!(FetchPathBinlog::decode(&[0; 16]).is_err());
     }
 }

@@ -10,6 +10,7 @@
 
 use super::handler::{Tracker, now};
 use crate::client::{Connection, Error, Timeouts};
+use crate::layout::tracker_dat;
 use crate::proto::{self, Cmd, status};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +18,10 @@ use std::time::Duration;
 
 /// System files a fresh tracker copies, by GET_ONE_SYS_FILE index.
 pub const SYS_FILES: [&str; 4] = [
-    "storage_groups_new.dat",
-    "storage_servers_new.dat",
-    "storage_sync_timestamp.dat",
-    "storage_changelog.dat",
+    tracker_dat::GROUPS_FILE,
+    tracker_dat::STORAGES_FILE,
+    tracker_dat::SYNC_TIMESTAMP_FILE,
+    tracker_dat::CHANGELOG_FILE,
 ];
 /// Largest chunk of a system file in one GET_ONE_SYS_FILE reply.
 pub const SYS_FILE_CHUNK: usize = 8173;
