@@ -179,10 +179,12 @@ pub trait Service: Send + Sync + 'static {
 /// i.e. times it gave up the CPU to wait (for I/O, a lock, a sleep) and
 /// times it was preempted. Zeros if the kernel cannot tell.
 fn thread_switches() -> (i64, i64) {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) } != 0 {
-        return (0, 0);
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_THREAD) {
+        Ok(r) => (
+            r.voluntary_context_switches(),
+            r.involuntary_context_switches(),
+        ),
+        Err(_) => (0, 0),
     }
-    (r.ru_nvcsw, r.ru_nivcsw)
 }

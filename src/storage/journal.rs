@@ -529,13 +529,8 @@ fn write_block(file: &File, block: &[u8], offset: u64) -> io::Result<()> {
 }
 
 fn sync_filesystems(roots: &[PathBuf]) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     for root in roots {
-        let d = File::open(root)?;
-        // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
-        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        nix::unistd::syncfs(File::open(root)?)?;
     }
     Ok(())
 }
