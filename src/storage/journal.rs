@@ -315,6 +315,40 @@ impl Journal {
     }
 }
 
+/// A journal on its own, for `fdfs bench --disk-commit`: the storage's file,
+/// flusher and group commit, without a storage around it. The only part of
+/// the journal outside `storage`.
+pub struct CommitProbe(Journal);
+
+impl CommitProbe {
+    /// The biggest content [`CommitProbe::commit_file`] takes.
+    pub const MAX_FILE: u64 = MAX_FILE;
+
+    /// Start a journal of `size` bytes at `path`, on the filesystem of `dir`.
+    pub fn start(path: &Path, size: u64, dir: &Path) -> io::Result<CommitProbe> {
+        Journal::start(path, size, vec![dir.to_path_buf()], 1, (0, 0)).map(CommitProbe)
+    }
+
+    /// Journal `data` as the content of file `name`, as a durable upload
+    /// does, and return once it is on disk.
+    pub fn commit_file(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        if data.len() as u64 > MAX_FILE || name.len() > 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "journal: file too big for a record",
+            ));
+        }
+        let seq = self.0.add(kind::FILE, name.as_bytes(), data, None);
+        self.0.commit(seq)
+    }
+
+    /// The number of records journaled so far.
+    #[cfg(test)]
+    pub fn added(&self) -> u64 {
+        self.0.added()
+    }
+}
+
 impl Drop for Journal {
     fn drop(&mut self) {
         self.shared.st.lock().quit = true;

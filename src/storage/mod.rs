@@ -9,13 +9,15 @@ mod cached;
 mod disk;
 mod handler;
 mod inline;
-pub(crate) mod journal;
+mod journal;
 mod journal_format;
 mod journal_recover;
 mod refetch;
 mod replica;
 mod sync;
 mod sync_status;
+
+pub use journal::CommitProbe;
 
 use crate::config::{Reserved, StorageConfig};
 use crate::layout::{DataInitFlag, Source, StorePath};
