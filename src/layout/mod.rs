@@ -2,7 +2,8 @@
 //!
 //! Owns: file-id and remote-filename encoding/parsing (`file_id`), the store path tree
 //! `data/HH/HH` and durable file writes (`store`), FastDFS `key=value` state files (`kv`)
-//! and the tracker's data files (`tracker_dat`).
+//! the tracker's data files (`tracker_dat`) and the format of fdfs's own redo journal of
+//! `durable_uploads` (`journal`).
 //!
 //! Must not depend on any other fdfs module (no config, proto, net, ...): it never sees a
 //! socket or a thread. Inside, only `self::`/`super::` paths are used so the module also
@@ -10,6 +11,7 @@
 
 pub mod binlog;
 pub mod file_id;
+pub mod journal;
 pub mod kv;
 pub mod store;
 pub mod tmpfile;

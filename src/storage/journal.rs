@@ -22,9 +22,9 @@
 //! replays the header's generation and the next one after it, so uploads
 //! wait for a checkpoint only when the new region fills up before it ends.
 //!
-//! The file's format is in [`super::journal_format`].
+//! The file's format is in [`crate::layout::journal`].
 
-use super::journal_format::{BLOCK, Header, encode_record, kind, record_len, regions, retag, tag};
+use crate::layout::journal::{BLOCK, Header, encode_record, kind, record_len, regions, retag, tag};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -35,8 +35,6 @@ use std::sync::Arc;
 
 /// Files up to this size are journaled; bigger ones are synced in place.
 pub const MAX_FILE: u64 = 1024 * 1024;
-/// The journal's file name under `base_path/data`.
-pub const FILE_NAME: &str = "fdfs_journal.dat";
 
 struct State {
     /// Records for the next rounds.
@@ -589,7 +587,7 @@ pub fn filesystem_roots(dirs: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::journal_format::replay_records;
+    use crate::layout::journal::{FILE_NAME, replay_records};
     use std::time::{Duration, Instant};
 
     /// A record as (kind, name, data).
