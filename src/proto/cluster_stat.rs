@@ -12,10 +12,8 @@
 //! for an IP without brackets: the rare IPv6 text longer than 43 bytes (an IPv4 tail) with a
 //! 5-digit port does not fit and is cut at 52 bytes (upstream writes past the field instead).
 
-#[cfg(test)]
-use super::Reader;
 use super::{
-    DecodeError, GROUP17_LEN, MAX_IP_PORT_SIZE, PKG_LEN_SIZE, STORAGE_ID_LEN, VERSION_SIZE,
+    DecodeError, GROUP17_LEN, MAX_IP_PORT_SIZE, PKG_LEN_SIZE, Reader, STORAGE_ID_LEN, VERSION_SIZE,
     put_fixed, put_u32, put_u64,
 };
 
@@ -110,14 +108,15 @@ pub struct Connections {
 }
 
 impl Connections {
-    fn put(&self, out: &mut Vec<u8>) {
+    /// The three counts, 12 bytes (also the PING_LEADER body, see `peer`).
+    pub(super) fn put(&self, out: &mut Vec<u8>) {
         put_u32(out, self.alloc);
         put_u32(out, self.current);
         put_u32(out, self.max);
     }
 
-    #[cfg(test)]
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    /// The three counts (12 bytes).
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Connections {
             alloc: r.u32("connection alloc")?,
             current: r.u32("connection current")?,

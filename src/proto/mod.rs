@@ -12,6 +12,7 @@
 pub mod cluster_stat;
 mod cmd;
 pub mod join;
+pub mod peer;
 pub mod report;
 pub mod stat;
 pub mod status;
@@ -351,6 +352,23 @@ pub(crate) fn field_len(v: u64, max: usize, what: &'static str) -> Result<usize,
         return Err(DecodeError::BadLength { what, len: v });
     }
     Ok(v as usize)
+}
+
+/// The length of a whole streamed head whose fixed part (`fixed_len` bytes) starts with the
+/// file name length u64 and is followed by the name: a server reads the fixed part, then
+/// knows how much more head to read. Only the first 8 bytes of `prefix` are looked at; a
+/// name length outside `min..=127` is BadLength.
+pub(crate) fn named_head_len(
+    prefix: &[u8],
+    fixed_len: usize,
+    min: u64,
+    what: &'static str,
+) -> Result<usize, DecodeError> {
+    let n = Reader::new(prefix).u64(what)?;
+    if !(min..=MAX_REMOTE_NAME_LEN as u64).contains(&n) {
+        return Err(DecodeError::BadLength { what, len: n });
+    }
+    Ok(fixed_len + n as usize)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ fn ip_field(ip_size: usize) -> usize {
 }
 
 /// Read a u64 port field and narrow it to u16.
-fn port64(r: &mut Reader<'_>, what: &'static str) -> Result<u16, DecodeError> {
+pub(super) fn port64(r: &mut Reader<'_>, what: &'static str) -> Result<u16, DecodeError> {
     let v = r.u64(what)?;
     u16::try_from(v).map_err(|_| DecodeError::Invalid(what))
 }

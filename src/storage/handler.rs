@@ -50,12 +50,22 @@ pub enum Incoming {
 }
 
 /// Fixed head length of the commands whose head starts with a name length.
-fn named_head_len(cmd: Cmd) -> usize {
+fn named_fixed_len(cmd: Cmd) -> usize {
     match cmd {
         Cmd::AppendFile => proto::AppendHead::FIXED_LEN,
         Cmd::ModifyFile => proto::ModifyHead::FIXED_LEN,
         Cmd::UploadSlaveFile => proto::SlaveHead::FIXED_LEN,
         _ => proto::sync::SyncWriteHead::FIXED_LEN,
+    }
+}
+
+/// The whole head of such a request (fixed part + name), from its fixed part.
+fn named_head_len(cmd: Cmd, fixed: &[u8]) -> Result<usize, proto::DecodeError> {
+    match cmd {
+        Cmd::AppendFile => proto::AppendHead::head_len(fixed),
+        Cmd::ModifyFile => proto::ModifyHead::head_len(fixed),
+        Cmd::UploadSlaveFile => proto::SlaveHead::head_len(fixed),
+        _ => proto::sync::SyncWriteHead::head_len(fixed),
     }
 }
 
@@ -446,14 +456,12 @@ impl StorageService {
     /// APPEND / MODIFY / UPLOAD_SLAVE and their sync forms: the fixed head
     /// holds the name length, then the name follows.
     fn begin_named(&self, s: &mut Session, h: &Header, cmd: Cmd, head: &[u8]) -> Begin<Incoming> {
-        let fixed = named_head_len(cmd);
-        let name_len = u64::from_be_bytes(head[..8].try_into().expect("head is at least 8 bytes"));
-        if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
-            let why = format!("file name length {name_len}");
-            return Begin::Reject(self.malformed(s, cmd, &why));
-        }
-        if head.len() < fixed + name_len as usize {
-            return Begin::MoreHead(fixed + name_len as usize);
+        let need = match named_head_len(cmd, head) {
+            Ok(n) => n,
+            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+        };
+        if head.len() < need {
+            return Begin::MoreHead(need);
         }
         let store = self.store.clone();
         let group = store.cfg.group_name.clone();
@@ -562,18 +570,15 @@ impl StorageService {
         head: &[u8],
         update: bool,
     ) -> Begin<Incoming> {
-        let name_len =
-            u64::from_be_bytes(head[..8].try_into().expect("head is at least FIXED_LEN"));
         let cmd = if update {
             Cmd::SyncUpdateFile
         } else {
             Cmd::SyncCreateFile
         };
-        if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
-            let why = format!("file name length {name_len}");
-            return Begin::Reject(self.malformed(s, cmd, &why));
-        }
-        let need = SyncCreateHead::FIXED_LEN + name_len as usize;
+        let need = match SyncCreateHead::head_len(head) {
+            Ok(n) => n,
+            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+        };
         if head.len() < need {
             return Begin::MoreHead(need);
         }
@@ -669,7 +674,7 @@ impl Service for StorageService {
             | Cmd::UploadSlaveFile
             | Cmd::SyncAppendFile
             | Cmd::SyncModifyFile => {
-                let fixed = named_head_len(cmd);
+                let fixed = named_fixed_len(cmd);
                 if h.pkg_len < fixed as u64 {
                     Plan::Reject(status::EINVAL)
                 } else {
