@@ -111,22 +111,21 @@ impl Reply {
         }
     }
 
-    /// An error reply: empty body, as FastDFS clients require. EINVAL also closes
-    /// the connection, as upstream does (clients reconnect after it).
+    /// An error reply: empty body, as FastDFS clients require. Whether it also
+    /// ends the connection is the role's call ([`Service::close_after_error`]).
     pub fn error(status: u8) -> Reply {
-        let close = status == crate::proto::status::EINVAL;
         Reply {
             status,
             body: Vec::new(),
             file: None,
-            close,
+            close: false,
             hold: None,
         }
     }
 
     /// An empty reply with `status`: a success when 0, else an error reply.
     pub fn status(status: u8) -> Reply {
-        if status == crate::proto::status::OK {
+        if status == 0 {
             Reply::ok(Vec::new())
         } else {
             Reply::error(status)
@@ -170,6 +169,13 @@ pub trait Service: Send + Sync + 'static {
     /// when the disk makes it wait.
     fn ran_inline(&self, took: std::time::Duration, waited: bool) {
         let _ = (took, waited);
+    }
+    /// Whether an error reply with `status` ends its connection once written.
+    /// Asked for every error reply, the role's own and those the loop makes
+    /// from a status the role gave it (a failed chunk, a failed hold).
+    fn close_after_error(&self, status: u8) -> bool {
+        let _ = status;
+        false
     }
     /// The connection closed (by either side).
     fn close(&self, s: Self::Session);

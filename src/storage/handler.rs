@@ -211,6 +211,20 @@ impl StorageService {
         Reply::status(sync_status::conclude(store, p, cmd, remote, sent, o))
     }
 
+    /// Stream a body whose head is `head` bytes; one too short for it is
+    /// refused.
+    fn stream_head(&self, s: &Session, h: &Header, cmd: Cmd, head: usize) -> Plan {
+        if h.pkg_len < head as u64 {
+            let why = format!(
+                "body of {} bytes, shorter than its head, closing",
+                h.pkg_len
+            );
+            Plan::Reject(self.malformed(s, cmd, &why))
+        } else {
+            Plan::Stream { head }
+        }
+    }
+
     /// Log a request refused as malformed (throttled per peer for a peer's
     /// sync requests, which it retries); EINVAL.
     fn malformed(&self, s: &Session, cmd: Cmd, why: &dyn std::fmt::Display) -> u8 {
@@ -651,36 +665,17 @@ impl Service for StorageService {
         match cmd {
             Cmd::Quit => Plan::Quit,
             Cmd::SyncCreateFile | Cmd::SyncUpdateFile => {
-                if h.pkg_len < SyncCreateHead::FIXED_LEN as u64 {
-                    Plan::Reject(status::EINVAL)
-                } else {
-                    Plan::Stream {
-                        head: SyncCreateHead::FIXED_LEN,
-                    }
-                }
+                self.stream_head(s, h, cmd, SyncCreateHead::FIXED_LEN)
             }
             Cmd::UploadFile | Cmd::UploadAppenderFile => {
-                if h.pkg_len < proto::UPLOAD_HEAD_LEN as u64 {
-                    Plan::Reject(status::EINVAL)
-                } else {
-                    Plan::Stream {
-                        head: proto::UPLOAD_HEAD_LEN,
-                    }
-                }
+                self.stream_head(s, h, cmd, proto::UPLOAD_HEAD_LEN)
             }
             // Heads that start with a name length: read the fixed part first.
             Cmd::AppendFile
             | Cmd::ModifyFile
             | Cmd::UploadSlaveFile
             | Cmd::SyncAppendFile
-            | Cmd::SyncModifyFile => {
-                let fixed = named_fixed_len(cmd);
-                if h.pkg_len < fixed as u64 {
-                    Plan::Reject(status::EINVAL)
-                } else {
-                    Plan::Stream { head: fixed }
-                }
-            }
+            | Cmd::SyncModifyFile => self.stream_head(s, h, cmd, named_fixed_len(cmd)),
             _ => match self.body_limit(cmd) {
                 Some(limit) if h.pkg_len <= limit => Plan::Buffer,
                 Some(limit) => {
@@ -741,6 +736,12 @@ impl Service for StorageService {
         // answers an error; the counters have counted a success by then.)
         self.store.hold_until_durable(mark, &mut reply);
         reply
+    }
+
+    /// EINVAL, as upstream: the request may not have been read whole, and
+    /// clients reconnect after it.
+    fn close_after_error(&self, status: u8) -> bool {
+        status == status::EINVAL
     }
 
     fn pool(&self, idx: usize) -> Option<&Pool> {

@@ -601,22 +601,13 @@ impl Service for Tracker {
     fn request(&self, s: &mut Session, h: Header, body: Vec<u8>) -> Action {
         let Some(cmd) = Cmd::from_u8(h.cmd) else {
             log::warn!("unknown command {} from {}", h.cmd, s.peer);
-            // The body was read whole: the connection stays usable.
-            return Action::Reply(Reply {
-                close: false,
-                ..Reply::error(status::EINVAL)
-            });
+            return Action::Reply(Reply::error(status::EINVAL));
         };
         Action::Reply(match self.dispatch(s, cmd, &body) {
             Ok(body) => Reply::ok(body),
             Err(r) => {
                 self.log_refusal(s, cmd, &r);
-                // The tracker always reads whole requests, so the connection
-                // stays usable after any error (upstream does the same).
-                Reply {
-                    close: false,
-                    ..Reply::error(r.status)
-                }
+                Reply::error(r.status)
             }
         })
     }
@@ -635,6 +626,12 @@ impl Service for Tracker {
 
     fn pool(&self, _: usize) -> Option<&Pool> {
         None
+    }
+
+    /// Never: the tracker reads every request whole, so the connection stays
+    /// usable after any error (upstream does the same).
+    fn close_after_error(&self, _: u8) -> bool {
+        false
     }
 
     fn close(&self, s: Session) {
