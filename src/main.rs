@@ -6,13 +6,8 @@ mod alloc_probe;
 mod cli;
 mod client;
 mod config;
-// The format modules implement and unit-test every message and file of the
-// spec, including those that later work wires in (replication, appender
-// files, monitor); until then parts of them have no caller.
-#[allow(dead_code)]
 mod layout;
 mod net;
-#[allow(dead_code)]
 mod proto;
 mod storage;
 mod tracker;

@@ -1,7 +1,7 @@
 //! `fdfs bench --disk-commit DIR`: the most durable commits per second the
 //! disk under DIR allows, without a server. Client threads each add a record
 //! of `--size` bytes to a `durable_uploads` journal there (the storage's own,
-//! [`crate::storage::journal::Journal`]) and wait until its round is on disk.
+//! through [`crate::storage::CommitProbe`]) and wait until its round is on disk.
 //! With `--loopback` each client reaches its committer over a loopback TCP
 //! connection first, which adds what a request's round trip costs on this
 //! machine (wake-ups included) and nothing else: no protocol, no files.
@@ -14,7 +14,7 @@
 
 use super::bench::{Args, Tally, content, report};
 use super::{CliError, CliResult};
-use crate::storage::journal::Journal;
+use crate::storage::CommitProbe;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -33,7 +33,7 @@ const FANOUT: u64 = 16;
 /// What each commit does: its journal record, after its file and binlog
 /// line with `--files`.
 struct Committer {
-    journal: Journal,
+    journal: CommitProbe,
     /// The tree's root and its binlog (appended to).
     files: Option<(std::path::PathBuf, std::fs::File)>,
 }
@@ -51,8 +51,7 @@ impl Committer {
             let mut binlog: &std::fs::File = binlog;
             binlog.write_all(format!("1700000000 C {name}\n").as_bytes())?;
         }
-        self.journal.add_file(&name, data);
-        self.journal.commit(self.journal.mine())
+        self.journal.commit_file(&name, data)
     }
 }
 
@@ -79,11 +78,11 @@ pub fn run(a: &Args, dir: &Path) -> CliResult {
             dir.display()
         )));
     }
-    if a.size == 0 || a.size > crate::storage::journal::MAX_FILE {
+    if a.size == 0 || a.size > CommitProbe::MAX_FILE {
         return Err(CliError::Usage(format!(
             "--size {}: 1 byte to {} bytes with --disk-commit",
             a.size,
-            crate::storage::journal::MAX_FILE
+            CommitProbe::MAX_FILE
         )));
     }
     let (path, tree) = (dir.join(FILE), dir.join(TREE));
@@ -98,8 +97,7 @@ pub fn run(a: &Args, dir: &Path) -> CliResult {
         true => Some(make_tree(dir).map_err(|e| err(&tree, e))?),
         false => None,
     };
-    let journal =
-        Journal::start(&path, SIZE, vec![dir.to_path_buf()], 1, (0, 0)).map_err(|e| err(&path, e));
+    let journal = CommitProbe::start(&path, SIZE, dir).map_err(|e| err(&path, e));
     let out = journal.and_then(|journal| measure(a, &Arc::new(Committer { journal, files })));
     let _ = std::fs::remove_file(&path);
     if a.files {
@@ -232,7 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = args(dir.path(), 2, 40, flags);
         let path = dir.path().join(FILE);
-        let journal = Journal::start(&path, SIZE, vec![dir.path().into()], 1, (0, 0)).unwrap();
+        let journal = CommitProbe::start(&path, SIZE, dir.path()).unwrap();
         let files = a.files.then(|| make_tree(dir.path()).unwrap());
         let c = Arc::new(Committer { journal, files });
         let (_, t) = measure(&a, &c).unwrap();

@@ -23,10 +23,6 @@ pub const NAME_BASE64_LEN: usize = 27;
 pub const EXT_PART_LEN: usize = 7;
 /// Length of `Mxx/HH/HH/`.
 pub const PATH_PREFIX_LEN: usize = 10;
-/// Length of a normal remote filename (FDFS_LOGIC_FILE_PATH_LEN + 27 + 7).
-pub const NORMAL_REMOTE_LEN: usize = 44;
-/// Length of a trunk remote filename (FDFS_TRUNK_LOGIC_FILENAME_LENGTH).
-pub const TRUNK_REMOTE_LEN: usize = 60;
 /// Longest name component we accept (slave names add a prefix and ext to the master's).
 pub const MAX_NAME_LEN: usize = 100;
 /// Longest group name (FDFS_GROUP_NAME_MAX_LEN).
@@ -37,15 +33,8 @@ pub const APPENDER_FLAG: u64 = 1 << 58;
 /// Size-field flag of a file stored inside a trunk file (FDFS_TRUNK_FILE_MARK_SIZE, 2^59).
 pub const TRUNK_FLAG: u64 = 1 << 59;
 /// Bit 63 marks a size field whose low 32 bits are the size and high bits random.
+#[cfg(test)]
 const RANDOM_MARK: u64 = 1 << 63;
-
-/// Streaming CRC32 (same polynomial as FastDFS's CRC32 / zlib): `update` then `finalize`.
-pub type Crc32Hasher = crc32fast::Hasher;
-
-/// CRC32 of a whole buffer as FastDFS computes it for file names (PROTOCOL.md §6.3).
-pub fn crc32(data: &[u8]) -> u32 {
-    crc32fast::hash(data)
-}
 
 /// Encodes with FastDFS's base64 variant: alphabet `A-Z a-z 0-9 - _`, no padding, no line
 /// breaks (20 bytes -> 27 chars).
@@ -196,6 +185,7 @@ impl NameInfo {
     }
 
     /// Real file size: the low 32 bits when bit 63 is set, else the whole field.
+    #[cfg(test)]
     pub fn file_size(&self) -> u64 {
         if self.size_field & RANDOM_MARK != 0 {
             self.size_field & 0xFFFF_FFFF
@@ -360,14 +350,6 @@ impl RemoteName {
         NameInfo::decode(head)
     }
 
-    /// Slave file test of tracker_types.h IS_SLAVE_FILE on the full remote length:
-    /// longer than 60, or longer than 44 and not a trunk name.
-    pub fn is_slave(&self) -> bool {
-        let len = PATH_PREFIX_LEN + self.name.len();
-        len > TRUNK_REMOTE_LEN
-            || (len > NORMAL_REMOTE_LEN && !self.info().is_ok_and(|i| i.is_trunk()))
-    }
-
     /// A normal file: exactly the 27 + 7 characters of a generated name, not
     /// an appender. Only such a name carries the CRC32 of the whole content
     /// and the time of its last change; a slave whose name comes out short
@@ -438,7 +420,8 @@ mod tests {
     #[test]
     fn golden_vectors() {
         let content = b"hello fastdfs\n";
-        assert_eq!(crc32(content), 0x0e10_ba5d);
+        // The name's CRC32 field is zlib's CRC32 of the content (PROTOCOL.md §6.3).
+        assert_eq!(crc32fast::hash(content), 0x0e10_ba5d);
         let rows = [
             (
                 NameInfo {
@@ -515,7 +498,6 @@ mod tests {
         let p = RemoteName::parse(rest).unwrap();
         assert_eq!(p, r);
         assert_eq!(p.info().unwrap(), info);
-        assert!(!p.is_slave());
         assert_eq!(
             p.rel_path(),
             PathBuf::from("data/00/01/wKgBZGVT8QCAEjRWAAAADg4Qul0421.txt")
@@ -642,7 +624,7 @@ mod tests {
             10
         );
         for err in [RemoteName::parse("../"), RemoteName::parse("M00/00/00/..")] {
-            assert_eq!(err.unwrap_err().errno(), 22);
+            assert!(matches!(err, Err(Error::BadName(_))));
         }
     }
 
@@ -667,32 +649,6 @@ mod tests {
     }
 
     #[test]
-    fn slave_detection() {
-        let base = "M00/00/01/wKgBZGVT8QCAEjRWAAAADg4Qul0";
-        assert!(
-            !RemoteName::parse(&format!("{base}421.txt"))
-                .unwrap()
-                .is_slave()
-        );
-        // Master without ext + prefix "_150x150" + ".jpg".
-        let slave = RemoteName::parse(&format!("{base}421_150x150.jpg")).unwrap();
-        assert!(slave.is_slave());
-        // A 60-char trunk name is not a slave; the same length without the trunk flag is.
-        let trunk = NameInfo {
-            source: Source::Id(1),
-            timestamp: 1,
-            size_field: trunk_size_field(10, 1),
-            crc32: 0,
-        };
-        let pos = base64_encode(&[0u8; 12]);
-        let t = RemoteName::new(0, 0, 0, format!("{}{pos}1234567", trunk.encode()));
-        assert_eq!(t.as_string().len(), TRUNK_REMOTE_LEN);
-        assert!(!t.is_slave());
-        let n = RemoteName::new(0, 0, 0, format!("{}{pos}1234567", &base[10..]));
-        assert!(n.is_slave());
-    }
-
-    #[test]
     fn split_file_ids() {
         assert_eq!(split_file_id("g/M00/x").unwrap(), ("g", "M00/x"));
         for bad in [
@@ -706,14 +662,5 @@ mod tests {
             assert!(split_file_id(bad).is_err(), "{bad:?}");
         }
         assert!(split_file_id(&format!("{}/x", "a".repeat(16))).is_ok());
-    }
-
-    #[test]
-    fn streaming_crc() {
-        let mut h = Crc32Hasher::new();
-        h.update(b"hello ");
-        h.update(b"fastdfs\n");
-        assert_eq!(h.finalize(), 0x0e10_ba5d);
-        assert_eq!(crc32(b""), 0);
     }
 }

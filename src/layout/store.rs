@@ -47,11 +47,6 @@ impl StorePath {
         self.root.join(r.rel_path())
     }
 
-    /// Path of `data/.fastdfs_vars`.
-    pub fn mark_path(&self) -> PathBuf {
-        self.data_dir().join(MARK_FILE)
-    }
-
     /// Creates `data/` and the `HH/HH` tree (`00..subdir_count-1`, upper-case hex) where
     /// missing, then writes `data/.fastdfs_vars` if absent. Idempotent and resumable: after
     /// a crash halfway a second call completes the tree. Returns true if it created
@@ -107,19 +102,6 @@ impl StorePath {
             created = true;
         }
         Ok(created)
-    }
-
-    /// The mark stored in `data/.fastdfs_vars`, or `None` when the file is absent.
-    pub fn read_mark(&self) -> io::Result<Option<String>> {
-        match super::kv::read_kv(&self.mark_path()) {
-            Ok(items) => Ok(items
-                .into_iter()
-                .rev()
-                .find(|(k, _)| k == MARK_KEY)
-                .map(|(_, v)| v)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// An opaque, practically unique token: base64 of SHA-1 over root, index, time, pid.
@@ -226,6 +208,19 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The mark stored in `data/.fastdfs_vars`, or `None` when the file is absent.
+    fn read_mark(sp: &StorePath) -> io::Result<Option<String>> {
+        match super::super::kv::read_kv(&sp.data_dir().join(MARK_FILE)) {
+            Ok(items) => Ok(items
+                .into_iter()
+                .rev()
+                .find(|(k, _)| k == MARK_KEY)
+                .map(|(_, v)| v)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     #[test]
     fn init_creates_tree_and_is_idempotent() {
         let tmp = tempfile::tempdir().unwrap();
@@ -243,10 +238,10 @@ mod tests {
         assert!(data.join("0F/0F").is_dir());
         assert!(data.join("0A/00").is_dir());
         assert!(!data.join("10").exists());
-        let mark = sp.read_mark().unwrap().unwrap();
+        let mark = read_mark(&sp).unwrap().unwrap();
         assert_eq!(mark.len(), 27);
         assert!(!sp.init(16).unwrap());
-        assert_eq!(sp.read_mark().unwrap().unwrap(), mark, "mark written once");
+        assert_eq!(read_mark(&sp).unwrap().unwrap(), mark, "mark written once");
     }
 
     #[test]
@@ -258,7 +253,7 @@ mod tests {
         fs::create_dir_all(sp.data_dir().join("00/01")).unwrap();
         assert!(sp.init(4).unwrap());
         assert!(sp.data_dir().join("03/03").is_dir());
-        assert!(sp.read_mark().unwrap().is_some());
+        assert!(read_mark(&sp).unwrap().is_some());
         // A missing last leaf with the mark present is completed too.
         fs::remove_dir(sp.data_dir().join("03/03")).unwrap();
         assert!(sp.init(4).unwrap());

@@ -143,6 +143,7 @@ impl StorageRecord {
     }
 
     /// Sets a counter, adding it if absent.
+    #[cfg(test)]
     pub fn set_counter(&mut self, key: &str, value: u64) {
         match self.counters.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,

@@ -113,22 +113,21 @@ impl Reply {
         }
     }
 
-    /// An error reply: empty body, as FastDFS clients require. EINVAL also closes
-    /// the connection, as upstream does (clients reconnect after it).
+    /// An error reply: empty body, as FastDFS clients require. Whether it also
+    /// ends the connection is the role's call ([`Service::close_after_error`]).
     pub fn error(status: u8) -> Reply {
-        let close = status == crate::proto::status::EINVAL;
         Reply {
             status,
             body: Vec::new(),
             file: None,
-            close,
+            close: false,
             hold: None,
         }
     }
 
     /// An empty reply with `status`: a success when 0, else an error reply.
     pub fn status(status: u8) -> Reply {
-        if status == crate::proto::status::OK {
+        if status == 0 {
             Reply::ok(Vec::new())
         } else {
             Reply::error(status)
@@ -173,6 +172,13 @@ pub trait Service: Send + Sync + 'static {
     fn ran_inline(&self, took: std::time::Duration, waited: bool) {
         let _ = (took, waited);
     }
+    /// Whether an error reply with `status` ends its connection once written.
+    /// Asked for every error reply, the role's own and those the loop makes
+    /// from a status the role gave it (a failed chunk, a failed hold).
+    fn close_after_error(&self, status: u8) -> bool {
+        let _ = status;
+        false
+    }
     /// The connection closed (by either side).
     fn close(&self, s: Self::Session);
 }
@@ -181,10 +187,12 @@ pub trait Service: Send + Sync + 'static {
 /// i.e. times it gave up the CPU to wait (for I/O, a lock, a sleep) and
 /// times it was preempted. Zeros if the kernel cannot tell.
 fn thread_switches() -> (i64, i64) {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) } != 0 {
-        return (0, 0);
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_THREAD) {
+        Ok(r) => (
+            r.voluntary_context_switches(),
+            r.involuntary_context_switches(),
+        ),
+        Err(_) => (0, 0),
     }
-    (r.ru_nvcsw, r.ru_nivcsw)
 }

@@ -512,13 +512,8 @@ impl<S: Service> Loop<S> {
                 c.take_rx_front(HEADER_LEN);
                 match svc.plan(session, &h) {
                     Plan::Quit => Step::Close("quit".into()),
+                    // The role logged why; the unread body forces the close.
                     Plan::Reject(status) => {
-                        log::warn!(
-                            "{} from {}: refused with status {status}, closing",
-                            crate::proto::Cmd::from_u8(h.cmd)
-                                .map_or("unknown command", |c| c.name()),
-                            c.peer
-                        );
                         c.state = Rx::Busy;
                         let mut r = Reply::error(status);
                         r.close = true;
@@ -551,7 +546,7 @@ impl<S: Service> Loop<S> {
                         Step::Idle
                     }
                     Action::Reply(r) => {
-                        c.queue(r);
+                        queue(&*svc, c, r);
                         Step::Progress
                     }
                     Action::Work { pool, job } => {
@@ -617,7 +612,7 @@ impl<S: Service> Loop<S> {
                     if last {
                         drop(st);
                         c.state = Rx::Busy;
-                        c.queue(Reply::error(status));
+                        queue(&*svc, c, Reply::error(status));
                     } else {
                         *state = Some(st);
                     }
@@ -682,7 +677,7 @@ impl<S: Service> Loop<S> {
                     let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else {
                         continue;
                     };
-                    c.queue(reply);
+                    queue(&*self.svc, c, reply);
                     token
                 }
                 Done::Chunk {
@@ -810,6 +805,13 @@ fn deliver<St: Send + 'static>(
         let reply = failed.map_or(reply, Reply::error);
         send_done(&tx, &waker, done(reply));
     }));
+}
+
+/// Queue `r` on `c`, closing after it when it is an error the role says
+/// ends a connection.
+fn queue<S: Service>(svc: &S, c: &mut Conn<S::Session, S::Stream>, mut r: Reply) {
+    r.close |= r.status != 0 && svc.close_after_error(r.status);
+    c.queue(r);
 }
 
 /// A loop's waker, woken once per batch of completions: workers that finish

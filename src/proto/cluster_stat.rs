@@ -76,6 +76,7 @@ fn exact(body: &[u8], len: usize, what: &'static str) -> Result<(), DecodeError>
 }
 
 /// The records must fill the rest of the body exactly: `count` of `size` bytes each.
+#[cfg(test)]
 fn check_records(
     r: &Reader<'_>,
     count: usize,
@@ -107,13 +108,15 @@ pub struct Connections {
 }
 
 impl Connections {
-    fn put(&self, out: &mut Vec<u8>) {
+    /// The three counts, 12 bytes (also the PING_LEADER body, see `peer`).
+    pub(super) fn put(&self, out: &mut Vec<u8>) {
         put_u32(out, self.alloc);
         put_u32(out, self.current);
         put_u32(out, self.max);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    /// The three counts (12 bytes).
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Connections {
             alloc: r.u32("connection alloc")?,
             current: r.u32("connection current")?,
@@ -138,6 +141,7 @@ pub struct TrackerStatFilter {
 
 impl TrackerStatFilter {
     /// The 3-byte body.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         vec![self.filter_by, self.is_active, self.is_leader]
     }
@@ -184,6 +188,7 @@ impl TrackerEntry {
         put_u64(out, self.last_heartbeat_time);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(TrackerEntry {
             host: r.fixed(MAX_IP_PORT_SIZE, "tracker host")?,
@@ -217,6 +222,7 @@ impl TrackerClusterStat {
     }
 
     /// Decode a reply; its length must be exactly 1 + count x 90, as the C client checks.
+    #[cfg(test)]
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let count = r.u8("tracker count")? as usize;
@@ -245,6 +251,7 @@ pub struct StorageStatFilter {
 
 impl StorageStatFilter {
     /// The 4-byte body.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         vec![
             self.filter_by,
@@ -301,6 +308,7 @@ impl StorageEntry {
         put_u64(out, self.last_heartbeat_time);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(StorageEntry {
             id: r.fixed(STORAGE_ID_LEN, "storage id")?,
@@ -346,6 +354,7 @@ impl StorageClusterStat {
     }
 
     /// Decode a reply; its length must be exactly 6 + count x 106.
+    #[cfg(test)]
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let use_storage_id = r.u8("use_storage_id")? != 0;
@@ -380,6 +389,7 @@ pub struct VolumnStatFilter {
 
 impl VolumnStatFilter {
     /// The 4-byte body.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         vec![
             self.filter_by,
@@ -436,6 +446,7 @@ impl VolumnEntry {
         out.push(self.is_trunk_available as u8);
     }
 
+    #[cfg(test)]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(VolumnEntry {
             group: r.fixed(GROUP17_LEN, "volumn group")?,
@@ -477,6 +488,7 @@ impl VolumnStat {
     }
 
     /// Decode a reply; its length must be exactly 5 + count x 59.
+    #[cfg(test)]
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let use_trunk_file = r.u8("use_trunk_file")? != 0;

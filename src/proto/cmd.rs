@@ -14,6 +14,7 @@ macro_rules! commands {
 
         impl Cmd {
             /// All known commands, in declaration order.
+            #[cfg(test)]
             pub const ALL: &'static [Cmd] = &[$(Cmd::$name,)*];
 
             /// The command for a code byte; `None` for an unknown code (servers answer EINVAL).

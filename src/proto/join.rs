@@ -323,6 +323,7 @@ pub const MY_IP_QUERY_LEN: usize = GROUP17_LEN + 4;
 
 impl MyIpQuery {
     /// 21 bytes.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MY_IP_QUERY_LEN);
         put_fixed(&mut out, &self.group, GROUP17_LEN);

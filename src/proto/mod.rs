@@ -12,6 +12,7 @@
 pub mod cluster_stat;
 mod cmd;
 pub mod join;
+pub mod peer;
 #[cfg(test)]
 mod props;
 pub mod report;
@@ -40,9 +41,7 @@ pub const GROUP17_LEN: usize = 17;
 pub const STORAGE_ID_LEN: usize = 16;
 /// IPV4_ADDRESS_SIZE ("255.255.255.255" + NUL); the default `response_ip_addr_size`.
 pub const IPV4_ADDRESS_SIZE: usize = 16;
-/// IPV6_ADDRESS_SIZE; also IP_ADDRESS_SIZE since FastDFS 6.11 (JOIN, Brief, REPORT_IP_CHANGED).
-pub const IPV6_ADDRESS_SIZE: usize = 46;
-/// IP_ADDRESS_SIZE used by JOIN and Brief since 6.11.
+/// IP_ADDRESS_SIZE (= IPV6_ADDRESS_SIZE since 6.11): JOIN, Brief, REPORT_IP_CHANGED.
 pub const IP_ADDRESS_SIZE: usize = 46;
 /// FDFS_MAX_IP_PORT_SIZE: "host:port" text fields in cluster-stat replies (46 + 6).
 pub const MAX_IP_PORT_SIZE: usize = 52;
@@ -66,22 +65,8 @@ pub const MAX_META_VALUE_LEN: usize = 256;
 pub const META_RECORD_SEP: u8 = 0x01;
 /// FDFS_FIELD_SEPERATOR: between a metadata name and its value.
 pub const META_FIELD_SEP: u8 = 0x02;
-/// FDFS_MAX_SERVERS_EACH_GROUP.
-pub const MAX_SERVERS_EACH_GROUP: usize = 32;
-/// FDFS_MAX_GROUPS.
-pub const MAX_GROUPS: usize = 512;
 /// FDFS_MAX_TRACKERS.
 pub const MAX_TRACKERS: usize = 16;
-/// FDFS_MAX_SERVER_ID: numeric storage ids are 1..=this.
-pub const MAX_SERVER_ID: u32 = (1 << 24) - 1;
-/// FDFS_APPENDER_FILE_SIZE (= INFINITE_FILE_SIZE): appender flag in a file name's size field.
-pub const APPENDER_FILE_SIZE: u64 = 1 << 58;
-/// FDFS_TRUNK_FILE_MARK_SIZE: trunk flag in a file name's size field.
-pub const TRUNK_FILE_MARK_SIZE: u64 = 1 << 59;
-/// Default tracker port.
-pub const DEFAULT_TRACKER_PORT: u16 = 22122;
-/// Default storage port.
-pub const DEFAULT_STORAGE_PORT: u16 = 23000;
 /// Response command byte (TRACKER_PROTO_CMD_RESP = STORAGE_PROTO_CMD_RESP).
 pub const RESP_CMD: u8 = 100;
 
@@ -141,6 +126,7 @@ impl Header {
     }
 
     /// The command code as a [`Cmd`], if known.
+    #[cfg(test)]
     pub fn command(&self) -> Option<Cmd> {
         Cmd::from_u8(self.cmd)
     }
@@ -368,6 +354,23 @@ pub(crate) fn field_len(v: u64, max: usize, what: &'static str) -> Result<usize,
         return Err(DecodeError::BadLength { what, len: v });
     }
     Ok(v as usize)
+}
+
+/// The length of a whole streamed head whose fixed part (`fixed_len` bytes) starts with the
+/// file name length u64 and is followed by the name: a server reads the fixed part, then
+/// knows how much more head to read. Only the first 8 bytes of `prefix` are looked at; a
+/// name length outside `min..=127` is BadLength.
+pub(crate) fn named_head_len(
+    prefix: &[u8],
+    fixed_len: usize,
+    min: u64,
+    what: &'static str,
+) -> Result<usize, DecodeError> {
+    let n = Reader::new(prefix).u64(what)?;
+    if !(min..=MAX_REMOTE_NAME_LEN as u64).contains(&n) {
+        return Err(DecodeError::BadLength { what, len: n });
+    }
+    Ok(fixed_len + n as usize)
 }
 
 #[cfg(test)]

@@ -86,6 +86,13 @@ fn decode_all(b: &[u8], pkg_len: u64) {
     let _ = report::SyncSrc::decode(b);
     let _ = GroupStorage::decode(b);
     let _ = ReportStatus::decode(b);
+    let _ = report::ReportIpChanged::decode(b);
+    let _ = report::GetServerId::decode(b);
+    let _ = peer::TrackerStatus::decode(b);
+    let _ = peer::JoinLeader::decode(b);
+    let _ = peer::PingLeader::decode(b);
+    let _ = peer::SysFileRequest::decode(b);
+    let _ = peer::SysFileChunk::decode(b);
     let _ = stat::GroupStat::decode_list(b, false);
     let _ = stat::GroupStat::decode_list(b, true);
     let _ = stat::StatCounters::decode(b);
@@ -117,9 +124,13 @@ fn decode_all(b: &[u8], pkg_len: u64) {
     let _ = sync::SyncCreateHead::decode(b, pkg_len, false);
     let _ = sync::SyncDelete::decode(b);
     let _ = sync::SyncWriteHead::decode(b, pkg_len);
+    let _ = sync::SyncCreateHead::head_len(b);
+    let _ = sync::SyncWriteHead::head_len(b);
+    let _ = SlaveHead::head_len(b);
+    let _ = AppendHead::head_len(b);
+    let _ = ModifyHead::head_len(b);
     let _ = sync::SyncTruncate::decode(b);
     let _ = sync::SyncLink::decode(b);
-    let _ = sync::FetchPathBinlog::decode(b);
     let _ = decode_group(b);
     let _ = StoreTarget::decode(b);
     let _ = FetchQuery::decode(b);
@@ -131,7 +142,6 @@ fn decode_all(b: &[u8], pkg_len: u64) {
     }
     let _ = ListStorage::decode(b);
     let _ = DeleteStorage::decode(b);
-    let _ = SetTrunkServer::decode(b);
     let _ = FetchStorageIds::decode(b);
     let _ = StorageIdsReply::decode(b);
     let _ = ParameterReply::decode(b);

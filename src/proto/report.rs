@@ -1,10 +1,11 @@
 //! Storage -> tracker reports: BEAT (83), REPORT_DISK_USAGE (84), SYNC_REPORT (89), their
-//! shared reply, the Brief record, and the sync-source negotiation bodies (76, 85, 86, 87,
-//! 88) (PROTOCOL.md §9.3-§9.7). JOIN is in `join`. Re-exported by `tracker`. Only std.
+//! shared reply, the Brief record, the sync-source negotiation bodies (76, 85, 86, 87,
+//! 88), REPORT_IP_CHANGED (78) and GET_SERVER_ID (70) (PROTOCOL.md §9.3-§9.7, §9.10,
+//! §9.12). JOIN is in `join`. Re-exported by `tracker`. Only std.
 
 use super::{
-    DecodeError, GROUP_NAME_LEN, IP_ADDRESS_SIZE, Reader, STAT_COUNTERS_LEN, STORAGE_ID_LEN,
-    StatCounters, group16, put_fixed, put_u32, put_u64,
+    DecodeError, GROUP_NAME_LEN, IP_ADDRESS_SIZE, MAX_IP_PORT_SIZE, Reader, STAT_COUNTERS_LEN,
+    STORAGE_ID_LEN, StatCounters, group16, put_fixed, put_u32, put_u64,
 };
 /// FDFSStorageBrief, 67 bytes: status u8, port u32, id str[16], ip str[46] (§9.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,6 +64,7 @@ impl Brief {
     }
 
     /// Concatenated Briefs.
+    #[cfg(test)]
     pub fn encode_list(list: &[Brief]) -> Vec<u8> {
         let mut out = Vec::with_capacity(list.len() * BRIEF_LEN);
         for b in list {
@@ -318,9 +320,160 @@ impl ReportStatus {
     }
 }
 
+/// Request of REPORT_IP_CHANGED (78): group str[16] + old_ip str[46] + new_ip str[46]
+/// (exactly 108 bytes; IP_ADDRESS_SIZE since 6.11) (§9.10).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportIpChanged {
+    /// Group name.
+    pub group: String,
+    /// The address the storage had (its `last_ip_addr`).
+    pub old_ip: String,
+    /// The address it has now.
+    pub new_ip: String,
+}
+
+/// Size of [`ReportIpChanged`].
+pub const REPORT_IP_CHANGED_LEN: usize = GROUP_NAME_LEN + 2 * IP_ADDRESS_SIZE;
+
+impl ReportIpChanged {
+    /// 108 bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(REPORT_IP_CHANGED_LEN);
+        put_fixed(&mut out, &self.group, GROUP_NAME_LEN);
+        put_fixed(&mut out, &self.old_ip, IP_ADDRESS_SIZE);
+        put_fixed(&mut out, &self.new_ip, IP_ADDRESS_SIZE);
+        out
+    }
+
+    /// Exactly 108 bytes.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() != REPORT_IP_CHANGED_LEN {
+            return Err(DecodeError::BadLength {
+                what: "report ip changed",
+                len: b.len() as u64,
+            });
+        }
+        let mut r = Reader::new(b);
+        Ok(ReportIpChanged {
+            group: group16(&mut r)?,
+            old_ip: r.fixed(IP_ADDRESS_SIZE, "old ip")?,
+            new_ip: r.fixed(IP_ADDRESS_SIZE, "new ip")?,
+        })
+    }
+}
+
+/// Request of GET_SERVER_ID (70): group str[16] + the storage's address as text, "ip:port"
+/// since 6.16.0 and "ip" before; 17..=68 bytes in all (§9.12). The reply is the id text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GetServerId {
+    /// Group name.
+    pub group: String,
+    /// "ip:port" or "ip", as sent (trailing NULs dropped).
+    pub addr: String,
+}
+
+impl GetServerId {
+    /// 16 + addr bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(GROUP_NAME_LEN + self.addr.len());
+        put_fixed(&mut out, &self.group, GROUP_NAME_LEN);
+        out.extend_from_slice(self.addr.as_bytes());
+        out
+    }
+
+    /// 17..=68 bytes; the address must be UTF-8.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() <= GROUP_NAME_LEN || b.len() > GROUP_NAME_LEN + MAX_IP_PORT_SIZE {
+            return Err(DecodeError::BadLength {
+                what: "get server id",
+                len: b.len() as u64,
+            });
+        }
+        let mut r = Reader::new(b);
+        let group = group16(&mut r)?;
+        let addr = std::str::from_utf8(r.rest())
+            .map_err(|_| DecodeError::Invalid("storage address"))?
+            .trim_end_matches('\0')
+            .to_string();
+        Ok(GetServerId { group, addr })
+    }
+
+    /// The address split into IP and port: "ip:port", "[v6]:port" and a bare IP (no port,
+    /// as sent before 6.16.0; an IPv6 address without brackets counts as bare).
+    pub fn ip_port(&self) -> (&str, Option<u16>) {
+        match self.addr.rsplit_once(':') {
+            Some((ip, p)) if !ip.contains(':') || ip.starts_with('[') => {
+                (ip.trim_matches(['[', ']']), p.parse::<u16>().ok())
+            }
+            _ => (&self.addr, None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_ip_changed() {
+        let r = ReportIpChanged {
+            group: "group1".into(),
+            old_ip: "10.0.0.1".into(),
+            new_ip: "fe80::1".into(),
+        };
+        let b = r.encode();
+        assert_eq!(b.len(), 108);
+        assert_eq!(&b[16..24], b"10.0.0.1");
+        assert_eq!(&b[62..69], b"fe80::1");
+        assert_eq!(ReportIpChanged::decode(&b), Ok(r));
+        assert!(ReportIpChanged::decode(&b[..107]).is_err());
+        assert!(ReportIpChanged::decode(&[b.as_slice(), &[0]].concat()).is_err());
+        // The pre-6.11 layout (16-byte IPs) is not spoken.
+        assert!(ReportIpChanged::decode(&[0; 48]).is_err());
+    }
+
+    #[test]
+    fn get_server_id() {
+        let q = GetServerId {
+            group: "group1".into(),
+            addr: "192.168.0.5:23000".into(),
+        };
+        let b = q.encode();
+        assert_eq!(&b[..7], b"group1\0");
+        assert_eq!(&b[16..], b"192.168.0.5:23000");
+        assert_eq!(GetServerId::decode(&b), Ok(q.clone()));
+        assert_eq!(q.ip_port(), ("192.168.0.5", Some(23000)));
+        let v6 = GetServerId {
+            group: "g".into(),
+            addr: "[fe80::1]:23001".into(),
+        };
+        assert_eq!(GetServerId::decode(&v6.encode()), Ok(v6.clone()));
+        assert_eq!(v6.ip_port(), ("fe80::1", Some(23001)));
+        let old = GetServerId {
+            group: "g".into(),
+            addr: "10.0.0.1".into(),
+        };
+        assert_eq!(old.ip_port(), ("10.0.0.1", None));
+        let bare6 = GetServerId {
+            group: "g".into(),
+            addr: "fe80::1".into(),
+        };
+        assert_eq!(bare6.ip_port(), ("fe80::1", None));
+        // A NUL-terminated address (C strings) decodes without its NULs.
+        let nul = [b.as_slice(), b"\0\0"].concat();
+        assert_eq!(GetServerId::decode(&nul).unwrap().addr, "192.168.0.5:23000");
+        // Truncated: the group alone, or less; oversized: more than 52 address bytes.
+        assert!(GetServerId::decode(&b[..16]).is_err());
+        assert!(GetServerId::decode(&b[..5]).is_err());
+        let long = [&b[..16], &[b'1'; 53][..]].concat();
+        assert!(GetServerId::decode(&long).is_err());
+        assert!(GetServerId::decode(&long[..68]).is_ok());
+        let bad = [&b[..16], &[0xff, b'1'][..]].concat();
+        assert_eq!(
+            GetServerId::decode(&bad),
+            Err(DecodeError::Invalid("storage address"))
+        );
+    }
 
     fn brief(n: u8) -> Brief {
         Brief {

@@ -10,7 +10,8 @@
 
 use super::{
     DecodeError, EXT_LEN, GROUP_NAME_LEN, MAX_REMOTE_NAME_LEN, PREFIX_LEN, Reader,
-    decode_remote_name, field_len, group16, put_fixed, put_u64, valid_ext, valid_prefix,
+    decode_remote_name, field_len, group16, named_head_len, put_fixed, put_u64, valid_ext,
+    valid_prefix,
 };
 
 /// Fixed part of UPLOAD_FILE (11) / UPLOAD_APPENDER_FILE (23).
@@ -106,6 +107,7 @@ impl UploadReply {
     }
 
     /// The full file id "group/remote".
+    #[cfg(test)]
     pub fn file_id(&self) -> String {
         format!("{}/{}", self.group, self.remote)
     }
@@ -345,6 +347,11 @@ impl SlaveHead {
     /// Bytes before the master name.
     pub const FIXED_LEN: usize = 8 + 8 + PREFIX_LEN + EXT_LEN;
 
+    /// The whole head's length (fixed part + name) from its first 8 bytes.
+    pub fn head_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+        named_head_len(prefix, Self::FIXED_LEN, 11, "master_filename_len")
+    }
+
     /// Fixed fields + master name (content not included).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::FIXED_LEN + self.master.len());
@@ -406,6 +413,11 @@ impl AppendHead {
     /// Bytes before the file name.
     pub const FIXED_LEN: usize = 16;
 
+    /// The whole head's length (fixed part + name) from its first 8 bytes.
+    pub fn head_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+        named_head_len(prefix, Self::FIXED_LEN, 1, "appender_filename_len")
+    }
+
     /// Fixed fields + name (content not included).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::FIXED_LEN + self.remote.len());
@@ -448,6 +460,11 @@ pub struct ModifyHead {
 impl ModifyHead {
     /// Bytes before the file name.
     pub const FIXED_LEN: usize = 24;
+
+    /// The whole head's length (fixed part + name) from its first 8 bytes.
+    pub fn head_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+        named_head_len(prefix, Self::FIXED_LEN, 1, "appender_filename_len")
+    }
 
     /// Fixed fields + name (content not included).
     pub fn encode(&self) -> Vec<u8> {
@@ -716,6 +733,9 @@ mod tests {
             ..h.clone()
         };
         assert!(SlaveHead::decode(&short_master.encode(), (38 + 10 + 3) as u64).is_err());
+        // The fixed part alone tells how much head follows; the master name needs 11..=127.
+        assert_eq!(SlaveHead::head_len(&b[..SlaveHead::FIXED_LEN]), Ok(b.len()));
+        assert!(SlaveHead::head_len(&short_master.encode()).is_err());
         let bad_ext = SlaveHead {
             ext: "j g".into(),
             ..h
@@ -746,6 +766,26 @@ mod tests {
             AppendHead::decode(&long, 1000),
             Err(DecodeError::BadLength { .. })
         ));
+        // head_len: from the first 8 bytes; truncated, oversized and empty names refused.
+        assert_eq!(AppendHead::head_len(&b[..AppendHead::FIXED_LEN]), Ok(60));
+        assert_eq!(AppendHead::head_len(&b[..8]), Ok(60));
+        assert!(matches!(
+            AppendHead::head_len(&b[..7]),
+            Err(DecodeError::Short { .. })
+        ));
+        assert_eq!(
+            AppendHead::head_len(&long),
+            Err(DecodeError::BadLength {
+                what: "appender_filename_len",
+                len: 200
+            })
+        );
+        let mut max = b.clone();
+        max[..8].copy_from_slice(&127u64.to_be_bytes());
+        assert_eq!(AppendHead::head_len(&max), Ok(16 + 127));
+        max[..8].copy_from_slice(&128u64.to_be_bytes());
+        assert!(AppendHead::head_len(&max).is_err());
+        assert!(AppendHead::head_len(&[0; 16]).is_err());
 
         let m = ModifyHead {
             remote: remote.clone(),
@@ -755,6 +795,8 @@ mod tests {
         let b = m.encode();
         assert_eq!(ModifyHead::decode(&b, 24 + 44 + 2).unwrap(), (m, 68));
         assert!(ModifyHead::decode(&b, 24 + 44).is_err());
+        assert_eq!(ModifyHead::head_len(&b[..ModifyHead::FIXED_LEN]), Ok(68));
+        assert!(ModifyHead::head_len(&[0; 24]).is_err());
 
         let t = Truncate {
             remote,

@@ -8,7 +8,7 @@
 
 use super::{
     DecodeError, GROUP_NAME_LEN, MAX_REMOTE_NAME_LEN, Reader, STORAGE_ID_LEN, decode_remote_name,
-    field_len, group16, put_fixed, put_u32, put_u64,
+    field_len, group16, named_head_len, put_fixed, put_u32, put_u64,
 };
 
 fn name_field(r: &mut Reader<'_>, len: u64, what: &'static str) -> Result<String, DecodeError> {
@@ -63,6 +63,11 @@ pub struct SyncCreateHead {
 impl SyncCreateHead {
     /// Bytes before the file name.
     pub const FIXED_LEN: usize = 8 + 8 + 4 + GROUP_NAME_LEN;
+
+    /// The whole head's length (fixed part + name) from its first 8 bytes.
+    pub fn head_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+        named_head_len(prefix, Self::FIXED_LEN, 1, "filename_len")
+    }
 
     /// Fixed fields + name (content not included).
     pub fn encode(&self) -> Vec<u8> {
@@ -158,6 +163,11 @@ pub struct SyncWriteHead {
 impl SyncWriteHead {
     /// Bytes before the file name.
     pub const FIXED_LEN: usize = 8 + 8 + 8 + 4 + GROUP_NAME_LEN;
+
+    /// The whole head's length (fixed part + name) from its first 8 bytes.
+    pub fn head_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+        named_head_len(prefix, Self::FIXED_LEN, 1, "filename_len")
+    }
 
     /// Fixed fields + name (data not included).
     pub fn encode(&self) -> Vec<u8> {
@@ -307,40 +317,6 @@ impl SyncLink {
     }
 }
 
-/// Request of FETCH_ONE_PATH_BINLOG (26): group str[16] + store_path_index u8 (17 bytes).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FetchPathBinlog {
-    /// Group.
-    pub group: String,
-    /// Store path being recovered.
-    pub store_path_index: u8,
-}
-
-impl FetchPathBinlog {
-    /// 17 bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17);
-        put_fixed(&mut out, &self.group, GROUP_NAME_LEN);
-        out.push(self.store_path_index);
-        out
-    }
-
-    /// Exactly 17 bytes.
-    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        if b.len() != GROUP_NAME_LEN + 1 {
-            return Err(DecodeError::BadLength {
-                what: "fetch path binlog",
-                len: b.len() as u64,
-            });
-        }
-        let mut r = Reader::new(b);
-        Ok(FetchPathBinlog {
-            group: group16(&mut r)?,
-            store_path_index: r.u8("store_path_index")?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +356,15 @@ mod tests {
         let mut huge = b.clone();
         huge[8..16].copy_from_slice(&(i64::MAX as u64).to_be_bytes());
         assert!(SyncCreateHead::decode(&huge, 90, true).is_err());
+        assert_eq!(
+            SyncCreateHead::head_len(&b[..SyncCreateHead::FIXED_LEN]),
+            Ok(80)
+        );
+        assert!(SyncCreateHead::head_len(&b[..7]).is_err());
+        let mut long = b.clone();
+        long[..8].copy_from_slice(&128u64.to_be_bytes());
+        assert!(SyncCreateHead::head_len(&long).is_err());
+        assert!(SyncCreateHead::head_len(&[0; 36]).is_err());
     }
 
     #[test]
@@ -406,6 +391,12 @@ mod tests {
         let b = h.encode();
         assert_eq!(SyncWriteHead::decode(&b, 44 + 44 + 5).unwrap(), (h, 88));
         assert!(SyncWriteHead::decode(&b, 44 + 44 + 4).is_err());
+        assert_eq!(
+            SyncWriteHead::head_len(&b[..SyncWriteHead::FIXED_LEN]),
+            Ok(88)
+        );
+        assert!(SyncWriteHead::head_len(&b[..4]).is_err());
+        assert!(SyncWriteHead::head_len(&[0; 44]).is_err());
     }
 
     #[test]
@@ -441,15 +432,5 @@ mod tests {
             SyncLink::decode(&big),
             Err(DecodeError::BadLength { .. })
         ));
-    }
-
-    #[test]
-    fn fetch_path_binlog() {
-        let f = FetchPathBinlog {
-            group: "group1".into(),
-            store_path_index: 1,
-        };
-        assert_eq!(FetchPathBinlog::decode(&f.encode()).unwrap(), f);
-        assert!(FetchPathBinlog::decode(&[0; 16]).is_err());
     }
 }

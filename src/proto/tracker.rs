@@ -25,7 +25,7 @@ fn ip_field(ip_size: usize) -> usize {
 }
 
 /// Read a u64 port field and narrow it to u16.
-fn port64(r: &mut Reader<'_>, what: &'static str) -> Result<u16, DecodeError> {
+pub(super) fn port64(r: &mut Reader<'_>, what: &'static str) -> Result<u16, DecodeError> {
     let v = r.u64(what)?;
     u16::try_from(v).map_err(|_| DecodeError::Invalid(what))
 }
@@ -124,6 +124,7 @@ impl StoreTargets {
     }
 
     /// Decode with a known R; at least one server is required.
+    #[cfg(test)]
     pub fn decode(b: &[u8], ip_size: usize) -> Result<Self, DecodeError> {
         let rec = ip_field(ip_size) + 8;
         let body = b.len().checked_sub(GROUP_NAME_LEN + 1);
@@ -243,6 +244,7 @@ impl FetchAll {
     }
 
     /// Legacy layout; every server gets the first server's port.
+    #[cfg(test)]
     pub fn decode_legacy(b: &[u8], ip_size: usize) -> Result<Self, DecodeError> {
         let ip = ip_field(ip_size);
         let first = GROUP_NAME_LEN + ip + 8;
@@ -274,6 +276,7 @@ impl FetchAll {
     }
 
     /// 6.16 layout; at least one server is required.
+    #[cfg(test)]
     pub fn decode_v616(b: &[u8], ip_size: usize) -> Result<Self, DecodeError> {
         let rec = ip_field(ip_size) + 8;
         let body = b.len().checked_sub(GROUP_NAME_LEN);
@@ -313,6 +316,7 @@ pub struct ListStorage {
 
 impl ListStorage {
     /// 16 + id bytes (id truncated to 15).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = encode_group(&self.group);
         if let Some(id) = &self.id {
@@ -372,43 +376,6 @@ impl DeleteStorage {
     }
 }
 
-/// Request of SET_TRUNK_SERVER (94): group str[16] + optional storage id; len 16..=31.
-/// The reply is the trunk server's id followed by one NUL byte ([`encode_trunk_server_reply`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SetTrunkServer {
-    /// Group.
-    pub group: String,
-    /// Server to make the trunk server; `None` lets the tracker choose.
-    pub id: Option<String>,
-}
-
-impl SetTrunkServer {
-    /// 16 + id bytes (id truncated to 15).
-    pub fn encode(&self) -> Vec<u8> {
-        ListStorage {
-            group: self.group.clone(),
-            id: self.id.clone(),
-        }
-        .encode()
-    }
-
-    /// Requires 16 <= len < 32.
-    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        let l = ListStorage::decode(b)?;
-        Ok(SetTrunkServer {
-            group: l.group,
-            id: l.id,
-        })
-    }
-}
-
-/// Reply of SET_TRUNK_SERVER (94): the id plus a NUL (pkg_len = strlen(id) + 1).
-pub fn encode_trunk_server_reply(id: &str) -> Vec<u8> {
-    let mut out = id.as_bytes().to_vec();
-    out.push(0);
-    out
-}
-
 /// Request of FETCH_STORAGE_IDS (69): start_index u32 + allow_empty u8 (since 6.11).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FetchStorageIds {
@@ -420,6 +387,7 @@ pub struct FetchStorageIds {
 
 impl FetchStorageIds {
     /// 5 bytes (HEAD form).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(5);
         put_u32(&mut out, self.start_index);
@@ -469,6 +437,7 @@ impl StorageIdsReply {
     }
 
     /// The number of lines must equal current_count.
+    #[cfg(test)]
     pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(b);
         let total = r.u32("total_count")?;
@@ -518,6 +487,7 @@ impl ParameterReply {
     }
 
     /// The value of `key`, if present (first occurrence).
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -685,13 +655,6 @@ mod tests {
             DeleteStorage::decode(&nul),
             Err(DecodeError::Invalid("storage id"))
         );
-
-        let s = SetTrunkServer {
-            group: "group1".into(),
-            id: None,
-        };
-        assert_eq!(SetTrunkServer::decode(&s.encode()).unwrap(), s);
-        assert_eq!(encode_trunk_server_reply("100001"), b"100001\0");
     }
 
     #[test]

@@ -138,10 +138,10 @@ fn session(
         // First start of this server: ask for a sync source (none in a new group).
         let r = c.call(Cmd::StorageSyncDestReq, &[], 64)?;
         let mut f = store.init_flag.lock();
-        if r.len() == 24 {
-            let mut rd = proto::Reader::new(&r);
-            f.sync_src_server = rd.fixed(16, "src_id").map_err(|e| bad(tracker, e))?;
-            f.sync_until_timestamp = rd.u64("until").map_err(|e| bad(tracker, e))?;
+        // An empty reply: no source (the group is new).
+        if let Ok(src) = proto::SyncSrc::decode(&r) {
+            f.sync_src_server = src.src_id;
+            f.sync_until_timestamp = src.until_timestamp;
         }
         f.sync_old_done = true;
         f.save(&store.data_dir.join(".data_init_flag"))
@@ -151,9 +151,11 @@ fn session(
             })?;
     } else {
         // Every (re)join tells the tracker which source we negotiated.
-        let mut body = Vec::with_capacity(24);
-        proto::put_fixed(&mut body, &flag.sync_src_server, 16);
-        proto::put_u64(&mut body, flag.sync_until_timestamp);
+        let body = proto::SyncSrc {
+            src_id: flag.sync_src_server.clone(),
+            until_timestamp: flag.sync_until_timestamp,
+        }
+        .encode();
         if let Err(e) = c.call(Cmd::StorageSyncNotify, &body, 0) {
             log::debug!("tracker {tracker}: SYNC_NOTIFY: {e}");
         }
@@ -248,9 +250,11 @@ fn learn_id(store: &Store, c: &mut Connection, tracker: &str, port: u16) -> Resu
     let id = match &store.cfg.server_id {
         Some(id) => id.clone(),
         None => {
-            let mut body = Vec::new();
-            proto::put_fixed(&mut body, &store.cfg.group_name, proto::GROUP_NAME_LEN);
-            body.extend_from_slice(format!("{}:{port}", store.my_ip()).as_bytes());
+            let body = proto::GetServerId {
+                group: store.cfg.group_name.clone(),
+                addr: format!("{}:{port}", store.my_ip()),
+            }
+            .encode();
             let r = c.call(Cmd::StorageGetServerId, &body, 64)?;
             let id = proto::fixed_str(&r);
             if id.is_empty() {
@@ -322,10 +326,12 @@ fn report_ip_change(
     {
         return Ok(());
     }
-    let mut body = Vec::with_capacity(16 + 2 * proto::IP_ADDRESS_SIZE);
-    proto::put_fixed(&mut body, &store.cfg.group_name, proto::GROUP_NAME_LEN);
-    proto::put_fixed(&mut body, &flag.last_ip_addr, proto::IP_ADDRESS_SIZE);
-    proto::put_fixed(&mut body, &now_ip, proto::IP_ADDRESS_SIZE);
+    let body = proto::ReportIpChanged {
+        group: store.cfg.group_name.clone(),
+        old_ip: flag.last_ip_addr.clone(),
+        new_ip: now_ip.clone(),
+    }
+    .encode();
     match c.call(Cmd::StorageReportIpChanged, &body, 0) {
         Ok(_) => log::info!(
             "reported our address change {} -> {now_ip}",

@@ -14,10 +14,11 @@ use super::appender::FileLocks;
 use super::disk::io_status;
 use crate::net::{FileBody, Reply};
 use crate::proto::status;
-use std::ffi::CString;
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,34 +39,23 @@ fn open(path: &Path) -> Option<io::Result<File>> {
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return None;
     }
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: open_how is plain data; all-zero is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_CACHED;
-    // SAFETY: the path is NUL-terminated and `how` outlives the call; the
-    // size passed is the size of the struct passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: the kernel just gave us this descriptor; nobody else owns it.
-        return Some(Ok(unsafe { File::from_raw_fd(fd as i32) }));
+    // nix reports a NUL inside the path as EINVAL, which below means "kernel
+    // without openat2"; such a path is simply left to the pool.
+    if path.as_os_str().as_bytes().contains(&0) {
+        return None;
     }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) => None,
-        Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) => {
+    // nix 0.32 has no name for RESOLVE_CACHED (Linux 5.12) yet.
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::from_bits_retain(libc::RESOLVE_CACHED));
+    match openat2(AT_FDCWD, path, how) {
+        Ok(fd) => Some(Ok(File::from(fd))),
+        Err(Errno::EAGAIN) => None,
+        Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => {
             UNSUPPORTED.store(true, Ordering::Relaxed);
             None
         }
-        _ => Some(Err(err)),
+        Err(e) => Some(Err(e.into())),
     }
 }
 

@@ -50,12 +50,22 @@ pub enum Incoming {
 }
 
 /// Fixed head length of the commands whose head starts with a name length.
-fn named_head_len(cmd: Cmd) -> usize {
+fn named_fixed_len(cmd: Cmd) -> usize {
     match cmd {
         Cmd::AppendFile => proto::AppendHead::FIXED_LEN,
         Cmd::ModifyFile => proto::ModifyHead::FIXED_LEN,
         Cmd::UploadSlaveFile => proto::SlaveHead::FIXED_LEN,
         _ => proto::sync::SyncWriteHead::FIXED_LEN,
+    }
+}
+
+/// The whole head of such a request (fixed part + name), from its fixed part.
+fn named_head_len(cmd: Cmd, fixed: &[u8]) -> Result<usize, proto::DecodeError> {
+    match cmd {
+        Cmd::AppendFile => proto::AppendHead::head_len(fixed),
+        Cmd::ModifyFile => proto::ModifyHead::head_len(fixed),
+        Cmd::UploadSlaveFile => proto::SlaveHead::head_len(fixed),
+        _ => proto::sync::SyncWriteHead::head_len(fixed),
     }
 }
 
@@ -199,6 +209,20 @@ impl StorageService {
             bytes: 0,
         };
         Reply::status(sync_status::conclude(store, p, cmd, remote, sent, o))
+    }
+
+    /// Stream a body whose head is `head` bytes; one too short for it is
+    /// refused.
+    fn stream_head(&self, s: &Session, h: &Header, cmd: Cmd, head: usize) -> Plan {
+        if h.pkg_len < head as u64 {
+            let why = format!(
+                "body of {} bytes, shorter than its head, closing",
+                h.pkg_len
+            );
+            Plan::Reject(self.malformed(s, cmd, &why))
+        } else {
+            Plan::Stream { head }
+        }
     }
 
     /// Log a request refused as malformed (throttled per peer for a peer's
@@ -446,14 +470,12 @@ impl StorageService {
     /// APPEND / MODIFY / UPLOAD_SLAVE and their sync forms: the fixed head
     /// holds the name length, then the name follows.
     fn begin_named(&self, s: &mut Session, h: &Header, cmd: Cmd, head: &[u8]) -> Begin<Incoming> {
-        let fixed = named_head_len(cmd);
-        let name_len = u64::from_be_bytes(head[..8].try_into().expect("head is at least 8 bytes"));
-        if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
-            let why = format!("file name length {name_len}");
-            return Begin::Reject(self.malformed(s, cmd, &why));
-        }
-        if head.len() < fixed + name_len as usize {
-            return Begin::MoreHead(fixed + name_len as usize);
+        let need = match named_head_len(cmd, head) {
+            Ok(n) => n,
+            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+        };
+        if head.len() < need {
+            return Begin::MoreHead(need);
         }
         let store = self.store.clone();
         let group = store.cfg.group_name.clone();
@@ -562,18 +584,15 @@ impl StorageService {
         head: &[u8],
         update: bool,
     ) -> Begin<Incoming> {
-        let name_len =
-            u64::from_be_bytes(head[..8].try_into().expect("head is at least FIXED_LEN"));
         let cmd = if update {
             Cmd::SyncUpdateFile
         } else {
             Cmd::SyncCreateFile
         };
-        if name_len == 0 || name_len > proto::MAX_REMOTE_NAME_LEN as u64 {
-            let why = format!("file name length {name_len}");
-            return Begin::Reject(self.malformed(s, cmd, &why));
-        }
-        let need = SyncCreateHead::FIXED_LEN + name_len as usize;
+        let need = match SyncCreateHead::head_len(head) {
+            Ok(n) => n,
+            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+        };
         if head.len() < need {
             return Begin::MoreHead(need);
         }
@@ -646,36 +665,17 @@ impl Service for StorageService {
         match cmd {
             Cmd::Quit => Plan::Quit,
             Cmd::SyncCreateFile | Cmd::SyncUpdateFile => {
-                if h.pkg_len < SyncCreateHead::FIXED_LEN as u64 {
-                    Plan::Reject(status::EINVAL)
-                } else {
-                    Plan::Stream {
-                        head: SyncCreateHead::FIXED_LEN,
-                    }
-                }
+                self.stream_head(s, h, cmd, SyncCreateHead::FIXED_LEN)
             }
             Cmd::UploadFile | Cmd::UploadAppenderFile => {
-                if h.pkg_len < proto::UPLOAD_HEAD_LEN as u64 {
-                    Plan::Reject(status::EINVAL)
-                } else {
-                    Plan::Stream {
-                        head: proto::UPLOAD_HEAD_LEN,
-                    }
-                }
+                self.stream_head(s, h, cmd, proto::UPLOAD_HEAD_LEN)
             }
             // Heads that start with a name length: read the fixed part first.
             Cmd::AppendFile
             | Cmd::ModifyFile
             | Cmd::UploadSlaveFile
             | Cmd::SyncAppendFile
-            | Cmd::SyncModifyFile => {
-                let fixed = named_head_len(cmd);
-                if h.pkg_len < fixed as u64 {
-                    Plan::Reject(status::EINVAL)
-                } else {
-                    Plan::Stream { head: fixed }
-                }
-            }
+            | Cmd::SyncModifyFile => self.stream_head(s, h, cmd, named_fixed_len(cmd)),
             _ => match self.body_limit(cmd) {
                 Some(limit) if h.pkg_len <= limit => Plan::Buffer,
                 Some(limit) => {
@@ -736,6 +736,12 @@ impl Service for StorageService {
         // answers an error; the counters have counted a success by then.)
         self.store.hold_until_durable(mark, &mut reply);
         reply
+    }
+
+    /// EINVAL, as upstream: the request may not have been read whole, and
+    /// clients reconnect after it.
+    fn close_after_error(&self, status: u8) -> bool {
+        status == status::EINVAL
     }
 
     fn pool(&self, idx: usize) -> Option<&Pool> {

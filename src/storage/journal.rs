@@ -22,9 +22,9 @@
 //! replays the header's generation and the next one after it, so uploads
 //! wait for a checkpoint only when the new region fills up before it ends.
 //!
-//! The file's format is in [`super::journal_format`].
+//! The file's format is in [`crate::layout::journal`].
 
-use super::journal_format::{BLOCK, Header, encode_record, kind, record_len, regions, retag, tag};
+use crate::layout::journal::{BLOCK, Header, encode_record, kind, record_len, regions, retag, tag};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -35,8 +35,6 @@ use std::sync::Arc;
 
 /// Files up to this size are journaled; bigger ones are synced in place.
 pub const MAX_FILE: u64 = 1024 * 1024;
-/// The journal's file name under `base_path/data`.
-pub const FILE_NAME: &str = "fdfs_journal.dat";
 
 struct State {
     /// Records for the next rounds.
@@ -315,6 +313,40 @@ impl Journal {
     }
 }
 
+/// A journal on its own, for `fdfs bench --disk-commit`: the storage's file,
+/// flusher and group commit, without a storage around it. The only part of
+/// the journal outside `storage`.
+pub struct CommitProbe(Journal);
+
+impl CommitProbe {
+    /// The biggest content [`CommitProbe::commit_file`] takes.
+    pub const MAX_FILE: u64 = MAX_FILE;
+
+    /// Start a journal of `size` bytes at `path`, on the filesystem of `dir`.
+    pub fn start(path: &Path, size: u64, dir: &Path) -> io::Result<CommitProbe> {
+        Journal::start(path, size, vec![dir.to_path_buf()], 1, (0, 0)).map(CommitProbe)
+    }
+
+    /// Journal `data` as the content of file `name`, as a durable upload
+    /// does, and return once it is on disk.
+    pub fn commit_file(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        if data.len() as u64 > MAX_FILE || name.len() > 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "journal: file too big for a record",
+            ));
+        }
+        let seq = self.0.add(kind::FILE, name.as_bytes(), data, None);
+        self.0.commit(seq)
+    }
+
+    /// The number of records journaled so far.
+    #[cfg(test)]
+    pub fn added(&self) -> u64 {
+        self.0.added()
+    }
+}
+
 impl Drop for Journal {
     fn drop(&mut self) {
         self.shared.st.lock().quit = true;
@@ -529,13 +561,8 @@ fn write_block(file: &File, block: &[u8], offset: u64) -> io::Result<()> {
 }
 
 fn sync_filesystems(roots: &[PathBuf]) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     for root in roots {
-        let d = File::open(root)?;
-        // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
-        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        nix::unistd::syncfs(File::open(root)?)?;
     }
     Ok(())
 }
@@ -560,7 +587,7 @@ pub fn filesystem_roots(dirs: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::journal_format::replay_records;
+    use crate::layout::journal::{FILE_NAME, replay_records};
     use std::time::{Duration, Instant};
 
     /// A record as (kind, name, data).

@@ -11,9 +11,9 @@
 //!   lines in order: it is cut at the first line that differs (or is torn)
 //!   and the missing lines are appended.
 
-use super::journal_format::{self as format, Header, kind};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{self as fmt, Record, op};
+use crate::layout::journal::{self as format, Header, kind};
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -202,8 +202,7 @@ fn repair_binlog(sync_dir: &Path, from: (u32, u64), lines: &[&[u8]]) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::journal;
-    use crate::storage::journal_format::{BLOCK, encode_record};
+    use crate::layout::journal::{BLOCK, FILE_NAME, encode_record};
 
     fn journal(dir: &Path, binlog: (u32, u64), recs: &[(u8, &str, &[u8])]) -> PathBuf {
         let h = Header {
@@ -219,7 +218,7 @@ mod tests {
         }
         // Room for both regions.
         b.resize(BLOCK as usize * 3, 0);
-        let p = dir.join(journal::FILE_NAME);
+        let p = dir.join(FILE_NAME);
         fs::write(&p, b).unwrap();
         p
     }

@@ -9,13 +9,14 @@ mod cached;
 mod disk;
 mod handler;
 mod inline;
-pub(crate) mod journal;
-mod journal_format;
+mod journal;
 mod journal_recover;
 mod refetch;
 mod replica;
 mod sync;
 mod sync_status;
+
+pub use journal::CommitProbe;
 
 use crate::config::{Reserved, StorageConfig};
 use crate::layout::{DataInitFlag, Source, StorePath};
@@ -537,7 +538,7 @@ fn replay_and_open_binlog(
     paths: &[StorePath],
 ) -> io::Result<(binlog::Binlog, u64)> {
     let roots: Vec<_> = paths.iter().map(|p| p.root.clone()).collect();
-    let jpath = data_dir.join(journal::FILE_NAME);
+    let jpath = data_dir.join(crate::layout::journal::FILE_NAME);
     let r = journal_recover::replay(&jpath, &roots, &data_dir.join("sync"))?;
     if r.files_restored + r.files_removed + r.lines_appended > 0 {
         log::warn!(
@@ -558,7 +559,7 @@ fn open_journal(
     binlog: &binlog::Binlog,
     previous: u64,
 ) -> io::Result<Option<Arc<journal::Journal>>> {
-    let jpath = data_dir.join(journal::FILE_NAME);
+    let jpath = data_dir.join(crate::layout::journal::FILE_NAME);
     if !cfg.durable_uploads {
         if jpath.exists() {
             std::fs::remove_file(&jpath)?;

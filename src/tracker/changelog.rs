@@ -6,8 +6,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// File name inside the tracker's data dir.
-pub const FILE: &str = "storage_changelog.dat";
+use crate::layout::tracker_dat::CHANGELOG_FILE as FILE;
 /// Most bytes one CHANGELOG_REQ reply carries.
 pub const MAX_CHUNK: usize = 8182;
 

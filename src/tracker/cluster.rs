@@ -10,6 +10,10 @@
 
 use super::handler::{Tracker, now};
 use crate::client::{Connection, Error, Timeouts};
+use crate::layout::tracker_dat;
+use crate::proto::peer::{
+    JoinLeader, PingLeader, SYS_FILE_CHUNK, SysFileChunk, SysFileRequest, TrackerStatus,
+};
 use crate::proto::{self, Cmd, status};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,13 +21,11 @@ use std::time::Duration;
 
 /// System files a fresh tracker copies, by GET_ONE_SYS_FILE index.
 pub const SYS_FILES: [&str; 4] = [
-    "storage_groups_new.dat",
-    "storage_servers_new.dat",
-    "storage_sync_timestamp.dat",
-    "storage_changelog.dat",
+    tracker_dat::GROUPS_FILE,
+    tracker_dat::STORAGES_FILE,
+    tracker_dat::SYNC_TIMESTAMP_FILE,
+    tracker_dat::CHANGELOG_FILE,
 ];
-/// Largest chunk of a system file in one GET_ONE_SYS_FILE reply.
-pub const SYS_FILE_CHUNK: usize = 8173;
 /// A tracker down longer than this re-copies the system files (upstream: 2 x 300 s).
 pub const STALE_AFTER_SECS: u64 = 600;
 /// Pings the leader may miss before a new election.
@@ -172,22 +174,11 @@ fn status_of(t: &Tracker, addr: &str) -> Result<(bool, u64, u64), Error> {
     let mut c = Connection::connect(addr, timeouts(t), None)?;
     let r = c.call(Cmd::TrackerGetStatus, &[], 64)?;
     c.quit();
-    if r.len() != 17 {
-        return Err(Error::Protocol {
-            addr: addr.into(),
-            msg: format!("GET_STATUS reply of {} bytes", r.len()),
-        });
-    }
-    let mut rd = proto::Reader::new(&r);
-    let bad = |e: proto::DecodeError| Error::Protocol {
+    let s = TrackerStatus::decode(&r).map_err(|e| Error::Protocol {
         addr: addr.into(),
-        msg: e.to_string(),
-    };
-    Ok((
-        rd.u8("if_leader").map_err(bad)? != 0,
-        rd.u64("running").map_err(bad)?,
-        rd.u64("restart").map_err(bad)?,
-    ))
+        msg: format!("GET_STATUS reply: {e}"),
+    })?;
+    Ok((s.if_leader, s.running_time, s.restart_interval))
 }
 
 fn send_text(t: &Tracker, addr: &str, cmd: Cmd, text: &str) -> Result<(), Error> {
@@ -329,13 +320,12 @@ fn check_rivals(t: &Tracker, me: &str, others: &[String]) {
 fn ping_leader(t: &Tracker, leader: &str, conn: &mut Option<(String, Connection)>) -> bool {
     if conn.as_ref().is_none_or(|(a, _)| a != leader) {
         let joined = Connection::connect(leader, timeouts(t), None).and_then(|mut c| {
-            let mut body = Vec::with_capacity(24);
-            proto::put_u64(&mut body, t.started);
-            proto::put_fixed(&mut body, super::VERSION, proto::VERSION_SIZE);
-            proto::put_u64(
-                &mut body,
-                split(t.cluster.lock().me.as_deref().unwrap_or("")).1 as u64,
-            );
+            let body = JoinLeader {
+                up_time: t.started,
+                version: super::VERSION.to_string(),
+                server_port: split(t.cluster.lock().me.as_deref().unwrap_or("")).1,
+            }
+            .encode();
             c.call(Cmd::TrackerJoinLeader, &body, 0)?;
             Ok(c)
         });
@@ -353,10 +343,15 @@ fn ping_leader(t: &Tracker, leader: &str, conn: &mut Option<(String, Connection)
     }
     let (_, c) = conn.as_mut().expect("connected above");
     // TrackerPingLeaderBody: our connection counts, which the leader shows in cluster stats.
-    let mut body = Vec::with_capacity(12);
-    for n in t.connection_counts() {
-        proto::put_u32(&mut body, n);
+    let [alloc, current, max] = t.connection_counts();
+    let body = PingLeader {
+        connections: Some(proto::Connections {
+            alloc,
+            current,
+            max,
+        }),
     }
+    .encode();
     match c.call(Cmd::TrackerPingLeader, &body, 64 * 1024) {
         Ok(_) => true,
         Err(e) => {
@@ -404,18 +399,18 @@ fn copy_sys_files(t: &Tracker, peer: &str) -> Result<bool, Error> {
     for (i, name) in SYS_FILES.iter().enumerate() {
         let mut content = Vec::new();
         loop {
-            let mut req = vec![i as u8];
-            proto::put_u64(&mut req, content.len() as u64);
-            let r = c.call(Cmd::TrackerGetOneSysFile, &req, SYS_FILE_CHUNK + 8)?;
-            let mut rd = proto::Reader::new(&r);
-            let bad = |e: proto::DecodeError| Error::Protocol {
-                addr: peer.into(),
-                msg: e.to_string(),
+            let req = SysFileRequest {
+                index: i as u8,
+                offset: content.len() as u64,
             };
-            let size = rd.u64("file_size").map_err(bad)?;
-            let chunk = rd.rest();
+            let r = c.call(Cmd::TrackerGetOneSysFile, &req.encode(), SYS_FILE_CHUNK + 8)?;
+            let SysFileChunk { file_size, chunk } =
+                SysFileChunk::decode(&r).map_err(|e| Error::Protocol {
+                    addr: peer.into(),
+                    msg: e.to_string(),
+                })?;
             content.extend_from_slice(chunk);
-            if content.len() as u64 >= size || chunk.is_empty() {
+            if content.len() as u64 >= file_size || chunk.is_empty() {
                 break;
             }
         }

@@ -1,12 +1,13 @@
 //! The tracker's request handlers: one function per command, all answered on
 //! the loop thread (they only touch the in-memory state under a short lock).
 
-use super::cluster::{Cluster, SYS_FILE_CHUNK};
+use super::cluster::Cluster;
 use super::members::sync_body;
 use super::state::{FetchKind, FileFacts, Refusal, State};
 use crate::config::{IpAddrSize, TrackerConfig};
 use crate::layout::{RemoteName, Source};
 use crate::net::{Action, Begin, LogLimit, Plan, Pool, Reply, Service};
+use crate::proto::peer::SYS_FILE_CHUNK;
 use crate::proto::{self, Cmd, Header, status};
 use parking_lot::Mutex;
 use std::net::SocketAddr;
@@ -222,22 +223,13 @@ impl Tracker {
                 if !self.cfg.use_storage_id {
                     return Err(status::EOPNOTSUPP.into());
                 }
-                // group[16] + "ip:port" (6.16) or + "ip" (older).
-                let group = proto::fixed_str(body.get(..16).ok_or(status::EINVAL)?);
-                let rest = std::str::from_utf8(&body[16..])
-                    .map_err(|_| status::EINVAL)?
-                    .trim_end_matches('\0');
-                let (ip, port) = match rest.rsplit_once(':') {
-                    Some((ip, p)) if !ip.contains(':') || ip.starts_with('[') => {
-                        (ip.trim_matches(['[', ']']), p.parse::<u16>().ok())
-                    }
-                    _ => (rest, None),
-                };
+                let q = proto::GetServerId::decode(body).map_err(invalid)?;
+                let (ip, port) = q.ip_port();
                 let e = self
                     .ids
                     .iter()
                     .find(|e| {
-                        e.group == group
+                        e.group == q.group
                             && e.hosts.iter().any(|h| h == ip)
                             && port.is_none_or(|p| e.port.is_none_or(|q| q == p))
                     })
@@ -253,11 +245,13 @@ impl Tracker {
             | StorageSyncDestReq
             | StorageSyncNotify => self.joined_cmd(s, cmd, body),
             TrackerGetStatus => {
-                let (leader, running, restart) = self.local_status();
-                let mut out = vec![leader as u8];
-                proto::put_u64(&mut out, running);
-                proto::put_u64(&mut out, restart);
-                Ok(out)
+                let (if_leader, running_time, restart_interval) = self.local_status();
+                Ok(proto::peer::TrackerStatus {
+                    if_leader,
+                    running_time,
+                    restart_interval,
+                }
+                .encode())
             }
             TrackerNotifyNextLeader | TrackerCommitNextLeader => self.leader_change(s, cmd, body),
             TrackerNotifyReselectLeader => {
@@ -277,36 +271,31 @@ impl Tracker {
                         return Err(status::EEXIST.into());
                     }
                     s.follower = true;
-                    // TrackerJoinLeaderBody: up_time u64, version str[8], server_port u64.
-                    if body.len() == 24 {
-                        let mut r = proto::Reader::new(body);
-                        let up_time = r.u64("up_time").map_err(invalid)?;
-                        let version = r.fixed(proto::VERSION_SIZE, "version").map_err(invalid)?;
-                        let port = r.u64("server_port").map_err(invalid)?;
-                        let addr = super::cluster::normalise(&format!("{}:{port}", s.peer.ip()));
+                    // A body we cannot read still makes a follower, one the
+                    // cluster stats cannot name.
+                    if let Ok(j) = proto::peer::JoinLeader::decode(body) {
+                        let addr = format!("{}:{}", s.peer.ip(), j.server_port);
                         let mut c = self.cluster.lock();
-                        if let Some(addr) = addr {
+                        if let Some(addr) = super::cluster::normalise(&addr) {
                             c.learn(std::slice::from_ref(&addr));
                             let f = c.followers.entry(addr.clone()).or_default();
-                            f.up_time = up_time;
-                            f.version = version;
+                            f.up_time = j.up_time;
+                            f.version = j.version;
                             s.follower_addr = Some(addr);
                         }
                     }
                 } else if !s.follower {
                     return Err(status::EINVAL.into());
                 } else if let Some(addr) = &s.follower_addr {
-                    // TrackerPingLeaderBody: connection alloc, current, max (u32 each);
-                    // older followers send nothing.
                     let mut c = self.cluster.lock();
                     let f = c.followers.entry(addr.clone()).or_default();
-                    if body.len() == 12 {
-                        let mut r = proto::Reader::new(body);
-                        f.connections = proto::Connections {
-                            alloc: r.u32("alloc").map_err(invalid)?,
-                            current: r.u32("current").map_err(invalid)?,
-                            max: r.u32("max").map_err(invalid)?,
-                        };
+                    // Older followers send no counts; a body we cannot read
+                    // still counts as a ping.
+                    if let Ok(proto::peer::PingLeader {
+                        connections: Some(n),
+                    }) = proto::peer::PingLeader::decode(body)
+                    {
+                        f.connections = n;
                     }
                     f.last_heartbeat_time = now();
                 }
@@ -335,18 +324,16 @@ impl Tracker {
                 Ok(Vec::new())
             }
             TrackerGetOneSysFile => {
-                if body.len() != 9 {
-                    return Err(status::EINVAL.into());
-                }
+                let q = proto::peer::SysFileRequest::decode(body).map_err(invalid)?;
                 let files = s.sys_files.as_ref().ok_or(status::EINVAL)?;
-                let file = files.get(body[0] as usize).ok_or(status::EINVAL)?;
-                let offset = u64::from_be_bytes(body[1..9].try_into().expect("8 bytes"))
-                    .min(file.len() as u64) as usize;
+                let file = files.get(q.index as usize).ok_or(status::EINVAL)?;
+                let offset = q.offset.min(file.len() as u64) as usize;
                 let end = (offset + SYS_FILE_CHUNK).min(file.len());
-                let mut out = Vec::with_capacity(8 + end - offset);
-                proto::put_u64(&mut out, file.len() as u64);
-                out.extend_from_slice(&file[offset..end]);
-                Ok(out)
+                Ok(proto::peer::SysFileChunk {
+                    file_size: file.len() as u64,
+                    chunk: &file[offset..end],
+                }
+                .encode())
             }
             TrackerGetSysFilesEnd => {
                 s.sys_files = None;
@@ -357,15 +344,11 @@ impl Tracker {
                 if self.cfg.use_storage_id {
                     return Err(status::EOPNOTSUPP.into());
                 }
-                let ip = proto::IP_ADDRESS_SIZE;
-                if body.len() != 16 + 2 * ip {
-                    return Err(status::EINVAL.into());
-                }
-                let group = proto::fixed_str(&body[..16]);
-                let (old, new) = (
-                    proto::fixed_str(&body[16..16 + ip]),
-                    proto::fixed_str(&body[16 + ip..]),
-                );
+                let proto::ReportIpChanged {
+                    group,
+                    old_ip: old,
+                    new_ip: new,
+                } = proto::ReportIpChanged::decode(body).map_err(invalid)?;
                 if new != s.peer.ip().to_string() {
                     return Err(status::EINVAL.into());
                 }
@@ -618,22 +601,13 @@ impl Service for Tracker {
     fn request(&self, s: &mut Session, h: Header, body: Vec<u8>) -> Action {
         let Some(cmd) = Cmd::from_u8(h.cmd) else {
             log::warn!("unknown command {} from {}", h.cmd, s.peer);
-            // The body was read whole: the connection stays usable.
-            return Action::Reply(Reply {
-                close: false,
-                ..Reply::error(status::EINVAL)
-            });
+            return Action::Reply(Reply::error(status::EINVAL));
         };
         Action::Reply(match self.dispatch(s, cmd, &body) {
             Ok(body) => Reply::ok(body),
             Err(r) => {
                 self.log_refusal(s, cmd, &r);
-                // The tracker always reads whole requests, so the connection
-                // stays usable after any error (upstream does the same).
-                Reply {
-                    close: false,
-                    ..Reply::error(r.status)
-                }
+                Reply::error(r.status)
             }
         })
     }
@@ -652,6 +626,12 @@ impl Service for Tracker {
 
     fn pool(&self, _: usize) -> Option<&Pool> {
         None
+    }
+
+    /// Never: the tracker reads every request whole, so the connection stays
+    /// usable after any error (upstream does the same).
+    fn close_after_error(&self, _: u8) -> bool {
+        false
     }
 
     fn close(&self, s: Session) {

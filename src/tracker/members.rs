@@ -189,13 +189,8 @@ impl Tracker {
                 });
             }
             Cmd::StorageSyncNotify => {
-                if body.len() != 24 {
-                    return Err(status::EINVAL.into());
-                }
-                let mut r = proto::Reader::new(body);
-                let src = r.fixed(16, "src_id").map_err(invalid)?;
-                let until = r.u64("until").map_err(invalid)?;
-                st.sync_notify(&j.group, &j.id, &src, until)?;
+                let n = proto::SyncSrc::decode(body).map_err(invalid)?;
+                st.sync_notify(&j.group, &j.id, &n.src_id, n.until_timestamp)?;
                 return Ok(Vec::new());
             }
             _ => unreachable!("joined_cmd called for {cmd:?}"),
@@ -361,10 +356,11 @@ impl Tracker {
     }
 }
 
-/// SyncReqBody: src_id[16] + until u64.
+/// The reply naming a sync source (TrackerStorageSyncReqBody).
 pub(super) fn sync_body(src: &str, until: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
-    proto::put_fixed(&mut out, src, 16);
-    proto::put_u64(&mut out, until);
-    out
+    proto::SyncSrc {
+        src_id: src.to_string(),
+        until_timestamp: until,
+    }
+    .encode()
 }

@@ -104,9 +104,10 @@ pub fn start(cfg: TrackerConfig, listeners: Listeners) -> io::Result<RunningTrac
     };
     // A tracker that starts empty, or was down long, copies the system files
     // from a peer before it takes storages (PROTOCOL.md §10.3).
-    let last_check =
-        crate::layout::tracker_dat::load_tracker_status(&data.join(".tracker_status"))?
-            .map(|(_, c)| c);
+    let last_check = crate::layout::tracker_dat::load_tracker_status(
+        &data.join(crate::layout::tracker_dat::TRACKER_STATUS_FILE),
+    )?
+    .map(|(_, c)| c);
     let restart_interval = last_check.map_or(0, |c| now().saturating_sub(c));
     let bootstrap = state.groups.is_empty() || restart_interval > cluster::STALE_AFTER_SECS;
     let cluster = cluster::Cluster {
@@ -184,7 +185,7 @@ fn housekeeping(t: &Tracker, data: &std::path::Path, quit: &AtomicBool) {
         drop(st);
         if stopping || now >= last_status + 300 {
             last_status = now;
-            let path = data.join(".tracker_status");
+            let path = data.join(crate::layout::tracker_dat::TRACKER_STATUS_FILE);
             if let Err(e) = crate::layout::tracker_dat::save_tracker_status(&path, t.started, now) {
                 log::warn!("writing {}: {e}", path.display());
             }

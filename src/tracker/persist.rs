@@ -2,14 +2,13 @@
 //! (LAYOUT.md §1), so a restarted tracker knows its groups and servers at once.
 
 use super::state::{Group, RW_READ, RW_WRITE, State, Storage};
-use crate::layout::tracker_dat::{self, GroupRecord, StorageRecord};
+use crate::layout::tracker_dat::{
+    self, GROUPS_FILE as GROUPS, GroupRecord, STORAGES_FILE as SERVERS,
+    SYNC_TIMESTAMP_FILE as SYNC_TIMESTAMPS, StorageRecord,
+};
 use crate::proto::storage_status as st;
 use std::io;
 use std::path::Path;
-
-const GROUPS: &str = "storage_groups_new.dat";
-const SERVERS: &str = "storage_servers_new.dat";
-const SYNC_TIMESTAMPS: &str = "storage_sync_timestamp.dat";
 
 /// Write the sync-timestamp matrix: one row per source server, the value for
 /// each server k of its group being what k reported as received from it.
@@ -77,7 +76,7 @@ pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
 /// taken from memory so that a copy is never torn by a concurrent save.
 pub fn snapshot(state: &State, data_dir: &Path, with_ids: bool) -> Vec<Vec<u8>> {
     let (groups, servers) = records(state, with_ids);
-    let changelog = std::fs::read(data_dir.join(super::changelog::FILE)).unwrap_or_default();
+    let changelog = std::fs::read(data_dir.join(tracker_dat::CHANGELOG_FILE)).unwrap_or_default();
     vec![
         tracker_dat::format_groups(&groups).into_bytes(),
         tracker_dat::format_storages(&servers).into_bytes(),

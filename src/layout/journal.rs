@@ -1,4 +1,6 @@
-//! The on-disk format of the redo journal ([`super::journal`]).
+//! The on-disk format of the storage's redo journal of `durable_uploads`
+//! ([`FILE_NAME`] under `base_path/data`; the engine that writes and replays
+//! it is the storage's). Only std and crc32fast: bytes in, bytes out.
 //!
 //! A header block, then two regions that generations of records take in
 //! turn. Header: magic, generation, binlog position of the generation's
@@ -8,9 +10,13 @@
 //! content, can pass for a current one), kind, name length, data length,
 //! name, data.
 
+/// The journal's file name under `base_path/data`.
+pub const FILE_NAME: &str = "fdfs_journal.dat";
 /// Header block size; rounds start on multiples of it.
 pub const BLOCK: u64 = 4096;
+/// First 8 bytes of the header block.
 pub const HEADER_MAGIC: &[u8; 8] = b"FDFSJRN2";
+/// First 4 bytes of every record.
 pub const RECORD_MAGIC: u32 = 0x4644_4A52;
 /// magic, crc, tag, kind, name length, data length.
 pub const RECORD_HEAD: usize = 4 + 4 + 8 + 1 + 2 + 4;
@@ -48,10 +54,12 @@ pub struct Header {
     pub binlog: (u32, u64),
     /// The region (0 or 1) that holds the generation.
     pub region: u8,
+    /// Random per life of the file, mixed into every record's tag.
     pub salt: u64,
 }
 
 impl Header {
+    /// The whole header block (BLOCK bytes), CRC included.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(BLOCK as usize);
         b.extend_from_slice(HEADER_MAGIC);
@@ -66,6 +74,7 @@ impl Header {
         b
     }
 
+    /// The header in `b`, if its magic, CRC and region are sound.
     pub fn decode(b: &[u8]) -> Option<Header> {
         if b.len() < 41 || &b[..8] != HEADER_MAGIC {
             return None;
@@ -104,8 +113,11 @@ pub fn encode_record(out: &mut Vec<u8>, tag: u64, kind: u8, name: &[u8], data: &
 /// A decoded record, borrowing from the journal bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// One of [`kind`].
     pub kind: u8,
+    /// The file's remote name ([`kind::FILE`]); empty for a line.
     pub name: &'a [u8],
+    /// The file's content or the binlog line.
     pub data: &'a [u8],
 }
 
