@@ -27,14 +27,14 @@ pub struct Tracker {
     pub started: u64,
     /// The other trackers and the leader.
     pub cluster: Mutex<Cluster>,
-    /// base_path/data.
-    pub data_dir: std::path::PathBuf,
     /// storage_ids.conf entries (with use_storage_id).
     pub ids: Vec<crate::config::storage_ids::StorageId>,
     /// Set when the tracker is told to stop (before its loops close).
     pub stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Warnings about refused requests from servers, per (peer ip, command).
     pub refusals: LogLimit<(std::net::IpAddr, u8)>,
+    /// data/storage_changelog.dat, served from memory.
+    pub changelog: super::changelog::Changelog,
     /// The server's connection counters, set once it listens.
     pub conns: std::sync::OnceLock<std::sync::Arc<crate::net::ConnStats>>,
 }
@@ -166,20 +166,10 @@ impl Tracker {
             ListStorage => self.list_storage(body),
             DeleteStorage => {
                 let d = proto::DeleteStorage::decode(body).map_err(invalid)?;
-                let mut st = self.state.lock();
-                st.delete_storage(&d.group, &d.id)?;
+                self.state.lock().delete_storage(&d.group, &d.id)?;
                 // Storages learn it from the changelog and drop their sync state.
-                if let Err(e) = super::changelog::append(
-                    &self.data_dir,
-                    now(),
-                    &d.group,
-                    &d.id,
-                    proto::storage_status::DELETED,
-                    "",
-                ) {
-                    log::error!("writing the changelog: {e}");
-                }
-                drop(st);
+                self.changelog
+                    .append(now(), &d.group, &d.id, proto::storage_status::DELETED, "");
                 log::info!("storage {}/{} deleted by {}", d.group, d.id, s.peer);
                 Ok(Vec::new())
             }
@@ -318,7 +308,7 @@ impl Tracker {
                 }
                 s.sys_files = Some(super::persist::snapshot(
                     &st,
-                    &self.data_dir,
+                    self.changelog.all(),
                     self.cfg.use_storage_id,
                 ));
                 Ok(Vec::new())
@@ -339,7 +329,7 @@ impl Tracker {
                 s.sys_files = None;
                 Ok(Vec::new())
             }
-            StorageChangelogReq => self.changelog(s, body),
+            StorageChangelogReq => self.changelog_req(s, body),
             StorageReportIpChanged => {
                 if self.cfg.use_storage_id {
                     return Err(status::EOPNOTSUPP.into());
@@ -353,16 +343,8 @@ impl Tracker {
                     return Err(status::EINVAL.into());
                 }
                 self.state.lock().ip_changed(&group, &old, &new)?;
-                if let Err(e) = super::changelog::append(
-                    &self.data_dir,
-                    now(),
-                    &group,
-                    &old,
-                    proto::storage_status::IP_CHANGED,
-                    &new,
-                ) {
-                    log::error!("writing the changelog: {e}");
-                }
+                self.changelog
+                    .append(now(), &group, &old, proto::storage_status::IP_CHANGED, &new);
                 log::info!("storage {group}/{old} now answers at {new}");
                 Ok(Vec::new())
             }

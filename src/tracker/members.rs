@@ -66,7 +66,7 @@ impl Tracker {
         let serial = st.serial(&j.group, &id);
         if my_status == proto::storage_status::INIT {
             // A new server has nothing to learn from older changelog lines.
-            let end = super::changelog::size(&self.data_dir);
+            let end = self.changelog.size();
             if let Some(x) = st.groups.get_mut(&j.group).and_then(|g| g.get_mut(&id))
                 && x.changelog_offset == 0
             {
@@ -121,7 +121,7 @@ impl Tracker {
     /// On a joined connection the body is empty; a C storage restarting also asks on a
     /// connection of its own before it joins, naming itself (group str[16] + id str[16])
     /// and retrying until it gets an answer or ENOENT.
-    pub(super) fn changelog(&self, s: &Session, body: &[u8]) -> Res {
+    pub(super) fn changelog_req(&self, s: &Session, body: &[u8]) -> Res {
         let (group, id) = match &s.joined {
             Some(j) if body.is_empty() => (j.group.clone(), j.id.clone()),
             Some(_) => return Err(Refused::new(status::EINVAL, "a body after JOIN")),
@@ -138,8 +138,7 @@ impl Tracker {
             .and_then(|g| g.get(&id))
             .map(|x| x.changelog_offset)
             .ok_or_else(|| Refused::new(status::ENOENT, format!("no storage {group}/{id}")))?;
-        let chunk = super::changelog::read_from(&self.data_dir, offset)
-            .map_err(|e| Refused::new(status::EIO, format!("reading the changelog: {e}")))?;
+        let chunk = self.changelog.read_from(offset);
         if !chunk.is_empty() {
             let mut st = self.state.lock();
             if let Some(x) = st.groups.get_mut(&group).and_then(|g| g.get_mut(&id)) {

@@ -116,13 +116,14 @@ pub fn start(cfg: TrackerConfig, listeners: Listeners) -> io::Result<RunningTrac
         ..cluster::Cluster::default()
     };
     let quit = Arc::new(AtomicBool::new(false));
+    let (changelog, log_writer) = changelog::Changelog::open(&data, quit.clone())?;
     let tracker = Arc::new(Tracker {
+        changelog,
         stopping: quit.clone(),
         cfg,
         state: Mutex::new(state),
         started: now(),
         cluster: Mutex::new(cluster),
-        data_dir: data.clone(),
         ids,
         refusals: crate::net::LogLimit::new(handler::REFUSAL_LOG_EVERY),
         conns: std::sync::OnceLock::new(),
@@ -148,7 +149,7 @@ pub fn start(cfg: TrackerConfig, listeners: Listeners) -> io::Result<RunningTrac
     Ok(RunningTracker {
         server: Some(server),
         stop,
-        threads: vec![housekeeper, relation],
+        threads: vec![housekeeper, relation, log_writer],
         quit,
     })
 }
@@ -166,23 +167,31 @@ fn housekeeping(t: &Tracker, data: &std::path::Path, quit: &AtomicBool) {
         for gone in st.expire(now, timeout) {
             log::warn!("storage {gone}: no heartbeat for {timeout}s, now OFFLINE");
         }
-        if st.dirty || stopping {
+        // Taken under the lock, written (and fsynced) after it is released,
+        // so the network threads never wait for the disk.
+        let saved = (st.dirty || stopping).then(|| {
             st.dirty = false;
-            if let Err(e) = persist::save(&st, data, t.cfg.use_storage_id) {
-                st.dirty = true;
-                log::error!("saving tracker state in {}: {e}", data.display());
-            }
-        }
+            persist::Saved::take(&st, t.cfg.use_storage_id)
+        });
         // The matrix changes with every sync report: saved every 10 s at most
         // (upstream: every 1000 reports), and on the way out.
-        if (st.matrix_dirty && now >= last_matrix + 10) || stopping {
+        let matrix = ((st.matrix_dirty && now >= last_matrix + 10) || stopping).then(|| {
             st.matrix_dirty = false;
             last_matrix = now;
-            if let Err(e) = persist::save_matrix(&st, data) {
-                log::error!("saving the sync timestamps in {}: {e}", data.display());
-            }
-        }
+            persist::matrix_rows(&st)
+        });
         drop(st);
+        if let Some(saved) = saved
+            && let Err(e) = saved.write(data)
+        {
+            t.state.lock().dirty = true;
+            log::error!("saving tracker state in {}: {e}", data.display());
+        }
+        if let Some(rows) = matrix
+            && let Err(e) = persist::save_matrix(&rows, data)
+        {
+            log::error!("saving the sync timestamps in {}: {e}", data.display());
+        }
         if stopping || now >= last_status + 300 {
             last_status = now;
             let path = data.join(crate::layout::tracker_dat::TRACKER_STATUS_FILE);

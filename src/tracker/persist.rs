@@ -10,13 +10,36 @@ use crate::proto::storage_status as st;
 use std::io;
 use std::path::Path;
 
-/// Write the sync-timestamp matrix: one row per source server, the value for
-/// each server k of its group being what k reported as received from it.
-pub fn save_matrix(state: &State, data_dir: &Path) -> io::Result<()> {
-    tracker_dat::save_sync_timestamps(&data_dir.join(SYNC_TIMESTAMPS), &matrix_rows(state))
+/// What the tracker saves, taken from its state under the lock and written
+/// after the lock is released (the writes fsync).
+pub struct Saved {
+    groups: Vec<GroupRecord>,
+    servers: Vec<StorageRecord>,
 }
 
-fn matrix_rows(state: &State) -> Vec<(String, String, Vec<u32>)> {
+impl Saved {
+    /// Groups and servers of `state` (deleted servers are not written, as upstream).
+    pub fn take(state: &State, with_ids: bool) -> Saved {
+        let (groups, servers) = records(state, with_ids);
+        Saved { groups, servers }
+    }
+
+    /// Write them to `data_dir`.
+    pub fn write(&self, data_dir: &Path) -> io::Result<()> {
+        tracker_dat::save_groups(&data_dir.join(GROUPS), &self.groups)?;
+        tracker_dat::save_storages(&data_dir.join(SERVERS), &self.servers)
+    }
+}
+
+/// Write the sync-timestamp matrix (rows from [`matrix_rows`]): one row per
+/// source server, the value for each server k of its group being what k
+/// reported as received from it.
+pub fn save_matrix(rows: &[(String, String, Vec<u32>)], data_dir: &Path) -> io::Result<()> {
+    tracker_dat::save_sync_timestamps(&data_dir.join(SYNC_TIMESTAMPS), rows)
+}
+
+/// The sync-timestamp matrix of `state`, for [`save_matrix`].
+pub fn matrix_rows(state: &State) -> Vec<(String, String, Vec<u32>)> {
     let mut rows = Vec::new();
     for g in state.groups.values() {
         let live: Vec<&Storage> = g
@@ -65,18 +88,10 @@ fn load_matrix(state: &mut State, data_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Write groups and servers (deleted servers are not written, as upstream).
-pub fn save(state: &State, data_dir: &Path, with_ids: bool) -> io::Result<()> {
-    let (groups, servers) = records(state, with_ids);
-    tracker_dat::save_groups(&data_dir.join(GROUPS), &groups)?;
-    tracker_dat::save_storages(&data_dir.join(SERVERS), &servers)
-}
-
 /// The system files as a peer tracker copies them (GET_ONE_SYS_FILE order),
 /// taken from memory so that a copy is never torn by a concurrent save.
-pub fn snapshot(state: &State, data_dir: &Path, with_ids: bool) -> Vec<Vec<u8>> {
+pub fn snapshot(state: &State, changelog: Vec<u8>, with_ids: bool) -> Vec<Vec<u8>> {
     let (groups, servers) = records(state, with_ids);
-    let changelog = std::fs::read(data_dir.join(tracker_dat::CHANGELOG_FILE)).unwrap_or_default();
     vec![
         tracker_dat::format_groups(&groups).into_bytes(),
         tracker_dat::format_storages(&servers).into_bytes(),
