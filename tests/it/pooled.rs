@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 /// Requests per connection.
-const REQUESTS: u32 = 30;
+const REQUESTS: u32 = 60;
 /// Linux's delayed-ACK time, what each request would wait.
 const DELAYED_ACK: Duration = Duration::from_millis(40);
 
