@@ -7,10 +7,12 @@
 //! [`Reply`]s, inline or on a worker [`Pool`]. Depends on `proto` for the header only.
 
 mod conn;
+mod handoff;
 mod listen;
 mod log_limit;
 mod pool;
 mod server;
+mod slab;
 mod spin;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,9 @@
 //! Workers never touch sockets: they send a completion and wake the loop.
 
 use super::conn::{Conn, ReadOutcome, Rx};
+use super::handoff::{Done, ON_LOOP, Wake, deliver, run_on, send_done};
 use super::listen::Listeners;
+use super::slab::Slab;
 use super::spin::Spin;
 use super::{Action, Begin, Plan, Reply, Service};
 use crate::proto::{HEADER_LEN, Header};
@@ -164,69 +166,6 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
-    }
-}
-
-/// A worker's answer, routed back to the connection by token and generation.
-enum Done<St> {
-    Reply {
-        token: usize,
-        epoch: u64,
-        reply: Reply,
-    },
-    Chunk {
-        token: usize,
-        epoch: u64,
-        state: St,
-        result: Result<(), u8>,
-    },
-}
-
-struct Slab<T> {
-    slots: Vec<Option<T>>,
-    free: Vec<usize>,
-    epochs: Vec<u64>,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            epochs: Vec::new(),
-        }
-    }
-}
-
-impl<T> Slab<T> {
-    fn insert_with(&mut self, f: impl FnOnce(u64) -> T) -> usize {
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.epochs.push(0);
-                self.slots.len() - 1
-            }
-        };
-        self.epochs[idx] += 1;
-        self.slots[idx] = Some(f(self.epochs[idx]));
-        idx
-    }
-    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.slots.get_mut(i).and_then(|s| s.as_mut())
-    }
-    fn remove(&mut self, i: usize) -> Option<T> {
-        let t = self.slots.get_mut(i)?.take()?;
-        self.free.push(i);
-        Some(t)
-    }
-    fn is_empty(&self) -> bool {
-        self.free.len() == self.slots.len()
-    }
-    fn indices(&self) -> Vec<usize> {
-        (0..self.slots.len())
-            .filter(|&i| self.slots[i].is_some())
-            .collect()
     }
 }
 
@@ -753,79 +692,9 @@ enum Step {
     Close(String),
 }
 
-/// Queue `job` on the service's pool `pool`, or run it right here when it
-/// has no pool for it (its completion then waits in the channel until the
-/// loop drains it, at the end of this round of events).
-fn run_on<S: Service>(svc: &S, pool: usize, job: Box<dyn FnOnce() + Send>) {
-    match svc.pool(pool) {
-        Some(p) => p.submit(job),
-        None => {
-            let (switches, _) = super::thread_switches();
-            let t0 = Instant::now();
-            job();
-            let took = t0.elapsed();
-            // Only a job that gave up the CPU waited for something (the disk,
-            // a lock); one that was merely preempted did not. (Not asked of
-            // quick jobs: one syscall per job instead of two.)
-            let waited = took >= WAIT_CHECKED && super::thread_switches().0 != switches;
-            svc.ran_inline(took, waited);
-        }
-    }
-}
-
-/// Inline jobs at least this long are asked whether they waited.
-const WAIT_CHECKED: Duration = Duration::from_millis(1);
-
-thread_local! {
-    /// Set on loop threads: a completion sent from one (work done inline) is
-    /// drained at the end of the round of events, without a wake-up.
-    static ON_LOOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Send `reply` to connection `token` of generation `epoch` through the
-/// completion channel: now, or when its hold releases it.
-fn deliver<St: Send + 'static>(
-    mut reply: Reply,
-    token: usize,
-    epoch: u64,
-    tx: &Sender<Done<St>>,
-    waker: &Arc<Wake>,
-) {
-    let done = move |reply| Done::Reply {
-        token,
-        epoch,
-        reply,
-    };
-    let Some(hold) = reply.hold.take() else {
-        send_done(tx, waker, done(reply));
-        return;
-    };
-    let (tx, waker) = (tx.clone(), waker.clone());
-    hold(Box::new(move |failed| {
-        let reply = failed.map_or(reply, Reply::error);
-        send_done(&tx, &waker, done(reply));
-    }));
-}
-
 /// Queue `r` on `c`, closing after it when it is an error the role says
 /// ends a connection.
 fn queue<S: Service>(svc: &S, c: &mut Conn<S::Session, S::Stream>, mut r: Reply) {
     r.close |= r.status != 0 && svc.close_after_error(r.status);
     c.queue(r);
-}
-
-/// A loop's waker, woken once per batch of completions: workers that finish
-/// while the loop has not yet drained the channel add to it without a syscall.
-struct Wake {
-    waker: Waker,
-    /// A wake is on its way and the loop has not started draining since.
-    pending: AtomicBool,
-}
-
-fn send_done<St>(tx: &Sender<Done<St>>, wake: &Wake, d: Done<St>) {
-    // The flag is set after the send: a loop that clears it (before it
-    // drains) either sees this completion or is woken again.
-    if tx.send(d).is_ok() && !ON_LOOP.get() && !wake.pending.swap(true, Ordering::AcqRel) {
-        let _ = wake.waker.wake();
-    }
 }

@@ -9,6 +9,7 @@
 //! Integers are big-endian; fixed-width strings are NUL padded and read up to the first NUL
 //! (lossy UTF-8), exactly like the C structs of upstream FastDFS.
 
+pub mod appender;
 pub mod cluster_stat;
 mod cmd;
 pub mod join;
@@ -23,6 +24,7 @@ pub mod storage_status;
 pub mod sync;
 pub mod tracker;
 
+pub use appender::*;
 pub use cmd::Cmd;
 pub use storage::*;
 pub use tracker::*;
