@@ -1,10 +1,11 @@
 //! Reading what a client command sends. The protocol announces the size
 //! before the body, so a regular file is sent as it is, and anything else
 //! (standard input, a pipe, FIFO, character device, `<(cmd)`) is first read to
-//! its end into an unnamed temporary file (see `spool`).
+//! its end into an unnamed temporary file (see `client::spool`).
 
-use super::{CliError, spool};
+use super::CliError;
 use crate::client::OsMessage;
+use crate::client::spool::spool;
 use std::fs::File;
 use std::io::Seek;
 use std::os::fd::AsFd;
@@ -45,7 +46,7 @@ fn sized(mut f: File, name: String) -> Result<Input, CliError> {
             name,
         });
     }
-    let (file, size) = spool::spool(&mut f, &name)?;
+    let (file, size) = spool(&mut f, &name)?;
     Ok(Input { file, size, name })
 }
 

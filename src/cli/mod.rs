@@ -17,7 +17,6 @@ mod opts;
 mod progress;
 pub mod regenerate;
 pub mod server;
-mod spool;
 pub mod truncate;
 pub mod upload;
 

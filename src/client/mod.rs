@@ -3,6 +3,7 @@
 //! its outbound calls. Uses proto and layout only.
 
 mod conn;
+pub mod spool;
 mod storage;
 mod tracker;
 

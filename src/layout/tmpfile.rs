@@ -12,6 +12,59 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// An O_TMPFILE in `dir` with `mode`: `None` where the file system (or the
+/// kernel) does not support it.
+fn open_unnamed(dir: &Path, mode: u32) -> io::Result<Option<File>> {
+    let unnamed = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_TMPFILE)
+        .open(dir);
+    match unnamed {
+        Ok(file) => Ok(Some(file)),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(nix::libc::EOPNOTSUPP | nix::libc::EISDIR | nix::libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// A read-write file in `dir` that no other process can see and that is gone
+/// however this process ends: an O_TMPFILE, or where that is missing a file
+/// under a `hidden` name (retried on a clash) removed right after creation.
+pub fn anonymous(dir: &Path, mode: u32, hidden: impl Fn(u32) -> String) -> io::Result<File> {
+    if let Some(f) = open_unnamed(dir, mode)? {
+        return Ok(f);
+    }
+    let mut attempt = 0;
+    loop {
+        let path = dir.join(hidden(attempt));
+        match create_new(&path, mode) {
+            Ok(f) => {
+                std::fs::remove_file(&path)?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A file being written, not yet under its final name.
 pub struct TempFile {
     file: File,
@@ -24,40 +77,21 @@ impl TempFile {
     /// Create in `dir`; `hidden` gives a fresh hidden name (".up-…") for the
     /// fallback.
     pub fn create_in(dir: &Path, hidden: impl Fn() -> String) -> io::Result<TempFile> {
-        let unnamed = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_TMPFILE)
-            .open(dir);
-        match unnamed {
-            Ok(file) => Ok(TempFile {
+        if let Some(file) = open_unnamed(dir, 0o644)? {
+            return Ok(TempFile {
                 file,
                 named: None,
                 persisted: false,
-            }),
-            // Not supported by this file system (or kernel): use a name.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(nix::libc::EOPNOTSUPP | nix::libc::EISDIR | nix::libc::EINVAL)
-                ) =>
-            {
-                let path = dir.join(hidden());
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o644)
-                    .open(&path)?;
-                Ok(TempFile {
-                    file,
-                    named: Some(path),
-                    persisted: false,
-                })
-            }
-            Err(e) => Err(e),
+            });
         }
+        // Not supported by this file system (or kernel): use a name.
+        let path = dir.join(hidden());
+        let file = create_new(&path, 0o644)?;
+        Ok(TempFile {
+            file,
+            named: Some(path),
+            persisted: false,
+        })
     }
 
     /// The open file.
