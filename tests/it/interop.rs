@@ -24,10 +24,7 @@ fn data(seed: &str, len: usize) -> Vec<u8> {
 /// the test decides which storage is the source. Returns "group/remote".
 fn upload_at(m: &Mixed, i: usize, data: &[u8], ext: &str, appender: bool) -> String {
     let addr: SocketAddr = m.storage_addr(i).parse().expect("ip:port");
-    let mut body = vec![0u8]; // store path index 0
-    body.extend_from_slice(&(data.len() as u64).to_be_bytes());
-    body.extend_from_slice(&padded(ext, 6));
-    body.extend_from_slice(data);
+    let body = upload_body(data, ext);
     let cmd = if appender { 23 } else { CMD_UPLOAD_FILE };
     let reply = Raw::connect(addr).request(cmd, &body);
     assert_eq!(

@@ -49,12 +49,7 @@ fn two_part_requests_on_a_kept_connection_do_not_wait_for_delayed_acks() {
     );
     // Storage: small uploads (store path 0, size, ext, content).
     let took = two_part_requests(cluster.storage_addr(0), CMD_UPLOAD_FILE, &|i| {
-        let data = random_bytes(&format!("pooled-{i}"), 100);
-        let mut b = vec![0u8];
-        b.extend_from_slice(&(data.len() as u64).to_be_bytes());
-        b.extend_from_slice(&padded("bin", 6));
-        b.extend_from_slice(&data);
-        b
+        upload_body(&random_bytes(&format!("pooled-{i}"), 100), "bin")
     });
     assert!(
         took < bound,

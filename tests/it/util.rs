@@ -224,29 +224,9 @@ impl Daemon {
 
     /// SIGTERM, then SIGKILL if it has not exited within `STOP_TIMEOUT`.
     fn stop(&mut self) {
-        if self.exit.is_some() {
-            return;
+        if self.exit.is_none() {
+            self.exit = stop_child(&mut self.child, &self.role, STOP_TIMEOUT);
         }
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.exit = Some(status);
-            return;
-        }
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(status);
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        self.exit = self.child.wait().ok();
-        eprintln!(
-            "{}: did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed",
-            self.role
-        );
     }
 
     /// Everything known about the daemon: command, status, output, configs, logs.
@@ -270,19 +250,43 @@ impl Daemon {
             let _ = writeln!(r, "--- {} ---\n{}", conf.display(), tail_file(conf));
         }
         for dir in &self.log_dirs {
-            let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
-                Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-                Err(e) => {
-                    let _ = writeln!(r, "--- {}: {e} ---", dir.display());
-                    continue;
-                }
-            };
-            files.sort();
-            for file in files.iter().filter(|f| f.is_file()) {
-                let _ = writeln!(r, "--- {} ---\n{}", file.display(), tail_file(file));
-            }
+            tail_dir(&mut r, dir);
         }
         r
+    }
+}
+
+/// Stop `child` (named `name` in messages): its status if it has exited, else
+/// SIGTERM, and SIGKILL if it has not exited within `timeout`.
+pub(crate) fn stop_child(child: &mut Child, name: &str, timeout: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    eprintln!("{name}: did not exit within {timeout:?} of SIGTERM; killed");
+    child.wait().ok()
+}
+
+/// Append to `r` the tail of every file in log directory `dir`.
+pub(crate) fn tail_dir(r: &mut String, dir: &Path) {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            let _ = writeln!(r, "--- {}: {e} ---", dir.display());
+            return;
+        }
+    };
+    files.sort();
+    for file in files.iter().filter(|f| f.is_file()) {
+        let _ = writeln!(r, "--- {} ---\n{}", file.display(), tail_file(file));
     }
 }
 

@@ -18,11 +18,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
 use super::{
-    CLI_TIMEOUT, FDFS, POLL_INTERVAL, Run, record, report_failure, run_program, tail_file,
+    CLI_TIMEOUT, FDFS, POLL_INTERVAL, Run, record, report_failure, run_program, stop_child,
+    tail_dir, tail_file,
 };
 
 /// How long a daemon of either kind gets to accept connections after its start.
@@ -100,28 +98,7 @@ struct Proc {
 impl Proc {
     fn stop(&mut self) -> bool {
         if self.exit.is_none() {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.exit = Some(s);
-            } else {
-                let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-                let deadline = Instant::now() + STOP_TIMEOUT;
-                while Instant::now() < deadline {
-                    if let Ok(Some(s)) = self.child.try_wait() {
-                        self.exit = Some(s);
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(20));
-                }
-                if self.exit.is_none() {
-                    eprintln!(
-                        "{}: no exit within {STOP_TIMEOUT:?} of SIGTERM; killed",
-                        self.name
-                    );
-                    let _ = self.child.kill();
-                    self.exit = self.child.wait().ok();
-                    return false;
-                }
-            }
+            self.exit = stop_child(&mut self.child, &self.name, STOP_TIMEOUT);
         }
         self.exit.is_some_and(|s| s.success())
     }
@@ -145,14 +122,7 @@ impl Proc {
             self.conf.display(),
             tail_file(&self.conf)
         );
-        if let Ok(entries) = fs::read_dir(&self.logs) {
-            let mut files: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            files.sort();
-            for f in files.iter().filter(|f| f.is_file()) {
-                let _ = writeln!(r, "--- {} ---\n{}", f.display(), tail_file(f));
-            }
-        }
+        tail_dir(&mut r, &self.logs);
         r
     }
 }

@@ -253,6 +253,16 @@ pub fn header(pkg_len: u64, cmd: u8, status: u8) -> [u8; 10] {
     h
 }
 
+/// Body of an UPLOAD_FILE (11) or UPLOAD_APPENDER_FILE (23) of `data` into store path 0 with
+/// extension `ext` (PROTOCOL.md §5.1): index u8, size u64, ext str[6], content.
+pub fn upload_body(data: &[u8], ext: &str) -> Vec<u8> {
+    let mut b = vec![0u8];
+    b.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    b.extend_from_slice(&padded(ext, 6));
+    b.extend_from_slice(data);
+    b
+}
+
 /// Header and fixed fields of an APPEND_FILE (24) of `remote` (no group) announcing `len`
 /// content bytes (PROTOCOL.md §5.4): the content must follow.
 pub fn append_head(remote: &str, len: u64) -> Vec<u8> {
