@@ -527,6 +527,12 @@ impl Tracker {
 
 impl Tracker {
     fn log_refusal(&self, s: &Session, cmd: Cmd, r: &Refused) {
+        let server = from_a_server(cmd);
+        // A client's query refused (a group with no storage, say) is routine:
+        // its line is made only when debug logging is on.
+        if !server && !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
         let who = match &s.joined {
             Some(j) => format!("{} (storage {}/{})", s.peer, j.group, j.id),
             None => s.peer.to_string(),
@@ -538,7 +544,7 @@ impl Tracker {
             status::describe(r.status),
             r.why
         );
-        if from_a_server(cmd) {
+        if server {
             self.refusals
                 .warn(&(s.peer.ip(), cmd as u8), module_path!(), msg);
         } else {
