@@ -7,6 +7,7 @@ use super::local_time::local_time;
 use super::opts::ClientOpts;
 use super::{CliError, CliResult};
 use crate::client::{Error, TrackerClient};
+use crate::proto::dedup::DedupStat;
 use crate::proto::stat::{GroupStat, StatCounters, StorageStat};
 use crate::proto::{status, storage_status};
 use clap::{Args as ClapArgs, Subcommand};
@@ -67,6 +68,9 @@ struct TrackerView {
 struct GroupView {
     stat: GroupStat,
     storages: Vec<StorageStat>,
+    /// Each storage's dedup figures (same order); None: not asked (not
+    /// ONLINE/ACTIVE), unreachable, or a storage without the command (C).
+    dedup: Vec<Option<DedupStat>>,
 }
 
 /// Everything `fdfs monitor` shows.
@@ -182,9 +186,53 @@ fn fetch_groups(t: &TrackerClient, addr: &str) -> Result<Vec<GroupView>, Error> 
         .into_iter()
         .map(|stat| {
             let storages = t.list_storages_at(addr, &stat.name)?;
-            Ok(GroupView { stat, storages })
+            let dedup = storages.iter().map(|s| dedup_of(t, s)).collect();
+            Ok(GroupView {
+                stat,
+                storages,
+                dedup,
+            })
         })
         .collect()
+}
+
+/// Ask a storage that is up what dedup saves there (fdfs's own command).
+fn dedup_of(t: &TrackerClient, s: &StorageStat) -> Option<DedupStat> {
+    if !matches!(s.status, storage_status::ONLINE | storage_status::ACTIVE) {
+        return None;
+    }
+    let addr = format!("{}:{}", s.ip, s.storage_port);
+    let mut c = crate::client::StorageClient::connect(&addr, t.timeouts).ok()?;
+    let r = c.dedup_stat().ok()??;
+    c.quit();
+    Some(r)
+}
+
+fn dedup_json(d: &Option<DedupStat>) -> Value {
+    match d {
+        None => Value::Null,
+        Some(d) => json!({
+            "enabled": d.enabled,
+            "contents": d.contents,
+            "files": d.links,
+            "shared_files": d.shared_files,
+            "saved_bytes": d.saved_bytes,
+        }),
+    }
+}
+
+fn dedup_text(d: &Option<DedupStat>) -> String {
+    match d {
+        None => "(not known)".into(),
+        Some(d) if !d.enabled => "off".into(),
+        Some(d) => format!(
+            "{} files on {} contents, {} shared, {} saved",
+            d.links,
+            d.contents,
+            d.shared_files,
+            bytes_text(d.saved_bytes)
+        ),
+    }
 }
 
 /// Whether a configured tracker address and the leader's "ip:port" name the same socket
@@ -243,7 +291,7 @@ fn counters_json(c: &StatCounters) -> Value {
     Value::Object(m)
 }
 
-fn storage_json(s: &StorageStat, group: &[StorageStat]) -> Value {
+fn storage_json(s: &StorageStat, group: &[StorageStat], dedup: &Option<DedupStat>) -> Value {
     let lags: Map<String, Value> = sync_lags(s, group)
         .into_iter()
         .map(|(id, lag)| (id.to_string(), lag.into()))
@@ -273,6 +321,7 @@ fn storage_json(s: &StorageStat, group: &[StorageStat]) -> Value {
         "last_synced_timestamp": s.stat.last_synced_timestamp,
         "counters": counters_json(&s.stat),
         "sync_lag": lags,
+        "dedup": dedup_json(dedup),
     })
 }
 
@@ -310,7 +359,8 @@ fn to_json(snap: &Snapshot) -> Value {
                 "store_path_count": s.store_path_count,
                 "subdir_count_per_path": s.subdir_count_per_path,
                 "current_trunk_file_id": s.current_trunk_file_id,
-                "storages": g.storages.iter().map(|st| storage_json(st, &g.storages)).collect::<Vec<_>>(),
+                "storages": g.storages.iter().zip(&g.dedup)
+                    .map(|(st, d)| storage_json(st, &g.storages, d)).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -404,12 +454,18 @@ fn group_text(out: &mut String, number: usize, g: &GroupView, now: u64) {
     b.kv("store path count", s.store_path_count);
     b.kv("subdir count per path", s.subdir_count_per_path);
     b.kv("current trunk file id", s.current_trunk_file_id);
-    for (si, st) in g.storages.iter().enumerate() {
+    for (si, st) in g.storages.iter().zip(&g.dedup).enumerate() {
         storage_text(out, si + 1, st, &g.storages, now);
     }
 }
 
-fn storage_text(out: &mut String, number: usize, s: &StorageStat, group: &[StorageStat], now: u64) {
+fn storage_text(
+    out: &mut String,
+    number: usize,
+    (s, dedup): (&StorageStat, &Option<DedupStat>),
+    group: &[StorageStat],
+    now: u64,
+) {
     let _ = writeln!(out, "\n  Storage {number}: {}", s.id);
     let mut b = Block { out, indent: 4 };
     b.kv("ip:port", format!("{}:{}", s.ip, s.storage_port));
@@ -439,6 +495,7 @@ fn storage_text(out: &mut String, number: usize, s: &StorageStat, group: &[Stora
         },
     );
     b.kv("trunk server", if s.if_trunk_server { "yes" } else { "no" });
+    b.kv("dedup", dedup_text(dedup));
     let c = &s.stat;
     b.kv(
         "connections",
@@ -683,6 +740,16 @@ mod tests {
                     ..Default::default()
                 },
                 storages: vec![s, peer],
+                dedup: vec![
+                    Some(DedupStat {
+                        enabled: true,
+                        contents: 1,
+                        links: 100,
+                        shared_files: 99,
+                        saved_bytes: 99 << 20,
+                    }),
+                    None,
+                ],
             }],
             now: 1_700_000_010,
         }
@@ -704,6 +771,9 @@ mod tests {
         assert_eq!(s["counters"]["connection_max"], 0);
         assert_eq!(s["sync_lag"]["127.0.0.3"], 0);
         assert_eq!(g["storages"][1]["sync_lag"]["127.0.0.2"], 0);
+        assert_eq!(s["dedup"]["shared_files"], 99);
+        assert_eq!(s["dedup"]["saved_bytes"], 99u64 << 20);
+        assert!(g["storages"][1]["dedup"].is_null());
     }
 
     #[test]
@@ -720,6 +790,8 @@ mod tests {
             "    download bytes           = 0 total, 0 ok\n",
             "    sync lag from 127.0.0.3  = 0s\n",
             "    last synced timestamp    = never\n",
+            "    dedup                    = 100 files on 1 contents, 99 shared, 99.00 MiB saved\n",
+            "    dedup                    = (not known)\n",
         ] {
             assert!(t.contains(want), "{want:?} missing from\n{t}");
         }

@@ -34,6 +34,10 @@ pub struct Args {
     /// Acknowledge uploads only once they are on disk (storage.conf durable_uploads).
     #[arg(long)]
     pub durable: bool,
+    /// Store every upload's content even when the same content is stored
+    /// already (storage.conf check_file_duplicate = 0; on by default here).
+    #[arg(long)]
+    pub no_dedup: bool,
     /// Serve downloads and metadata reads on the network threads (storage.conf disk_inline_reads).
     #[arg(long)]
     pub inline_reads: bool,
@@ -98,6 +102,7 @@ fn serve(a: Args) -> CliResult {
         heart_beat_interval: Duration::from_secs(2),
         stat_report_interval: Duration::from_secs(5),
         durable_uploads: a.durable,
+        check_file_duplicate: !a.no_dedup,
         disk_inline_reads: a.inline_reads,
         disk_inline_writes: !a.no_inline_writes,
         busy_poll_us: a.busy_poll_us,

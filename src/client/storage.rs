@@ -350,6 +350,46 @@ impl StorageClient {
         })
     }
 
+    /// fdfs's own FDFS_DEDUP_STAT for one file: how many files share its
+    /// content. None from a storage without the command (C FastDFS answers
+    /// an error and may close the connection: call this last).
+    pub fn file_dedup(
+        &mut self,
+        group: &str,
+        remote: &str,
+    ) -> Result<Option<proto::dedup::FileDedup>, Error> {
+        let body = proto::FileRef {
+            group: group.into(),
+            remote: remote.into(),
+        }
+        .encode();
+        match self
+            .conn
+            .call(Cmd::FdfsDedupStat, &body, 8 + proto::MAX_REMOTE_NAME_LEN)
+        {
+            Ok(r) => proto::dedup::FileDedup::decode(&r)
+                .map(Some)
+                .map_err(|e| self.bad(e)),
+            Err(Error::Status { status, .. }) if status == proto::status::EINVAL => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// fdfs's own FDFS_DEDUP_STAT for the storage: what dedup saves there.
+    /// None from a storage without the command (as [`Self::file_dedup`]).
+    pub fn dedup_stat(&mut self) -> Result<Option<proto::dedup::DedupStat>, Error> {
+        match self
+            .conn
+            .call(Cmd::FdfsDedupStat, &[], proto::dedup::DedupStat::LEN)
+        {
+            Ok(r) => proto::dedup::DedupStat::decode(&r)
+                .map(Some)
+                .map_err(|e| self.bad(e)),
+            Err(Error::Status { status, .. }) if status == proto::status::EINVAL => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// End the session politely.
     pub fn quit(self) {
         self.conn.quit();

@@ -97,6 +97,10 @@ pub struct StorageConfig {
     /// Our key `durable_journal_size` (default 64MB, at least 4MB): size of the
     /// redo journal file `base_path/data/fdfs_journal.dat`.
     pub durable_journal_size: u64,
+    /// `check_file_duplicate` (default false): store the same content once
+    /// (`storage::dedup`; fdfs's own index, no FastDHT). `file_signature_method`
+    /// is accepted and ignored: the signature is SHA-1 of the content plus its size.
+    pub check_file_duplicate: bool,
     /// Our key `disk_inline_reads` (default false): serve downloads, metadata
     /// reads and file info on the network thread instead of a disk thread.
     pub disk_inline_reads: bool,
@@ -155,6 +159,7 @@ impl Default for StorageConfig {
             use_storage_id: false,
             durable_uploads: false,
             durable_journal_size: 64 * 1024 * 1024,
+            check_file_duplicate: false,
             disk_inline_reads: false,
             disk_inline_writes: true,
             busy_poll_us: BUSY_POLL_US,
@@ -224,11 +229,6 @@ impl StorageConfig {
             "if_alias_prefix",
             &[""],
             "local IPs are taken from the tracker connection",
-        );
-        r.unsupported(
-            "check_file_duplicate",
-            &["", "0"],
-            "no dedup (FastDHT) support",
         );
         r.unsupported(
             "sync_start_time",
@@ -334,6 +334,7 @@ impl StorageConfig {
             use_storage_id: r.bool("use_storage_id", d.use_storage_id),
             durable_uploads: r.bool("durable_uploads", d.durable_uploads),
             durable_journal_size: r.bytes("durable_journal_size", d.durable_journal_size)?,
+            check_file_duplicate: r.bool("check_file_duplicate", d.check_file_duplicate),
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
             disk_inline_writes: r.bool("disk_inline_writes", d.disk_inline_writes),
             busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, BUSY_POLL_US_RANGE)?,
@@ -495,6 +496,7 @@ mod tests {
         assert_eq!(c.sync_wait_msec, Duration::from_millis(100));
         assert_eq!(c.port, 23000);
         assert!(c.disk_inline_writes && !c.disk_inline_reads);
+        assert!(!c.check_file_duplicate);
         assert_eq!(c.busy_poll_us, 50);
     }
 
@@ -503,7 +505,7 @@ mod tests {
         let (c, w) = from_text(
             "base_path = /b\nstore_path1 = /d1\nstore_path2 = /d2\nstore_path2_readonly = true\n\
              tracker_server = 127.0.0.1:22122\ntracker_server = 127.0.0.2:22122\nport = 0\n\
-             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\ndisk_inline_reads = yes\ndisk_inline_writes = no\n\
+             buff_size = 64KB\nfsync_after_written_bytes = 1M\ndurable_uploads = on\ncheck_file_duplicate = 1\ndisk_inline_reads = yes\ndisk_inline_writes = no\n\
              busy_poll_us = 0\nserver_id = 100001\n[access-log]\nenabled = true\n",
         )
         .unwrap();
@@ -524,6 +526,7 @@ mod tests {
         assert_eq!(c.buff_size, 65536);
         assert_eq!(c.fsync_after_written_bytes, 1 << 20);
         assert!(c.durable_uploads && c.disk_inline_reads && !c.disk_inline_writes);
+        assert!(c.check_file_duplicate);
         assert_eq!(c.busy_poll_us, 0);
         assert_eq!(c.server_id.as_deref(), Some("100001"));
         assert_eq!(w.len(), 1, "{w:?}");

@@ -10,6 +10,7 @@
 //! builds as a crate root.
 
 pub mod binlog;
+pub mod dedup;
 pub mod file_id;
 pub mod journal;
 pub mod kv;

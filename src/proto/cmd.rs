@@ -198,6 +198,9 @@ commands! {
     GetGroupName = 109, "STORAGE_GET_GROUP_NAME";
     /// 111: keep-alive probe, empty reply (§1.5).
     ActiveTest = 111, "ACTIVE_TEST";
+    /// 201: fdfs's own: dedup figures of a storage, or whether a file shares
+    /// its content (`proto::dedup`). Not in upstream.
+    FdfsDedupStat = 201, "FDFS_DEDUP_STAT";
 }
 
 impl fmt::Display for Cmd {
@@ -294,6 +297,7 @@ mod tests {
             (108, Cmd::DeleteGroup),
             (109, Cmd::GetGroupName),
             (111, Cmd::ActiveTest),
+            (201, Cmd::FdfsDedupStat),
         ];
         assert_eq!(expect.len(), Cmd::ALL.len());
         for &(code, cmd) in expect {

@@ -12,6 +12,7 @@
 pub mod appender;
 pub mod cluster_stat;
 mod cmd;
+pub mod dedup;
 pub mod join;
 pub mod peer;
 #[cfg(test)]

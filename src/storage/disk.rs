@@ -31,21 +31,24 @@ pub fn io_status(e: &io::Error) -> u8 {
 /// on the disk worker with the first chunk; dropped before `finish`, nothing
 /// of it remains.
 pub struct Upload {
-    store: Arc<Store>,
-    file: Option<TempFile>,
-    path: u8,
+    pub(super) store: Arc<Store>,
+    pub(super) file: Option<TempFile>,
+    pub(super) path: u8,
     high: u8,
     low: u8,
     ext: String,
     appender: bool,
     /// Set for a slave upload: the name it gets.
-    slave: Option<RemoteName>,
-    size: u64,
+    pub(super) slave: Option<RemoteName>,
+    pub(super) size: u64,
     written: u64,
     unsynced: u64,
-    crc: crc32fast::Hasher,
+    pub(super) crc: crc32fast::Hasher,
+    /// SHA-1 of the content so far, with `check_file_duplicate` (not for
+    /// appender files): see [`super::dedup`].
+    sha1: Option<sha1::Sha1>,
     /// The whole content, when it came in one chunk (see [`ONE_SHOT`]).
-    whole: Option<Vec<u8>>,
+    pub(super) whole: Option<Vec<u8>>,
 }
 
 /// A file up to this size whose content arrives in one chunk is written
@@ -85,6 +88,7 @@ impl Upload {
         appender: bool,
         slave: Option<RemoteName>,
     ) -> Upload {
+        let store_dedup = store.dedup.is_some();
         Upload {
             store,
             file: None,
@@ -98,12 +102,13 @@ impl Upload {
             written: 0,
             unsynced: 0,
             crc: crc32fast::Hasher::new(),
+            sha1: (store_dedup && !appender).then(sha1::Sha1::default),
             whole: None,
         }
     }
 
     /// The temp file, created on first use in the final directory.
-    fn temp(&mut self) -> io::Result<&mut TempFile> {
+    pub(super) fn temp(&mut self) -> io::Result<&mut TempFile> {
         if self.file.is_none() {
             let dir = self.store.paths[self.path as usize]
                 .data_dir()
@@ -125,12 +130,18 @@ impl Upload {
             && self.slave.is_none()
         {
             self.crc.update(data);
+            if let Some(h) = &mut self.sha1 {
+                sha1::Digest::update(h, data);
+            }
             self.written = self.size;
             self.whole = Some(data.to_vec());
             return Ok(());
         }
         self.temp()?.file().write_all(data)?;
         self.crc.update(data);
+        if let Some(h) = &mut self.sha1 {
+            sha1::Digest::update(h, data);
+        }
         self.written += data.len() as u64;
         self.unsynced += data.len() as u64;
         let every = self.store.cfg.fsync_after_written_bytes;
@@ -150,6 +161,9 @@ impl Upload {
                 io::ErrorKind::InvalidData,
                 "upload ended early",
             ));
+        }
+        if let Some(h) = self.sha1.take() {
+            return self.finish_dedup(sha1::Digest::finalize(h).into());
         }
         if let Some(data) = self.whole.take() {
             return self.finish_whole(&data);
@@ -205,7 +219,7 @@ impl Upload {
     fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName)> {
         let crc32 = self.crc.clone().finalize();
         let timestamp = super::now() as u32;
-        let (remote, dest, mut file) = self.new_name(timestamp, crc32, |dest| {
+        let (remote, dest, mut file) = self.new_name(timestamp, crc32, |_, dest| {
             fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -233,7 +247,7 @@ impl Upload {
     fn link_new_name(&mut self, timestamp: u32, crc32: u32) -> io::Result<(RemoteName, PathBuf)> {
         self.temp()?;
         let mut temp = self.file.take().expect("created above");
-        let r = self.new_name(timestamp, crc32, |dest| temp.persist_noreplace(dest));
+        let r = self.new_name(timestamp, crc32, |_, dest| temp.persist_noreplace(dest));
         self.file = Some(temp);
         let (remote, dest, ()) = r?;
         Ok((remote, dest))
@@ -241,11 +255,11 @@ impl Upload {
 
     /// Generate a name for this upload and `place` the file there; a name
     /// that exists already (`AlreadyExists`) is retried with new random bits.
-    fn new_name<T>(
+    pub(super) fn new_name<T>(
         &self,
         timestamp: u32,
         crc32: u32,
-        mut place: impl FnMut(&Path) -> io::Result<T>,
+        mut place: impl FnMut(&RemoteName, &Path) -> io::Result<T>,
     ) -> io::Result<(RemoteName, PathBuf, T)> {
         let source = self.store.source();
         // A name can collide only if the same server made the same random bits
@@ -271,7 +285,7 @@ impl Upload {
                 format!("{}{ext}", info.encode()),
             );
             let dest = self.store.paths[self.path as usize].file_path(&remote);
-            match place(&dest) {
+            match place(&remote, &dest) {
                 Ok(t) => return Ok((remote, dest, t)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -343,7 +357,9 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
 /// order of its changes; other changes need not wait for the unlink.
 pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
     let name = t.name.as_string();
-    {
+    if let Some(r) = super::dedup::delete(store, t) {
+        r?;
+    } else {
         let _guard = store.file_locks.lock(&t.path);
         match remove_logged(store, &t.path, &name) {
             Ok(true) => {}

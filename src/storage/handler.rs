@@ -102,7 +102,8 @@ impl StorageService {
             | Cmd::SyncTruncateFile
             | Cmd::RegenerateAppenderFilename
             | Cmd::SyncRenameFile
-            | Cmd::SyncCreateLink => Some(SMALL_REQUEST),
+            | Cmd::SyncCreateLink
+            | Cmd::FdfsDedupStat => Some(SMALL_REQUEST),
             Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => {
                 Some(SMALL_REQUEST)
             }
@@ -291,7 +292,12 @@ impl StorageService {
             Cmd::SyncCreateLink => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&l.dest.clone(), Work::Change, move |store| {
+                // With dedup, a source new here is hashed: read whole.
+                let kind = match self.store.dedup {
+                    Some(_) => Work::Long,
+                    None => Work::Change,
+                };
+                self.on_path(&l.dest.clone(), kind, move |store| {
                     let o = replica::link(store, &l);
                     let what = format!("{} (to {})", l.dest, l.src);
                     Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
@@ -363,6 +369,12 @@ impl StorageService {
                 self.with_file(&f.group, &f.remote, Work::Read, move |store, target| {
                     let ip_size = store.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
+                })
+            }
+            Cmd::FdfsDedupStat => {
+                let body = body.to_vec();
+                self.on_path("", Work::Read, move |store| {
+                    super::dedup::stat(store, &body).unwrap_or_else(Reply::error)
                 })
             }
             _ => {

@@ -6,6 +6,7 @@ mod appender;
 mod beat;
 mod binlog;
 mod cached;
+mod dedup;
 mod disk;
 mod handler;
 mod inline;
@@ -94,6 +95,8 @@ pub struct Store {
     pub refetch: refetch::Refetch,
     /// The redo journal, with `durable_uploads`.
     pub journal: Option<Arc<journal::Journal>>,
+    /// The index of stored contents, with `check_file_duplicate`.
+    pub dedup: Option<dedup::Dedup>,
     /// Whether small changes run on the network threads now.
     pub inline: inline::InlineWrites,
     /// Push threads, joined at shutdown.
@@ -491,6 +494,11 @@ impl RunningStorage {
         {
             log::error!("flushing the journal: {e}");
         }
+        if let Some(d) = &self.store.dedup
+            && let Err(e) = d.lock().compact()
+        {
+            log::error!("saving the dedup index: {e}");
+        }
         if let Err(e) = self.store.save_stats() {
             log::error!("saving storage_stat.dat: {e}");
         }
@@ -641,6 +649,7 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
 
     let (binlog, previous) = replay_and_open_binlog(&data_dir, &paths)?;
     let n_paths = paths.len();
+    let dedup_paths = paths.clone();
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
     let store = Arc::new(Store {
         my_ip: RwLock::new(my_ipv4(&cfg)),
@@ -668,6 +677,11 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
         sync_log: sync_status::Throttle::default(),
         refetch: refetch::Refetch::default(),
         journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
+        // After the journal's replay, which may bring back files.
+        dedup: match cfg.check_file_duplicate {
+            true => Some(dedup::open(&data_dir, dedup_paths, &binlog)?),
+            false => None,
+        },
         inline: inline::InlineWrites::new(cfg.disk_inline_writes),
         binlog,
         threads: Mutex::new(Vec::new()),

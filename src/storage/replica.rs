@@ -223,6 +223,15 @@ pub fn delete(store: &Store, d: &proto::sync::SyncDelete) -> Outcome {
         Ok((_, path)) => path,
         Err(o) => return o,
     };
+    if let super::dedup::PushedDelete::Done(r) =
+        super::dedup::pushed_delete(store, &d.remote, &path, d.timestamp)
+    {
+        return match r {
+            Ok(()) => Outcome::applied(),
+            Err(s) if s == proto::status::ENOENT => Outcome::new(Found::Missing, "not here"),
+            Err(s) => Outcome::failed(s, "removing a deduplicated file".to_string()),
+        };
+    }
     let mut outcome = Outcome::applied();
     let logged = store.binlog.append_with(|| match fs::remove_file(&path) {
         Ok(()) => Ok(Some(Record::new(
@@ -256,31 +265,36 @@ pub fn link(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
         (Ok(d), Ok(s)) => (d, s),
         (Err(o), _) | (_, Err(o)) => return o,
     };
-    let _guard = store.file_locks.lock(&dest);
     if fs::symlink_metadata(&dest).is_ok() {
         return Outcome::new(Found::AlreadyThere, "the link name is here already");
     }
     if !src.is_file() {
         return Outcome::new(Found::Missing, format!("its target {} is not here", l.src));
     }
-    let mut outcome = Outcome::applied();
-    let logged = store.binlog.append_with(|| {
-        // An absolute target, as upstream makes them.
-        match std::os::unix::fs::symlink(&src, &dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                outcome = Outcome::new(Found::AlreadyThere, "the link name is here already");
-                return Ok(None);
+    let make = || {
+        let _guard = store.file_locks.lock(&dest);
+        store.binlog.append_with(|| {
+            // An absolute target, as upstream makes them.
+            std::os::unix::fs::symlink(&src, &dest)?;
+            if let Err(e) = store.sync_in_place(None, dest.parent()) {
+                let _ = fs::remove_file(&dest);
+                return Err(e);
             }
-            Err(e) => return Err(e),
+            let mut r = Record::new(l.timestamp, Record::replica_op(op::LINK), &l.dest);
+            r.extra = l.src.clone();
+            Ok(Some(r))
+        })
+    };
+    // With dedup on, the link is counted (lock order: the index, then the file).
+    let made = match super::dedup::pushed_link(store, &l.src, &src, &l.dest, make) {
+        Some(r) => r,
+        None => make(),
+    };
+    match made {
+        Ok(()) => Outcome::applied(),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Outcome::new(Found::AlreadyThere, "the link name is here already")
         }
-        store.sync_in_place(None, dest.parent())?;
-        let mut r = Record::new(l.timestamp, Record::replica_op(op::LINK), &l.dest);
-        r.extra = l.src.clone();
-        Ok(Some(r))
-    });
-    match logged {
-        Ok(()) => outcome,
         Err(e) => Outcome::failed(io_status(&e), format!("linking to {}: {e}", src.display())),
     }
 }

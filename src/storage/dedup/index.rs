@@ -1,0 +1,738 @@
+//! The dedup index: which stored content has which signature, and how many
+//! links point at each (see `super` for the model).
+//!
+//! It lives in memory and in `dedup.dat` + `dedup.log` under `base_path/data`
+//! (format: [`crate::layout::dedup`]). Every change is logged *before* it is
+//! made on disk, under the index's lock, so after a crash the few names the log
+//! mentions since the snapshot are checked on disk and the counts follow what
+//! is there ([`Dedup::open`]). A snapshot that cannot be read is rebuilt from
+//! the data tree (links and their targets).
+//!
+//! Memory: about 200 bytes per distinct content.
+
+use crate::layout::dedup::{self as fmt, Change, Entry, Sig};
+use crate::layout::{RemoteName, StorePath};
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+const SNAPSHOT: &str = "dedup.dat";
+const LOG: &str = "dedup.log";
+
+/// Compact when the log has this many lines and at least as many as there
+/// are contents (so compaction stays O(1) per change, amortized).
+const COMPACT_AFTER: u64 = 100_000;
+
+/// What the index says about the space it saves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Distinct contents kept (sources).
+    pub contents: u64,
+    /// Links: files whose content is a source.
+    pub links: u64,
+    /// Files that share a content with an earlier one.
+    pub shared_files: u64,
+    /// Bytes not stored because of that.
+    pub saved_bytes: u64,
+}
+
+impl Stats {
+    fn count(&mut self, sig: &Sig, refs: u32, sign: i64) {
+        let shared = refs.saturating_sub(1) as i64 * sign;
+        self.links = (self.links as i64 + refs as i64 * sign) as u64;
+        self.shared_files = (self.shared_files as i64 + shared) as u64;
+        self.saved_bytes = (self.saved_bytes as i64 + shared * sig.size as i64) as u64;
+    }
+}
+
+struct Content {
+    sig: Sig,
+    refs: u32,
+}
+
+/// The index's state; changed only through [`Locked`].
+struct Inner {
+    by_sig: HashMap<Sig, String>,
+    by_src: HashMap<String, Content>,
+    log: File,
+    generation: u64,
+    logged: u64,
+    stats: Stats,
+}
+
+/// The dedup index of one storage.
+pub struct Dedup {
+    dir: PathBuf,
+    paths: Vec<StorePath>,
+    inner: Mutex<Inner>,
+}
+
+/// What [`Dedup::open`] found to finish: sources whose last link went just
+/// before a crash. They are removed from disk; the caller logs their removal
+/// in the binlog (a repeated `D` is harmless).
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub removed_sources: Vec<String>,
+    /// Set when the snapshot was unreadable and the index was rebuilt from the
+    /// data tree; says why.
+    pub rebuilt: Option<String>,
+}
+
+impl Dedup {
+    /// Open the index kept in `dir` for the store paths `paths`, checking on
+    /// disk what the log says was under way, and start a new log.
+    pub fn open(dir: &Path, paths: Vec<StorePath>) -> io::Result<(Dedup, Recovery)> {
+        let mut rec = Recovery::default();
+        let snap_path = dir.join(SNAPSHOT);
+        let (generation, entries) = match fs::read(&snap_path) {
+            Ok(bytes) => match fmt::decode_snapshot(&bytes) {
+                Ok(s) => s,
+                Err(why) => {
+                    let why = format!("{}: {why}", snap_path.display());
+                    rec.rebuilt = Some(why);
+                    (0, Vec::new())
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut by_sig = HashMap::with_capacity(entries.len());
+        let mut by_src = HashMap::with_capacity(entries.len());
+        for e in entries {
+            by_sig.insert(e.sig, e.src.clone());
+            by_src.insert(
+                e.src,
+                Content {
+                    sig: e.sig,
+                    refs: e.refs,
+                },
+            );
+        }
+        let names = Names { paths: &paths };
+        if rec.rebuilt.is_none() {
+            let log = match fs::read(dir.join(LOG)) {
+                Ok(b) => fmt::decode_log(&b),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(log) = log.filter(|l| l.generation == generation) {
+                if !log.bad_lines.is_empty() {
+                    rec.rebuilt = Some(format!(
+                        "{}: unreadable lines {:?}",
+                        dir.join(LOG).display(),
+                        log.bad_lines
+                    ));
+                } else {
+                    let removed = replay(&names, &mut by_sig, &mut by_src, &log.changes);
+                    rec.removed_sources = removed;
+                }
+            }
+        }
+        if rec.rebuilt.is_some() {
+            (by_sig, by_src) = rebuild(&names)?;
+        }
+        let mut stats = Stats {
+            contents: by_src.len() as u64,
+            ..Stats::default()
+        };
+        for c in by_src.values() {
+            stats.count(&c.sig, c.refs, 1);
+        }
+        let inner = Inner {
+            by_sig,
+            by_src,
+            // Replaced by the compaction below.
+            log: File::open("/dev/null")?,
+            generation,
+            logged: 0,
+            stats,
+        };
+        let d = Dedup {
+            dir: dir.to_path_buf(),
+            paths,
+            inner: Mutex::new(inner),
+        };
+        d.lock().compact()?;
+        Ok((d, rec))
+    }
+
+    /// Take the index's lock: every lookup and change goes through the guard.
+    /// Lock order: this lock, then the binlog's.
+    pub fn lock(&self) -> Locked<'_> {
+        Locked {
+            d: self,
+            g: self.inner.lock(),
+        }
+    }
+
+    /// The figures for monitoring.
+    pub fn stats(&self) -> Stats {
+        self.inner.lock().stats
+    }
+
+    /// The source `link` (a path) points at, if it is a symlink into one of our
+    /// store paths.
+    pub fn source_of_link(&self, link: &Path) -> Option<String> {
+        let target = fs::read_link(link).ok()?;
+        Names { paths: &self.paths }.remote_of(&target)
+    }
+
+    /// The path of remote name `remote` (None for a name that is not ours).
+    pub fn path_of(&self, remote: &str) -> Option<PathBuf> {
+        Names { paths: &self.paths }.path_of(remote)
+    }
+}
+
+/// The index, locked.
+pub struct Locked<'a> {
+    d: &'a Dedup,
+    g: MutexGuard<'a, Inner>,
+}
+
+impl Locked<'_> {
+    /// The source holding content `sig`, if any.
+    pub fn source(&self, sig: &Sig) -> Option<&str> {
+        self.g.by_sig.get(sig).map(String::as_str)
+    }
+
+    /// How many links point at `src`; None when `src` is not a source.
+    pub fn refs(&self, src: &str) -> Option<u32> {
+        self.g.by_src.get(src).map(|c| c.refs)
+    }
+
+    /// Make `src` the source of content `sig`: `place` puts the file there.
+    pub fn add_source<R>(
+        &mut self,
+        sig: Sig,
+        src: &str,
+        place: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.log(Change::Source {
+            sig,
+            src: src.to_string(),
+        })?;
+        let r = place()?;
+        self.g.by_sig.insert(sig, src.to_string());
+        self.g
+            .by_src
+            .insert(src.to_string(), Content { sig, refs: 0 });
+        self.g.stats.contents += 1;
+        Ok(r)
+    }
+
+    /// Count a new link `link` to source `src`, made by `make`. Fails with
+    /// NotFound when `src` is not a source.
+    pub fn add_link<R>(
+        &mut self,
+        src: &str,
+        link: &str,
+        make: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        if !self.g.by_src.contains_key(src) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{src} is not a dedup source"),
+            ));
+        }
+        self.log(Change::Link {
+            src: src.to_string(),
+            link: link.to_string(),
+        })?;
+        let r = make()?;
+        let inner = &mut *self.g;
+        let c = inner.by_src.get_mut(src).expect("checked above");
+        inner.stats.count(&c.sig, c.refs, -1);
+        c.refs += 1;
+        inner.stats.count(&c.sig, c.refs, 1);
+        Ok(r)
+    }
+
+    /// Uncount link `link` to `src`, removed by `remove` (which says whether
+    /// it removed anything). Returns the links left, None when `src` is not
+    /// a source (then `remove` is not called).
+    pub fn remove_link(
+        &mut self,
+        src: &str,
+        link: &str,
+        remove: impl FnOnce() -> io::Result<bool>,
+    ) -> io::Result<Option<u32>> {
+        if !self.g.by_src.contains_key(src) {
+            return Ok(None);
+        }
+        self.log(Change::Unlink {
+            src: src.to_string(),
+            link: link.to_string(),
+        })?;
+        let removed = remove()?;
+        let inner = &mut *self.g;
+        let c = inner.by_src.get_mut(src).expect("checked above");
+        if removed && c.refs > 0 {
+            inner.stats.count(&c.sig, c.refs, -1);
+            c.refs -= 1;
+            inner.stats.count(&c.sig, c.refs, 1);
+        }
+        Ok(Some(c.refs))
+    }
+
+    /// Forget source `src`, removed by `remove`. Refused (false, `remove` not
+    /// called) while links point at it.
+    pub fn drop_source(
+        &mut self,
+        src: &str,
+        remove: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<bool> {
+        match self.g.by_src.get(src) {
+            Some(c) if c.refs > 0 => return Ok(false),
+            Some(_) => {}
+            None => {
+                remove()?;
+                return Ok(true);
+            }
+        }
+        self.log(Change::Drop {
+            src: src.to_string(),
+        })?;
+        remove()?;
+        let c = self.g.by_src.remove(src).expect("checked above");
+        if self.g.by_sig.get(&c.sig).is_some_and(|s| s == src) {
+            self.g.by_sig.remove(&c.sig);
+        }
+        self.g.stats.contents -= 1;
+        Ok(true)
+    }
+
+    fn log(&mut self, c: Change) -> io::Result<()> {
+        let line = c.encode().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "dedup: name with blanks")
+        })?;
+        self.g.log.write_all(line.as_bytes())?;
+        self.g.logged += 1;
+        if self.g.logged >= COMPACT_AFTER.max(self.g.by_src.len() as u64) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Write a snapshot of the index and start an empty log (at start, at
+    /// stop, and when the log grows).
+    pub fn compact(&mut self) -> io::Result<()> {
+        let dir = &self.d.dir;
+        let generation = self.g.generation + 1;
+        let mut entries: Vec<Entry> = (self.g.by_src.iter())
+            .map(|(src, c)| Entry {
+                sig: c.sig,
+                refs: c.refs,
+                src: src.clone(),
+            })
+            .collect();
+        entries.sort_by(|a, b| a.src.cmp(&b.src));
+        crate::layout::store::atomic_write(
+            &dir.join(SNAPSHOT),
+            &fmt::encode_snapshot(generation, &entries),
+        )?;
+        // A crash here leaves the old log, whose generation is now stale.
+        crate::layout::store::atomic_write(&dir.join(LOG), fmt::log_header(generation).as_bytes())?;
+        self.g.log = OpenOptions::new().append(true).open(dir.join(LOG))?;
+        self.g.generation = generation;
+        self.g.logged = 0;
+        Ok(())
+    }
+}
+
+/// Remote names and paths of our store paths.
+struct Names<'a> {
+    paths: &'a [StorePath],
+}
+
+impl Names<'_> {
+    fn path_of(&self, remote: &str) -> Option<PathBuf> {
+        let n = RemoteName::parse(remote).ok()?;
+        let sp = self.paths.iter().find(|p| p.index == n.store_index)?;
+        Some(sp.file_path(&n))
+    }
+
+    /// The remote name of `target`, a path into one of our store paths.
+    fn remote_of(&self, target: &Path) -> Option<String> {
+        for sp in self.paths {
+            let Ok(rest) = target.strip_prefix(sp.data_dir()) else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.iter().map(|p| p.to_str()).collect::<Option<_>>()?;
+            let [high, low, name] = parts.as_slice() else {
+                return None;
+            };
+            let remote = format!("M{:02X}/{high}/{low}/{name}", sp.index);
+            return RemoteName::parse(&remote).ok().map(|n| n.as_string());
+        }
+        None
+    }
+
+    /// Whether `link` is a symlink pointing at `src`.
+    fn links_to(&self, link: &str, src: &str) -> bool {
+        let Some(path) = self.path_of(link) else {
+            return false;
+        };
+        fs::read_link(path)
+            .ok()
+            .and_then(|t| self.remote_of(&t))
+            .is_some_and(|s| s == src)
+    }
+
+    fn exists(&self, remote: &str) -> bool {
+        self.path_of(remote)
+            .is_some_and(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+    }
+}
+
+/// Apply the log's changes to the snapshot's index, trusting only what is on
+/// disk: a link counts if it is there now and did not count if the log's first
+/// word about it is its creation. Returns the sources removed here.
+fn replay(
+    names: &Names,
+    by_sig: &mut HashMap<Sig, String>,
+    by_src: &mut HashMap<String, Content>,
+    changes: &[Change],
+) -> Vec<String> {
+    // Per link: its source and whether it existed at the snapshot.
+    let mut links: HashMap<&str, (&str, bool)> = HashMap::new();
+    let mut sources = Vec::new();
+    let mut drops = Vec::new();
+    for c in changes {
+        match c {
+            Change::Source { sig, src } => {
+                if !by_src.contains_key(src) {
+                    by_src.insert(src.clone(), Content { sig: *sig, refs: 0 });
+                    by_sig.entry(*sig).or_insert_with(|| src.clone());
+                }
+                sources.push(src.as_str());
+            }
+            Change::Link { src, link } => {
+                links.entry(link).or_insert((src, false));
+            }
+            Change::Unlink { src, link } => {
+                links.entry(link).or_insert((src, true));
+            }
+            Change::Drop { src } => drops.push(src.as_str()),
+        }
+    }
+    for (link, (src, before)) in links {
+        let now = names.links_to(link, src);
+        if let Some(c) = by_src.get_mut(src) {
+            c.refs = (c.refs as i64 + now as i64 - before as i64).max(0) as u32;
+        }
+    }
+    // A source whose file never got its name (a crash before the rename).
+    for src in sources {
+        if by_src.get(src).is_some_and(|c| c.refs == 0) && !names.exists(src) {
+            forget(by_sig, by_src, src);
+        }
+    }
+    let mut removed = Vec::new();
+    for src in drops {
+        if by_src.get(src).is_none_or(|c| c.refs == 0) {
+            if let Some(p) = names.path_of(src) {
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => log::warn!("dedup: removing {}: {e}", p.display()),
+                }
+            }
+            forget(by_sig, by_src, src);
+            removed.push(src.to_string());
+        }
+    }
+    removed
+}
+
+fn forget(by_sig: &mut HashMap<Sig, String>, by_src: &mut HashMap<String, Content>, src: &str) {
+    if let Some(c) = by_src.remove(src)
+        && by_sig.get(&c.sig).is_some_and(|s| s == src)
+    {
+        by_sig.remove(&c.sig);
+    }
+}
+
+/// The index as the data tree has it: every symlink into our store paths is a
+/// link, every regular file it points at a source, hashed again.
+#[allow(clippy::type_complexity)]
+fn rebuild(names: &Names) -> io::Result<(HashMap<Sig, String>, HashMap<String, Content>)> {
+    let mut refs: HashMap<String, u32> = HashMap::new();
+    for sp in names.paths {
+        let data = sp.data_dir();
+        for high in read_dir_sorted(&data)? {
+            for low in read_dir_sorted(&high)? {
+                for f in read_dir_sorted(&low)? {
+                    let Ok(m) = fs::symlink_metadata(&f) else {
+                        continue;
+                    };
+                    if !m.file_type().is_symlink() {
+                        continue;
+                    }
+                    if let Some(src) = fs::read_link(&f).ok().and_then(|t| names.remote_of(&t)) {
+                        *refs.entry(src).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+    }
+    let mut by_sig = HashMap::new();
+    let mut by_src = HashMap::new();
+    for (src, n) in refs {
+        let Some(path) = names.path_of(&src) else {
+            continue;
+        };
+        match content_sig(&path) {
+            Ok(sig) => {
+                by_sig.entry(sig).or_insert_with(|| src.clone());
+                by_src.insert(src, Content { sig, refs: n });
+            }
+            Err(e) => log::warn!("dedup rebuild: {} ({n} links): {e}", path.display()),
+        }
+    }
+    Ok((by_sig, by_src))
+}
+
+/// Subdirectories / files of `dir` (only two-hex-digit directories at the
+/// upper levels are data directories; that filter is left to the caller's
+/// parse of the names).
+fn read_dir_sorted(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(rd) => {
+            for e in rd {
+                v.push(e?.path());
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {}
+        Err(e) => return Err(e),
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// The signature of a file's content, read whole.
+pub fn content_sig(path: &Path) -> io::Result<Sig> {
+    use sha1::Digest;
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut h = sha1::Sha1::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Sig {
+        sha1: h.finalize().into(),
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct T {
+        _tmp: tempfile::TempDir,
+        dir: PathBuf,
+        paths: Vec<StorePath>,
+    }
+
+    fn setup() -> T {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let sp = StorePath::new(0, dir.join("store"));
+        sp.init(2).unwrap();
+        T {
+            paths: vec![sp],
+            dir,
+            _tmp: tmp,
+        }
+    }
+
+    fn name(i: u32) -> String {
+        format!("M00/00/01/f{i:08}")
+    }
+
+    fn put(t: &T, remote: &str, content: &[u8]) {
+        fs::write(Names { paths: &t.paths }.path_of(remote).unwrap(), content).unwrap();
+    }
+
+    fn link(t: &T, src: &str, l: &str) -> io::Result<()> {
+        let n = Names { paths: &t.paths };
+        std::os::unix::fs::symlink(n.path_of(src).unwrap(), n.path_of(l).unwrap())
+    }
+
+    fn sig_of(t: &T, remote: &str) -> Sig {
+        content_sig(&Names { paths: &t.paths }.path_of(remote).unwrap()).unwrap()
+    }
+
+    fn upload(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> String {
+        let tmp = t.dir.join("upload.tmp");
+        fs::write(&tmp, content).unwrap();
+        let sig = content_sig(&tmp).unwrap();
+        let mut g = d.lock();
+        let src = match g.source(&sig) {
+            Some(s) => s.to_string(),
+            None => {
+                let to = d.path_of(src).unwrap();
+                g.add_source(sig, src, || fs::rename(&tmp, &to)).unwrap();
+                src.to_string()
+            }
+        };
+        g.add_link(&src, l, || link(t, &src, l)).unwrap();
+        src
+    }
+
+    fn delete(d: &Dedup, l: &str) {
+        let p = d.path_of(l).unwrap();
+        let src = d.source_of_link(&p).unwrap();
+        let mut g = d.lock();
+        let left = g
+            .remove_link(&src, l, || fs::remove_file(&p).map(|_| true))
+            .unwrap();
+        if left == Some(0) {
+            let sp = d.path_of(&src).unwrap();
+            assert!(g.drop_source(&src, || fs::remove_file(&sp)).unwrap());
+        }
+    }
+
+    #[test]
+    fn same_content_is_kept_once_and_goes_with_its_last_link() {
+        let t = setup();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        assert!(rec.rebuilt.is_none());
+        let src = upload(&d, &t, b"hello", &name(1), &name(2));
+        assert_eq!(upload(&d, &t, b"hello", &name(3), &name(4)), src);
+        upload(&d, &t, b"other", &name(5), &name(6));
+        let s = d.stats();
+        assert_eq!(
+            (s.contents, s.links, s.shared_files, s.saved_bytes),
+            (2, 3, 1, 5)
+        );
+        assert_eq!(fs::read(d.path_of(&name(4)).unwrap()).unwrap(), b"hello");
+        delete(&d, &name(2));
+        assert!(d.path_of(&src).unwrap().exists());
+        assert_eq!(d.lock().refs(&src), Some(1));
+        delete(&d, &name(4));
+        assert!(!d.path_of(&src).unwrap().exists());
+        assert_eq!(d.lock().refs(&src), None);
+        assert_eq!(d.stats().contents, 1);
+    }
+
+    #[test]
+    fn a_reopened_index_has_the_same_counts() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        upload(&d, &t, b"abc", &name(3), &name(4));
+        let before = d.stats();
+        drop(d);
+        // Nothing compacted at drop: this is the crash case, replayed from the log.
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        assert!(rec.rebuilt.is_none() && rec.removed_sources.is_empty());
+        assert_eq!(d.stats(), before);
+        assert_eq!(d.lock().refs(&src), Some(2));
+        assert_eq!(d.lock().source(&sig_of(&t, &src)), Some(src.as_str()));
+    }
+
+    #[test]
+    fn intents_not_carried_out_are_not_counted() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        {
+            let mut g = d.lock();
+            // A link logged, then the crash before it was made.
+            let _ = g.add_link(&src, &name(3), || -> io::Result<()> {
+                Err(io::Error::other("crash"))
+            });
+            // A removal logged, not done.
+            let _ = g.remove_link(&src, &name(2), || -> io::Result<bool> {
+                Err(io::Error::other("crash"))
+            });
+            // A source logged, its file never renamed into place.
+            let _ = g.add_source(sig_of(&t, &src), &name(9), || -> io::Result<()> {
+                Err(io::Error::other("crash"))
+            });
+        }
+        // A link made behind the log's back after its intent (the crash came
+        // between the symlink and the count).
+        d.lock()
+            .add_link(&src, &name(4), || link(&t, &src, &name(4)))
+            .unwrap();
+        drop(d);
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        assert_eq!(d.lock().refs(&src), Some(2));
+        assert_eq!(d.lock().refs(&name(9)), None);
+    }
+
+    #[test]
+    fn a_drop_cut_short_is_finished_at_open() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        {
+            let p = d.path_of(&name(2)).unwrap();
+            let mut g = d.lock();
+            g.remove_link(&src, &name(2), || fs::remove_file(&p).map(|_| true))
+                .unwrap();
+            let _ = g.drop_source(&src, || Err(io::Error::other("crash")));
+        }
+        drop(d);
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        assert_eq!(rec.removed_sources, vec![src.clone()]);
+        assert!(!d.path_of(&src).unwrap().exists());
+        assert_eq!(d.stats().contents, 0);
+    }
+
+    #[test]
+    fn a_source_with_links_is_not_dropped() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        assert!(!d.lock().drop_source(&src, || unreachable!()).unwrap());
+    }
+
+    #[test]
+    fn a_bad_snapshot_is_rebuilt_from_the_tree() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        upload(&d, &t, b"abc", &name(3), &name(4));
+        put(&t, &name(7), b"a plain file");
+        drop(d);
+        fs::write(t.dir.join(SNAPSHOT), b"garbage").unwrap();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        assert!(rec.rebuilt.is_some());
+        assert_eq!(d.lock().refs(&src), Some(2));
+        assert_eq!(d.lock().refs(&name(7)), None);
+        assert_eq!(d.lock().source(&sig_of(&t, &src)), Some(src.as_str()));
+    }
+
+    #[test]
+    fn a_stale_log_is_ignored_after_compaction() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        let old_log = fs::read(t.dir.join(LOG)).unwrap();
+        d.lock().compact().unwrap();
+        drop(d);
+        // The crash between the new snapshot and the new log: the old log stays.
+        fs::write(t.dir.join(LOG), old_log).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        assert_eq!(d.lock().refs(&src), Some(1));
+    }
+}

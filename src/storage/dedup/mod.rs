@@ -1,0 +1,286 @@
+//! Same content stored once (`check_file_duplicate = 1`), without FastDHT.
+//!
+//! The model is upstream's (storage_service.c with FastDHT): a content is kept
+//! once under a *source* name that no client is given, and every uploaded file
+//! with that content is a symbolic link to it, with its own file ID, its own
+//! metadata and its own delete. The binlog says so with upstream's records
+//! (`C source`, then `L link source`), so peers, C FastDFS ones included,
+//! create the same link to their copy of the source and store it once too.
+//!
+//! - An upload's SHA-1 is computed as it streams in ([`super::disk::Upload`]);
+//!   at its end [`Upload::finish_dedup`] links to the source of that content,
+//!   or makes the upload the source of a new one. Appender files are never
+//!   deduplicated (they change); slave files are.
+//! - A delete of a link removes one reference; the source goes with the last
+//!   one, on the server where a client deleted it (`D source` is logged and
+//!   pushed). A pushed delete of a source that still has links here (a peer
+//!   linked to it meanwhile) keeps it.
+//! - A pushed link to a source not yet in the index adds it (hashed once).
+//! - The index ([`index`]) survives crashes: see there.
+
+mod index;
+mod upload;
+
+pub use index::{Dedup, content_sig};
+
+use super::Store;
+use super::disk::{Target, io_status};
+use crate::layout::binlog::{Record, op};
+use crate::net::Reply;
+use crate::proto::dedup::{DedupStat, FileDedup};
+use crate::proto::{self, status};
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// Open the index of a storage with `check_file_duplicate`, finishing what a
+/// crash left under way (removed sources are logged as deleted again).
+pub fn open(
+    data_dir: &Path,
+    paths: Vec<crate::layout::StorePath>,
+    binlog: &super::binlog::Binlog,
+) -> io::Result<Dedup> {
+    let (d, rec) = Dedup::open(data_dir, paths)?;
+    if let Some(why) = &rec.rebuilt {
+        log::warn!("dedup index rebuilt from the data tree: {why}");
+    }
+    for src in &rec.removed_sources {
+        log::info!("dedup: {src} lost its last link before a stop; removed");
+        binlog.append_now(op::DELETE, src)?;
+    }
+    let s = d.stats();
+    log::info!(
+        "dedup: {} contents, {} files linked to them, {} bytes saved",
+        s.contents,
+        s.links,
+        s.saved_bytes
+    );
+    Ok(d)
+}
+
+/// The source `path` links to, when it is a symlink to a content of the
+/// index; None for anything else (a plain file, a missing one).
+fn linked_source(d: &Dedup, path: &Path) -> Option<String> {
+    let m = fs::symlink_metadata(path).ok()?;
+    if !m.file_type().is_symlink() {
+        return None;
+    }
+    let src = d.source_of_link(path)?;
+    d.lock().refs(&src).map(|_| src)
+}
+
+/// DELETE_FILE of a file this index knows (a link, or a source); None: not
+/// one, delete it the usual way. Only the file itself: its metadata file is
+/// the caller's.
+pub fn delete(store: &Store, t: &Target) -> Option<Result<(), u8>> {
+    let d = store.dedup.as_ref()?;
+    let name = t.name.as_string();
+    if let Some(src) = linked_source(d, &t.path) {
+        return Some(unlink(store, d, &src, &name, &t.path, Origin::Client));
+    }
+    let refs = d.lock().refs(&name);
+    match refs {
+        // A source: its name is given to nobody, so this is a client that
+        // read it off a disk; it goes only once nothing links to it.
+        Some(n) if n > 0 => {
+            log::warn!("DELETE_FILE of {name}: it holds the content of {n} files; refused");
+            Some(Err(status::EPERM))
+        }
+        Some(_) => Some(drop_source(store, d, &name).map_err(|e| io_status(&e))),
+        None => None,
+    }
+}
+
+/// Who asked for a removal: a client here, or a peer pushing its change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    /// With the source's timestamp of the change.
+    Peer(u32),
+}
+
+/// Remove link `name` to `src` and log it; a client's removal of the last
+/// link also removes the source.
+fn unlink(
+    store: &Store,
+    d: &Dedup,
+    src: &str,
+    name: &str,
+    path: &Path,
+    origin: Origin,
+) -> Result<(), u8> {
+    let mut g = d.lock();
+    let _guard = store.file_locks.lock(path);
+    let left = g.remove_link(src, name, || {
+        let mut removed = false;
+        store.binlog.append_with(|| match fs::remove_file(path) {
+            Ok(()) => {
+                removed = true;
+                Ok(Some(match origin {
+                    Origin::Client => Record::new(super::now() as u32, op::DELETE, name),
+                    Origin::Peer(ts) => Record::new(ts, Record::replica_op(op::DELETE), name),
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })?;
+        Ok(removed)
+    });
+    match left {
+        Ok(Some(0)) if origin == Origin::Client => {
+            drop(_guard);
+            let r = g.drop_source(src, || remove_source(store, d, src));
+            if let Err(e) = r {
+                log::error!("dedup: removing {src}, linked no more: {e}");
+            }
+            Ok(())
+        }
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(status::ENOENT),
+        Err(e) => {
+            log::error!("dedup: removing link {name}: {e}");
+            Err(io_status(&e))
+        }
+    }
+}
+
+/// Forget and remove source `src`, which nothing links to.
+fn drop_source(store: &Store, d: &Dedup, src: &str) -> io::Result<()> {
+    d.lock()
+        .drop_source(src, || remove_source(store, d, src))
+        .map(drop)
+}
+
+/// Remove a source's file and log `D source`.
+fn remove_source(store: &Store, d: &Dedup, src: &str) -> io::Result<()> {
+    let Some(path) = d.path_of(src) else {
+        return Ok(());
+    };
+    let _guard = store.file_locks.lock(&path);
+    store.binlog.append_with(|| match fs::remove_file(&path) {
+        Ok(()) => Ok(Some(Record::new(super::now() as u32, op::DELETE, src))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    })
+}
+
+/// What a pushed delete of `remote` (at `path`) is, here.
+pub enum PushedDelete {
+    /// Not a dedup file: delete it the usual way.
+    Plain,
+    /// Done here (a link removed, or a source kept or removed).
+    Done(Result<(), u8>),
+}
+
+/// SYNC_DELETE_FILE of a link or a source. A source whose links are all gone
+/// here is removed; one that still has links here (a local upload linked to it
+/// after the pushing peer removed its last link) is kept.
+pub fn pushed_delete(store: &Store, remote: &str, path: &Path, timestamp: u32) -> PushedDelete {
+    let Some(d) = store.dedup.as_ref() else {
+        return PushedDelete::Plain;
+    };
+    if let Some(src) = linked_source(d, path) {
+        return PushedDelete::Done(unlink(
+            store,
+            d,
+            &src,
+            remote,
+            path,
+            Origin::Peer(timestamp),
+        ));
+    }
+    let mut g = d.lock();
+    match g.refs(remote) {
+        None => PushedDelete::Plain,
+        Some(n) if n > 0 => {
+            log::info!("dedup: {remote} still holds the content of {n} files here; kept");
+            PushedDelete::Done(Ok(()))
+        }
+        Some(_) => {
+            let r = g.drop_source(remote, || {
+                let _guard = store.file_locks.lock(path);
+                store.binlog.append_with(|| match fs::remove_file(path) {
+                    Ok(()) => Ok(Some(Record::new(
+                        timestamp,
+                        Record::replica_op(op::DELETE),
+                        remote,
+                    ))),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                })
+            });
+            PushedDelete::Done(r.map(drop).map_err(|e| io_status(&e)))
+        }
+    }
+}
+
+/// SYNC_CREATE_LINK with dedup on: make link `dest` (at `dest_path`) to `src`
+/// (at `src_path`) and count it, adding `src` to the index first if it is new
+/// here. `make` creates the link and logs it.
+pub fn pushed_link<R>(
+    store: &Store,
+    src: &str,
+    src_path: &Path,
+    dest: &str,
+    make: impl FnOnce() -> io::Result<R>,
+) -> Option<io::Result<R>> {
+    let d = store.dedup.as_ref()?;
+    let mut g = d.lock();
+    if g.refs(src).is_none() {
+        let sig = match content_sig(src_path) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Err(e) = g.add_source(sig, src, || Ok(())) {
+            return Some(Err(e));
+        }
+    }
+    Some(g.add_link(src, dest, make))
+}
+
+/// FDFS_DEDUP_STAT: the storage's figures (empty body) or one file's.
+pub fn stat(store: &Store, body: &[u8]) -> Result<Reply, u8> {
+    if body.is_empty() {
+        let s = store.dedup.as_ref().map(|d| d.stats()).unwrap_or_default();
+        let r = DedupStat {
+            enabled: store.dedup.is_some(),
+            contents: s.contents,
+            links: s.links,
+            shared_files: s.shared_files,
+            saved_bytes: s.saved_bytes,
+        };
+        return Ok(Reply::ok(r.encode()));
+    }
+    let f = proto::FileRef::decode(body).map_err(|_| status::EINVAL)?;
+    let t = super::disk::resolve(store, &f.group, &f.remote)?;
+    let m = fs::symlink_metadata(&t.path).map_err(|e| io_status(&e))?;
+    let mut r = FileDedup::default();
+    if let Some(d) = &store.dedup {
+        if let Some(src) = linked_source(d, &t.path) {
+            r.refs = d.lock().refs(&src).unwrap_or(0) as u64;
+            r.source = src;
+        } else {
+            let name = t.name.as_string();
+            let refs = d.lock().refs(&name);
+            if let Some(n) = refs {
+                r.refs = n as u64;
+                r.source = name;
+            }
+        }
+    } else if m.file_type().is_symlink() {
+        // A link a peer pushed while dedup is off here: shared, count unknown.
+        r.source = plain_link_source(store, &t.path).unwrap_or_default();
+        r.refs = 1;
+    }
+    Ok(Reply::ok(r.encode()))
+}
+
+/// The remote name a symlink points at, without an index.
+fn plain_link_source(store: &Store, link: &Path) -> Option<String> {
+    let target = fs::read_link(link).ok()?;
+    store.paths.iter().find_map(|sp| {
+        let rest = target.strip_prefix(sp.data_dir()).ok()?;
+        let s = rest.to_str()?;
+        Some(format!("M{:02X}/{s}", sp.index))
+    })
+}
