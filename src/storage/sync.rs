@@ -426,7 +426,7 @@ fn push(store: &Store, c: &mut Connection, peer: &Peer, r: &Record) -> Result<bo
         }
         _ => return skip(r),
     };
-    let whole = if r.op == b'R' {
+    let whole = if matches!(r.op, b'R' | b'L' | b'l') {
         Cmd::SyncCreateFile
     } else {
         Cmd::SyncUpdateFile

@@ -38,7 +38,7 @@
 //! | 40 | neither name here | ENOENT | sends the new name whole (16) | ENOENT |
 //! | SYNC_CREATE_LINK 19 | link made | 0 | done | 0 |
 //! | 19 | link name already here | 0 | done | 0 |
-//! | 19 | link target not here | ENOENT | done | 0 |
+//! | 19 | link target not here | ENOENT | sends the link's content whole under its name (16) | 0 |
 //! | any | malformed, another group's, or a name we never store | EINVAL (closes) | retried every 5 s | EINVAL |
 //! | any | local failure (disk full, I/O) | its errno | retried every 5 s | its errno |
 //!
@@ -261,7 +261,11 @@ pub fn next(cmd: Cmd, status: u8) -> Next {
         (Cmd::SyncTruncateFile, ENOENT) => Next::SendWhole,
         (Cmd::SyncRenameFile, EEXIST) => Next::Done,
         (Cmd::SyncRenameFile, ENOENT) => Next::SendWhole,
-        (Cmd::SyncCreateLink, ENOENT | EEXIST) => Next::Done,
+        (Cmd::SyncCreateLink, EEXIST) => Next::Done,
+        // The peer lacks the target (the sender removed it before the peer
+        // got it, or a dedup source went while the peer linked to it): the
+        // link's content goes whole under its own name.
+        (Cmd::SyncCreateLink, ENOENT) => Next::SendWhole,
         (Cmd::QueryFileInfo, ENOENT) => Next::SendWhole,
         _ => Next::Retry,
     }
@@ -478,7 +482,8 @@ mod tests {
             (Cmd::SyncTruncateFile, ENOENT, Next::SendWhole),
             (Cmd::SyncRenameFile, EEXIST, Next::Done),
             (Cmd::SyncRenameFile, ENOENT, Next::SendWhole),
-            (Cmd::SyncCreateLink, ENOENT, Next::Done),
+            (Cmd::SyncCreateLink, ENOENT, Next::SendWhole),
+            (Cmd::SyncCreateLink, EEXIST, Next::Done),
             (Cmd::QueryFileInfo, ENOENT, Next::SendWhole),
             (Cmd::QueryFileInfo, EINVAL, Next::Retry),
         ];

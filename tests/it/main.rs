@@ -12,6 +12,7 @@ mod cli_unavailable;
 mod cli_usage;
 mod cluster;
 mod daemons;
+mod dedup;
 mod hostile;
 mod interop;
 mod join_forms;

@@ -414,7 +414,7 @@ impl Cluster {
     /// Polls the tracker until it hands out storages for upload and every storage started so
     /// far is among them (QUERY_STORE_WITHOUT_GROUP_ONE for one storage, _ALL for several):
     /// only ACTIVE storages are offered.
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let tracker = self.tracker_addr();
         let wanted: Vec<SocketAddr> = (0..self.storage_ips.len())
             .map(|i| self.storage_addr(i))

@@ -100,6 +100,19 @@ impl Cluster {
             "storage {} must exit cleanly on SIGTERM",
             i + 1
         );
+        self.respawn_storage(i);
+    }
+
+    /// Kills storage `i` with SIGKILL (a crash: nothing is flushed or saved) and starts it
+    /// again as [`Cluster::restart_storage`] does.
+    pub fn crash_and_restart_storage(&mut self, i: usize) {
+        self.signal(i + 1, nix::sys::signal::Signal::SIGKILL);
+        self.stop_storage(i);
+        self.respawn_storage(i);
+    }
+
+    /// Starts stopped storage `i` again on its old port and directories.
+    fn respawn_storage(&mut self, i: usize) {
         let port = self.storage_addr(i).port();
         self.write_storage_conf(i, port);
         let conf = Some(&self.storage_confs[i]);
