@@ -21,13 +21,13 @@ const CONVERGE: Duration = Duration::from_secs(60);
 
 /// What a store path holds.
 #[derive(Debug, Default)]
-struct Tree {
+pub struct Tree {
     /// Regular files (metadata `-m` files included): remote name -> size.
-    files: BTreeMap<String, u64>,
+    pub files: BTreeMap<String, u64>,
     /// Symbolic links: remote name -> the remote name they point at.
-    links: BTreeMap<String, String>,
+    pub links: BTreeMap<String, String>,
     /// Disk space of the regular files (as `du` counts it).
-    bytes: u64,
+    pub bytes: u64,
 }
 
 fn hex_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
@@ -43,7 +43,8 @@ fn hex_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
     v
 }
 
-fn tree(store: &Path) -> Tree {
+/// What store path `store` (with one store path: `M00`) holds.
+pub fn tree(store: &Path) -> Tree {
     let data = store.join("data");
     let mut t = Tree::default();
     for (high, hd) in hex_dirs(&data) {

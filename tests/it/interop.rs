@@ -665,3 +665,48 @@ fn trackers_of_both_kinds_in_one_cluster() {
     let id = upload_at(&m, 0, &d, "bin", false);
     wait_content(&m, &id, &d, "upload after the tracker swap");
 }
+
+/// Dedup on an fdfs storage with a C peer: the C storage is sent `C source` and then one
+/// SYNC_CREATE_LINK per file, makes the same links to its copy, and so stores the content
+/// once too; the last delete frees it there as well.
+#[test]
+fn dedup_reaches_a_c_peer_as_links() {
+    let Some(refdir) = ref_dir_or_skip("dedup_reaches_a_c_peer_as_links") else {
+        return;
+    };
+    let mut m = Mixed::new(&refdir, Kind::C);
+    m.add_storage_with(Kind::Fdfs, &[("check_file_duplicate", "1")]);
+    wait_active(&m, 1);
+    m.add_storage(Kind::C);
+    wait_active(&m, 2);
+    let d = data("dedup-to-c", 2 << 20);
+    let ids: Vec<String> = (0..5).map(|_| upload_at(&m, 0, &d, "jpg", false)).collect();
+    for id in &ids {
+        wait_content(&m, id, &d, "a deduplicated upload on the C peer");
+    }
+    let t = crate::dedup::tree(m.storage_base(1));
+    assert_eq!(t.links.len(), 5, "the C peer holds links: {t:?}");
+    assert_eq!(t.files.len(), 1, "and the content once: {t:?}");
+    for id in &ids[..4] {
+        m.fdfs(&["delete", id]).success();
+    }
+    for id in &ids[..4] {
+        wait_gone(&m, id, "a deleted duplicate");
+    }
+    wait_content(
+        &m,
+        &ids[4],
+        &d,
+        "the last duplicate after the others' deletes",
+    );
+    m.fdfs(&["delete", &ids[4]]).success();
+    poll_until("the C peer to free the content", SYNC_TIMEOUT, || {
+        let t = crate::dedup::tree(m.storage_base(1));
+        if t.links.is_empty() && t.files.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{t:?}"))
+        }
+    });
+    m.assert_running();
+}

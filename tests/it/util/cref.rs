@@ -377,6 +377,11 @@ impl Mixed {
 
     /// Adds storage `i` of `kind` (at `127.0.N.(i+2)`) and starts it.
     pub fn add_storage(&mut self, kind: Kind) -> usize {
+        self.add_storage_with(kind, &[])
+    }
+
+    /// [`Mixed::add_storage`] with more storage.conf settings.
+    pub fn add_storage_with(&mut self, kind: Kind, extra: &[(&'static str, &str)]) -> usize {
         let i = self.storages.len();
         let ip = format!("127.0.{}.{}", self.net, i + 2);
         let base = self.root.join(format!("storage{i}"));
@@ -397,6 +402,7 @@ impl Mixed {
             ("disk_recovery_threads", "1".into()),
         ];
         set.extend((0..self.trackers.len()).map(|t| ("tracker_server", self.tracker_addr_n(t))));
+        set.extend(extra.iter().map(|&(k, v)| (k, v.to_string())));
         let text = conf_from_sample(&self.refdir, "storage.conf", &set);
         fs::write(&conf, text).expect("write storage.conf");
         self.storages.push(Storage {
@@ -441,6 +447,11 @@ impl Mixed {
     /// Number of storages added (running or stopped).
     pub fn storage_count(&self) -> usize {
         self.storages.len()
+    }
+
+    /// Base path (and store path 0) of storage `i`.
+    pub fn storage_base(&self, i: usize) -> &Path {
+        &self.storages[i].base
     }
 
     /// IP of storage `i`.
