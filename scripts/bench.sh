@@ -20,11 +20,15 @@ else
 fi
 
 # Start a server in a new directory (never one just deleted: ext4 scans past
-# recently freed inodes, which slows file creation).
+# recently freed inodes, which slows file creation). Without dedup unless
+# asked (`start N dedup ...`): the other rows compare with C FastDFS, which
+# has none built in.
 start() {
     cleanup
     local dir="$work/server$1"; shift
-    "$fdfs" server --dir "$dir" --tracker-port 0 --storage-port 0 "$@" >"$dir.out" 2>"$dir.err" &
+    local dedup=--no-dedup
+    if [ "${1:-}" = dedup ]; then dedup=""; shift; fi
+    "$fdfs" server --dir "$dir" --tracker-port 0 --storage-port 0 $dedup "$@" >"$dir.out" 2>"$dir.err" &
     pid=$!
     for _ in $(seq 1 300); do
         [ "$(grep -c '^listening on' "$dir.out" 2>/dev/null || true)" -ge 2 ] && break
@@ -74,6 +78,15 @@ row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| 
 start 3 --durable
 row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 row --op upload --size 4K --clients 1 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
+# Same content stored once (check_file_duplicate, on by default in `fdfs
+# server`): new content each time with it off and on (the SHA-1 and the link
+# it costs), then the same content again and again (a link, no file write).
+start 6
+row --op upload --size 64K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (dedup off) |/'
+start 7 dedup
+row --op upload --size 64K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (dedup on, new content) |/'
+row --op upload --size 64K --clients 8 --duration "$secs" --same-content | sed 's/^| upload |/| upload (dedup on, same content) |/'
+row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (dedup on, new content) |/'
 cleanup
 # What the disk allows durable uploads, without a server: a journal in the
 # same filesystem, 8 committers in process and then behind loopback TCP.

@@ -45,6 +45,11 @@ pub struct Args {
     /// connection reuse would); by default each client asks once.
     #[arg(long)]
     pub via_tracker: bool,
+    /// Upload the same content every time (per client) instead of new
+    /// content each time: what duplicate uploads cost with
+    /// check_file_duplicate on.
+    #[arg(long)]
+    pub same_content: bool,
     /// Print one JSON object instead of text.
     #[arg(long, conflicts_with = "row")]
     pub json: bool,
@@ -146,12 +151,20 @@ struct Client {
     addr: String,
     store_path: u8,
     data: Vec<u8>,
+    /// Change the content before each upload (see `Args::same_content`).
+    distinct: bool,
+    uploads: u64,
     files: Vec<(String, String)>,
     next: usize,
 }
 
 impl Client {
-    fn connect(tracker: &TrackerClient, size: u64, seed: u64) -> Result<Client, Error> {
+    fn connect(
+        tracker: &TrackerClient,
+        size: u64,
+        seed: u64,
+        distinct: bool,
+    ) -> Result<Client, Error> {
         let t = tracker.query_store(None)?;
         let addr = format!("{}:{}", t.ip, t.port);
         let storage = StorageClient::connect(&addr, tracker.timeouts)?;
@@ -161,12 +174,21 @@ impl Client {
             addr,
             store_path: t.store_path_index,
             data: content(size, seed),
+            distinct,
+            uploads: 0,
             files: Vec::new(),
             next: 0,
         })
     }
 
     fn upload(&mut self) -> Result<(String, String), Error> {
+        if self.distinct {
+            // A new content each time: the upload's number in its first bytes.
+            self.uploads += 1;
+            let stamp = self.uploads.to_le_bytes();
+            let n = stamp.len().min(self.data.len());
+            self.data[..n].copy_from_slice(&stamp[..n]);
+        }
         let size = self.data.len() as u64;
         let mut src = &self.data[..];
         self.storage
@@ -266,7 +288,7 @@ pub fn run(a: Args) -> CliResult {
     };
     let mut workers = Vec::new();
     for c in 0..clients {
-        let mut cl = Client::connect(&tracker, a.size, c as u64 + 1)?;
+        let mut cl = Client::connect(&tracker, a.size, c as u64 + 1, !a.same_content)?;
         for _ in 0..prepare {
             let f = cl.upload()?;
             cl.files.push(f);

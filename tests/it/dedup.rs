@@ -152,7 +152,7 @@ fn same_content_is_stored_once_on_every_replica() {
     assert_eq!(distinct.len(), 100, "every upload gets its own file ID");
 
     // Both storages: 100 links to one content of 10 MiB.
-    for i in 0..2 {
+    for (i, &before) in before.iter().enumerate() {
         let t = poll_until(
             &format!("storage {i} to hold the 100 links"),
             CONVERGE,
@@ -171,7 +171,7 @@ fn same_content_is_stored_once_on_every_replica() {
         );
         let sources: std::collections::BTreeSet<&String> = t.links.values().collect();
         assert_eq!(sources.len(), 1, "storage {i}: one content\n{t:?}");
-        let grew = t.bytes.saturating_sub(before[i]);
+        let grew = t.bytes.saturating_sub(before);
         assert!(
             grew < 12 << 20,
             "storage {i} grew by {grew} bytes for 100 uploads of 10 MiB\n{t:?}"
@@ -218,13 +218,13 @@ fn same_content_is_stored_once_on_every_replica() {
     );
 
     c.fdfs(&["delete", last]).success();
-    for i in 0..2 {
+    for (i, &before) in before.iter().enumerate() {
         poll_until(
             &format!("storage {i} to free the content"),
             CONVERGE,
             || {
                 let t = tree(c.store_path(i, 0));
-                if t.links.is_empty() && t.files.is_empty() && t.bytes <= before[i] + (64 << 10) {
+                if t.links.is_empty() && t.files.is_empty() && t.bytes <= before + (64 << 10) {
                     Ok(())
                 } else {
                     Err(format!("{t:?}"))
@@ -307,7 +307,7 @@ fn kill_minus_9_leaves_index_links_and_files_in_agreement() {
                 while !stop.load(Ordering::Relaxed) && n < 400 {
                     n += 1;
                     let k = (n * 7 + round) % contents.len();
-                    let delete = n % 3 == 0;
+                    let delete = n.is_multiple_of(3);
                     if delete {
                         let victim = live.lock().unwrap().keys().next().cloned();
                         if let Some(id) = victim {
