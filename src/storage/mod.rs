@@ -679,7 +679,12 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
         journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
         // After the journal's replay, which may bring back files.
         dedup: match cfg.check_file_duplicate {
-            true => Some(dedup::open(&data_dir, dedup_paths, &binlog)?),
+            true => Some(dedup::open(
+                &data_dir,
+                dedup_paths,
+                &binlog,
+                cfg.durable_uploads,
+            )?),
             false => None,
         },
         inline: inline::InlineWrites::new(cfg.disk_inline_writes),

@@ -78,12 +78,24 @@ pub struct Recovery {
     /// Set when the snapshot was unreadable and the index was rebuilt from the
     /// data tree; says why.
     pub rebuilt: Option<String>,
+    /// The links were counted again in the data tree (after a crash, see
+    /// [`Dedup::open`]).
+    pub recounted: bool,
 }
 
 impl Dedup {
     /// Open the index kept in `dir` for the store paths `paths`, checking on
     /// disk what the log says was under way, and start a new log.
-    pub fn open(dir: &Path, paths: Vec<StorePath>) -> io::Result<(Dedup, Recovery)> {
+    ///
+    /// With `recount_after_crash` (set with `durable_uploads`, whose promises
+    /// hold across a power loss, which can take the log's last lines with
+    /// it), a start after a crash also counts the links in the data tree
+    /// instead of trusting the log alone.
+    pub fn open(
+        dir: &Path,
+        paths: Vec<StorePath>,
+        recount_after_crash: bool,
+    ) -> io::Result<(Dedup, Recovery)> {
         let mut rec = Recovery::default();
         let snap_path = dir.join(SNAPSHOT);
         let (generation, entries) = match fs::read(&snap_path) {
@@ -127,11 +139,16 @@ impl Dedup {
                 } else {
                     let removed = replay(&names, &mut by_sig, &mut by_src, &log.changes);
                     rec.removed_sources = removed;
+                    if recount_after_crash && !log.changes.is_empty() {
+                        recount(&names, &mut by_sig, &mut by_src)?;
+                        rec.recounted = true;
+                    }
                 }
             }
         }
         if rec.rebuilt.is_some() {
-            (by_sig, by_src) = rebuild(&names)?;
+            (by_sig, by_src) = (HashMap::new(), HashMap::new());
+            recount(&names, &mut by_sig, &mut by_src)?;
         }
         let mut stats = Stats {
             contents: by_src.len() as u64,
@@ -454,10 +471,14 @@ fn forget(by_sig: &mut HashMap<Sig, String>, by_src: &mut HashMap<String, Conten
     }
 }
 
-/// The index as the data tree has it: every symlink into our store paths is a
-/// link, every regular file it points at a source, hashed again.
-#[allow(clippy::type_complexity)]
-fn rebuild(names: &Names) -> io::Result<(HashMap<Sig, String>, HashMap<String, Content>)> {
+/// Count the links in the data tree: every symlink into our store paths is a
+/// link, every regular file it points at a source (hashed when the index does
+/// not know it yet). Sources nothing links to keep a count of 0.
+fn recount(
+    names: &Names,
+    by_sig: &mut HashMap<Sig, String>,
+    by_src: &mut HashMap<String, Content>,
+) -> io::Result<()> {
     let mut refs: HashMap<String, u32> = HashMap::new();
     for sp in names.paths {
         let data = sp.data_dir();
@@ -477,9 +498,14 @@ fn rebuild(names: &Names) -> io::Result<(HashMap<Sig, String>, HashMap<String, C
             }
         }
     }
-    let mut by_sig = HashMap::new();
-    let mut by_src = HashMap::new();
+    for c in by_src.values_mut() {
+        c.refs = 0;
+    }
     for (src, n) in refs {
+        if let Some(c) = by_src.get_mut(&src) {
+            c.refs = n;
+            continue;
+        }
         let Some(path) = names.path_of(&src) else {
             continue;
         };
@@ -488,10 +514,10 @@ fn rebuild(names: &Names) -> io::Result<(HashMap<Sig, String>, HashMap<String, C
                 by_sig.entry(sig).or_insert_with(|| src.clone());
                 by_src.insert(src, Content { sig, refs: n });
             }
-            Err(e) => log::warn!("dedup rebuild: {} ({n} links): {e}", path.display()),
+            Err(e) => log::warn!("dedup recount: {} ({n} links): {e}", path.display()),
         }
     }
-    Ok((by_sig, by_src))
+    Ok(())
 }
 
 /// Subdirectories / files of `dir` (only two-hex-digit directories at the
@@ -612,7 +638,7 @@ mod tests {
     #[test]
     fn same_content_is_kept_once_and_goes_with_its_last_link() {
         let t = setup();
-        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         assert!(rec.rebuilt.is_none());
         let src = upload(&d, &t, b"hello", &name(1), &name(2));
         assert_eq!(upload(&d, &t, b"hello", &name(3), &name(4)), src);
@@ -635,13 +661,13 @@ mod tests {
     #[test]
     fn a_reopened_index_has_the_same_counts() {
         let t = setup();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
         upload(&d, &t, b"abc", &name(3), &name(4));
         let before = d.stats();
         drop(d);
         // Nothing compacted at drop: this is the crash case, replayed from the log.
-        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         assert!(rec.rebuilt.is_none() && rec.removed_sources.is_empty());
         assert_eq!(d.stats(), before);
         assert_eq!(d.lock().refs(&src), Some(2));
@@ -651,7 +677,7 @@ mod tests {
     #[test]
     fn intents_not_carried_out_are_not_counted() {
         let t = setup();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
         {
             let mut g = d.lock();
@@ -674,7 +700,7 @@ mod tests {
             .add_link(&src, &name(4), || link(&t, &src, &name(4)))
             .unwrap();
         drop(d);
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         assert_eq!(d.lock().refs(&src), Some(2));
         assert_eq!(d.lock().refs(&name(9)), None);
     }
@@ -682,7 +708,7 @@ mod tests {
     #[test]
     fn a_drop_cut_short_is_finished_at_open() {
         let t = setup();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
         {
             let p = d.path_of(&name(2)).unwrap();
@@ -692,7 +718,7 @@ mod tests {
             let _ = g.drop_source(&src, || Err(io::Error::other("crash")));
         }
         drop(d);
-        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         assert_eq!(rec.removed_sources, vec![src.clone()]);
         assert!(!d.path_of(&src).unwrap().exists());
         assert_eq!(d.stats().contents, 0);
@@ -701,7 +727,7 @@ mod tests {
     #[test]
     fn a_source_with_links_is_not_dropped() {
         let t = setup();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
         assert!(!d.lock().drop_source(&src, || unreachable!()).unwrap());
     }
@@ -709,13 +735,13 @@ mod tests {
     #[test]
     fn a_bad_snapshot_is_rebuilt_from_the_tree() {
         let t = setup();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
         upload(&d, &t, b"abc", &name(3), &name(4));
         put(&t, &name(7), b"a plain file");
         drop(d);
         fs::write(t.dir.join(SNAPSHOT), b"garbage").unwrap();
-        let (d, rec) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         assert!(rec.rebuilt.is_some());
         assert_eq!(d.lock().refs(&src), Some(2));
         assert_eq!(d.lock().refs(&name(7)), None);
@@ -723,16 +749,40 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_recount_finds_links_the_log_lost() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), true).unwrap();
+        let src = upload(&d, &t, b"abc", &name(1), &name(2));
+        upload(&d, &t, b"abc", &name(3), &name(4));
+        drop(d);
+        // A power loss took the log's last line: name(4)'s link is not in it.
+        let log = fs::read_to_string(t.dir.join(LOG)).unwrap();
+        let cut: Vec<&str> = log.lines().filter(|l| !l.contains(&name(4))).collect();
+        fs::write(t.dir.join(LOG), cut.join("\n") + "\n").unwrap();
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), true).unwrap();
+        assert!(rec.recounted);
+        assert_eq!(d.lock().refs(&src), Some(2));
+        // Without the recount the log alone is trusted.
+        drop(d);
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), true).unwrap();
+        assert!(
+            !rec.recounted,
+            "a clean start after compaction counts nothing"
+        );
+        assert_eq!(d.lock().refs(&src), Some(2));
+    }
+
+    #[test]
     fn a_stale_log_is_ignored_after_compaction() {
         let t = setup();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
         let old_log = fs::read(t.dir.join(LOG)).unwrap();
         d.lock().compact().unwrap();
         drop(d);
         // The crash between the new snapshot and the new log: the old log stays.
         fs::write(t.dir.join(LOG), old_log).unwrap();
-        let (d, _) = Dedup::open(&t.dir, t.paths.clone()).unwrap();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         assert_eq!(d.lock().refs(&src), Some(1));
     }
 }

@@ -39,10 +39,14 @@ pub fn open(
     data_dir: &Path,
     paths: Vec<crate::layout::StorePath>,
     binlog: &super::binlog::Binlog,
+    durable: bool,
 ) -> io::Result<Dedup> {
-    let (d, rec) = Dedup::open(data_dir, paths)?;
+    let (d, rec) = Dedup::open(data_dir, paths, durable)?;
     if let Some(why) = &rec.rebuilt {
         log::warn!("dedup index rebuilt from the data tree: {why}");
+    }
+    if rec.recounted {
+        log::warn!("dedup: links counted again in the data tree after a crash");
     }
     for src in &rec.removed_sources {
         log::info!("dedup: {src} lost its last link before a stop; removed");
