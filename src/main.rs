@@ -6,6 +6,7 @@ mod alloc_probe;
 mod cli;
 mod client;
 mod config;
+mod http;
 mod layout;
 mod net;
 mod proto;

@@ -1,0 +1,126 @@
+//! The Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`,
+//! then `name{label="value",...} number` lines, one family after the other.
+
+use std::fmt::Write as _;
+
+/// Content-Type of the format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A page of metrics being written.
+#[derive(Default)]
+pub struct Page {
+    out: String,
+}
+
+fn escape(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn labels(l: &[(&str, &str)]) -> String {
+    if l.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = l
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+impl Page {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {}", help.replace('\n', " "));
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, l: &[(&str, &str)], v: f64) {
+        let _ = writeln!(self.out, "{name}{} {v}", labels(l));
+    }
+
+    /// A counter family: one sample per label set.
+    pub fn counter(&mut self, name: &str, help: &str, samples: &[(Vec<(&str, &str)>, f64)]) {
+        self.family(name, "counter", help);
+        for (l, v) in samples {
+            self.sample(name, l, *v);
+        }
+    }
+
+    /// A gauge family.
+    pub fn gauge(&mut self, name: &str, help: &str, samples: &[(Vec<(&str, &str)>, f64)]) {
+        self.family(name, "gauge", help);
+        for (l, v) in samples {
+            self.sample(name, l, *v);
+        }
+    }
+
+    /// A histogram: `bounds` (upper bounds, increasing), the count of
+    /// observations at or below each (cumulative), their sum and count.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+        cumulative: &[u64],
+        sum: f64,
+        count: u64,
+    ) {
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for (b, c) in bounds.iter().zip(cumulative) {
+            let le = b.to_string();
+            self.sample(&bucket, &[("le", &le)], *c as f64);
+        }
+        self.sample(&bucket, &[("le", "+Inf")], count as f64);
+        self.sample(&format!("{name}_sum"), &[], sum);
+        self.sample(&format!("{name}_count"), &[], count as f64);
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format() {
+        let mut p = Page::default();
+        p.counter(
+            "fdfs_requests_total",
+            "Requests.",
+            &[(vec![("cmd", "UPLOAD_FILE"), ("status", "0")], 3.0)],
+        );
+        p.gauge(
+            "fdfs_x",
+            "A \"gauge\"\nhere.",
+            &[(vec![("path", "a\"b\\c")], 1.5)],
+        );
+        p.histogram(
+            "fdfs_latency_seconds",
+            "Latency.",
+            &[0.001, 0.01],
+            &[1, 3],
+            0.02,
+            4,
+        );
+        let t = p.finish();
+        assert!(t.contains("# TYPE fdfs_requests_total counter\n"));
+        assert!(t.contains("fdfs_requests_total{cmd=\"UPLOAD_FILE\",status=\"0\"} 3\n"));
+        assert!(t.contains("fdfs_x{path=\"a\\\"b\\\\c\"} 1.5\n"));
+        assert!(t.contains("# HELP fdfs_x A \"gauge\" here.\n"));
+        assert!(t.contains("fdfs_latency_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(t.contains("fdfs_latency_seconds_bucket{le=\"+Inf\"} 4\n"));
+        assert!(t.contains("fdfs_latency_seconds_count 4\n"));
+    }
+}
