@@ -206,6 +206,14 @@ impl Ini {
         out
     }
 
+    /// The directory of the file the config was read from (relative file
+    /// names in it are taken from there).
+    pub fn dir(&self) -> PathBuf {
+        self.origin
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
     /// `file:line` where the effective (last) global `key` was set.
     pub fn location(&self, key: &str) -> Option<String> {
         self.last(key)

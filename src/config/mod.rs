@@ -9,6 +9,7 @@
 
 pub mod allow;
 pub mod client;
+pub mod http;
 pub mod ini;
 #[cfg(test)]
 mod props;

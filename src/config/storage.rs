@@ -116,6 +116,8 @@ pub struct StorageConfig {
     pub run_by_user: Option<String>,
     /// `run_by_group`: its group (default: the user's own group).
     pub run_by_group: Option<String>,
+    /// The `http.*` keys: HTTP downloads (storage) and `/metrics` (both).
+    pub http: super::http::HttpConfig,
 }
 
 impl Default for StorageConfig {
@@ -165,6 +167,7 @@ impl Default for StorageConfig {
             busy_poll_us: BUSY_POLL_US,
             run_by_user: None,
             run_by_group: None,
+            http: super::http::HttpConfig::default(),
         }
     }
 }
@@ -214,7 +217,6 @@ impl StorageConfig {
         let d = StorageConfig::default();
         let mut r = Reader::new(ini);
         r.ignore(IGNORED);
-        r.ignore_prefix("http.");
         r.unsupported(
             "address_family",
             &["", "auto"],
@@ -340,6 +342,7 @@ impl StorageConfig {
             busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, BUSY_POLL_US_RANGE)?,
             run_by_user: r.opt_string("run_by_user"),
             run_by_group: r.opt_string("run_by_group"),
+            http: super::http::read(&mut r, &ini.dir())?,
         };
         Ok((cfg, r.finish()))
     }

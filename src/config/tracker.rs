@@ -93,6 +93,8 @@ pub struct TrackerConfig {
     pub run_by_user: Option<String>,
     /// `run_by_group`: its group (default: the user's own group).
     pub run_by_group: Option<String>,
+    /// The `http.*` keys: HTTP downloads (storage) and `/metrics` (both).
+    pub http: super::http::HttpConfig,
 }
 
 impl Default for TrackerConfig {
@@ -131,6 +133,7 @@ impl Default for TrackerConfig {
             use_trunk_file: false,
             run_by_user: None,
             run_by_group: None,
+            http: super::http::HttpConfig::default(),
         }
     }
 }
@@ -186,7 +189,6 @@ impl TrackerConfig {
         let d = TrackerConfig::default();
         let mut r = Reader::new(ini);
         r.ignore(IGNORED);
-        r.ignore_prefix("http.");
         r.unsupported(
             "address_family",
             &["", "auto"],
@@ -272,6 +274,7 @@ impl TrackerConfig {
             use_trunk_file: r.bool("use_trunk_file", d.use_trunk_file),
             run_by_user: r.opt_string("run_by_user"),
             run_by_group: r.opt_string("run_by_group"),
+            http: super::http::read(&mut r, &ini.dir())?,
         };
         if cfg.min_buff_size > cfg.max_buff_size {
             // Blame the key the user actually wrote.
