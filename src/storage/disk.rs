@@ -4,6 +4,7 @@
 
 use super::Store;
 use super::appender::FileLocks;
+use super::journal::Commit;
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName, Source};
@@ -141,10 +142,11 @@ impl Upload {
         Ok(())
     }
 
-    /// All content is in: name the file, make it visible and log it. With
-    /// `durable_uploads` its content and record are then in the journal but
-    /// not yet durable: the reply waits for [`Store::hold_until_durable`].
-    pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
+    /// All content is in: name the file, make it visible and log it. Returns
+    /// the group, the name and, with `durable_uploads`, the journal records
+    /// of its content and binlog line, not yet durable: the reply waits for
+    /// them ([`Store::when_durable`]).
+    pub fn finish(mut self) -> io::Result<(String, RemoteName, Commit)> {
         if self.written != self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -190,19 +192,22 @@ impl Upload {
         let file = self.temp()?.file();
         let logged = store
             .journal_file(&name, content.as_deref(), file, dest.parent())
-            .and_then(|()| store.binlog.append_now(op::CREATE, &name));
-        if let Err(e) = logged {
-            // Never acknowledge a file that peers will not hear about.
-            let _ = fs::remove_file(&dest);
-            return Err(e);
-        }
+            .and_then(|c| Ok(c.max(store.binlog.append_now(op::CREATE, &name)?)));
+        let commit = match logged {
+            Ok(c) => c,
+            Err(e) => {
+                // Never acknowledge a file that peers will not hear about.
+                let _ = fs::remove_file(&dest);
+                return Err(e);
+            }
+        };
         drop(slave_guard);
-        Ok((self.store.cfg.group_name.clone(), remote))
+        Ok((self.store.cfg.group_name.clone(), remote, commit))
     }
 
     /// Write `data`, the whole content, under a fresh name and log it (as
     /// [`Upload::finish`], outside the binlog lock).
-    fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName)> {
+    fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName, Commit)> {
         let crc32 = self.crc.clone().finalize();
         let timestamp = super::now() as u32;
         let (remote, dest, mut file) = self.new_name(timestamp, crc32, |dest| {
@@ -218,15 +223,17 @@ impl Upload {
             if cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads {
                 file.sync_data()?;
             }
-            store.journal_file(&name, Some(data), &file, dest.parent())?;
-            store.binlog.append_now(op::CREATE, &name)
+            let content = store.journal_file(&name, Some(data), &file, dest.parent())?;
+            Ok(content.max(store.binlog.append_now(op::CREATE, &name)?))
         });
-        if let Err(e) = logged {
-            // ENOSPC, say: leave nothing behind.
-            let _ = fs::remove_file(&dest);
-            return Err(e);
+        match logged {
+            Ok(commit) => Ok((store.cfg.group_name.clone(), remote, commit)),
+            Err(e) => {
+                // ENOSPC, say: leave nothing behind.
+                let _ = fs::remove_file(&dest);
+                Err(e)
+            }
         }
-        Ok((store.cfg.group_name.clone(), remote))
     }
 
     /// Link the temp file under a fresh name that does not exist yet.
@@ -341,41 +348,44 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
 /// removal and its record happen under the file's stripe lock, which every
 /// change of a file holds (appends, metadata), so a file's records keep the
 /// order of its changes; other changes need not wait for the unlink.
-pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
+/// Returns the journal records of the deletion.
+pub fn delete(store: &Store, t: &Target) -> Result<Commit, u8> {
     let name = t.name.as_string();
-    {
+    let file = {
         let _guard = store.file_locks.lock(&t.path);
         match remove_logged(store, &t.path, &name) {
-            Ok(true) => {}
-            Ok(false) => return Err(status::ENOENT),
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(status::ENOENT),
             Err(e) => return Err(io_status(&e)),
         }
-    }
+    };
     let mpath = layout::store::meta_path(&t.path);
-    {
+    let meta = {
         let _guard = store.file_locks.lock(&mpath);
-        if let Err(e) = remove_logged(store, &mpath, &format!("{name}-m")) {
+        remove_logged(store, &mpath, &format!("{name}-m")).unwrap_or_else(|e| {
             log::warn!("removing metadata of {}: {e}", t.path.display());
-        }
-    }
-    Ok(())
+            None
+        })
+    };
+    Ok(file.max(meta.unwrap_or(Commit::NONE)))
 }
 
 /// Remove `path` and log the deletion of `remote`; the caller holds the
-/// file's stripe lock. `Ok(false)`: the file was not there.
-fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<bool> {
+/// file's stripe lock. `Ok(None)`: the file was not there; else the journal
+/// record of the deletion.
+fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<Option<Commit>> {
     match fs::remove_file(path) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     }
-    store
+    let c = store
         .binlog
         .append_now(op::DELETE, remote)
         .inspect_err(|e| {
             log_failed(e);
         })?;
-    Ok(true)
+    Ok(Some(c))
 }
 
 fn log_failed(e: &io::Error) -> u8 {
@@ -385,7 +395,8 @@ fn log_failed(e: &io::Error) -> u8 {
 
 /// SET_METADATA with overwrite or merge semantics (PROTOCOL.md §5.7); the
 /// metadata file's change is logged as `C`, `U` or `D` of `<name>-m`.
-pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<(), u8> {
+/// Returns the journal records of the change.
+pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<Commit, u8> {
     let path = &t.path;
     if !path.is_file() {
         return Err(status::ENOENT);
@@ -397,10 +408,10 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let mut pairs = proto::decode_meta(raw);
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
-            remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
-            return Ok(());
+            let removed = remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
+            return Ok(removed.unwrap_or(Commit::NONE));
         }
-        MetaOp::Merge if pairs.is_empty() => return Ok(()),
+        MetaOp::Merge if pairs.is_empty() => return Ok(Commit::NONE),
         MetaOp::Merge => {
             let mut old = match fs::read(&mpath) {
                 Ok(b) => proto::decode_meta(&b),
@@ -424,18 +435,24 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
     write_meta(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
-    if let Some(j) = &store.journal
-        && !j.add_file(&mname, &bytes)
-    {
-        let synced = File::open(&mpath).and_then(|f| store.sync_in_place(Some(&f), mpath.parent()));
-        synced.map_err(|e| io_status(&e))?;
-    }
+    let content = match &store.journal {
+        Some(j) => match j.add_file(&mname, &bytes) {
+            Some(c) => c,
+            None => {
+                let synced =
+                    File::open(&mpath).and_then(|f| store.sync_in_place(Some(&f), mpath.parent()));
+                synced.map_err(|e| io_status(&e))?;
+                Commit::NONE
+            }
+        },
+        None => Commit::NONE,
+    };
     let o = if existed { op::UPDATE } else { op::CREATE };
-    store
+    let line = store
         .binlog
         .append_with(|| Ok(Some(Record::new(super::now() as u32, o, &mname))))
         .map_err(|e| io_status(&e))?;
-    Ok(())
+    Ok(content.max(line))
 }
 
 /// GET_METADATA: the raw metadata file.

@@ -6,6 +6,7 @@ use super::appender::{self, ChangeOp};
 use super::cached;
 use super::disk::{self, Upload, io_status};
 use super::inline::Work;
+use super::journal::Commit;
 use super::replica;
 use super::sync_status::{self, Outcome, Pusher, Sent};
 use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
@@ -112,34 +113,39 @@ impl StorageService {
         }
     }
 
-    /// Work on a client's file: the name is resolved here, once, and the job
-    /// runs where `kind` says (see [`Self::on_target`]).
-    fn with_file(
+    /// Read the target's file: on the pool of its store path, or right here
+    /// with `disk_inline_reads` (fewer thread hand-offs, but a cold disk read
+    /// then holds up the other connections of this network thread; without
+    /// it only reads that cannot wait are done here, by the [`cached`]
+    /// functions, before this is called). A read's reply goes out as it is.
+    fn read_target(
+        &self,
+        target: Result<disk::Target, u8>,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+    ) -> Action {
+        if self.store.cfg.disk_inline_reads {
+            return Action::Reply(job(&self.store, target));
+        }
+        let pool = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        let store = self.store.clone();
+        Action::Work {
+            pool,
+            job: Box::new(move || job(&store, target)),
+        }
+    }
+
+    /// Change a client's file: the name is resolved here, once, and the job
+    /// runs on the pool of its store path, or on this network thread while
+    /// small changes keep up ([`super::inline`]). Its reply waits for the
+    /// journal records it returns ([`durable`]).
+    fn change_file(
         &self,
         group: &str,
         remote: &str,
         kind: Work,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> (Reply, Commit) + Send + 'static,
     ) -> Action {
-        self.on_target(disk::resolve(&self.store, group, remote), kind, job)
-    }
-
-    /// Run `job` on the target's file. A read runs on the pool of its store
-    /// path, or right here with `disk_inline_reads` (fewer thread hand-offs,
-    /// but a cold disk read then holds up the other connections of this
-    /// network thread; without it only reads that cannot wait are done here,
-    /// by the [`cached`] functions, before this is called). A small change
-    /// runs on this network thread too while such changes keep up
-    /// ([`super::inline`]).
-    fn on_target(
-        &self,
-        target: Result<disk::Target, u8>,
-        kind: Work,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
-    ) -> Action {
-        if kind == Work::Read && self.store.cfg.disk_inline_reads {
-            return Action::Reply(job(&self.store, target));
-        }
+        let target = disk::resolve(&self.store, group, remote);
         let pool = if self.inline(kind, 0) && !target.as_ref().is_ok_and(|t| self.busy(t)) {
             INLINE
         } else {
@@ -147,18 +153,19 @@ impl StorageService {
         };
         Action::Work {
             pool,
-            job: held(self.store.clone(), move |store| job(store, target)),
+            job: durable(self.store.clone(), move |store| job(store, target)),
         }
     }
 
     /// A change from a peer to the file `remote` names (sync requests, which
     /// check the name themselves): on this network thread while small
     /// changes keep up (see [`Work`]), else on the pool of its store path.
+    /// Its reply waits for the journal records it returns ([`durable`]).
     fn on_path(
         &self,
         remote: &str,
         kind: Work,
-        job: impl FnOnce(&Store) -> Reply + Send + 'static,
+        job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
     ) -> Action {
         let pool = if self.inline(kind, 0) {
             INLINE
@@ -168,7 +175,7 @@ impl StorageService {
         };
         Action::Work {
             pool,
-            job: held(self.store.clone(), job),
+            job: durable(self.store.clone(), job),
         }
     }
 
@@ -254,55 +261,65 @@ impl StorageService {
             Cmd::TruncateFile => {
                 let t = proto::Truncate::decode(body).map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group, &t.remote, Work::InPlace, move |store, target| {
+                self.change_file(&group, &t.remote, Work::InPlace, move |store, target| {
                     let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
                         c.success_truncate_count += r.is_ok() as u64;
                     });
-                    reply_of(r.map(|()| Vec::new()))
+                    changed(r.map(|commit| (Vec::new(), commit)))
                 })
             }
             Cmd::RegenerateAppenderFilename => {
                 let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group.clone(), &remote, Work::Long, move |store, target| {
+                self.change_file(&group.clone(), &remote, Work::Long, move |store, target| {
                     let r = target.and_then(|x| appender::regenerate(store, &x));
-                    reply_of(r.map(|new| proto::UploadReply { group, remote: new }.encode()))
+                    changed(r.map(|(new, commit)| {
+                        (proto::UploadReply { group, remote: new }.encode(), commit)
+                    }))
                 })
             }
             Cmd::SyncTruncateFile => {
                 let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
                 let p = s.pusher();
                 self.on_path(&t.remote.clone(), Work::InPlace, move |store| {
-                    let o = appender::sync_truncate(store, &t);
-                    Self::sync_reply(store, &p, cmd, &t.remote, t.timestamp, &o)
+                    let (o, commit) = appender::sync_truncate(store, &t);
+                    let reply = Self::sync_reply(store, &p, cmd, &t.remote, t.timestamp, &o);
+                    (reply, commit)
                 })
             }
             Cmd::SyncRenameFile => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
                 self.on_path(&l.src.clone(), Work::InPlace, move |store| {
-                    let o = appender::sync_rename(store, &l);
+                    let (o, commit) = appender::sync_rename(store, &l);
                     let what = format!("{} (from {})", l.dest, l.src);
-                    Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
+                    (
+                        Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o),
+                        commit,
+                    )
                 })
             }
             Cmd::SyncCreateLink => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
                 self.on_path(&l.dest.clone(), Work::Change, move |store| {
-                    let o = replica::link(store, &l);
+                    let (o, commit) = replica::link(store, &l);
                     let what = format!("{} (to {})", l.dest, l.src);
-                    Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
+                    (
+                        Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o),
+                        commit,
+                    )
                 })
             }
             Cmd::SyncDeleteFile => {
                 let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
                 let p = s.pusher();
                 self.on_path(&d.remote.clone(), Work::Change, move |store| {
-                    let o = replica::delete(store, &d);
-                    Self::sync_reply(store, &p, cmd, &d.remote, d.timestamp, &o)
+                    let (o, commit) = replica::delete(store, &d);
+                    let reply = Self::sync_reply(store, &p, cmd, &d.remote, d.timestamp, &o);
+                    (reply, commit)
                 })
             }
             Cmd::DownloadFile => {
@@ -314,7 +331,7 @@ impl StorageService {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
                 }
-                self.on_target(target, Work::Read, move |store, target| {
+                self.read_target(target, move |store, target| {
                     let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
@@ -322,24 +339,24 @@ impl StorageService {
             }
             Cmd::DeleteFile => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.with_file(&f.group, &f.remote, Work::Change, move |store, target| {
+                self.change_file(&f.group, &f.remote, Work::Change, move |store, target| {
                     let r = target.and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
                         c.success_delete_count += r.is_ok() as u64;
                     });
-                    reply_of(r.map(|()| Vec::new()))
+                    changed(r.map(|commit| (Vec::new(), commit)))
                 })
             }
             Cmd::SetMetadata => {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
-                self.with_file(&m.group, &m.remote, Work::Change, move |store, target| {
+                self.change_file(&m.group, &m.remote, Work::Change, move |store, target| {
                     let r = target.and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
                         c.success_set_meta_count += r.is_ok() as u64;
                     });
-                    reply_of(r.map(|()| Vec::new()))
+                    changed(r.map(|commit| (Vec::new(), commit)))
                 })
             }
             Cmd::GetMetadata => {
@@ -351,7 +368,7 @@ impl StorageService {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
                 }
-                self.on_target(target, Work::Read, move |store, target| {
+                self.read_target(target, move |store, target| {
                     let r = target.and_then(|t| disk::get_metadata(&store.file_locks, &t.path));
                     count_get_meta(store, &r);
                     reply_of(r)
@@ -360,7 +377,8 @@ impl StorageService {
             Cmd::QueryFileInfo => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
-                self.with_file(&f.group, &f.remote, Work::Read, move |store, target| {
+                let target = disk::resolve(&self.store, &f.group, &f.remote);
+                self.read_target(target, move |store, target| {
                     let ip_size = store.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })
@@ -379,14 +397,14 @@ impl StorageService {
 
 impl StorageService {
     /// The end of a streamed body: finish the upload, copy or change, count
-    /// it and make its reply.
-    fn finish_stream(&self, st: Incoming) -> Reply {
+    /// it and make its reply, which waits for the journal records returned.
+    fn finish_stream(&self, st: Incoming) -> (Reply, Commit) {
         let up = match st {
             Incoming::Upload(up) => up,
             Incoming::Copy(c) => return c.finish(),
             Incoming::Change(c, cmd) => {
                 let n = c.len();
-                let r = c.finish();
+                let (r, commit) = c.finish();
                 count(&self.store, |s| {
                     let ok = r.status == 0;
                     match cmd {
@@ -408,7 +426,7 @@ impl StorageService {
                         s.last_source_update = super::now();
                     }
                 });
-                return r;
+                return (r, commit);
             }
         };
         let size = up.written();
@@ -423,16 +441,16 @@ impl StorageService {
             }
         });
         match r {
-            Ok((group, remote)) => Reply::ok(
-                proto::UploadReply {
-                    group,
-                    remote: remote.as_string(),
-                }
-                .encode(),
-            ),
+            Ok((group, remote, commit)) => {
+                let remote = remote.as_string();
+                (
+                    Reply::ok(proto::UploadReply { group, remote }.encode()),
+                    commit,
+                )
+            }
             Err(e) => {
                 log::error!("upload finish: {e}");
-                Reply::error(io_status(&e))
+                (Reply::error(io_status(&e)), Commit::NONE)
             }
         }
     }
@@ -621,18 +639,25 @@ impl StorageService {
     }
 }
 
-/// `job` as a worker runs it: with `durable_uploads`, its reply waits for
-/// the journal records it added ([`Store::hold_until_durable`]).
-fn held(
+/// A change `job` as a worker runs it: with `durable_uploads`, its reply
+/// waits for the journal records it returns ([`Store::when_durable`]).
+fn durable(
     store: Arc<Store>,
-    job: impl FnOnce(&Store) -> Reply + Send + 'static,
+    job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
 ) -> Box<dyn FnOnce() -> Reply + Send> {
     Box::new(move || {
-        let mark = store.journal_mark();
-        let mut reply = job(&store);
-        store.hold_until_durable(mark, &mut reply);
-        reply
+        let done = job(&store);
+        store.when_durable(done)
     })
+}
+
+/// The reply of a change and the journal records it waits for (none for
+/// an error).
+fn changed(r: Result<(Vec<u8>, Commit), u8>) -> (Reply, Commit) {
+    match r {
+        Ok((body, commit)) => (Reply::ok(body), commit),
+        Err(code) => (Reply::error(code), Commit::NONE),
+    }
 }
 
 fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
@@ -730,12 +755,9 @@ impl Service for StorageService {
     }
 
     fn stream_end(&self, st: Incoming) -> Reply {
-        let mark = self.store.journal_mark();
-        let mut reply = self.finish_stream(st);
         // Its records: one journal round for the batch. (A failed round
         // answers an error; the counters have counted a success by then.)
-        self.store.hold_until_durable(mark, &mut reply);
-        reply
+        self.store.when_durable(self.finish_stream(st))
     }
 
     /// EINVAL, as upstream: the request may not have been read whole, and

@@ -34,12 +34,11 @@ pub const BACK_OFF: Duration = Duration::from_secs(2);
 /// the default `buff_size`, written in one go.
 pub const MAX_BYTES: u64 = 256 * 1024;
 
-/// What a job on a file does, which decides where it may run.
+/// What a change of a file does, which decides where it may run. (Reads
+/// go to a disk thread, unless `disk_inline_reads`, or the bytes are cached:
+/// see `storage::cached`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
-    /// Reads the file: a disk thread (unless `disk_inline_reads`, or the
-    /// bytes are cached: see `storage::cached`).
-    Read,
     /// A small change: new files, deletes, metadata.
     Change,
     /// A change to an appender file, which `durable_uploads` syncs in place.
@@ -60,7 +59,7 @@ impl Work {
         match self {
             Work::Change => !fsync,
             Work::InPlace => !fsync && !cfg.durable_uploads,
-            Work::Read | Work::Long => false,
+            Work::Long => false,
         }
     }
 }
@@ -140,7 +139,6 @@ mod tests {
         let plain = StorageConfig::default();
         assert!(Work::Change.may_run_inline(&plain));
         assert!(Work::InPlace.may_run_inline(&plain));
-        assert!(!Work::Read.may_run_inline(&plain));
         assert!(!Work::Long.may_run_inline(&plain));
         let durable = StorageConfig {
             durable_uploads: true,

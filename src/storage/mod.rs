@@ -16,6 +16,7 @@ mod replica;
 mod sync;
 mod sync_status;
 
+use journal::Commit;
 pub use journal::CommitProbe;
 
 use crate::config::{Reserved, StorageConfig};
@@ -197,30 +198,27 @@ impl Store {
         s
     }
 
-    /// The newest journal record the calling thread added (0 without a
-    /// journal): a job notes it before it runs, for
-    /// [`Store::hold_until_durable`].
-    pub fn journal_mark(&self) -> u64 {
-        self.journal.as_ref().map_or(0, |j| j.mine())
-    }
-
-    /// With `durable_uploads`: if the calling thread added journal records
-    /// since `mark` (its binlog lines, the files it journaled) and `reply`
-    /// is a success, hold the reply back until they are durable. The worker
-    /// goes on with other jobs meanwhile; the journal's flusher releases the
-    /// reply after the round that wrote them, or turns it into that round's
-    /// error. (Changes made in place have synced their file and directory
-    /// already.)
-    pub fn hold_until_durable(&self, mark: u64, reply: &mut crate::net::Reply) {
-        let Some(j) = &self.journal else { return };
-        let seq = j.mine();
-        if seq <= mark || reply.status != 0 {
-            return;
+    /// The reply of a change, as it may go out: with `durable_uploads`, a
+    /// success whose change added journal records (`commit`: its binlog
+    /// lines, the files it journaled) is held back until they are durable.
+    /// The worker goes on with other jobs meanwhile; the journal's flusher
+    /// releases the reply after the round that wrote them, or turns it into
+    /// that round's error. (Changes made in place have synced their file and
+    /// directory already; an error reply goes at once.)
+    pub fn when_durable(
+        &self,
+        (mut reply, commit): (crate::net::Reply, Commit),
+    ) -> crate::net::Reply {
+        let Some(j) = &self.journal else {
+            return reply;
+        };
+        if commit.is_none() || reply.status != 0 {
+            return reply;
         }
         let j = j.clone();
         reply.hold = Some(Box::new(move |release: crate::net::Release| {
             j.on_durable(
-                seq,
+                commit,
                 Box::new(move |outcome| {
                     release(outcome.err().map(|e| {
                         log::error!("journal round of a change: {e}");
@@ -229,6 +227,7 @@ impl Store {
                 }),
             )
         }));
+        reply
     }
 
     /// With `durable_uploads`, the content of a finished new file (an upload,
@@ -251,21 +250,23 @@ impl Store {
     /// With `durable_uploads`, once `file` is named `remote` in `dir`: journal
     /// its `content` (from [`Store::journal_content`]), or, when that is too
     /// big, sync the file and directory in place. Call before logging the
-    /// change's binlog line; the reply then waits for [`Store::hold_until_durable`].
+    /// change's binlog line; its reply waits for the token returned
+    /// ([`Store::when_durable`]).
     pub fn journal_file(
         &self,
         remote: &str,
         content: Option<&[u8]>,
         file: &std::fs::File,
         dir: Option<&std::path::Path>,
-    ) -> io::Result<()> {
+    ) -> io::Result<Commit> {
         let Some(j) = &self.journal else {
-            return Ok(());
+            return Ok(Commit::NONE);
         };
-        match content {
-            Some(data) if j.add_file(remote, data) => Ok(()),
-            _ => self.sync_in_place(Some(file), dir),
+        if let Some(c) = content.and_then(|data| j.add_file(remote, data)) {
+            return Ok(c);
         }
+        self.sync_in_place(Some(file), dir)?;
+        Ok(Commit::NONE)
     }
 
     /// With `durable_uploads`: sync a file changed in place and its directory.
@@ -591,9 +592,9 @@ pub fn bind(cfg: &StorageConfig) -> io::Result<Listeners> {
     Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))
 }
 
-/// Start a storage server with `cfg` on `listeners` (from [`bind`]): prepare
-/// the store paths, serve, and start reporting to the trackers.
-pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStorage> {
+/// Prepare the store paths of `cfg`, replay a journal left by a crash and
+/// make the storage's shared state, with its disk pools (not serving yet).
+fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
     let data_dir = cfg.base_path.join("data");
     std::fs::create_dir_all(&data_dir)?;
     let paths: Vec<StorePath> = cfg
@@ -678,6 +679,13 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
     });
     store.load_stats();
     store.refresh_space();
+    Ok(store)
+}
+
+/// Start a storage server with `cfg` on `listeners` (from [`bind`]): prepare
+/// the store paths, serve, and start reporting to the trackers.
+pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStorage> {
+    let store = open(cfg)?;
     let cfg = &store.cfg;
     let opts = ServerOptions {
         name: "fdfs-storage".into(),

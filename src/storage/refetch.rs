@@ -144,7 +144,8 @@ fn fetch(store: &Store, job: &Job) -> Result<u64, String> {
         Record::replica_op(op::UPDATE),
         &job.remote,
     );
-    store
+    // Synced in place; no reply waits for the journal's copy of its line.
+    let _line = store
         .binlog
         .append_with(|| {
             tmp.persist_replace(&dest, hidden)?;
