@@ -776,3 +776,7 @@ impl Service for StorageService {
 
     fn close(&self, _: Session) {}
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;
