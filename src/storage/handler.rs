@@ -5,8 +5,8 @@ use super::Store;
 use super::appender::{self, ChangeOp};
 use super::cached;
 use super::disk::{self, Upload, io_status};
-use super::inline::Work;
 use super::journal::Commit;
+use super::placement::{self, Now, Place};
 use super::replica;
 use super::sync_status::{self, Outcome, Pusher, Sent};
 use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
@@ -113,93 +113,81 @@ impl StorageService {
         }
     }
 
-    /// Read the target's file: on the pool of its store path, or right here
-    /// with `disk_inline_reads` (fewer thread hand-offs, but a cold disk read
-    /// then holds up the other connections of this network thread; without
-    /// it only reads that cannot wait are done here, by the [`cached`]
-    /// functions, before this is called). A read's reply goes out as it is.
-    fn read_target(
+    /// Run `job` at `place` (from [`placement::decide`]); `path`: the store
+    /// path of its file, whose disk threads run it there.
+    fn run(
         &self,
-        target: Result<disk::Target, u8>,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+        place: Place,
+        path: usize,
+        job: impl FnOnce(&Store) -> Reply + Send + 'static,
     ) -> Action {
-        if self.store.cfg.disk_inline_reads {
-            return Action::Reply(job(&self.store, target));
-        }
-        let pool = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        let pool = match place {
+            Place::Loop => return Action::Reply(job(&self.store)),
+            Place::Inline => INLINE,
+            // (The cached fast path is tried by the caller, which has the
+            // cached call at hand, before it asks again.)
+            Place::Disk | Place::Cached => path.min(self.store.paths.len() - 1),
+        };
         let store = self.store.clone();
         Action::Work {
             pool,
-            job: Box::new(move || job(&store, target)),
+            job: Box::new(move || job(&store)),
         }
+    }
+
+    /// Read the target's file where the table puts `cmd` in situation
+    /// `now`: a read's reply goes out as it is.
+    fn read_target(
+        &self,
+        cmd: Cmd,
+        now: Now<'_>,
+        target: Result<disk::Target, u8>,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+    ) -> Action {
+        let place = placement::decide(cmd, &now);
+        let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        self.run(place, path, move |store| job(store, target))
     }
 
     /// Change a client's file: the name is resolved here, once, and the job
-    /// runs on the pool of its store path, or on this network thread while
-    /// small changes keep up ([`super::inline`]). Its reply waits for the
-    /// journal records it returns ([`durable`]).
+    /// runs where the table puts `cmd` for that file. Its reply waits for
+    /// the journal records it returns ([`durable`]).
     fn change_file(
         &self,
+        cmd: Cmd,
         group: &str,
         remote: &str,
-        kind: Work,
         job: impl FnOnce(&Store, Result<disk::Target, u8>) -> (Reply, Commit) + Send + 'static,
     ) -> Action {
         let target = disk::resolve(&self.store, group, remote);
-        let pool = if self.inline(kind, 0) && !target.as_ref().is_ok_and(|t| self.busy(t)) {
-            INLINE
-        } else {
-            target.as_ref().map_or(0, |t| t.name.store_index as usize)
-        };
-        Action::Work {
-            pool,
-            job: durable(self.store.clone(), move |store| job(store, target)),
-        }
+        let file = target.as_ref().ok().map(|t| t.path.as_path());
+        let place = placement::decide(cmd, &Now::new(&self.store).file(file));
+        let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        self.run(place, path, durable(move |store| job(store, target)))
     }
 
     /// A change from a peer to the file `remote` names (sync requests, which
-    /// check the name themselves): on this network thread while small
-    /// changes keep up (see [`Work`]), else on the pool of its store path.
-    /// Its reply waits for the journal records it returns ([`durable`]).
+    /// check the name themselves), where the table puts `cmd`. Its reply
+    /// waits for the journal records it returns ([`durable`]).
     fn on_path(
         &self,
+        cmd: Cmd,
         remote: &str,
-        kind: Work,
         job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
     ) -> Action {
-        let pool = if self.inline(kind, 0) {
-            INLINE
-        } else {
-            let p = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
-            p.min(self.store.paths.len() - 1)
-        };
-        Action::Work {
-            pool,
-            job: durable(self.store.clone(), job),
+        let place = placement::decide(cmd, &Now::new(&self.store));
+        let path = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
+        self.run(place, path, durable(job))
+    }
+
+    /// The pool that writes a streamed body of `len` bytes for store path
+    /// `path`: where the table puts `cmd` (a streamed body is a change,
+    /// made on this network thread or a disk thread).
+    fn stream_pool(&self, cmd: Cmd, len: u64, path: usize) -> usize {
+        match placement::decide(cmd, &Now::new(&self.store).bytes(len)) {
+            Place::Inline | Place::Loop => INLINE,
+            Place::Disk | Place::Cached => path.min(self.store.paths.len() - 1),
         }
-    }
-
-    /// Where a streamed body of `len` bytes for store path `path` is written.
-    fn stream_pool(&self, kind: Work, len: u64, path: usize) -> usize {
-        if self.inline(kind, len) {
-            INLINE
-        } else {
-            path.min(self.store.paths.len() - 1)
-        }
-    }
-
-    /// Whether another change holds the lock of `t`'s file or of its
-    /// metadata (an append, a regeneration that reads the whole file): its
-    /// change then goes to a disk thread instead of waiting here.
-    fn busy(&self, t: &disk::Target) -> bool {
-        let locks = &self.store.file_locks;
-        locks.is_locked(&t.path) || locks.is_locked(&crate::layout::store::meta_path(&t.path))
-    }
-
-    /// Whether a change of `kind` and `len` bytes is made on this network
-    /// thread now.
-    fn inline(&self, kind: Work, len: u64) -> bool {
-        kind.may_run_inline(&self.store.cfg) && self.store.inline.allowed(len)
     }
 
     /// Answer a sync request's `outcome` (see [`sync_status::conclude`]).
@@ -261,7 +249,7 @@ impl StorageService {
             Cmd::TruncateFile => {
                 let t = proto::Truncate::decode(body).map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.change_file(&group, &t.remote, Work::InPlace, move |store, target| {
+                self.change_file(cmd, &group, &t.remote, move |store, target| {
                     let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
@@ -273,7 +261,7 @@ impl StorageService {
             Cmd::RegenerateAppenderFilename => {
                 let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.change_file(&group.clone(), &remote, Work::Long, move |store, target| {
+                self.change_file(cmd, &group.clone(), &remote, move |store, target| {
                     let r = target.and_then(|x| appender::regenerate(store, &x));
                     changed(r.map(|(new, commit)| {
                         (proto::UploadReply { group, remote: new }.encode(), commit)
@@ -283,7 +271,7 @@ impl StorageService {
             Cmd::SyncTruncateFile => {
                 let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&t.remote.clone(), Work::InPlace, move |store| {
+                self.on_path(cmd, &t.remote.clone(), move |store| {
                     let (o, commit) = appender::sync_truncate(store, &t);
                     let reply = Self::sync_reply(store, &p, cmd, &t.remote, t.timestamp, &o);
                     (reply, commit)
@@ -292,7 +280,7 @@ impl StorageService {
             Cmd::SyncRenameFile => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&l.src.clone(), Work::InPlace, move |store| {
+                self.on_path(cmd, &l.src.clone(), move |store| {
                     let (o, commit) = appender::sync_rename(store, &l);
                     let what = format!("{} (from {})", l.dest, l.src);
                     (
@@ -304,7 +292,7 @@ impl StorageService {
             Cmd::SyncCreateLink => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&l.dest.clone(), Work::Change, move |store| {
+                self.on_path(cmd, &l.dest.clone(), move |store| {
                     let (o, commit) = replica::link(store, &l);
                     let what = format!("{} (to {})", l.dest, l.src);
                     (
@@ -316,7 +304,7 @@ impl StorageService {
             Cmd::SyncDeleteFile => {
                 let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&d.remote.clone(), Work::Change, move |store| {
+                self.on_path(cmd, &d.remote.clone(), move |store| {
                     let (o, commit) = replica::delete(store, &d);
                     let reply = Self::sync_reply(store, &p, cmd, &d.remote, d.timestamp, &o);
                     (reply, commit)
@@ -325,13 +313,15 @@ impl StorageService {
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &d.group, &d.remote);
-                if let Ok(t) = &target
+                let now = Now::new(&self.store);
+                if placement::decide(cmd, &now) == Place::Cached
+                    && let Ok(t) = &target
                     && let Some(r) = cached::download(&t.path, d.offset, d.length)
                 {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
                 }
-                self.read_target(target, move |store, target| {
+                self.read_target(cmd, now.cache_tried(), target, move |store, target| {
                     let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
@@ -339,7 +329,7 @@ impl StorageService {
             }
             Cmd::DeleteFile => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.change_file(&f.group, &f.remote, Work::Change, move |store, target| {
+                self.change_file(cmd, &f.group, &f.remote, move |store, target| {
                     let r = target.and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
@@ -350,7 +340,7 @@ impl StorageService {
             }
             Cmd::SetMetadata => {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
-                self.change_file(&m.group, &m.remote, Work::Change, move |store, target| {
+                self.change_file(cmd, &m.group, &m.remote, move |store, target| {
                     let r = target.and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
@@ -362,13 +352,15 @@ impl StorageService {
             Cmd::GetMetadata => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
-                if let Ok(t) = &target
+                let now = Now::new(&self.store);
+                if placement::decide(cmd, &now) == Place::Cached
+                    && let Ok(t) = &target
                     && let Some(r) = cached::get_metadata(&self.store.file_locks, &t.path)
                 {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
                 }
-                self.read_target(target, move |store, target| {
+                self.read_target(cmd, now.cache_tried(), target, move |store, target| {
                     let r = target.and_then(|t| disk::get_metadata(&store.file_locks, &t.path));
                     count_get_meta(store, &r);
                     reply_of(r)
@@ -378,7 +370,8 @@ impl StorageService {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
-                self.read_target(target, move |store, target| {
+                let now = Now::new(&self.store);
+                self.read_target(cmd, now, target, move |store, target| {
                     let ip_size = store.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })
@@ -457,6 +450,11 @@ impl StorageService {
 
     fn begin_upload(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Incoming> {
         let appender = h.cmd == Cmd::UploadAppenderFile as u8;
+        let cmd = if appender {
+            Cmd::UploadAppenderFile
+        } else {
+            Cmd::UploadFile
+        };
         let u = match proto::UploadHead::decode(head, h.pkg_len) {
             Ok(u) => u,
             Err(e) => {
@@ -481,7 +479,7 @@ impl StorageService {
         let up = Upload::begin(store.clone(), path, u.file_size, u.ext, appender);
         Begin::Stream {
             state: Incoming::Upload(up),
-            pool: self.stream_pool(Work::Change, h.pkg_len, path as usize),
+            pool: self.stream_pool(cmd, h.pkg_len, path as usize),
         }
     }
 
@@ -547,7 +545,7 @@ impl StorageService {
         };
         match started {
             Ok(c) => {
-                let pool = self.stream_pool(Work::InPlace, h.pkg_len, c.store_index());
+                let pool = self.stream_pool(cmd, h.pkg_len, c.store_index());
                 Begin::Stream {
                     state: Incoming::Change(c, cmd),
                     pool,
@@ -586,7 +584,8 @@ impl StorageService {
                 return Begin::Reject(code);
             }
         };
-        let pool = self.stream_pool(Work::Change, sl.file_size, slave.store_index as usize);
+        let cmd = Cmd::UploadSlaveFile;
+        let pool = self.stream_pool(cmd, sl.file_size, slave.store_index as usize);
         Begin::Stream {
             state: Incoming::Upload(Upload::begin_slave(store.clone(), slave, sl.file_size)),
             pool,
@@ -625,7 +624,7 @@ impl StorageService {
         match replica::Copy::begin(self.store.clone(), &head, with_content, update, p.clone()) {
             Ok(c) => Begin::Stream {
                 state: Incoming::Copy(c),
-                pool: self.stream_pool(Work::Change, h.pkg_len, pool),
+                pool: self.stream_pool(cmd, h.pkg_len, pool),
             },
             Err(o) => {
                 let sent = Sent {
@@ -639,16 +638,12 @@ impl StorageService {
     }
 }
 
-/// A change `job` as a worker runs it: with `durable_uploads`, its reply
-/// waits for the journal records it returns ([`Store::when_durable`]).
+/// A change `job` as it runs: with `durable_uploads`, its reply waits for
+/// the journal records it returns ([`Store::when_durable`]).
 fn durable(
-    store: Arc<Store>,
     job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
-) -> Box<dyn FnOnce() -> Reply + Send> {
-    Box::new(move || {
-        let done = job(&store);
-        store.when_durable(done)
-    })
+) -> impl FnOnce(&Store) -> Reply + Send + 'static {
+    move |store| store.when_durable(job(store))
 }
 
 /// The reply of a change and the journal records it waits for (none for

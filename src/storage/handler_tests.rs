@@ -4,19 +4,24 @@
 use super::*;
 use crate::config::StorageConfig;
 use crate::layout::journal::{FILE_NAME, Header as JournalHeader, replay_records};
-use crate::net::Release;
+use crate::net::{INLINE, Release};
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// A storage in a temporary directory, not serving.
 fn service(dir: &std::path::Path, durable: bool) -> StorageService {
-    let cfg = StorageConfig {
+    service_with(dir, |c| c.durable_uploads = durable)
+}
+
+/// The same, with `tweak` applied to its config.
+fn service_with(dir: &std::path::Path, tweak: impl FnOnce(&mut StorageConfig)) -> StorageService {
+    let mut cfg = StorageConfig {
         base_path: dir.join("base"),
-        store_paths: vec![dir.join("p0")],
+        store_paths: vec![dir.join("p0"), dir.join("p1")],
         subdir_count_per_path: 2,
-        durable_uploads: durable,
         ..StorageConfig::default()
     };
+    tweak(&mut cfg);
     StorageService {
         store: super::super::open(cfg).expect("storage opens"),
     }
@@ -164,4 +169,88 @@ fn without_durable_uploads_changes_are_answered_at_once() {
     let reply = request(&svc, Cmd::DeleteFile, file.encode());
     assert_eq!(reply.status, 0);
     assert!(reply.hold.is_none());
+}
+
+/// Where the handler sends a request: `None` answered in the handler,
+/// else the pool index (`INLINE` for a timed job on the network thread).
+fn placed(svc: &StorageService, cmd: Cmd, body: Vec<u8>) -> Option<usize> {
+    let mut s = svc.open(peer()).unwrap();
+    let h = Header::request(cmd, body.len() as u64);
+    match svc.request(&mut s, h, body) {
+        Action::Reply(_) => None,
+        Action::Work { pool, .. } => Some(pool),
+    }
+}
+
+/// The pool a streamed upload of `size` bytes to store path 1 is written on.
+fn upload_pool(svc: &StorageService, size: u64) -> usize {
+    let mut s = svc.open(peer()).unwrap();
+    let head = proto::UploadHead {
+        store_path_index: 1,
+        file_size: size,
+        ext: String::new(),
+    }
+    .encode();
+    let h = Header::request(Cmd::UploadFile, head.len() as u64 + size);
+    match svc.begin_stream(&mut s, &h, &head) {
+        Begin::Stream { pool, .. } => pool,
+        _ => panic!("the upload is refused"),
+    }
+}
+
+#[test]
+fn the_handler_runs_requests_where_the_table_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path(), false);
+    let (_, remote) = upload(&svc, b"placed");
+    let idx = crate::layout::RemoteName::parse(&remote)
+        .unwrap()
+        .store_index as usize;
+    let file = proto::FileRef {
+        group: "group1".into(),
+        remote: remote.clone(),
+    };
+    // Small changes on the network thread, timed.
+    assert_eq!(
+        placed(&svc, Cmd::SetMetadata, set_meta(&remote)),
+        Some(INLINE)
+    );
+    assert_eq!(upload_pool(&svc, 4096), INLINE);
+    // A body bigger than one chunk goes to its store path's disk threads.
+    assert_eq!(upload_pool(&svc, 1 << 20), 1);
+    // So does a change whose file another change holds.
+    let path = disk::resolve(&svc.store, "group1", &remote).unwrap().path;
+    let held = svc.store.file_locks.lock(&path);
+    assert_eq!(placed(&svc, Cmd::DeleteFile, file.encode()), Some(idx));
+    drop(held);
+    // Reads without a cached answer go to the disk threads.
+    assert_eq!(placed(&svc, Cmd::QueryFileInfo, file.encode()), Some(idx));
+    assert_eq!(placed(&svc, Cmd::ActiveTest, Vec::new()), None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service_with(dir.path(), |c| {
+        c.disk_inline_reads = true;
+        c.disk_inline_writes = false;
+    });
+    let (_, remote) = upload(&svc, b"placed");
+    let idx = crate::layout::RemoteName::parse(&remote)
+        .unwrap()
+        .store_index as usize;
+    let file = proto::FileRef {
+        group: "group1".into(),
+        remote: remote.clone(),
+    };
+    assert_eq!(placed(&svc, Cmd::QueryFileInfo, file.encode()), None);
+    assert_eq!(placed(&svc, Cmd::SetMetadata, set_meta(&remote)), Some(idx));
+    assert_eq!(upload_pool(&svc, 4096), 1);
+}
+
+fn set_meta(remote: &str) -> Vec<u8> {
+    proto::SetMetadata {
+        op: proto::MetaOp::Merge,
+        group: "group1".into(),
+        remote: remote.to_string(),
+        meta: proto::encode_meta(&[("k".into(), "v".into())]),
+    }
+    .encode()
 }

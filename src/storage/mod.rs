@@ -11,6 +11,7 @@ mod handler;
 mod inline;
 mod journal;
 mod journal_recover;
+mod placement;
 mod refetch;
 mod replica;
 mod sync;
@@ -95,7 +96,8 @@ pub struct Store {
     pub refetch: refetch::Refetch,
     /// The redo journal, with `durable_uploads`.
     pub journal: Option<Arc<journal::Journal>>,
-    /// Whether small changes run on the network threads now.
+    /// Whether small changes on the network threads lately waited for the
+    /// disk (a condition of `placement`).
     pub inline: inline::InlineWrites,
     /// Push threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -669,7 +671,7 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
         sync_log: sync_status::Throttle::default(),
         refetch: refetch::Refetch::default(),
         journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
-        inline: inline::InlineWrites::new(cfg.disk_inline_writes),
+        inline: inline::InlineWrites::default(),
         binlog,
         threads: Mutex::new(Vec::new()),
         port: std::sync::atomic::AtomicU16::new(0),
