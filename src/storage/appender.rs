@@ -271,7 +271,7 @@ impl Change {
                 ));
             }
             // Its file record (if any) is now out of date: sync in place.
-            store.sync_in_place(Some(&f), path.parent())?;
+            store.durable.sync_in_place(Some(&f), path.parent())?;
             if rec_op.is_ascii_lowercase() {
                 f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
             }
@@ -346,7 +346,7 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<Commit, u8> 
         .append_with(|| {
             let f = OpenOptions::new().write(true).open(&t.path)?;
             f.set_len(new_size)?;
-            store.sync_in_place(Some(&f), t.path.parent())?;
+            store.durable.sync_in_place(Some(&f), t.path.parent())?;
             let mut r = Record::new(super::now() as u32, op::TRUNCATE, &name);
             r.extra = format!("{old} {new_size}");
             Ok(Some(r))
@@ -384,7 +384,7 @@ pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> (Outcome, 
     let applied = store.binlog.append_with(|| {
         let f = OpenOptions::new().write(true).open(&path)?;
         f.set_len(s.new_size)?;
-        store.sync_in_place(Some(&f), path.parent())?;
+        store.durable.sync_in_place(Some(&f), path.parent())?;
         let mut r = Record::new(s.timestamp, Record::replica_op(op::TRUNCATE), &s.remote);
         r.extra = format!("{} {}", s.old_size, s.new_size);
         Ok(Some(r))
@@ -418,7 +418,7 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
             let timestamp = super::now() as u32;
             for _ in 0..10 {
                 let info = NameInfo {
-                    source: store.source(),
+                    source: store.identity.source(),
                     timestamp,
                     size_field: layout::file_id::normal_size_field(size, store.random64() as u32),
                     crc32,
@@ -432,7 +432,7 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
                 let dest = t.path.with_file_name(&new.name);
                 match rename_noreplace(&t.path, &dest) {
                     Ok(()) => {
-                        store.sync_in_place(None, dest.parent())?;
+                        store.durable.sync_in_place(None, dest.parent())?;
                         let mut r = Record::new(timestamp, op::RENAME, &new.as_string());
                         r.extra = old.clone();
                         result = Ok(new.as_string());
@@ -468,6 +468,7 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
         Commit::NONE
     });
     store
+        .durable
         .sync_in_place(None, new_m.parent())
         .map_err(|e| io_status(&e))?;
     Ok((new, renamed.max(meta)))

@@ -145,7 +145,7 @@ impl Upload {
     /// All content is in: name the file, make it visible and log it. Returns
     /// the group, the name and, with `durable_uploads`, the journal records
     /// of its content and binlog line, not yet durable: the reply waits for
-    /// them ([`Store::when_durable`]).
+    /// them ([`super::durable::Durability::when_durable`]).
     pub fn finish(mut self) -> io::Result<(String, RemoteName, Commit)> {
         if self.written != self.size {
             return Err(io::Error::new(
@@ -165,7 +165,7 @@ impl Upload {
             self.temp()?.file().sync_data()?;
         }
         let store = self.store.clone();
-        let content = store.journal_content(self.temp()?.file())?;
+        let content = store.durable.content(self.temp()?.file())?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
         // Named outside the binlog lock: nobody else knows a new name yet, so
         // no other change of this file can come between (a slave's name can
@@ -191,6 +191,7 @@ impl Upload {
         let name = remote.as_string();
         let file = self.temp()?.file();
         let logged = store
+            .durable
             .journal_file(&name, content.as_deref(), file, dest.parent())
             .and_then(|c| Ok(c.max(store.binlog.append_now(op::CREATE, &name)?)));
         let commit = match logged {
@@ -223,7 +224,9 @@ impl Upload {
             if cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads {
                 file.sync_data()?;
             }
-            let content = store.journal_file(&name, Some(data), &file, dest.parent())?;
+            let content = store
+                .durable
+                .journal_file(&name, Some(data), &file, dest.parent())?;
             Ok(content.max(store.binlog.append_now(op::CREATE, &name)?))
         });
         match logged {
@@ -254,7 +257,7 @@ impl Upload {
         crc32: u32,
         mut place: impl FnMut(&Path) -> io::Result<T>,
     ) -> io::Result<(RemoteName, PathBuf, T)> {
-        let source = self.store.source();
+        let source = self.store.identity.source();
         // A name can collide only if the same server made the same random bits
         // in the same second for the same size and content.
         for _ in 0..10 {
@@ -435,18 +438,10 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
     write_meta(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
-    let content = match &store.journal {
-        Some(j) => match j.add_file(&mname, &bytes) {
-            Some(c) => c,
-            None => {
-                let synced =
-                    File::open(&mpath).and_then(|f| store.sync_in_place(Some(&f), mpath.parent()));
-                synced.map_err(|e| io_status(&e))?;
-                Commit::NONE
-            }
-        },
-        None => Commit::NONE,
-    };
+    let content = store
+        .durable
+        .journal_bytes(&mname, &bytes, &mpath)
+        .map_err(|e| io_status(&e))?;
     let o = if existed { op::UPDATE } else { op::CREATE };
     let line = store
         .binlog

@@ -71,7 +71,7 @@ fn named_head_len(cmd: Cmd, fixed: &[u8]) -> Result<usize, proto::DecodeError> {
 }
 
 fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
-    f(&mut store.stats.lock());
+    store.stats.count(f);
 }
 
 fn count_download(store: &Store, r: &Result<Reply, u8>) {
@@ -372,7 +372,7 @@ impl StorageService {
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
                 let now = Now::new(&self.store);
                 self.read_target(cmd, now, target, move |store, target| {
-                    let ip_size = store.ip_size();
+                    let ip_size = store.identity.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })
             }
@@ -639,11 +639,11 @@ impl StorageService {
 }
 
 /// A change `job` as it runs: with `durable_uploads`, its reply waits for
-/// the journal records it returns ([`Store::when_durable`]).
+/// the journal records it returns ([`super::durable::Durability::when_durable`]).
 fn durable(
     job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
 ) -> impl FnOnce(&Store) -> Reply + Send + 'static {
-    move |store| store.when_durable(job(store))
+    move |store| store.durable.when_durable(job(store))
 }
 
 /// The reply of a change and the journal records it waits for (none for
@@ -752,7 +752,7 @@ impl Service for StorageService {
     fn stream_end(&self, st: Incoming) -> Reply {
         // Its records: one journal round for the batch. (A failed round
         // answers an error; the counters have counted a success by then.)
-        self.store.when_durable(self.finish_stream(st))
+        self.store.durable.when_durable(self.finish_stream(st))
     }
 
     /// EINVAL, as upstream: the request may not have been read whole, and
@@ -762,7 +762,7 @@ impl Service for StorageService {
     }
 
     fn pool(&self, idx: usize) -> Option<&Pool> {
-        self.store.pools.get(idx)
+        self.store.pool(idx)
     }
 
     fn ran_inline(&self, took: std::time::Duration, waited: bool) {

@@ -149,7 +149,7 @@ fn fetch(store: &Store, job: &Job) -> Result<u64, String> {
         .binlog
         .append_with(|| {
             tmp.persist_replace(&dest, hidden)?;
-            store.sync_in_place(Some(tmp.file()), Some(dir))?;
+            store.durable.sync_in_place(Some(tmp.file()), Some(dir))?;
             Ok(Some(rec))
         })
         .map_err(|e| format!("replacing {}: {e}", dest.display()))?;

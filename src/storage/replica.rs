@@ -164,7 +164,7 @@ impl Copy {
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
         file.file().set_modified(mtime)?;
-        let content = self.store.journal_content(file.file())?;
+        let content = self.store.durable.content(file.file())?;
         let dest = self.dest.clone();
         let update = self.update;
         let store = self.store.clone();
@@ -180,8 +180,12 @@ impl Copy {
                 }
                 file.persist_replace(&dest, hidden)?;
             }
-            journaled =
-                store.journal_file(&rec.name, content.as_deref(), file.file(), dest.parent())?;
+            journaled = store.durable.journal_file(
+                &rec.name,
+                content.as_deref(),
+                file.file(),
+                dest.parent(),
+            )?;
             Ok(Some(rec))
         })?;
         Ok((Outcome::applied(), journaled.max(line)))
@@ -280,7 +284,7 @@ pub fn link(store: &Store, l: &proto::sync::SyncLink) -> (Outcome, Commit) {
             }
             Err(e) => return Err(e),
         }
-        store.sync_in_place(None, dest.parent())?;
+        store.durable.sync_in_place(None, dest.parent())?;
         let mut r = Record::new(l.timestamp, Record::replica_op(op::LINK), &l.dest);
         r.extra = l.src.clone();
         Ok(Some(r))
