@@ -9,6 +9,7 @@
 
 use super::Store;
 use super::disk::{Target, io_status, rename_noreplace};
+use super::journal::Commit;
 use super::sync_status::{self, Found, Outcome, Pusher, Sent};
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
@@ -203,82 +204,52 @@ impl Change {
     }
 
     /// Everything is staged: apply it to the file under its lock, log it.
-    pub fn finish(mut self) -> Reply {
-        let o = self.apply();
+    /// The reply goes out once the journal has the change's records.
+    pub fn finish(mut self) -> (Reply, Commit) {
+        let (o, commit) = self.apply();
         let (cmd, pusher) = match (self.op, &self.pusher) {
             (ChangeOp::SyncAppend(_), Some(p)) => (Cmd::SyncAppendFile, p),
             (ChangeOp::SyncModify(_), Some(p)) => (Cmd::SyncModifyFile, p),
             // A client's: applied, or refused with the errno.
             _ => {
-                return match o.found {
+                let reply = match o.found {
                     Found::Applied => Reply::ok(Vec::new()),
                     Found::Failed(code) => Reply::error(code),
                     Found::Missing => Reply::error(status::ENOENT),
                     _ => Reply::error(status::EINVAL),
                 };
+                return (reply, commit);
             }
         };
         let sent = Sent {
             timestamp: self.timestamp,
             bytes: self.written,
         };
-        Reply::status(sync_status::conclude(
-            &self.store,
-            pusher,
-            cmd,
-            &self.remote,
-            sent,
-            &o,
-        ))
+        let code = sync_status::conclude(&self.store, pusher, cmd, &self.remote, sent, &o);
+        (Reply::status(code), commit)
     }
 
-    fn apply(&mut self) -> Outcome {
+    /// Apply the change and log it: what that found, and the journal
+    /// records it added.
+    fn apply(&mut self) -> (Outcome, Commit) {
         if self.written != self.len {
-            return Outcome::new(
-                Found::Invalid,
-                format!("{} data bytes of {}", self.written, self.len),
-            );
+            let why = format!("{} data bytes of {}", self.written, self.len);
+            return (Outcome::new(Found::Invalid, why), Commit::NONE);
         }
         let store = self.store.clone();
         let _guard = store.file_locks.lock(&self.path);
         let size = match file_size(&self.path) {
             Ok(s) => s,
-            Err(status::ENOENT) => return Outcome::new(Found::Missing, "not here"),
-            Err(code) => return Outcome::failed(code, "stat failed"),
+            Err(status::ENOENT) => return (Outcome::new(Found::Missing, "not here"), Commit::NONE),
+            Err(code) => return (Outcome::failed(code, "stat failed"), Commit::NONE),
         };
         let len = self.len;
-        let (offset, rec_op) = match self.op {
-            ChangeOp::Append => (size, op::APPEND),
-            ChangeOp::Modify(o) if o <= size => (o, op::MODIFY),
-            ChangeOp::Modify(o) => {
-                return Outcome::new(Found::Invalid, format!("offset {o} past the end {size}"));
-            }
-            // Already there: a re-push after a restart.
-            ChangeOp::SyncAppend(o) if size >= o + len => {
-                return Outcome::new(
-                    Found::AlreadyThere,
-                    format!("our size {size} already covers {o}+{len}"),
-                );
-            }
-            ChangeOp::SyncAppend(o) if size == o => (o, Record::replica_op(op::APPEND)),
-            // Missing earlier appends, or holding part of this one: the
-            // sender sends the whole file instead.
-            ChangeOp::SyncAppend(o) => {
-                return Outcome::new(
-                    Found::Diverged,
-                    format!("our size {size} is not the append's offset {o}"),
-                );
-            }
-            ChangeOp::SyncModify(o) if o <= size => (o, Record::replica_op(op::MODIFY)),
-            ChangeOp::SyncModify(o) => {
-                return Outcome::new(
-                    Found::Diverged,
-                    format!("our size {size} is short of the modify's offset {o}"),
-                );
-            }
+        let (offset, rec_op) = match self.placed(size) {
+            Ok(p) => p,
+            Err(o) => return (o, Commit::NONE),
         };
         if len == 0 {
-            return Outcome::applied();
+            return (Outcome::applied(), Commit::NONE);
         }
         let timestamp = if rec_op.is_ascii_lowercase() {
             self.timestamp
@@ -300,7 +271,7 @@ impl Change {
                 ));
             }
             // Its file record (if any) is now out of date: sync in place.
-            store.sync_in_place(Some(&f), path.parent())?;
+            store.durable.sync_in_place(Some(&f), path.parent())?;
             if rec_op.is_ascii_lowercase() {
                 f.set_modified(UNIX_EPOCH + Duration::from_secs(timestamp as u64))?;
             }
@@ -310,24 +281,64 @@ impl Change {
             Ok(Some(rec))
         });
         match applied {
-            Ok(()) => Outcome::applied(),
+            Ok(commit) => (Outcome::applied(), commit),
             Err(e) => {
                 log::error!("applying a change to {remote}: {e}");
-                Outcome::failed(io_status(&e), e.to_string())
+                (Outcome::failed(io_status(&e), e.to_string()), Commit::NONE)
             }
         }
     }
+
+    /// Where the change goes in the file of `size` bytes, and the record op
+    /// that logs it; or why it does not apply.
+    fn placed(&self, size: u64) -> Result<(u64, u8), Outcome> {
+        let len = self.len;
+        Ok(match self.op {
+            ChangeOp::Append => (size, op::APPEND),
+            ChangeOp::Modify(o) if o <= size => (o, op::MODIFY),
+            ChangeOp::Modify(o) => {
+                return Err(Outcome::new(
+                    Found::Invalid,
+                    format!("offset {o} past the end {size}"),
+                ));
+            }
+            // Already there: a re-push after a restart.
+            ChangeOp::SyncAppend(o) if size >= o + len => {
+                return Err(Outcome::new(
+                    Found::AlreadyThere,
+                    format!("our size {size} already covers {o}+{len}"),
+                ));
+            }
+            ChangeOp::SyncAppend(o) if size == o => (o, Record::replica_op(op::APPEND)),
+            // Missing earlier appends, or holding part of this one: the
+            // sender sends the whole file instead.
+            ChangeOp::SyncAppend(o) => {
+                return Err(Outcome::new(
+                    Found::Diverged,
+                    format!("our size {size} is not the append's offset {o}"),
+                ));
+            }
+            ChangeOp::SyncModify(o) if o <= size => (o, Record::replica_op(op::MODIFY)),
+            ChangeOp::SyncModify(o) => {
+                return Err(Outcome::new(
+                    Found::Diverged,
+                    format!("our size {size} is short of the modify's offset {o}"),
+                ));
+            }
+        })
+    }
 }
 
-/// TRUNCATE_FILE of an appender file (logged `T old new`).
-pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<(), u8> {
+/// TRUNCATE_FILE of an appender file (logged `T old new`); returns the
+/// journal record of its line.
+pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<Commit, u8> {
     if !is_appender(&t.name) {
         return Err(status::EINVAL);
     }
     let _guard = store.file_locks.lock(&t.path);
     let old = file_size(&t.path)?;
     if old == new_size {
-        return Ok(());
+        return Ok(Commit::NONE);
     }
     let name = t.name.as_string();
     store
@@ -335,63 +346,63 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<(), u8> {
         .append_with(|| {
             let f = OpenOptions::new().write(true).open(&t.path)?;
             f.set_len(new_size)?;
-            store.sync_in_place(Some(&f), t.path.parent())?;
+            store.durable.sync_in_place(Some(&f), t.path.parent())?;
             let mut r = Record::new(super::now() as u32, op::TRUNCATE, &name);
             r.extra = format!("{old} {new_size}");
             Ok(Some(r))
         })
-        .map_err(|e| io_status(&e))?;
-    Ok(())
+        .map_err(|e| io_status(&e))
 }
 
 /// SYNC_TRUNCATE_FILE: applied when our size is the source's old size. A
 /// copy of another size is left as it is here: our sender checks and sends
 /// the whole file, and for a C sender, which does not, `sync_status` queues a
-/// copy from it (`refetch`).
-pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> Outcome {
+/// copy from it (`refetch`). Returns what it found and the journal record
+/// of its line.
+pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> (Outcome, Commit) {
     let path = match super::replica::our_file(store, &s.group, &s.remote) {
         Ok((_, path)) => path,
-        Err(o) => return o,
+        Err(o) => return (o, Commit::NONE),
     };
     let _guard = store.file_locks.lock(&path);
     let size = match file_size(&path) {
         Ok(size) => size,
-        Err(status::ENOENT) => return Outcome::new(Found::Missing, "not here"),
-        Err(code) => return Outcome::failed(code, "stat failed"),
+        Err(status::ENOENT) => return (Outcome::new(Found::Missing, "not here"), Commit::NONE),
+        Err(code) => return (Outcome::failed(code, "stat failed"), Commit::NONE),
     };
     if size == s.new_size {
-        return Outcome::new(
-            Found::AlreadyThere,
-            format!("already at the new size {size}"),
-        );
+        let why = format!("already at the new size {size}");
+        return (Outcome::new(Found::AlreadyThere, why), Commit::NONE);
     }
     if size != s.old_size {
-        return Outcome::new(
-            Found::Diverged,
-            format!(
-                "our size {size} is not the old size {} (new {}), left as it is",
-                s.old_size, s.new_size
-            ),
+        let why = format!(
+            "our size {size} is not the old size {} (new {}), left as it is",
+            s.old_size, s.new_size
         );
+        return (Outcome::new(Found::Diverged, why), Commit::NONE);
     }
     let applied = store.binlog.append_with(|| {
         let f = OpenOptions::new().write(true).open(&path)?;
         f.set_len(s.new_size)?;
-        store.sync_in_place(Some(&f), path.parent())?;
+        store.durable.sync_in_place(Some(&f), path.parent())?;
         let mut r = Record::new(s.timestamp, Record::replica_op(op::TRUNCATE), &s.remote);
         r.extra = format!("{} {}", s.old_size, s.new_size);
         Ok(Some(r))
     });
     match applied {
-        Ok(()) => Outcome::applied(),
-        Err(e) => Outcome::failed(io_status(&e), format!("truncating: {e}")),
+        Ok(commit) => (Outcome::applied(), commit),
+        Err(e) => (
+            Outcome::failed(io_status(&e), format!("truncating: {e}")),
+            Commit::NONE,
+        ),
     }
 }
 
 /// REGENERATE_APPENDER_FILENAME: give an appender file a normal name (its
 /// current size and CRC32, time now), in the same directory with the same
-/// ext; its metadata file moves with it (upstream leaves it behind).
-pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
+/// ext; its metadata file moves with it (upstream leaves it behind). Returns
+/// the new name and the journal records of the renames.
+pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
     if !is_appender(&t.name) {
         return Err(status::EINVAL);
     }
@@ -401,13 +412,13 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
     let old = t.name.as_string();
     let ext7 = &t.name.name[t.name.name.len().saturating_sub(7)..];
     let mut result = Err(status::EBUSY);
-    store
+    let renamed = store
         .binlog
         .append_with(|| {
             let timestamp = super::now() as u32;
             for _ in 0..10 {
                 let info = NameInfo {
-                    source: store.source(),
+                    source: store.identity.source(),
                     timestamp,
                     size_field: layout::file_id::normal_size_field(size, store.random64() as u32),
                     crc32,
@@ -421,7 +432,7 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
                 let dest = t.path.with_file_name(&new.name);
                 match rename_noreplace(&t.path, &dest) {
                     Ok(()) => {
-                        store.sync_in_place(None, dest.parent())?;
+                        store.durable.sync_in_place(None, dest.parent())?;
                         let mut r = Record::new(timestamp, op::RENAME, &new.as_string());
                         r.extra = old.clone();
                         result = Ok(new.as_string());
@@ -452,29 +463,33 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<String, u8> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         });
-    if let Err(e) = logged {
+    let meta = logged.unwrap_or_else(|e| {
         log::warn!("moving the metadata of {old}: {e}");
-    }
+        Commit::NONE
+    });
     store
+        .durable
         .sync_in_place(None, new_m.parent())
         .map_err(|e| io_status(&e))?;
-    Ok(new)
+    Ok((new, renamed.max(meta)))
 }
 
 /// SYNC_RENAME_FILE: rename src to dest. Neither here: Missing, the sender
-/// then sends dest whole.
-pub fn sync_rename(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
+/// then sends dest whole. Returns what it found and the journal record of
+/// its line.
+pub fn sync_rename(store: &Store, l: &proto::sync::SyncLink) -> (Outcome, Commit) {
     let paths = (
         super::replica::our_file(store, &l.group, &l.src),
         super::replica::our_file(store, &l.group, &l.dest),
     );
     let (from, to) = match paths {
         (Ok((_, from)), Ok((_, to))) => (from, to),
-        (Err(o), _) | (_, Err(o)) => return o,
+        (Err(o), _) | (_, Err(o)) => return (o, Commit::NONE),
     };
     let _guard = store.file_locks.lock(&from);
     if to.exists() && !from.exists() {
-        return Outcome::new(Found::AlreadyThere, "renamed already");
+        let o = Outcome::new(Found::AlreadyThere, "renamed already");
+        return (o, Commit::NONE);
     }
     let mut outcome = Outcome::applied();
     let renamed = store.binlog.append_with(|| match fs::rename(&from, &to) {
@@ -490,7 +505,10 @@ pub fn sync_rename(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
         Err(e) => Err(e),
     });
     match renamed {
-        Ok(()) => outcome,
-        Err(e) => Outcome::failed(io_status(&e), format!("renaming: {e}")),
+        Ok(commit) => (outcome, commit),
+        Err(e) => (
+            Outcome::failed(io_status(&e), format!("renaming: {e}")),
+            Commit::NONE,
+        ),
     }
 }

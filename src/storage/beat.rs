@@ -2,7 +2,8 @@
 //! sync source once, then BEAT and REPORT_DISK_USAGE on their intervals. On any
 //! error the connection is dropped and re-made with a growing pause.
 
-use super::{Params, Store};
+use super::Store;
+use super::identity::Params;
 use crate::client::{Connection, Error};
 use crate::config::ini::parse_reserved;
 use crate::proto::{self, Cmd};
@@ -72,7 +73,7 @@ fn session(
     let cfg = &store.cfg;
     let mut c = Connection::connect(tracker, store.timeouts(), store.outbound_ip())?;
     if let Some(ip) = c.local_ip() {
-        super::set_my_ip(store, ip);
+        store.identity.learn_ip(ip);
     }
     let params = c.call(Cmd::StorageParameterReq, &[], 64 * 1024)?;
     apply_params(
@@ -83,7 +84,7 @@ fn session(
     );
     learn_id(store, &mut c, tracker, port)?;
 
-    let flag = store.init_flag.lock().clone();
+    let flag = store.identity.init_flag();
     report_ip_change(store, &mut c, &flag)?;
     let join = proto::Join {
         group: cfg.group_name.clone(),
@@ -92,11 +93,11 @@ fn session(
         subdir_count_per_path: cfg.subdir_count_per_path,
         upload_priority: cfg.upload_priority,
         join_time: flag.storage_join_time,
-        up_time: store.started,
+        up_time: store.identity.started(),
         version: VERSION.into(),
         init_flag: !flag.sync_old_done,
         status: proto::storage_status::INIT as i8,
-        storage_id: store.id.read().clone().unwrap_or_default(),
+        storage_id: store.identity.id().unwrap_or_default(),
         current_tracker_ip: tracker
             .rsplit_once(':')
             .map_or(tracker, |(h, _)| h)
@@ -137,18 +138,19 @@ fn session(
     if !flag.sync_old_done {
         // First start of this server: ask for a sync source (none in a new group).
         let r = c.call(Cmd::StorageSyncDestReq, &[], 64)?;
-        let mut f = store.init_flag.lock();
-        // An empty reply: no source (the group is new).
-        if let Ok(src) = proto::SyncSrc::decode(&r) {
-            f.sync_src_server = src.src_id;
-            f.sync_until_timestamp = src.until_timestamp;
-        }
-        f.sync_old_done = true;
-        f.save(&store.data_dir.join(".data_init_flag"))
-            .map_err(|err| Error::Local {
-                path: ".data_init_flag".into(),
-                err,
-            })?;
+        let saved = store.identity.update_init_flag(|f| {
+            // An empty reply: no source (the group is new).
+            if let Ok(src) = proto::SyncSrc::decode(&r) {
+                f.sync_src_server = src.src_id;
+                f.sync_until_timestamp = src.until_timestamp;
+            }
+            f.sync_old_done = true;
+            true
+        });
+        saved.map_err(|err| Error::Local {
+            path: ".data_init_flag".into(),
+            err,
+        })?;
     } else {
         // Every (re)join tells the tracker which source we negotiated.
         let body = proto::SyncSrc {
@@ -184,7 +186,7 @@ fn session(
         }
         if now_i >= next_beat {
             next_beat = now_i + beat_every;
-            let stats = store.stats_now();
+            let stats = store.stats.now();
             let send = (stats != last_sent).then_some(&stats);
             on_reply(&c.call(Cmd::StorageBeat, &proto::encode_beat(send), 1 << 20)?)?;
             last_sent = stats;
@@ -209,13 +211,12 @@ fn session(
 
 /// (peer id, newest timestamp received from it) for every known peer.
 fn sync_report(store: &Store) -> Vec<(String, u32)> {
-    let got = store.received_from.lock();
     let mut v: Vec<(String, u32)> = store
         .peers
         .ids()
         .into_iter()
         .map(|id| {
-            let ts = got.get(&id).copied().unwrap_or(0);
+            let ts = store.stats.received_from(&id);
             (id, ts)
         })
         .collect();
@@ -224,7 +225,7 @@ fn sync_report(store: &Store) -> Vec<(String, u32)> {
 }
 
 fn apply_params(store: &Store, pairs: &[(String, String)]) {
-    let mut p: Params = store.params.read().clone();
+    let mut p: Params = store.identity.params();
     for (k, v) in pairs {
         match k.as_str() {
             "store_path" => p.store_path_mode = v.trim().parse().unwrap_or(0),
@@ -238,13 +239,13 @@ fn apply_params(store: &Store, pairs: &[(String, String)]) {
             _ => {}
         }
     }
-    *store.params.write() = p;
+    store.identity.set_params(p);
 }
 
 /// With storage ids, learn ours: storage.conf's `server_id`, else the one
 /// storage_ids.conf gives our address (GET_SERVER_ID).
 fn learn_id(store: &Store, c: &mut Connection, tracker: &str, port: u16) -> Result<(), Error> {
-    if !store.params.read().use_storage_id {
+    if !store.identity.uses_storage_ids() {
         return Ok(());
     }
     let id = match &store.cfg.server_id {
@@ -252,7 +253,7 @@ fn learn_id(store: &Store, c: &mut Connection, tracker: &str, port: u16) -> Resu
         None => {
             let body = proto::GetServerId {
                 group: store.cfg.group_name.clone(),
-                addr: format!("{}:{port}", store.my_ip()),
+                addr: format!("{}:{port}", store.identity.my_ip()),
             }
             .encode();
             let r = c.call(Cmd::StorageGetServerId, &body, 64)?;
@@ -266,10 +267,8 @@ fn learn_id(store: &Store, c: &mut Connection, tracker: &str, port: u16) -> Resu
             id
         }
     };
-    let mut mine = store.id.write();
-    if mine.as_deref() != Some(id.as_str()) {
+    if store.identity.set_id(id.clone()) {
         log::info!("storage id {id}");
-        *mine = Some(id);
     }
     Ok(())
 }
@@ -319,8 +318,8 @@ fn report_ip_change(
     c: &mut Connection,
     flag: &crate::layout::DataInitFlag,
 ) -> Result<(), Error> {
-    let now_ip = store.my_ip().to_string();
-    if store.params.read().use_storage_id
+    let now_ip = store.identity.my_ip().to_string();
+    if store.identity.uses_storage_ids()
         || flag.last_ip_addr.is_empty()
         || flag.last_ip_addr == now_ip
     {
@@ -350,13 +349,16 @@ fn report_ip_change(
 
 /// Save the address we serve under, for the next start's comparison.
 fn remember_address(store: &Store, port: u16) {
-    let ip = store.my_ip().to_string();
-    let mut f = store.init_flag.lock();
-    if f.last_ip_addr != ip || f.last_server_port != port {
+    let ip = store.identity.my_ip().to_string();
+    let saved = store.identity.update_init_flag(|f| {
+        if f.last_ip_addr == ip && f.last_server_port == port {
+            return false;
+        }
         f.last_ip_addr = ip;
         f.last_server_port = port;
-        if let Err(e) = f.save(&store.data_dir.join(".data_init_flag")) {
-            log::warn!("saving .data_init_flag: {e}");
-        }
+        true
+    });
+    if let Err(e) = saved {
+        log::warn!("saving .data_init_flag: {e}");
     }
 }

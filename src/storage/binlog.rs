@@ -2,6 +2,7 @@
 //! crash of the process never loses an acknowledged change) before the client
 //! is answered; push threads read it back from their mark positions.
 
+use super::journal::Commit;
 use crate::layout::binlog::{self as fmt, Record};
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
@@ -57,27 +58,32 @@ impl Binlog {
     }
 
     /// Append one record, rolling to the next file at the size limit.
-    pub fn append(&self, r: &Record) -> io::Result<()> {
+    /// Returns the journal's token for the line ([`Commit::NONE`] without a
+    /// journal): the change is durable once it is.
+    pub fn append(&self, r: &Record) -> io::Result<Commit> {
         self.append_with(|| Ok(Some(r.clone())))
     }
 
     /// Append a record of `op` on `name`, timestamped under the lock (so the
-    /// binlog stays in time order).
-    pub fn append_now(&self, op: u8, name: &str) -> io::Result<()> {
+    /// binlog stays in time order); returns as [`Binlog::append`].
+    pub fn append_now(&self, op: u8, name: &str) -> io::Result<Commit> {
         self.append_with(|| Ok(Some(Record::new(super::now() as u32, op, name))))
     }
 
-    /// Run `change` under the binlog lock and append the record it returns.
-    /// Changes that take their timestamp inside `change` are therefore logged
-    /// in time order: a peer that holds this server's record of second t holds
-    /// every earlier one, which download routing relies on.
+    /// Run `change` under the binlog lock and append the record it returns
+    /// (returns as [`Binlog::append`]; [`Commit::NONE`] when it returns no
+    /// record). Changes that take their timestamp inside `change` are
+    /// therefore logged in time order: a peer that holds this server's record
+    /// of second t holds every earlier one, which download routing relies on.
     pub fn append_with(
         &self,
         change: impl FnOnce() -> io::Result<Option<Record>>,
-    ) -> io::Result<()> {
-        {
+    ) -> io::Result<Commit> {
+        let commit = {
             let mut w = self.w.lock();
-            let Some(r) = change()? else { return Ok(()) };
+            let Some(r) = change()? else {
+                return Ok(Commit::NONE);
+            };
             let line = r.to_line();
             if w.size + line.len() as u64 > fmt::MAX_FILE_SIZE {
                 let next = w.index + 1;
@@ -92,13 +98,14 @@ impl Binlog {
             }
             w.file.write_all(line.as_bytes())?;
             w.size += line.len() as u64;
-            if let Some(j) = self.journal.get() {
-                j.add_line(line.as_bytes(), (w.index, w.size));
+            match self.journal.get() {
+                Some(j) => j.add_line(line.as_bytes(), (w.index, w.size)),
+                None => Commit::NONE,
             }
-        }
+        };
         *self.seq.lock() += 1;
         self.more.notify_all();
-        Ok(())
+        Ok(commit)
     }
 
     /// Send every line appended from now on to `j` as well.
@@ -243,12 +250,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = Binlog::open(dir.path()).unwrap();
         for i in 0..5 {
-            b.append(&Record::new(
-                100 + i,
-                op::CREATE,
-                &format!("M00/00/00/f{i}"),
-            ))
-            .unwrap();
+            let name = format!("M00/00/00/f{i}");
+            let c = b.append(&Record::new(100 + i, op::CREATE, &name)).unwrap();
+            assert!(c.is_none(), "without a journal nothing waits");
         }
         let mut r = Reader::new(dir.path(), 0, 0);
         let mut got = Vec::new();
@@ -258,8 +262,8 @@ mod tests {
         assert_eq!(got.len(), 5);
         assert_eq!((r.index, r.offset), b.write_pos());
         // A record appended later is found from the saved position.
-        b.append(&Record::new(200, op::DELETE, "M00/00/00/f0"))
-            .unwrap();
+        let c = b.append(&Record::new(200, op::DELETE, "M00/00/00/f0"));
+        assert!(c.unwrap().is_none());
         let mut r2 = Reader::new(dir.path(), r.index, r.offset);
         assert_eq!(r2.next(b.write_pos()).unwrap().unwrap().op, op::DELETE);
         // Simulate a roll: the next file exists and the index says so.

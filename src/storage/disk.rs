@@ -4,6 +4,7 @@
 
 use super::Store;
 use super::appender::FileLocks;
+use super::journal::Commit;
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName, Source};
@@ -152,10 +153,11 @@ impl Upload {
         Ok(())
     }
 
-    /// All content is in: name the file, make it visible and log it. With
-    /// `durable_uploads` its content and record are then in the journal but
-    /// not yet durable: the reply waits for [`Store::hold_until_durable`].
-    pub fn finish(mut self) -> io::Result<(String, RemoteName)> {
+    /// All content is in: name the file, make it visible and log it. Returns
+    /// the group, the name and, with `durable_uploads`, the journal records
+    /// of its content and binlog line, not yet durable: the reply waits for
+    /// them ([`super::durable::Durability::when_durable`]).
+    pub fn finish(mut self) -> io::Result<(String, RemoteName, Commit)> {
         if self.written != self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -177,7 +179,7 @@ impl Upload {
             self.temp()?.file().sync_data()?;
         }
         let store = self.store.clone();
-        let content = store.journal_content(self.temp()?.file())?;
+        let content = store.durable.content(self.temp()?.file())?;
         let crc32 = std::mem::take(&mut self.crc).finalize();
         // Named outside the binlog lock: nobody else knows a new name yet, so
         // no other change of this file can come between (a slave's name can
@@ -203,20 +205,24 @@ impl Upload {
         let name = remote.as_string();
         let file = self.temp()?.file();
         let logged = store
+            .durable
             .journal_file(&name, content.as_deref(), file, dest.parent())
-            .and_then(|()| store.binlog.append_now(op::CREATE, &name));
-        if let Err(e) = logged {
-            // Never acknowledge a file that peers will not hear about.
-            let _ = fs::remove_file(&dest);
-            return Err(e);
-        }
+            .and_then(|c| Ok(c.max(store.binlog.append_now(op::CREATE, &name)?)));
+        let commit = match logged {
+            Ok(c) => c,
+            Err(e) => {
+                // Never acknowledge a file that peers will not hear about.
+                let _ = fs::remove_file(&dest);
+                return Err(e);
+            }
+        };
         drop(slave_guard);
-        Ok((self.store.cfg.group_name.clone(), remote))
+        Ok((self.store.cfg.group_name.clone(), remote, commit))
     }
 
     /// Write `data`, the whole content, under a fresh name and log it (as
     /// [`Upload::finish`], outside the binlog lock).
-    fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName)> {
+    fn finish_whole(self, data: &[u8]) -> io::Result<(String, RemoteName, Commit)> {
         let crc32 = self.crc.clone().finalize();
         let timestamp = super::now() as u32;
         let (remote, dest, mut file) = self.new_name(timestamp, crc32, |_, dest| {
@@ -232,15 +238,19 @@ impl Upload {
             if cfg.fsync_after_written_bytes > 0 && !cfg.durable_uploads {
                 file.sync_data()?;
             }
-            store.journal_file(&name, Some(data), &file, dest.parent())?;
-            store.binlog.append_now(op::CREATE, &name)
+            let content = store
+                .durable
+                .journal_file(&name, Some(data), &file, dest.parent())?;
+            Ok(content.max(store.binlog.append_now(op::CREATE, &name)?))
         });
-        if let Err(e) = logged {
-            // ENOSPC, say: leave nothing behind.
-            let _ = fs::remove_file(&dest);
-            return Err(e);
+        match logged {
+            Ok(commit) => Ok((store.cfg.group_name.clone(), remote, commit)),
+            Err(e) => {
+                // ENOSPC, say: leave nothing behind.
+                let _ = fs::remove_file(&dest);
+                Err(e)
+            }
         }
-        Ok((store.cfg.group_name.clone(), remote))
     }
 
     /// Link the temp file under a fresh name that does not exist yet.
@@ -261,7 +271,7 @@ impl Upload {
         crc32: u32,
         mut place: impl FnMut(&RemoteName, &Path) -> io::Result<T>,
     ) -> io::Result<(RemoteName, PathBuf, T)> {
-        let source = self.store.source();
+        let source = self.store.identity.source();
         // A name can collide only if the same server made the same random bits
         // in the same second for the same size and content.
         for _ in 0..10 {
@@ -355,43 +365,46 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
 /// removal and its record happen under the file's stripe lock, which every
 /// change of a file holds (appends, metadata), so a file's records keep the
 /// order of its changes; other changes need not wait for the unlink.
-pub fn delete(store: &Store, t: &Target) -> Result<(), u8> {
+/// Returns the journal records of the deletion.
+pub fn delete(store: &Store, t: &Target) -> Result<Commit, u8> {
     let name = t.name.as_string();
-    if let Some(r) = super::dedup::delete(store, t) {
-        r?;
+    let file = if let Some(r) = super::dedup::delete(store, t) {
+        r?
     } else {
         let _guard = store.file_locks.lock(&t.path);
         match remove_logged(store, &t.path, &name) {
-            Ok(true) => {}
-            Ok(false) => return Err(status::ENOENT),
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(status::ENOENT),
             Err(e) => return Err(io_status(&e)),
         }
-    }
+    };
     let mpath = layout::store::meta_path(&t.path);
-    {
+    let meta = {
         let _guard = store.file_locks.lock(&mpath);
-        if let Err(e) = remove_logged(store, &mpath, &format!("{name}-m")) {
+        remove_logged(store, &mpath, &format!("{name}-m")).unwrap_or_else(|e| {
             log::warn!("removing metadata of {}: {e}", t.path.display());
-        }
-    }
-    Ok(())
+            None
+        })
+    };
+    Ok(file.max(meta.unwrap_or(Commit::NONE)))
 }
 
 /// Remove `path` and log the deletion of `remote`; the caller holds the
-/// file's stripe lock. `Ok(false)`: the file was not there.
-fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<bool> {
+/// file's stripe lock. `Ok(None)`: the file was not there; else the journal
+/// record of the deletion.
+fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<Option<Commit>> {
     match fs::remove_file(path) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     }
-    store
+    let c = store
         .binlog
         .append_now(op::DELETE, remote)
         .inspect_err(|e| {
             log_failed(e);
         })?;
-    Ok(true)
+    Ok(Some(c))
 }
 
 fn log_failed(e: &io::Error) -> u8 {
@@ -401,7 +414,8 @@ fn log_failed(e: &io::Error) -> u8 {
 
 /// SET_METADATA with overwrite or merge semantics (PROTOCOL.md §5.7); the
 /// metadata file's change is logged as `C`, `U` or `D` of `<name>-m`.
-pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<(), u8> {
+/// Returns the journal records of the change.
+pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<Commit, u8> {
     let path = &t.path;
     if !path.is_file() {
         return Err(status::ENOENT);
@@ -413,10 +427,10 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let mut pairs = proto::decode_meta(raw);
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
-            remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
-            return Ok(());
+            let removed = remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
+            return Ok(removed.unwrap_or(Commit::NONE));
         }
-        MetaOp::Merge if pairs.is_empty() => return Ok(()),
+        MetaOp::Merge if pairs.is_empty() => return Ok(Commit::NONE),
         MetaOp::Merge => {
             let mut old = match fs::read(&mpath) {
                 Ok(b) => proto::decode_meta(&b),
@@ -440,18 +454,16 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
     write_meta(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
-    if let Some(j) = &store.journal
-        && !j.add_file(&mname, &bytes)
-    {
-        let synced = File::open(&mpath).and_then(|f| store.sync_in_place(Some(&f), mpath.parent()));
-        synced.map_err(|e| io_status(&e))?;
-    }
+    let content = store
+        .durable
+        .journal_bytes(&mname, &bytes, &mpath)
+        .map_err(|e| io_status(&e))?;
     let o = if existed { op::UPDATE } else { op::CREATE };
-    store
+    let line = store
         .binlog
         .append_with(|| Ok(Some(Record::new(super::now() as u32, o, &mname))))
         .map_err(|e| io_status(&e))?;
-    Ok(())
+    Ok(content.max(line))
 }
 
 /// GET_METADATA: the raw metadata file.

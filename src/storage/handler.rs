@@ -5,7 +5,8 @@ use super::Store;
 use super::appender::{self, ChangeOp};
 use super::cached;
 use super::disk::{self, Upload, io_status};
-use super::inline::Work;
+use super::journal::Commit;
+use super::placement::{self, Now, Place};
 use super::replica;
 use super::sync_status::{self, Outcome, Pusher, Sent};
 use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
@@ -70,7 +71,7 @@ fn named_head_len(cmd: Cmd, fixed: &[u8]) -> Result<usize, proto::DecodeError> {
 }
 
 fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
-    f(&mut store.stats.lock());
+    store.stats.count(f);
 }
 
 fn count_download(store: &Store, r: &Result<Reply, u8>) {
@@ -113,87 +114,81 @@ impl StorageService {
         }
     }
 
-    /// Work on a client's file: the name is resolved here, once, and the job
-    /// runs where `kind` says (see [`Self::on_target`]).
-    fn with_file(
+    /// Run `job` at `place` (from [`placement::decide`]); `path`: the store
+    /// path of its file, whose disk threads run it there.
+    fn run(
         &self,
-        group: &str,
-        remote: &str,
-        kind: Work,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+        place: Place,
+        path: usize,
+        job: impl FnOnce(&Store) -> Reply + Send + 'static,
     ) -> Action {
-        self.on_target(disk::resolve(&self.store, group, remote), kind, job)
-    }
-
-    /// Run `job` on the target's file. A read runs on the pool of its store
-    /// path, or right here with `disk_inline_reads` (fewer thread hand-offs,
-    /// but a cold disk read then holds up the other connections of this
-    /// network thread; without it only reads that cannot wait are done here,
-    /// by the [`cached`] functions, before this is called). A small change
-    /// runs on this network thread too while such changes keep up
-    /// ([`super::inline`]).
-    fn on_target(
-        &self,
-        target: Result<disk::Target, u8>,
-        kind: Work,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
-    ) -> Action {
-        if kind == Work::Read && self.store.cfg.disk_inline_reads {
-            return Action::Reply(job(&self.store, target));
-        }
-        let pool = if self.inline(kind, 0) && !target.as_ref().is_ok_and(|t| self.busy(t)) {
-            INLINE
-        } else {
-            target.as_ref().map_or(0, |t| t.name.store_index as usize)
+        let pool = match place {
+            Place::Loop => return Action::Reply(job(&self.store)),
+            Place::Inline => INLINE,
+            // (The cached fast path is tried by the caller, which has the
+            // cached call at hand, before it asks again.)
+            Place::Disk | Place::Cached => path.min(self.store.paths.len() - 1),
         };
+        let store = self.store.clone();
         Action::Work {
             pool,
-            job: held(self.store.clone(), move |store| job(store, target)),
+            job: Box::new(move || job(&store)),
         }
+    }
+
+    /// Read the target's file where the table puts `cmd` in situation
+    /// `now`: a read's reply goes out as it is.
+    fn read_target(
+        &self,
+        cmd: Cmd,
+        now: Now<'_>,
+        target: Result<disk::Target, u8>,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+    ) -> Action {
+        let place = placement::decide(cmd, &now);
+        let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        self.run(place, path, move |store| job(store, target))
+    }
+
+    /// Change a client's file: the name is resolved here, once, and the job
+    /// runs where the table puts `cmd` for that file. Its reply waits for
+    /// the journal records it returns ([`durable`]).
+    fn change_file(
+        &self,
+        cmd: Cmd,
+        group: &str,
+        remote: &str,
+        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> (Reply, Commit) + Send + 'static,
+    ) -> Action {
+        let target = disk::resolve(&self.store, group, remote);
+        let file = target.as_ref().ok().map(|t| t.path.as_path());
+        let place = placement::decide(cmd, &Now::new(&self.store).file(file));
+        let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+        self.run(place, path, durable(move |store| job(store, target)))
     }
 
     /// A change from a peer to the file `remote` names (sync requests, which
-    /// check the name themselves): on this network thread while small
-    /// changes keep up (see [`Work`]), else on the pool of its store path.
+    /// check the name themselves), where the table puts `cmd`. Its reply
+    /// waits for the journal records it returns ([`durable`]).
     fn on_path(
         &self,
+        cmd: Cmd,
         remote: &str,
-        kind: Work,
-        job: impl FnOnce(&Store) -> Reply + Send + 'static,
+        job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
     ) -> Action {
-        let pool = if self.inline(kind, 0) {
-            INLINE
-        } else {
-            let p = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
-            p.min(self.store.paths.len() - 1)
-        };
-        Action::Work {
-            pool,
-            job: held(self.store.clone(), job),
+        let place = placement::decide(cmd, &Now::new(&self.store));
+        let path = crate::layout::RemoteName::parse(remote).map_or(0, |n| n.store_index as usize);
+        self.run(place, path, durable(job))
+    }
+
+    /// The pool that writes a streamed body of `len` bytes for store path
+    /// `path`: where the table puts `cmd` (a streamed body is a change,
+    /// made on this network thread or a disk thread).
+    fn stream_pool(&self, cmd: Cmd, len: u64, path: usize) -> usize {
+        match placement::decide(cmd, &Now::new(&self.store).bytes(len)) {
+            Place::Inline | Place::Loop => INLINE,
+            Place::Disk | Place::Cached => path.min(self.store.paths.len() - 1),
         }
-    }
-
-    /// Where a streamed body of `len` bytes for store path `path` is written.
-    fn stream_pool(&self, kind: Work, len: u64, path: usize) -> usize {
-        if self.inline(kind, len) {
-            INLINE
-        } else {
-            path.min(self.store.paths.len() - 1)
-        }
-    }
-
-    /// Whether another change holds the lock of `t`'s file or of its
-    /// metadata (an append, a regeneration that reads the whole file): its
-    /// change then goes to a disk thread instead of waiting here.
-    fn busy(&self, t: &disk::Target) -> bool {
-        let locks = &self.store.file_locks;
-        locks.is_locked(&t.path) || locks.is_locked(&crate::layout::store::meta_path(&t.path))
-    }
-
-    /// Whether a change of `kind` and `len` bytes is made on this network
-    /// thread now.
-    fn inline(&self, kind: Work, len: u64) -> bool {
-        kind.may_run_inline(&self.store.cfg) && self.store.inline.allowed(len)
     }
 
     /// Answer a sync request's `outcome` (see [`sync_status::conclude`]).
@@ -255,72 +250,79 @@ impl StorageService {
             Cmd::TruncateFile => {
                 let t = proto::Truncate::decode(body).map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group, &t.remote, Work::InPlace, move |store, target| {
+                self.change_file(cmd, &group, &t.remote, move |store, target| {
                     let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
                         c.success_truncate_count += r.is_ok() as u64;
                     });
-                    reply_of(r.map(|()| Vec::new()))
+                    changed(r.map(|commit| (Vec::new(), commit)))
                 })
             }
             Cmd::RegenerateAppenderFilename => {
                 let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
                 let group = self.store.cfg.group_name.clone();
-                self.with_file(&group.clone(), &remote, Work::Long, move |store, target| {
+                self.change_file(cmd, &group.clone(), &remote, move |store, target| {
                     let r = target.and_then(|x| appender::regenerate(store, &x));
-                    reply_of(r.map(|new| proto::UploadReply { group, remote: new }.encode()))
+                    changed(r.map(|(new, commit)| {
+                        (proto::UploadReply { group, remote: new }.encode(), commit)
+                    }))
                 })
             }
             Cmd::SyncTruncateFile => {
                 let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&t.remote.clone(), Work::InPlace, move |store| {
-                    let o = appender::sync_truncate(store, &t);
-                    Self::sync_reply(store, &p, cmd, &t.remote, t.timestamp, &o)
+                self.on_path(cmd, &t.remote.clone(), move |store| {
+                    let (o, commit) = appender::sync_truncate(store, &t);
+                    let reply = Self::sync_reply(store, &p, cmd, &t.remote, t.timestamp, &o);
+                    (reply, commit)
                 })
             }
             Cmd::SyncRenameFile => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&l.src.clone(), Work::InPlace, move |store| {
-                    let o = appender::sync_rename(store, &l);
+                self.on_path(cmd, &l.src.clone(), move |store| {
+                    let (o, commit) = appender::sync_rename(store, &l);
                     let what = format!("{} (from {})", l.dest, l.src);
-                    Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
+                    (
+                        Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o),
+                        commit,
+                    )
                 })
             }
             Cmd::SyncCreateLink => {
                 let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                // With dedup, a source new here is hashed: read whole.
-                let kind = match self.store.dedup {
-                    Some(_) => Work::Long,
-                    None => Work::Change,
-                };
-                self.on_path(&l.dest.clone(), kind, move |store| {
-                    let o = replica::link(store, &l);
+                self.on_path(cmd, &l.dest.clone(), move |store| {
+                    let (o, commit) = replica::link(store, &l);
                     let what = format!("{} (to {})", l.dest, l.src);
-                    Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o)
+                    (
+                        Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o),
+                        commit,
+                    )
                 })
             }
             Cmd::SyncDeleteFile => {
                 let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
                 let p = s.pusher();
-                self.on_path(&d.remote.clone(), Work::Change, move |store| {
-                    let o = replica::delete(store, &d);
-                    Self::sync_reply(store, &p, cmd, &d.remote, d.timestamp, &o)
+                self.on_path(cmd, &d.remote.clone(), move |store| {
+                    let (o, commit) = replica::delete(store, &d);
+                    let reply = Self::sync_reply(store, &p, cmd, &d.remote, d.timestamp, &o);
+                    (reply, commit)
                 })
             }
             Cmd::DownloadFile => {
                 let d = proto::Download::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &d.group, &d.remote);
-                if let Ok(t) = &target
+                let now = Now::new(&self.store);
+                if placement::decide(cmd, &now) == Place::Cached
+                    && let Ok(t) = &target
                     && let Some(r) = cached::download(&t.path, d.offset, d.length)
                 {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
                 }
-                self.on_target(target, Work::Read, move |store, target| {
+                self.read_target(cmd, now.cache_tried(), target, move |store, target| {
                     let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
                     count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
@@ -328,36 +330,38 @@ impl StorageService {
             }
             Cmd::DeleteFile => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.with_file(&f.group, &f.remote, Work::Change, move |store, target| {
+                self.change_file(cmd, &f.group, &f.remote, move |store, target| {
                     let r = target.and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
                         c.success_delete_count += r.is_ok() as u64;
                     });
-                    reply_of(r.map(|()| Vec::new()))
+                    changed(r.map(|commit| (Vec::new(), commit)))
                 })
             }
             Cmd::SetMetadata => {
                 let m = proto::SetMetadata::decode(body).map_err(bad)?;
-                self.with_file(&m.group, &m.remote, Work::Change, move |store, target| {
+                self.change_file(cmd, &m.group, &m.remote, move |store, target| {
                     let r = target.and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
                         c.success_set_meta_count += r.is_ok() as u64;
                     });
-                    reply_of(r.map(|()| Vec::new()))
+                    changed(r.map(|commit| (Vec::new(), commit)))
                 })
             }
             Cmd::GetMetadata => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
-                if let Ok(t) = &target
+                let now = Now::new(&self.store);
+                if placement::decide(cmd, &now) == Place::Cached
+                    && let Ok(t) = &target
                     && let Some(r) = cached::get_metadata(&self.store.file_locks, &t.path)
                 {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
                 }
-                self.on_target(target, Work::Read, move |store, target| {
+                self.read_target(cmd, now.cache_tried(), target, move |store, target| {
                     let r = target.and_then(|t| disk::get_metadata(&store.file_locks, &t.path));
                     count_get_meta(store, &r);
                     reply_of(r)
@@ -366,14 +370,17 @@ impl StorageService {
             Cmd::QueryFileInfo => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
-                self.with_file(&f.group, &f.remote, Work::Read, move |store, target| {
-                    let ip_size = store.ip_size();
+                let target = disk::resolve(&self.store, &f.group, &f.remote);
+                let now = Now::new(&self.store);
+                self.read_target(cmd, now, target, move |store, target| {
+                    let ip_size = store.identity.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })
             }
             Cmd::FdfsDedupStat => {
                 let body = body.to_vec();
-                self.on_path("", Work::Read, move |store| {
+                let place = placement::decide(cmd, &Now::new(&self.store).cache_tried());
+                self.run(place, 0, move |store| {
                     super::dedup::stat(store, &body).unwrap_or_else(Reply::error)
                 })
             }
@@ -391,14 +398,14 @@ impl StorageService {
 
 impl StorageService {
     /// The end of a streamed body: finish the upload, copy or change, count
-    /// it and make its reply.
-    fn finish_stream(&self, st: Incoming) -> Reply {
+    /// it and make its reply, which waits for the journal records returned.
+    fn finish_stream(&self, st: Incoming) -> (Reply, Commit) {
         let up = match st {
             Incoming::Upload(up) => up,
             Incoming::Copy(c) => return c.finish(),
             Incoming::Change(c, cmd) => {
                 let n = c.len();
-                let r = c.finish();
+                let (r, commit) = c.finish();
                 count(&self.store, |s| {
                     let ok = r.status == 0;
                     match cmd {
@@ -420,7 +427,7 @@ impl StorageService {
                         s.last_source_update = super::now();
                     }
                 });
-                return r;
+                return (r, commit);
             }
         };
         let size = up.written();
@@ -435,22 +442,27 @@ impl StorageService {
             }
         });
         match r {
-            Ok((group, remote)) => Reply::ok(
-                proto::UploadReply {
-                    group,
-                    remote: remote.as_string(),
-                }
-                .encode(),
-            ),
+            Ok((group, remote, commit)) => {
+                let remote = remote.as_string();
+                (
+                    Reply::ok(proto::UploadReply { group, remote }.encode()),
+                    commit,
+                )
+            }
             Err(e) => {
                 log::error!("upload finish: {e}");
-                Reply::error(io_status(&e))
+                (Reply::error(io_status(&e)), Commit::NONE)
             }
         }
     }
 
     fn begin_upload(&self, s: &mut Session, h: &Header, head: &[u8]) -> Begin<Incoming> {
         let appender = h.cmd == Cmd::UploadAppenderFile as u8;
+        let cmd = if appender {
+            Cmd::UploadAppenderFile
+        } else {
+            Cmd::UploadFile
+        };
         let u = match proto::UploadHead::decode(head, h.pkg_len) {
             Ok(u) => u,
             Err(e) => {
@@ -475,7 +487,7 @@ impl StorageService {
         let up = Upload::begin(store.clone(), path, u.file_size, u.ext, appender);
         Begin::Stream {
             state: Incoming::Upload(up),
-            pool: self.stream_pool(Work::Change, h.pkg_len, path as usize),
+            pool: self.stream_pool(cmd, h.pkg_len, path as usize),
         }
     }
 
@@ -541,7 +553,7 @@ impl StorageService {
         };
         match started {
             Ok(c) => {
-                let pool = self.stream_pool(Work::InPlace, h.pkg_len, c.store_index());
+                let pool = self.stream_pool(cmd, h.pkg_len, c.store_index());
                 Begin::Stream {
                     state: Incoming::Change(c, cmd),
                     pool,
@@ -580,7 +592,8 @@ impl StorageService {
                 return Begin::Reject(code);
             }
         };
-        let pool = self.stream_pool(Work::Change, sl.file_size, slave.store_index as usize);
+        let cmd = Cmd::UploadSlaveFile;
+        let pool = self.stream_pool(cmd, sl.file_size, slave.store_index as usize);
         Begin::Stream {
             state: Incoming::Upload(Upload::begin_slave(store.clone(), slave, sl.file_size)),
             pool,
@@ -619,7 +632,7 @@ impl StorageService {
         match replica::Copy::begin(self.store.clone(), &head, with_content, update, p.clone()) {
             Ok(c) => Begin::Stream {
                 state: Incoming::Copy(c),
-                pool: self.stream_pool(Work::Change, h.pkg_len, pool),
+                pool: self.stream_pool(cmd, h.pkg_len, pool),
             },
             Err(o) => {
                 let sent = Sent {
@@ -633,18 +646,21 @@ impl StorageService {
     }
 }
 
-/// `job` as a worker runs it: with `durable_uploads`, its reply waits for
-/// the journal records it added ([`Store::hold_until_durable`]).
-fn held(
-    store: Arc<Store>,
-    job: impl FnOnce(&Store) -> Reply + Send + 'static,
-) -> Box<dyn FnOnce() -> Reply + Send> {
-    Box::new(move || {
-        let mark = store.journal_mark();
-        let mut reply = job(&store);
-        store.hold_until_durable(mark, &mut reply);
-        reply
-    })
+/// A change `job` as it runs: with `durable_uploads`, its reply waits for
+/// the journal records it returns ([`super::durable::Durability::when_durable`]).
+fn durable(
+    job: impl FnOnce(&Store) -> (Reply, Commit) + Send + 'static,
+) -> impl FnOnce(&Store) -> Reply + Send + 'static {
+    move |store| store.durable.when_durable(job(store))
+}
+
+/// The reply of a change and the journal records it waits for (none for
+/// an error).
+fn changed(r: Result<(Vec<u8>, Commit), u8>) -> (Reply, Commit) {
+    match r {
+        Ok((body, commit)) => (Reply::ok(body), commit),
+        Err(code) => (Reply::error(code), Commit::NONE),
+    }
 }
 
 fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
@@ -742,12 +758,9 @@ impl Service for StorageService {
     }
 
     fn stream_end(&self, st: Incoming) -> Reply {
-        let mark = self.store.journal_mark();
-        let mut reply = self.finish_stream(st);
         // Its records: one journal round for the batch. (A failed round
         // answers an error; the counters have counted a success by then.)
-        self.store.hold_until_durable(mark, &mut reply);
-        reply
+        self.store.durable.when_durable(self.finish_stream(st))
     }
 
     /// EINVAL, as upstream: the request may not have been read whole, and
@@ -757,7 +770,7 @@ impl Service for StorageService {
     }
 
     fn pool(&self, idx: usize) -> Option<&Pool> {
-        self.store.pools.get(idx)
+        self.store.pool(idx)
     }
 
     fn ran_inline(&self, took: std::time::Duration, waited: bool) {
@@ -766,3 +779,7 @@ impl Service for StorageService {
 
     fn close(&self, _: Session) {}
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

@@ -1,4 +1,5 @@
-//! Small writes done on the network thread (`disk_inline_writes`).
+//! The back-off of small writes done on the network thread
+//! (`disk_inline_writes`; where they run is decided in `storage::placement`).
 //!
 //! Creating a small file, deleting one or rewriting a metadata file normally
 //! touches only cached directory blocks and the page cache: a few tens of
@@ -18,7 +19,6 @@
 //! a disk thread would have been preempted too.) A disk under pressure
 //! therefore costs at most one slow job per loop and [`BACK_OFF`].
 
-use crate::config::StorageConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,68 +30,33 @@ use std::time::{Duration, Instant};
 pub const SLOW: Duration = Duration::from_millis(10);
 /// How long changes then go to the disk threads.
 pub const BACK_OFF: Duration = Duration::from_secs(2);
-/// Uploads and appends up to this size may be done inline: one chunk of
-/// the default `buff_size`, written in one go.
-pub const MAX_BYTES: u64 = 256 * 1024;
 
-/// What a job on a file does, which decides where it may run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Work {
-    /// Reads the file: a disk thread (unless `disk_inline_reads`, or the
-    /// bytes are cached: see `storage::cached`).
-    Read,
-    /// A small change: new files, deletes, metadata.
-    Change,
-    /// A change to an appender file, which `durable_uploads` syncs in place.
-    InPlace,
-    /// Reads a whole file to change it: always a disk thread.
-    Long,
-}
-
-impl Work {
-    /// Whether this kind of job may run on a network thread under `cfg`
-    /// (while [`InlineWrites::allowed`]): a change that syncs no file. With
-    /// `durable_uploads` small changes go through the journal, which no
-    /// network thread waits for, but appender changes are synced in place;
-    /// `fsync_after_written_bytes` syncs uploads (in durable mode too, those
-    /// that arrive in several pieces).
-    pub fn may_run_inline(self, cfg: &StorageConfig) -> bool {
-        let fsync = cfg.fsync_after_written_bytes > 0;
-        match self {
-            Work::Change => !fsync,
-            Work::InPlace => !fsync && !cfg.durable_uploads,
-            Work::Read | Work::Long => false,
-        }
-    }
-}
-
-/// Whether small changes run on the network thread now.
+/// Whether changes on the network threads lately waited for the disk.
 pub struct InlineWrites {
-    enabled: bool,
     start: Instant,
     /// Milliseconds after `start` before which changes go to the disk threads.
     off_until: AtomicU64,
 }
 
-impl InlineWrites {
-    /// `enabled`: storage.conf `disk_inline_writes`.
-    pub fn new(enabled: bool) -> InlineWrites {
+impl Default for InlineWrites {
+    /// No change has waited yet.
+    fn default() -> InlineWrites {
         InlineWrites {
-            enabled,
             start: Instant::now(),
             off_until: AtomicU64::new(0),
         }
     }
+}
 
+impl InlineWrites {
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Whether a change of `bytes` bytes should run on the network thread.
-    pub fn allowed(&self, bytes: u64) -> bool {
-        self.enabled
-            && bytes <= MAX_BYTES
-            && self.now_ms() >= self.off_until.load(Ordering::Relaxed)
+    /// Whether changes go to the disk threads for now (a placement
+    /// condition: `placement::Cond::BackedOff`).
+    pub fn backed_off(&self) -> bool {
+        self.now_ms() < self.off_until.load(Ordering::Relaxed)
     }
 
     /// An inline job took `took`, and `waited` for something meanwhile
@@ -99,7 +64,7 @@ impl InlineWrites {
     /// have avoided): a slow one that waited turns inline changes off for
     /// [`BACK_OFF`].
     pub fn ran(&self, took: Duration, waited: bool) {
-        if !self.enabled || took < SLOW || !waited {
+        if took < SLOW || !waited {
             return;
         }
         let until = self.now_ms() + BACK_OFF.as_millis() as u64;
@@ -119,45 +84,16 @@ mod tests {
 
     #[test]
     fn a_slow_job_sends_changes_to_the_disk_threads_for_a_while() {
-        let w = InlineWrites::new(true);
-        assert!(w.allowed(4096));
-        assert!(!w.allowed(MAX_BYTES + 1), "big changes never");
+        let w = InlineWrites::default();
+        assert!(!w.backed_off());
         w.ran(Duration::from_micros(50), true);
-        assert!(w.allowed(4096), "a fast job changes nothing");
+        assert!(!w.backed_off(), "a fast job changes nothing");
         w.ran(SLOW * 10, false);
-        assert!(w.allowed(4096), "nor does a preempted one");
+        assert!(!w.backed_off(), "nor does a preempted one");
         w.ran(SLOW, true);
-        assert!(!w.allowed(4096), "a slow job turns them off");
+        assert!(w.backed_off(), "a slow job turns them off");
         // As if the back-off had passed.
         w.off_until.store(w.now_ms(), Ordering::Relaxed);
-        assert!(w.allowed(4096), "and they come back");
-        let off = InlineWrites::new(false);
-        assert!(!off.allowed(1));
-    }
-
-    #[test]
-    fn nothing_that_syncs_a_file_runs_inline() {
-        let plain = StorageConfig::default();
-        assert!(Work::Change.may_run_inline(&plain));
-        assert!(Work::InPlace.may_run_inline(&plain));
-        assert!(!Work::Read.may_run_inline(&plain));
-        assert!(!Work::Long.may_run_inline(&plain));
-        let durable = StorageConfig {
-            durable_uploads: true,
-            ..StorageConfig::default()
-        };
-        assert!(Work::Change.may_run_inline(&durable), "journaled");
-        assert!(!Work::InPlace.may_run_inline(&durable), "synced in place");
-        let fsync = StorageConfig {
-            fsync_after_written_bytes: 1 << 20,
-            ..StorageConfig::default()
-        };
-        assert!(!Work::Change.may_run_inline(&fsync));
-        assert!(!Work::InPlace.may_run_inline(&fsync));
-        let both = StorageConfig {
-            fsync_after_written_bytes: 1 << 20,
-            ..durable
-        };
-        assert!(!Work::Change.may_run_inline(&both));
+        assert!(!w.backed_off(), "and they come back");
     }
 }

@@ -118,10 +118,27 @@ impl State {
     }
 }
 
-thread_local! {
-    /// The journal (by address) and number of the newest record this thread
-    /// added: what its request waits for.
-    static MINE: std::cell::Cell<(usize, u64)> = const { std::cell::Cell::new((0, 0)) };
+/// A promise of the journal: the records a change added, which must be
+/// durable before its reply goes out ([`Journal::on_durable`]). Appending
+/// returns one, and it travels up with the change's result to the job that
+/// answers. Records become durable in order, so the newest one stands for
+/// all: a change that adds several keeps the `max`. A storage has one
+/// journal, so the record number is enough.
+#[must_use = "a change's reply waits for its journal records: hand this on with it"]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Commit {
+    seq: u64,
+}
+
+impl Commit {
+    /// Nothing to wait for: no journal (`durable_uploads` off), nothing
+    /// journaled (a change synced in place, nothing changed).
+    pub const NONE: Commit = Commit { seq: 0 };
+
+    /// Whether there is nothing to wait for.
+    pub fn is_none(self) -> bool {
+        self == Commit::NONE
+    }
 }
 
 /// What the journal, its flusher and its checkpoints share.
@@ -224,7 +241,7 @@ impl Journal {
         })
     }
 
-    fn add(&self, kind: u8, name: &[u8], data: &[u8], line_end: Option<(u32, u64)>) -> u64 {
+    fn add(&self, kind: u8, name: &[u8], data: &[u8], line_end: Option<(u32, u64)>) -> Commit {
         let mut st = self.shared.st.lock();
         let t = tag(self.shared.salt, st.generation);
         encode_record(&mut st.buf, t, kind, name, data);
@@ -235,45 +252,37 @@ impl Journal {
                 .push_back((seq, (end.0, end.1 - data.len() as u64)));
             st.binlog_end = end;
         }
-        MINE.set((self as *const Journal as usize, seq));
-        seq
+        Commit { seq }
     }
 
     /// Add the whole content of the file with remote name `name`, unless it
-    /// is bigger than [`MAX_FILE`] (false: sync that file in place).
-    pub fn add_file(&self, name: &str, data: &[u8]) -> bool {
+    /// is bigger than [`MAX_FILE`] (`None`: sync that file in place).
+    pub fn add_file(&self, name: &str, data: &[u8]) -> Option<Commit> {
         if data.len() as u64 > MAX_FILE || name.len() > 1024 {
-            return false;
+            return None;
         }
-        self.add(kind::FILE, name.as_bytes(), data, None);
-        true
+        Some(self.add(kind::FILE, name.as_bytes(), data, None))
     }
 
     /// Add a binlog line just written, which ends at binlog position `end`
     /// (in the file it starts in). Called under the binlog's lock, so lines
     /// keep the binlog's order.
-    pub fn add_line(&self, line: &[u8], end: (u32, u64)) -> u64 {
+    pub fn add_line(&self, line: &[u8], end: (u32, u64)) -> Commit {
         self.add(kind::LINE, &[], line, Some(end))
     }
 
-    /// The number of the newest record added.
-    pub fn added(&self) -> u64 {
-        self.shared.st.lock().added
-    }
-
-    /// The number of the newest record the calling thread added (0: none).
-    pub fn mine(&self) -> u64 {
-        match MINE.get() {
-            (j, seq) if j == self as *const Journal as usize => seq,
-            _ => 0,
+    /// The newest record added: everything so far.
+    pub fn added(&self) -> Commit {
+        Commit {
+            seq: self.shared.st.lock().added,
         }
     }
 
-    /// Return once record `seq` (and all before it) is durable.
-    pub fn commit(&self, seq: u64) -> io::Result<()> {
+    /// Return once the records of `c` (and all before them) are durable.
+    pub fn wait(&self, c: Commit) -> io::Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.on_durable(
-            seq,
+            c,
             Box::new(move |outcome| {
                 let _ = tx.send(outcome);
             }),
@@ -282,11 +291,13 @@ impl Journal {
             .unwrap_or_else(|_| Err(io::Error::other("journal: the flusher ended first")))
     }
 
-    /// Call `then` once record `seq` (and all before it) is durable, or with
-    /// the error of the round that failed it: on the flusher thread, or right
-    /// away if that is settled already. Unlike [`Journal::commit`] the caller
-    /// does not wait.
-    pub fn on_durable(&self, seq: u64, then: Callback) {
+    /// Call `then` once the records of `c` (and all before them) are
+    /// durable, or with the error of the round that failed them: on the
+    /// flusher thread, or right away if that is settled already
+    /// ([`Commit::NONE`] is). Unlike [`Journal::wait`] the caller does not
+    /// wait.
+    pub fn on_durable(&self, c: Commit, then: Callback) {
+        let seq = c.seq;
         let sh = &*self.shared;
         let mut st = sh.st.lock();
         if seq > st.added {
@@ -308,8 +319,7 @@ impl Journal {
 
     /// Flush what is pending (shutdown).
     pub fn flush(&self) -> io::Result<()> {
-        let seq = self.added();
-        self.commit(seq)
+        self.wait(self.added())
     }
 }
 
@@ -336,14 +346,14 @@ impl CommitProbe {
                 "journal: file too big for a record",
             ));
         }
-        let seq = self.0.add(kind::FILE, name.as_bytes(), data, None);
-        self.0.commit(seq)
+        let c = self.0.add(kind::FILE, name.as_bytes(), data, None);
+        self.0.wait(c)
     }
 
     /// The number of records journaled so far.
     #[cfg(test)]
     pub fn added(&self) -> u64 {
-        self.0.added()
+        self.0.added().seq
     }
 }
 
@@ -629,8 +639,8 @@ mod tests {
                 let (j, path) = (j.clone(), path.clone());
                 std::thread::spawn(move || {
                     for k in 0..25u32 {
-                        assert!(j.add_file(&format!("f{t}-{k}"), &[t; 100]));
-                        j.commit(j.mine()).unwrap();
+                        let c = j.add_file(&format!("f{t}-{k}"), &[t; 100]).unwrap();
+                        j.wait(c).unwrap();
                         // Durable means recovery would find it.
                         let want = format!("f{t}-{k}").into_bytes();
                         assert!(replayed(&path).1.iter().any(|r| r.1 == want));
@@ -655,14 +665,15 @@ mod tests {
         // 4 MiB: two regions of about 2 MiB, one 1 MiB file each.
         let j = Journal::start(&path, 0, vec![dir.path().into()], 1, (0, 0)).unwrap();
         let big = vec![7u8; MAX_FILE as usize];
-        assert!(!j.add_file("too-big", &[0; MAX_FILE as usize + 1]));
+        assert_eq!(j.add_file("too-big", &[0; MAX_FILE as usize + 1]), None);
         let mut end = 0u64;
         for i in 0..7 {
-            assert!(j.add_file(&format!("big{i}"), &big));
+            let file = j.add_file(&format!("big{i}"), &big).unwrap();
             let line = format!("{i} C M00/00/00/big{i}\n");
             end += line.len() as u64;
-            j.add_line(line.as_bytes(), (0, end));
-            j.commit(j.mine()).unwrap();
+            let c = j.add_line(line.as_bytes(), (0, end));
+            assert!(c > file, "newer records, bigger tokens");
+            j.wait(c.max(file)).unwrap();
             let (h, recs) = replayed(&path);
             assert_eq!(
                 recs.last().map(|r| r.2.clone()),
@@ -705,11 +716,11 @@ mod tests {
                 std::thread::spawn(move || {
                     for k in 0..25u32 {
                         let name = format!("f{t}-{k}");
-                        assert!(j.add_file(&name, &[t; 100]));
+                        let c = j.add_file(&name, &[t; 100]).unwrap();
                         let (path, tx) = (path.clone(), tx.clone());
                         // The thread goes on at once; the flusher calls back.
                         j.on_durable(
-                            j.mine(),
+                            c,
                             Box::new(move |outcome| {
                                 outcome.unwrap();
                                 let durable =
@@ -736,14 +747,20 @@ mod tests {
         // Settled already: called back right here.
         let here = std::thread::current().id();
         let (tx2, rx2) = std::sync::mpsc::channel();
-        j.on_durable(
-            1,
-            Box::new(move |o| tx2.send((o.is_ok(), std::thread::current().id())).unwrap()),
-        );
-        assert_eq!(rx2.try_recv().unwrap(), (true, here));
+        for c in [Commit { seq: 1 }, Commit::NONE] {
+            let tx2 = tx2.clone();
+            j.on_durable(
+                c,
+                Box::new(move |o| tx2.send((o.is_ok(), std::thread::current().id())).unwrap()),
+            );
+            assert_eq!(rx2.try_recv().unwrap(), (true, here));
+        }
         // A record never added is an error, not a wait.
         let (tx3, rx3) = std::sync::mpsc::channel();
-        j.on_durable(1000, Box::new(move |o| tx3.send(o.is_err()).unwrap()));
+        j.on_durable(
+            Commit { seq: 1000 },
+            Box::new(move |o| tx3.send(o.is_err()).unwrap()),
+        );
         assert!(rx3.try_recv().unwrap());
     }
 }

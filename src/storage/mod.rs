@@ -8,28 +8,35 @@ mod binlog;
 mod cached;
 mod dedup;
 mod disk;
+mod durable;
 mod handler;
+mod identity;
 mod inline;
 mod journal;
 mod journal_recover;
+mod placement;
 mod refetch;
 mod replica;
+mod space;
+mod stats;
 mod sync;
 mod sync_status;
 
 pub use journal::CommitProbe;
 
-use crate::config::{Reserved, StorageConfig};
-use crate::layout::{DataInitFlag, Source, StorePath};
+use crate::config::StorageConfig;
+use crate::layout::{DataInitFlag, StorePath};
 use crate::net::{Listeners, Pool, Server, ServerOptions, StopHandle};
-use crate::proto::StatCounters;
-use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use durable::Durability;
+use identity::Identity;
+use parking_lot::Mutex;
+use space::Space;
+use stats::Stats;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
@@ -39,72 +46,40 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Cluster parameters the tracker hands out (PARAMETER_REQ).
-#[derive(Clone, Debug)]
-pub struct Params {
-    /// 0 round robin over store paths, 2 most free.
-    pub store_path_mode: u8,
-    pub reserved: Reserved,
-    /// IP field width in QUERY_FILE_INFO replies.
-    pub ip_size: usize,
-    /// Storages are named by storage_ids.conf ids.
-    pub use_storage_id: bool,
-    /// File names carry the numeric id instead of the IP.
-    pub id_in_filename: bool,
-}
-
-/// Round-robin directory cursor (PROTOCOL.md §6.5 mode 0).
-#[derive(Clone, Copy, Debug, Default)]
-struct Dist {
-    high: u32,
-    low: u32,
-    count: u32,
-}
-
-/// Everything the storage's threads share.
+/// Everything the storage's threads share, in named parts.
 pub struct Store {
     pub cfg: StorageConfig,
     pub paths: Vec<StorePath>,
-    pools: Vec<Pool>,
-    pub stats: Mutex<StatCounters>,
-    dist: Mutex<Dist>,
-    path_rr: AtomicUsize,
-    pub params: RwLock<Params>,
-    /// (total_mb, free_mb) per store path, refreshed by the report thread.
-    pub space: RwLock<Vec<(u64, u64)>>,
-    /// Bytes of uploads accepted per store path since `space` was read.
-    debit: Vec<AtomicU64>,
-    my_ip: RwLock<Ipv4Addr>,
-    /// Our storage id, when the cluster uses storage ids.
-    pub id: RwLock<Option<String>>,
-    rng: AtomicU64,
-    pub started: u64,
-    pub init_flag: Mutex<DataInitFlag>,
-    pub data_dir: PathBuf,
+    /// Who we are: address, storage id, port, the trackers' parameters.
+    pub identity: Identity,
+    /// The store paths' space and where new files go.
+    pub space: Space,
+    /// What we served and replicated.
+    pub stats: Stats,
+    /// With `durable_uploads`, the journal that makes changes durable.
+    pub durable: Durability,
     /// Every change made here or received, in order (LAYOUT.md §2.4).
     pub binlog: binlog::Binlog,
-    /// Newest record timestamp received from each source peer (SYNC_REPORT).
-    pub received_from: Mutex<HashMap<String, u32>>,
     /// The other servers of the group.
     pub peers: sync::Peers,
-    /// Serialises changes to one appender file.
+    /// Serialises changes to one file.
     pub file_locks: appender::FileLocks,
     /// Throttled log of sync records refused or not applied, both ways.
     pub sync_log: sync_status::Throttle,
     /// Diverged copies to fetch whole from the peer that pushes them.
     pub refetch: refetch::Refetch,
-    /// The redo journal, with `durable_uploads`.
-    pub journal: Option<Arc<journal::Journal>>,
     /// The index of stored contents, with `check_file_duplicate`.
     pub dedup: Option<dedup::Dedup>,
-    /// Whether small changes run on the network threads now.
+    /// Whether small changes on the network threads lately waited for the
+    /// disk (a condition of `placement`).
     pub inline: inline::InlineWrites,
+    /// The disk threads, one pool per store path.
+    pools: Vec<Pool>,
+    /// splitmix64 state for new names' random bits.
+    rng: AtomicU64,
+    data_dir: PathBuf,
     /// Push threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// Our listening port (known once bound).
-    port: std::sync::atomic::AtomicU16,
-    /// The event loop's connection counters (set once bound).
-    pub conns: std::sync::OnceLock<Arc<crate::net::ConnStats>>,
 }
 
 impl Store {
@@ -116,42 +91,24 @@ impl Store {
         z ^ (z >> 31)
     }
 
-    /// What goes into the first 4 bytes of new file names.
-    pub fn source(&self) -> Source {
-        if self.params.read().id_in_filename {
-            let id = self
-                .id
-                .read()
-                .as_deref()
-                .and_then(|i| i.parse::<u32>().ok());
-            if let Some(n) = id.filter(|n| (1..=16_777_215).contains(n)) {
-                return Source::Id(n);
-            }
-        }
-        Source::Ip(*self.my_ip.read())
+    /// The disk threads of store path `idx`.
+    pub fn pool(&self, idx: usize) -> Option<&Pool> {
+        self.pools.get(idx)
     }
 
-    /// Our IPv4 address (as file names and peers know it).
-    pub fn my_ip(&self) -> Ipv4Addr {
-        *self.my_ip.read()
-    }
-
-    /// Our id in the group: the IP address (storage ids come with issue 4).
-    pub fn my_id(&self) -> String {
-        self.id
-            .read()
-            .clone()
-            .unwrap_or_else(|| self.my_ip.read().to_string())
+    /// Keep a push thread, to join at shutdown.
+    pub fn add_thread(&self, t: std::thread::JoinHandle<()>) {
+        self.threads.lock().push(t);
     }
 
     /// The mark file of the push thread to `peer` (by id with storage ids,
     /// else by its IP and our port, LAYOUT.md §2.5).
     pub fn mark_path(&self, peer_id: &str, peer_ip: &str) -> PathBuf {
         let dir = self.binlog.dir();
-        if self.params.read().use_storage_id {
+        if self.identity.uses_storage_ids() {
             crate::layout::binlog::Mark::path(dir, peer_id, None)
         } else {
-            crate::layout::binlog::Mark::path(dir, peer_ip, Some(self.port()))
+            crate::layout::binlog::Mark::path(dir, peer_ip, Some(self.identity.port()))
         }
     }
 
@@ -173,245 +130,43 @@ impl Store {
         }
     }
 
-    /// Our listening port.
-    pub fn port(&self) -> u16 {
-        self.port.load(Ordering::Relaxed)
-    }
-
-    /// A change from `source` with this timestamp was applied here.
-    pub fn received(&self, source: Option<&str>, timestamp: u32, bytes: u64) {
-        if let Some(src) = source {
-            let mut m = self.received_from.lock();
-            let e = m.entry(src.to_string()).or_insert(0);
-            *e = (*e).max(timestamp);
-        }
-        let mut s = self.stats.lock();
-        s.last_sync_update = now();
-        s.total_sync_in_bytes += bytes;
-        s.success_sync_in_bytes += bytes;
-    }
-
-    /// The counters with the current connection figures filled in.
-    pub fn stats_now(&self) -> StatCounters {
-        let mut s = *self.stats.lock();
-        if let Some(c) = self.conns.get() {
-            [s.connection_alloc, s.connection_current, s.connection_max] = c.counts();
-        }
-        s
-    }
-
-    /// The newest journal record the calling thread added (0 without a
-    /// journal): a job notes it before it runs, for
-    /// [`Store::hold_until_durable`].
-    pub fn journal_mark(&self) -> u64 {
-        self.journal.as_ref().map_or(0, |j| j.mine())
-    }
-
-    /// With `durable_uploads`: if the calling thread added journal records
-    /// since `mark` (its binlog lines, the files it journaled) and `reply`
-    /// is a success, hold the reply back until they are durable. The worker
-    /// goes on with other jobs meanwhile; the journal's flusher releases the
-    /// reply after the round that wrote them, or turns it into that round's
-    /// error. (Changes made in place have synced their file and directory
-    /// already.)
-    pub fn hold_until_durable(&self, mark: u64, reply: &mut crate::net::Reply) {
-        let Some(j) = &self.journal else { return };
-        let seq = j.mine();
-        if seq <= mark || reply.status != 0 {
-            return;
-        }
-        let j = j.clone();
-        reply.hold = Some(Box::new(move |release: crate::net::Release| {
-            j.on_durable(
-                seq,
-                Box::new(move |outcome| {
-                    release(outcome.err().map(|e| {
-                        log::error!("journal round of a change: {e}");
-                        disk::io_status(&e)
-                    }))
-                }),
-            )
-        }));
-    }
-
-    /// With `durable_uploads`, the content of a finished new file (an upload,
-    /// a replica) if it is small enough for the journal. Read it before taking
-    /// the binlog lock, and hand it to [`Store::journal_file`] under it.
-    pub fn journal_content(&self, file: &std::fs::File) -> io::Result<Option<Vec<u8>>> {
-        if self.journal.is_none() {
-            return Ok(None);
-        }
-        let size = file.metadata()?.len();
-        if size > journal::MAX_FILE {
-            return Ok(None);
-        }
-        use std::os::unix::fs::FileExt;
-        let mut data = vec![0u8; size as usize];
-        file.read_exact_at(&mut data, 0)?;
-        Ok(Some(data))
-    }
-
-    /// With `durable_uploads`, once `file` is named `remote` in `dir`: journal
-    /// its `content` (from [`Store::journal_content`]), or, when that is too
-    /// big, sync the file and directory in place. Call before logging the
-    /// change's binlog line; the reply then waits for [`Store::hold_until_durable`].
-    pub fn journal_file(
-        &self,
-        remote: &str,
-        content: Option<&[u8]>,
-        file: &std::fs::File,
-        dir: Option<&std::path::Path>,
-    ) -> io::Result<()> {
-        let Some(j) = &self.journal else {
-            return Ok(());
-        };
-        match content {
-            Some(data) if j.add_file(remote, data) => Ok(()),
-            _ => self.sync_in_place(Some(file), dir),
-        }
-    }
-
-    /// With `durable_uploads`: sync a file changed in place and its directory.
-    pub fn sync_in_place(
-        &self,
-        file: Option<&std::fs::File>,
-        dir: Option<&std::path::Path>,
-    ) -> io::Result<()> {
-        if self.journal.is_none() {
-            return Ok(());
-        }
-        if let Some(f) = file {
-            f.sync_all()?;
-        }
-        match dir {
-            Some(d) => crate::layout::store::fsync_dir(d),
-            None => Ok(()),
-        }
-    }
-
-    /// `bytes` of file content were pushed to a peer.
-    pub fn sent(&self, bytes: u64) {
-        let mut s = self.stats.lock();
-        s.total_sync_out_bytes += bytes;
-        s.success_sync_out_bytes += bytes;
-    }
-
     /// The address of the storage with numeric id `id` (ourselves or a peer).
     pub fn id_to_ip(&self, id: u32) -> Option<String> {
         let id = id.to_string();
-        if self.id.read().as_deref() == Some(id.as_str()) {
-            return Some(self.my_ip.read().to_string());
+        if self.identity.id().as_deref() == Some(id.as_str()) {
+            return Some(self.identity.my_ip().to_string());
         }
         self.peers.get(&id).map(|p| p.ip)
     }
 
-    /// IP field width for replies, as the tracker said.
-    pub fn ip_size(&self) -> usize {
-        self.params.read().ip_size
-    }
-
-    /// The `data/HH/HH` pair for the next file, rotating every
-    /// `file_distribute_rotate_count` files (mode 0) or at random (mode 1).
+    /// The `data/HH/HH` pair for the next file ([`Space::next_dir`]).
     pub fn next_dir(&self) -> (u8, u8) {
-        let n = self.cfg.subdir_count_per_path.max(1);
-        if self.cfg.file_distribute_path_mode == 1 {
-            let r = self.random64();
-            return (((r >> 8) % n as u64) as u8, (r % n as u64) as u8);
-        }
-        let mut d = self.dist.lock();
-        let pick = (d.high as u8, d.low as u8);
-        d.count += 1;
-        if d.count >= self.cfg.file_distribute_rotate_count.max(1) {
-            d.count = 0;
-            d.low += 1;
-            if d.low >= n {
-                d.low = 0;
-                d.high = (d.high + 1) % n;
-            }
-        }
-        pick
+        self.space.next_dir(&self.cfg, || self.random64())
     }
 
-    /// The store path for an upload: the one the tracker named if usable,
-    /// else by the tracker's `store_path` rule; ENOSPC below the reserve.
+    /// The store path for an upload of `size` bytes ([`Space::choose_path`]).
     pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, u8> {
-        use crate::proto::status::{EINVAL, ENOSPC};
-        let n = self.paths.len();
-        let writable = |i: usize| {
-            !self
-                .cfg
-                .store_path_readonly
-                .get(i)
-                .copied()
-                .unwrap_or(false)
-        };
-        let space = self.space.read();
-        let params = self.params.read();
-        let fits = |i: usize| -> bool {
-            let (total, free) = space.get(i).copied().unwrap_or((0, 0));
-            let debit = self.debit[i].load(Ordering::Relaxed);
-            fits_reserve((total, free), debit, size, params.reserved, n)
-        };
-        let idx = asked as usize;
-        let first = if asked != 0xFF && idx < n && writable(idx) {
-            idx
-        } else if asked != 0xFF && idx >= n {
-            return Err(EINVAL);
-        } else if params.store_path_mode == 2 {
-            (0..n)
-                .filter(|&i| writable(i))
-                .max_by_key(|&i| space.get(i).map_or(0, |s| s.1))
-                .unwrap_or(0)
-        } else {
-            self.path_rr.fetch_add(1, Ordering::Relaxed) % n
-        };
-        let chosen = (0..n)
-            .map(|k| (first + k) % n)
-            .find(|&i| writable(i) && fits(i))
-            .ok_or(ENOSPC)?;
-        drop(space);
-        drop(params);
-        // Debit the upload now: the figure is re-read from the file system
-        // only every stat_report_interval, and fast writers would otherwise
-        // overrun the reserve between two reads. (In bytes: small files
-        // rounded up to a megabyte each made 25k uploads look like 25 GB.)
-        self.debit[chosen].fetch_add(size, Ordering::Relaxed);
-        Ok(chosen as u8)
+        let params = self.identity.params();
+        self.space.choose_path(&self.cfg, &params, asked, size)
     }
 
     /// Re-read every store path's space from the file system.
     pub fn refresh_space(&self) -> Vec<(u64, u64)> {
-        let v: Vec<(u64, u64)> = self
-            .paths
-            .iter()
-            .map(|p| {
-                p.space_mb().unwrap_or_else(|e| {
-                    log::warn!("statvfs {}: {e}", p.root.display());
-                    (0, 0)
-                })
-            })
-            .collect();
-        let mut space = self.space.write();
-        *space = v.clone();
-        for d in &self.debit {
-            d.store(0, Ordering::Relaxed);
-        }
-        v
+        self.space.refresh(&self.paths)
     }
 
     /// Write data/storage_stat.dat (counters and the directory cursor).
     pub fn save_stats(&self) -> io::Result<()> {
         let mut items: Vec<(String, String)> = self
             .stats
-            .lock()
+            .counted()
             .fields()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let d = *self.dist.lock();
-        items.push(("dist_path_index_high".into(), d.high.to_string()));
-        items.push(("dist_path_index_low".into(), d.low.to_string()));
-        items.push(("dist_write_file_count".into(), d.count.to_string()));
+        for (k, v) in self.space.cursor() {
+            items.push((k.into(), v.to_string()));
+        }
         crate::layout::kv::write_kv(&self.data_dir.join("storage_stat.dat"), &items)
     }
 
@@ -425,22 +180,17 @@ impl Store {
                 return;
             }
         };
-        let mut stats = self.stats.lock();
-        let mut d = self.dist.lock();
-        let n = self.cfg.subdir_count_per_path.max(1);
-        for (k, v) in items {
-            let Ok(v) = v.trim().parse::<u64>() else {
-                continue;
-            };
-            match k.as_str() {
-                "dist_path_index_high" => d.high = (v as u32) % n,
-                "dist_path_index_low" => d.low = (v as u32) % n,
-                "dist_write_file_count" => d.count = v as u32,
-                _ => {
+        let subdirs = self.cfg.subdir_count_per_path;
+        self.stats.count(|stats| {
+            for (k, v) in items {
+                let Ok(v) = v.trim().parse::<u64>() else {
+                    continue;
+                };
+                if !self.space.restore_cursor(&k, v, subdirs) {
                     stats.set_field(&k, v);
                 }
             }
-        }
+        });
     }
 }
 
@@ -489,9 +239,7 @@ impl RunningStorage {
         if let Err(e) = self.store.binlog.sync() {
             log::error!("flushing the binlog: {e}");
         }
-        if let Some(j) = &self.store.journal
-            && let Err(e) = j.flush()
-        {
+        if let Err(e) = self.store.durable.flush() {
             log::error!("flushing the journal: {e}");
         }
         if let Some(d) = &self.store.dedup
@@ -503,23 +251,6 @@ impl RunningStorage {
             log::error!("saving storage_stat.dat: {e}");
         }
     }
-}
-
-/// Whether `size` more bytes leave store path space `(total_mb, free_mb)`,
-/// of which `debit` bytes were taken since it was read, above the reserve
-/// (an absolute reserve is shared by the `n` store paths).
-fn fits_reserve(
-    (total, free): (u64, u64),
-    debit: u64,
-    size: u64,
-    reserved: Reserved,
-    n: usize,
-) -> bool {
-    let reserve = match reserved {
-        Reserved::Bytes(b) => b / (1 << 20) / n as u64,
-        Reserved::Ratio(r) => (total as f64 * r) as u64,
-    };
-    free.saturating_sub(debit.saturating_add(size) >> 20) > reserve
 }
 
 /// Our IPv4 address for file names: bind_addr if set, else the address the
@@ -599,9 +330,9 @@ pub fn bind(cfg: &StorageConfig) -> io::Result<Listeners> {
     Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))
 }
 
-/// Start a storage server with `cfg` on `listeners` (from [`bind`]): prepare
-/// the store paths, serve, and start reporting to the trackers.
-pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStorage> {
+/// Prepare the store paths of `cfg`, replay a journal left by a crash and
+/// make the storage's shared state, with its disk pools (not serving yet).
+fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
     let data_dir = cfg.base_path.join("data");
     std::fs::create_dir_all(&data_dir)?;
     let paths: Vec<StorePath> = cfg
@@ -648,36 +379,23 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
     }
 
     let (binlog, previous) = replay_and_open_binlog(&data_dir, &paths)?;
-    let n_paths = paths.len();
     let dedup_paths = paths.clone();
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
+    let ip_fixed = cfg.bind_addr.as_deref().is_some_and(|b| !b.is_empty());
+    let identity = Identity::new(my_ipv4(&cfg), ip_fixed, now(), flag, flag_path);
     let store = Arc::new(Store {
-        my_ip: RwLock::new(my_ipv4(&cfg)),
+        identity,
+        space: Space::new(paths.len()),
+        stats: Stats::default(),
+        durable: Durability::new(open_journal(&cfg, &data_dir, &binlog, previous)?),
         paths,
         pools,
-        stats: Mutex::new(StatCounters::default()),
-        dist: Mutex::new(Dist::default()),
-        path_rr: AtomicUsize::new(0),
-        params: RwLock::new(Params {
-            store_path_mode: 0,
-            reserved: Reserved::Ratio(0.0),
-            ip_size: 16,
-            use_storage_id: false,
-            id_in_filename: false,
-        }),
-        id: RwLock::new(None),
-        space: RwLock::new(Vec::new()),
-        debit: (0..n_paths).map(|_| AtomicU64::new(0)).collect(),
         rng: AtomicU64::new(seed),
-        started: now(),
-        init_flag: Mutex::new(flag),
-        received_from: Mutex::new(HashMap::new()),
         peers: sync::Peers::default(),
         file_locks: appender::FileLocks::default(),
         sync_log: sync_status::Throttle::default(),
         refetch: refetch::Refetch::default(),
-        journal: open_journal(&cfg, &data_dir, &binlog, previous)?,
-        // After the journal's replay, which may bring back files.
+        // After the journal's replay (`durable` above), which may bring back files.
         dedup: match cfg.check_file_duplicate {
             true => Some(dedup::open(
                 &data_dir,
@@ -687,16 +405,21 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
             )?),
             false => None,
         },
-        inline: inline::InlineWrites::new(cfg.disk_inline_writes),
+        inline: inline::InlineWrites::default(),
         binlog,
         threads: Mutex::new(Vec::new()),
-        port: std::sync::atomic::AtomicU16::new(0),
-        conns: std::sync::OnceLock::new(),
         data_dir,
         cfg,
     });
     store.load_stats();
     store.refresh_space();
+    Ok(store)
+}
+
+/// Start a storage server with `cfg` on `listeners` (from [`bind`]): prepare
+/// the store paths, serve, and start reporting to the trackers.
+pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStorage> {
+    let store = open(cfg)?;
     let cfg = &store.cfg;
     let opts = ServerOptions {
         name: "fdfs-storage".into(),
@@ -710,8 +433,8 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
     });
     let server = Server::start(listeners, svc, opts)?;
     let port = server.local_addr().port();
-    store.port.store(port, Ordering::Relaxed);
-    let _ = store.conns.set(server.conn_stats());
+    store.identity.set_port(port);
+    store.stats.set_conns(server.conn_stats());
     let quit = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for t in &store.cfg.tracker_servers {
@@ -754,45 +477,5 @@ fn stat_saver(store: &Store, quit: &AtomicBool) {
                 log::warn!("saving storage_stat.dat: {e}");
             }
         }
-    }
-}
-
-/// Replace the IP used in new file names (learnt from the tracker connection).
-pub(crate) fn set_my_ip(store: &Store, ip: IpAddr) {
-    if let IpAddr::V4(v4) = ip
-        && store.cfg.bind_addr.as_deref().is_none_or(str::is_empty)
-    {
-        *store.my_ip.write() = v4;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uploads_are_debited_in_bytes_against_the_reserve() {
-        let r = Reserved::Ratio(0.2);
-        // 1000 MB disk, 300 MB free, 200 MB reserved.
-        assert!(fits_reserve((1000, 300), 0, 4096, r, 1));
-        // 25,000 small files are 100 MB, not 25,000 MB.
-        assert!(fits_reserve((1000, 300), 25_000 * 4096, 4096, r, 1));
-        assert!(!fits_reserve((1000, 300), 100 << 20, 1 << 20, r, 1));
-        assert!(!fits_reserve((1000, 300), 0, 100 << 20, r, 1));
-        // An absolute reserve is split over the store paths.
-        assert!(fits_reserve(
-            (1000, 300),
-            0,
-            0,
-            Reserved::Bytes(500 << 20),
-            2
-        ));
-        assert!(!fits_reserve(
-            (1000, 300),
-            0,
-            0,
-            Reserved::Bytes(600 << 20),
-            1
-        ));
     }
 }

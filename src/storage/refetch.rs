@@ -144,11 +144,12 @@ fn fetch(store: &Store, job: &Job) -> Result<u64, String> {
         Record::replica_op(op::UPDATE),
         &job.remote,
     );
-    store
+    // Synced in place; no reply waits for the journal's copy of its line.
+    let _line = store
         .binlog
         .append_with(|| {
             tmp.persist_replace(&dest, hidden)?;
-            store.sync_in_place(Some(tmp.file()), Some(dir))?;
+            store.durable.sync_in_place(Some(tmp.file()), Some(dir))?;
             Ok(Some(rec))
         })
         .map_err(|e| format!("replacing {}: {e}", dest.display()))?;

@@ -7,6 +7,7 @@
 
 use super::Store;
 use super::disk::io_status;
+use super::journal::Commit;
 use super::sync_status::{self, Found, Outcome, Pusher, Sent};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
@@ -109,8 +110,10 @@ impl Copy {
     }
 
     /// All content is in: verify, rename into place, log `c`/`u`, answer.
-    pub fn finish(mut self) -> Reply {
-        let o = self.outcome();
+    /// A replica is as durable as an upload, so a failover loses nothing:
+    /// the reply waits for the journal records returned with it.
+    pub fn finish(mut self) -> (Reply, Commit) {
+        let (o, commit) = self.outcome();
         let sent = Sent {
             timestamp: self.timestamp,
             bytes: self.written,
@@ -123,54 +126,51 @@ impl Copy {
             sent,
             &o,
         );
-        Reply::status(code)
+        (Reply::status(code), commit)
     }
 
-    fn outcome(&mut self) -> Outcome {
+    fn outcome(&mut self) -> (Outcome, Commit) {
         if self.written != self.size {
-            return Outcome::new(
-                Found::Invalid,
-                format!("{} content bytes of {}", self.written, self.size),
-            );
+            let why = format!("{} content bytes of {}", self.written, self.size);
+            return (Outcome::new(Found::Invalid, why), Commit::NONE);
         }
         match self.apply() {
-            Ok(o) => o,
-            Err(e) => Outcome::failed(io_status(&e), e.to_string()),
+            Ok(applied) => applied,
+            Err(e) => (Outcome::failed(io_status(&e), e.to_string()), Commit::NONE),
         }
     }
 
-    fn apply(&mut self) -> io::Result<Outcome> {
+    fn apply(&mut self) -> io::Result<(Outcome, Commit)> {
         let replica = if self.update { op::UPDATE } else { op::CREATE };
         let rec = Record::new(self.timestamp, Record::replica_op(replica), &self.remote);
         let Some(mut file) = self.file.take() else {
             // Header-only request, or a create of a file we have already:
             // still logged, as upstream, so a server we are the sync source
             // of gets it too.
-            self.store.binlog.append(&rec)?;
+            let commit = self.store.binlog.append(&rec)?;
             let why = if self.header_only {
                 "the sender says it is here already"
             } else {
                 "the same file is here already"
             };
-            return Ok(Outcome::new(Found::AlreadyThere, why));
+            return Ok((Outcome::new(Found::AlreadyThere, why), commit));
         };
         let crc = std::mem::take(&mut self.crc).finalize();
         if let Some(want) = self.expect_crc.filter(|&w| w != crc) {
             // Pushed again it would be refused again: dropped, and answered
             // so that the sender moves on (see sync_status).
-            return Ok(Outcome::new(
-                Found::BadContent,
-                format!("content CRC32 {crc:08x} is not the name's {want:08x}, not stored"),
-            ));
+            let why = format!("content CRC32 {crc:08x} is not the name's {want:08x}, not stored");
+            return Ok((Outcome::new(Found::BadContent, why), Commit::NONE));
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(self.timestamp as u64);
         file.file().set_modified(mtime)?;
-        let content = self.store.journal_content(file.file())?;
+        let content = self.store.durable.content(file.file())?;
         let dest = self.dest.clone();
         let update = self.update;
         let store = self.store.clone();
         let hidden = || format!(".sync-{:016x}", store.random64());
-        self.store.binlog.append_with(|| {
+        let mut journaled = Commit::NONE;
+        let line = self.store.binlog.append_with(|| {
             if update {
                 file.persist_replace(&dest, hidden)?;
             } else if let Err(e) = file.persist_noreplace(&dest) {
@@ -180,12 +180,15 @@ impl Copy {
                 }
                 file.persist_replace(&dest, hidden)?;
             }
-            store.journal_file(&rec.name, content.as_deref(), file.file(), dest.parent())?;
+            journaled = store.durable.journal_file(
+                &rec.name,
+                content.as_deref(),
+                file.file(),
+                dest.parent(),
+            )?;
             Ok(Some(rec))
         })?;
-        // A replica is as durable as an upload, so a failover loses nothing
-        // (the reply waits for the journal, see `Store::hold_until_durable`).
-        Ok(Outcome::applied())
+        Ok((Outcome::applied(), journaled.max(line)))
     }
 }
 
@@ -217,19 +220,25 @@ pub(super) fn our_file(
     Ok((name, path))
 }
 
-/// SYNC_DELETE_FILE: remove the file, log `d`.
-pub fn delete(store: &Store, d: &proto::sync::SyncDelete) -> Outcome {
+/// SYNC_DELETE_FILE: remove the file, log `d`. Returns what it found and
+/// the journal record of its line.
+pub fn delete(store: &Store, d: &proto::sync::SyncDelete) -> (Outcome, Commit) {
     let path = match our_file(store, &d.group, &d.remote) {
         Ok((_, path)) => path,
-        Err(o) => return o,
+        Err(o) => return (o, Commit::NONE),
     };
     if let super::dedup::PushedDelete::Done(r) =
         super::dedup::pushed_delete(store, &d.remote, &path, d.timestamp)
     {
         return match r {
-            Ok(()) => Outcome::applied(),
-            Err(s) if s == proto::status::ENOENT => Outcome::new(Found::Missing, "not here"),
-            Err(s) => Outcome::failed(s, "removing a deduplicated file".to_string()),
+            Ok(c) => (Outcome::applied(), c),
+            Err(s) if s == proto::status::ENOENT => {
+                (Outcome::new(Found::Missing, "not here"), Commit::NONE)
+            }
+            Err(s) => {
+                let why = "removing a deduplicated file".to_string();
+                (Outcome::failed(s, why), Commit::NONE)
+            }
         };
     }
     let mut outcome = Outcome::applied();
@@ -249,34 +258,40 @@ pub fn delete(store: &Store, d: &proto::sync::SyncDelete) -> Outcome {
         }
     });
     match logged {
-        Ok(()) => outcome,
-        Err(e) => Outcome::failed(io_status(&e), format!("binlog: {e}")),
+        Ok(commit) => (outcome, commit),
+        Err(e) => (
+            Outcome::failed(io_status(&e), format!("binlog: {e}")),
+            Commit::NONE,
+        ),
     }
 }
 
 /// SYNC_CREATE_LINK: make `dest` a symbolic link to `src` (both ours), log
 /// `l dest src`. A link name that is here already is left alone; a target
-/// that is not here makes no link.
-pub fn link(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
+/// that is not here makes no link. Returns what it found and the journal
+/// record of its line.
+pub fn link(store: &Store, l: &proto::sync::SyncLink) -> (Outcome, Commit) {
     let ((_, dest), (_, src)) = match (
         our_file(store, &l.group, &l.dest),
         our_file(store, &l.group, &l.src),
     ) {
         (Ok(d), Ok(s)) => (d, s),
-        (Err(o), _) | (_, Err(o)) => return o,
+        (Err(o), _) | (_, Err(o)) => return (o, Commit::NONE),
     };
     if fs::symlink_metadata(&dest).is_ok() {
-        return Outcome::new(Found::AlreadyThere, "the link name is here already");
+        let o = Outcome::new(Found::AlreadyThere, "the link name is here already");
+        return (o, Commit::NONE);
     }
     if !src.is_file() {
-        return Outcome::new(Found::Missing, format!("its target {} is not here", l.src));
+        let why = format!("its target {} is not here", l.src);
+        return (Outcome::new(Found::Missing, why), Commit::NONE);
     }
     let make = || {
         let _guard = store.file_locks.lock(&dest);
         store.binlog.append_with(|| {
             // An absolute target, as upstream makes them.
             std::os::unix::fs::symlink(&src, &dest)?;
-            if let Err(e) = store.sync_in_place(None, dest.parent()) {
+            if let Err(e) = store.durable.sync_in_place(None, dest.parent()) {
                 let _ = fs::remove_file(&dest);
                 return Err(e);
             }
@@ -291,10 +306,14 @@ pub fn link(store: &Store, l: &proto::sync::SyncLink) -> Outcome {
         None => make(),
     };
     match made {
-        Ok(()) => Outcome::applied(),
+        Ok(commit) => (Outcome::applied(), commit),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            Outcome::new(Found::AlreadyThere, "the link name is here already")
+            let o = Outcome::new(Found::AlreadyThere, "the link name is here already");
+            (o, Commit::NONE)
         }
-        Err(e) => Outcome::failed(io_status(&e), format!("linking to {}: {e}", src.display())),
+        Err(e) => {
+            let why = format!("linking to {}: {e}", src.display());
+            (Outcome::failed(io_status(&e), why), Commit::NONE)
+        }
     }
 }

@@ -62,7 +62,7 @@ impl Peers {
 /// Apply a server list from a tracker: record statuses, start a push thread
 /// for every new peer.
 pub fn update(store: &Arc<Store>, briefs: &[proto::Brief], quit: &Arc<AtomicBool>) {
-    let me = store.my_id();
+    let me = store.identity.my_id();
     let mut new = Vec::new();
     {
         let mut m = store.peers.map.lock();
@@ -100,7 +100,7 @@ pub fn update(store: &Arc<Store>, briefs: &[proto::Brief], quit: &Arc<AtomicBool
             .name(format!("fdfs-sync-{}", p.id))
             .spawn(move || run(&s, &id, &q));
         match spawned {
-            Ok(h) => store.threads.lock().push(h),
+            Ok(h) => store.add_thread(h),
             Err(e) => log::error!("starting the push thread for {}: {e}", p.id),
         }
     }
@@ -196,7 +196,7 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
     let mut c = Connection::connect(&addr, store.timeouts(), store.outbound_ip())?;
     c.call(
         Cmd::ReportServerId,
-        &proto::sync::encode_report_server_id(&store.my_id()),
+        &proto::sync::encode_report_server_id(&store.identity.my_id()),
         0,
     )?;
     if is_source_pushing_old && peer.status == st::WAIT_SYNC {
@@ -267,7 +267,7 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
 /// source's copy ends (the sync-until time).
 fn init_mark(store: &Store, peer: &Peer, saved: Option<Mark>) -> Result<Mark, Error> {
     let (src, until) = sync_src_of(store, &peer.id)?;
-    let need_old = src == store.my_id();
+    let need_old = src == store.identity.my_id();
     if let Some(m) = saved {
         if !need_old || (m.need_sync_old && m.until_timestamp == until) {
             return Ok(m);
@@ -379,7 +379,7 @@ fn push(store: &Store, c: &mut Connection, peer: &Peer, r: &Record) -> Result<bo
                     err,
                 })?;
             c.send_file(&mut f, length)?;
-            store.sent(length);
+            store.stats.sent(length);
             (cmd, c.recv_header(cmd).map(drop))
         }
         b'T' => {
@@ -590,7 +590,7 @@ fn push_whole(
     c.send_with_len(cmd, &head, head.len() as u64 + size)?;
     c.send_file(&mut f, size)?;
     settle(store, peer, cmd, r, c.recv_header(cmd).map(drop))?;
-    store.sent(size);
+    store.stats.sent(size);
     Ok(true)
 }
 

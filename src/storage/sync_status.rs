@@ -301,7 +301,7 @@ pub fn conclude(store: &Store, p: &Pusher, cmd: Cmd, remote: &str, sent: Sent, o
         } else {
             0
         };
-        store.received(p.id.as_deref(), sent.timestamp, bytes);
+        store.stats.received(p.id.as_deref(), sent.timestamp, bytes);
     }
     if cmd == Cmd::SyncTruncateFile && matches!(o.found, Found::Missing | Found::Diverged) {
         // Answered as done, so a C sender moves on without ever sending the

@@ -132,8 +132,11 @@ fn assert_consistent_but(c: &Cluster, i: usize, what: &str, plain: &[&str]) {
 
 #[test]
 fn same_content_is_stored_once_on_every_replica() {
+    // Every upload to the first storage (store_server = 1: the first by IP): the source;
+    // the other is the peer.
     let mut c = Cluster::builder()
         .storages(2)
+        .tracker_conf("store_server", "1")
         .storage_conf("check_file_duplicate", "1")
         .start();
     let before: Vec<u64> = (0..2).map(|i| tree(c.store_path(i, 0)).bytes).collect();

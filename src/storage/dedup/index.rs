@@ -231,7 +231,14 @@ impl Locked<'_> {
             src: src.to_string(),
         })?;
         let r = place()?;
-        self.g.by_sig.insert(sig, src.to_string());
+        // Two servers of a group that took the same new content at the same
+        // time each made a source, and each gets the other's: new uploads
+        // then all link to the one with the smaller name, on every server.
+        let keep = match self.g.by_sig.get(&sig) {
+            Some(old) if old.as_str() < src && self.g.by_src.contains_key(old) => old.clone(),
+            _ => src.to_string(),
+        };
+        self.g.by_sig.insert(sig, keep);
         self.g
             .by_src
             .insert(src.to_string(), Content { sig, refs: 0 });
@@ -293,31 +300,29 @@ impl Locked<'_> {
         Ok(Some(c.refs))
     }
 
-    /// Forget source `src`, removed by `remove`. Refused (false, `remove` not
-    /// called) while links point at it.
-    pub fn drop_source(
+    /// Forget source `src`, removed by `remove`. Refused (`None`, `remove`
+    /// not called) while links point at it; a name that is no source is
+    /// just removed.
+    pub fn drop_source<R>(
         &mut self,
         src: &str,
-        remove: impl FnOnce() -> io::Result<()>,
-    ) -> io::Result<bool> {
+        remove: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<Option<R>> {
         match self.g.by_src.get(src) {
-            Some(c) if c.refs > 0 => return Ok(false),
+            Some(c) if c.refs > 0 => return Ok(None),
             Some(_) => {}
-            None => {
-                remove()?;
-                return Ok(true);
-            }
+            None => return remove().map(Some),
         }
         self.log(Change::Drop {
             src: src.to_string(),
         })?;
-        remove()?;
+        let r = remove()?;
         let c = self.g.by_src.remove(src).expect("checked above");
         if self.g.by_sig.get(&c.sig).is_some_and(|s| s == src) {
             self.g.by_sig.remove(&c.sig);
         }
         self.g.stats.contents -= 1;
-        Ok(true)
+        Ok(Some(r))
     }
 
     fn log(&mut self, c: Change) -> io::Result<()> {
@@ -631,7 +636,11 @@ mod tests {
             .unwrap();
         if left == Some(0) {
             let sp = d.path_of(&src).unwrap();
-            assert!(g.drop_source(&src, || fs::remove_file(&sp)).unwrap());
+            assert!(
+                g.drop_source(&src, || fs::remove_file(&sp))
+                    .unwrap()
+                    .is_some()
+            );
         }
     }
 
@@ -715,7 +724,9 @@ mod tests {
             let mut g = d.lock();
             g.remove_link(&src, &name(2), || fs::remove_file(&p).map(|_| true))
                 .unwrap();
-            let _ = g.drop_source(&src, || Err(io::Error::other("crash")));
+            let _ = g.drop_source(&src, || -> io::Result<()> {
+                Err(io::Error::other("crash"))
+            });
         }
         drop(d);
         let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
@@ -725,11 +736,27 @@ mod tests {
     }
 
     #[test]
+    fn two_sources_of_one_content_agree_on_the_smaller_name() {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+        put(&t, &name(5), b"same");
+        put(&t, &name(3), b"same");
+        let sig = sig_of(&t, &name(5));
+        let mut g = d.lock();
+        g.add_source(sig, &name(5), || Ok(())).unwrap();
+        g.add_source(sig, &name(3), || Ok(())).unwrap();
+        assert_eq!(g.source(&sig), Some(name(3).as_str()));
+        g.add_source(sig, &name(4), || Ok(())).unwrap();
+        assert_eq!(g.source(&sig), Some(name(3).as_str()), "in any order");
+    }
+
+    #[test]
     fn a_source_with_links_is_not_dropped() {
         let t = setup();
         let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
         let src = upload(&d, &t, b"abc", &name(1), &name(2));
-        assert!(!d.lock().drop_source(&src, || unreachable!()).unwrap());
+        let r: Option<()> = d.lock().drop_source(&src, || unreachable!()).unwrap();
+        assert!(r.is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub use index::{Dedup, content_sig};
 
 use super::Store;
 use super::disk::{Target, io_status};
+use super::journal::Commit;
 use crate::layout::binlog::{Record, op};
 use crate::net::Reply;
 use crate::proto::dedup::{DedupStat, FileDedup};
@@ -75,8 +76,8 @@ fn linked_source(d: &Dedup, path: &Path) -> Option<String> {
 
 /// DELETE_FILE of a file this index knows (a link, or a source); None: not
 /// one, delete it the usual way. Only the file itself: its metadata file is
-/// the caller's.
-pub fn delete(store: &Store, t: &Target) -> Option<Result<(), u8>> {
+/// the caller's. Returns the journal records of the removals.
+pub fn delete(store: &Store, t: &Target) -> Option<Result<Commit, u8>> {
     let d = store.dedup.as_ref()?;
     let name = t.name.as_string();
     if let Some(src) = linked_source(d, &t.path) {
@@ -112,12 +113,13 @@ fn unlink(
     name: &str,
     path: &Path,
     origin: Origin,
-) -> Result<(), u8> {
+) -> Result<Commit, u8> {
     let mut g = d.lock();
     let _guard = store.file_locks.lock(path);
+    let mut commit = Commit::NONE;
     let left = g.remove_link(src, name, || {
         let mut removed = false;
-        store.binlog.append_with(|| match fs::remove_file(path) {
+        commit = store.binlog.append_with(|| match fs::remove_file(path) {
             Ok(()) => {
                 removed = true;
                 Ok(Some(match origin {
@@ -133,13 +135,15 @@ fn unlink(
     match left {
         Ok(Some(0)) if origin == Origin::Client => {
             drop(_guard);
-            let r = g.drop_source(src, || remove_source(store, d, src));
-            if let Err(e) = r {
-                log::error!("dedup: removing {src}, linked no more: {e}");
+            match g.drop_source(src, || remove_source(store, d, src)) {
+                Ok(c) => Ok(commit.max(c.unwrap_or(Commit::NONE))),
+                Err(e) => {
+                    log::error!("dedup: removing {src}, linked no more: {e}");
+                    Ok(commit)
+                }
             }
-            Ok(())
         }
-        Ok(Some(_)) => Ok(()),
+        Ok(Some(_)) => Ok(commit),
         Ok(None) => Err(status::ENOENT),
         Err(e) => {
             log::error!("dedup: removing link {name}: {e}");
@@ -149,16 +153,16 @@ fn unlink(
 }
 
 /// Forget and remove source `src`, which nothing links to.
-fn drop_source(store: &Store, d: &Dedup, src: &str) -> io::Result<()> {
+fn drop_source(store: &Store, d: &Dedup, src: &str) -> io::Result<Commit> {
     d.lock()
         .drop_source(src, || remove_source(store, d, src))
-        .map(drop)
+        .map(|c| c.unwrap_or(Commit::NONE))
 }
 
 /// Remove a source's file and log `D source`.
-fn remove_source(store: &Store, d: &Dedup, src: &str) -> io::Result<()> {
+fn remove_source(store: &Store, d: &Dedup, src: &str) -> io::Result<Commit> {
     let Some(path) = d.path_of(src) else {
-        return Ok(());
+        return Ok(Commit::NONE);
     };
     let _guard = store.file_locks.lock(&path);
     store.binlog.append_with(|| match fs::remove_file(&path) {
@@ -172,8 +176,9 @@ fn remove_source(store: &Store, d: &Dedup, src: &str) -> io::Result<()> {
 pub enum PushedDelete {
     /// Not a dedup file: delete it the usual way.
     Plain,
-    /// Done here (a link removed, or a source kept or removed).
-    Done(Result<(), u8>),
+    /// Done here (a link removed, or a source kept or removed), with the
+    /// journal records of the removal.
+    Done(Result<Commit, u8>),
 }
 
 /// SYNC_DELETE_FILE of a link or a source. A source whose links are all gone
@@ -198,7 +203,7 @@ pub fn pushed_delete(store: &Store, remote: &str, path: &Path, timestamp: u32) -
         None => PushedDelete::Plain,
         Some(n) if n > 0 => {
             log::info!("dedup: {remote} still holds the content of {n} files here; kept");
-            PushedDelete::Done(Ok(()))
+            PushedDelete::Done(Ok(Commit::NONE))
         }
         Some(_) => {
             let r = g.drop_source(remote, || {
@@ -213,7 +218,10 @@ pub fn pushed_delete(store: &Store, remote: &str, path: &Path, timestamp: u32) -
                     Err(e) => Err(e),
                 })
             });
-            PushedDelete::Done(r.map(drop).map_err(|e| io_status(&e)))
+            PushedDelete::Done(
+                r.map(|c| c.unwrap_or(Commit::NONE))
+                    .map_err(|e| io_status(&e)),
+            )
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
 use crate::layout::dedup::Sig;
 use crate::storage::disk::Upload;
+use crate::storage::journal::Commit;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
@@ -27,7 +28,7 @@ impl Upload {
     pub(in crate::storage) fn finish_dedup(
         mut self,
         sha1: [u8; 20],
-    ) -> io::Result<(String, RemoteName)> {
+    ) -> io::Result<(String, RemoteName, Commit)> {
         if self.written() != self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -49,12 +50,15 @@ impl Upload {
                 .and_then(|p| fs::symlink_metadata(p).ok())
                 .is_some_and(|m| m.is_file() && m.len() == sig.size)
         });
-        let (src, fresh) = match existing {
-            Some(s) => (s, false),
-            None => (self.place_source(&mut g, sig, timestamp, crc32)?, true),
+        let (src, fresh, placed) = match existing {
+            Some(s) => (s, false, Commit::NONE),
+            None => {
+                let (s, c) = self.place_source(&mut g, sig, timestamp, crc32)?;
+                (s, true, c)
+            }
         };
         match self.make_link(&mut g, &src, timestamp, crc32) {
-            Ok(name) => Ok((store.cfg.group_name.clone(), name)),
+            Ok((name, linked)) => Ok((store.cfg.group_name.clone(), name, placed.max(linked))),
             Err(e) => {
                 if fresh {
                     // Nothing links to the new source: take it back.
@@ -75,7 +79,7 @@ impl Upload {
         sig: Sig,
         timestamp: u32,
         crc32: u32,
-    ) -> io::Result<String> {
+    ) -> io::Result<(String, Commit)> {
         let store = self.store.clone();
         let cfg = &store.cfg;
         let whole = self.whole.take();
@@ -93,7 +97,7 @@ impl Upload {
         }
         let content = match &whole {
             Some(_) => None,
-            None => store.journal_content(self.temp()?.file())?,
+            None => store.durable.content(self.temp()?.file())?,
         };
         let mut temp = self.file.take();
         let placed = self.new_name(timestamp, crc32, |remote, dest| {
@@ -127,18 +131,26 @@ impl Upload {
         let (remote, dest, written) = placed?;
         let name = remote.as_string();
         let logged = match (&written, &whole) {
-            (Some(f), Some(data)) => store.journal_file(&name, Some(data), f, dest.parent()),
+            (Some(f), Some(data)) => {
+                store
+                    .durable
+                    .journal_file(&name, Some(data), f, dest.parent())
+            }
             _ => {
                 let file = self.temp()?.file();
-                store.journal_file(&name, content.as_deref(), file, dest.parent())
+                store
+                    .durable
+                    .journal_file(&name, content.as_deref(), file, dest.parent())
             }
         }
-        .and_then(|()| store.binlog.append_now(op::CREATE, &name));
-        if let Err(e) = logged {
-            let _ = g.drop_source(&name, || fs::remove_file(&dest));
-            return Err(e);
+        .and_then(|c| Ok(c.max(store.binlog.append_now(op::CREATE, &name)?)));
+        match logged {
+            Ok(c) => Ok((name, c)),
+            Err(e) => {
+                let _ = g.drop_source(&name, || fs::remove_file(&dest));
+                Err(e)
+            }
         }
-        Ok(name)
     }
 
     /// Make the client's name (a new one, or the slave's) a link to `src` and
@@ -149,18 +161,18 @@ impl Upload {
         src: &str,
         timestamp: u32,
         crc32: u32,
-    ) -> io::Result<RemoteName> {
+    ) -> io::Result<(RemoteName, Commit)> {
         let store = &self.store;
         let d = store.dedup.as_ref().expect("dedup on");
         let src_path = d
             .path_of(src)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{src}: not ours")))?;
-        let link = |remote: &RemoteName, dest: &Path| -> io::Result<()> {
+        let link = |remote: &RemoteName, dest: &Path| -> io::Result<Commit> {
             let name = remote.as_string();
             store.binlog.append_with(|| {
                 // An absolute target, as upstream makes them.
                 std::os::unix::fs::symlink(&src_path, dest)?;
-                if let Err(e) = store.sync_in_place(None, dest.parent()) {
+                if let Err(e) = store.durable.sync_in_place(None, dest.parent()) {
                     let _ = fs::remove_file(dest);
                     return Err(e);
                 }
@@ -173,13 +185,13 @@ impl Upload {
             let dest = store.paths[self.path as usize].file_path(&slave);
             let _guard = store.file_locks.lock(&dest);
             must_be_free(&dest)?;
-            g.add_link(src, &slave.as_string(), || link(&slave, &dest))?;
-            return Ok(slave);
+            let c = g.add_link(src, &slave.as_string(), || link(&slave, &dest))?;
+            return Ok((slave, c));
         }
-        let (remote, _, ()) = self.new_name(timestamp, crc32, |remote, dest| {
+        let (remote, _, c) = self.new_name(timestamp, crc32, |remote, dest| {
             must_be_free(dest)?;
             g.add_link(src, &remote.as_string(), || link(remote, dest))
         })?;
-        Ok(remote)
+        Ok((remote, c))
     }
 }

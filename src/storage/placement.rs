@@ -1,0 +1,485 @@
+//! Which thread runs each storage request: one table, one decision. The
+//! handler asks [`decide`] and does what it says; nothing else chooses.
+//! `cached` (reads that refuse to wait), `inline` (the back-off) and `net`
+//! (the `INLINE` pool index) only carry the decision out.
+//!
+//! A request runs in one of these places ([`Place`]):
+//! * **the network thread, in the handler** (`Loop`): nothing to wait for,
+//!   or the config accepts that a read may stall the loop's other
+//!   connections (`disk_inline_reads`);
+//! * **the network thread, with calls that refuse to wait for the disk**
+//!   (`Cached`, `storage::cached`): a cached read costs a few microseconds,
+//!   less than handing it to a disk thread and back; one that would wait
+//!   asks again, and goes where the next rows say;
+//! * **the network thread, as a timed job** (`Inline`, `net::INLINE`): a
+//!   small change that touches only the page cache, which costs less than
+//!   two thread wake-ups. The loop times it, and one that waited for the
+//!   disk sends changes to the disk threads for a while (`storage::inline`);
+//! * **a disk thread of the file's store path** (`Disk`): anything that may
+//!   wait for the disk.
+//!
+//! [`TABLE`] says it: for each [`Kind`] of request, the first row whose
+//! condition holds ([`Cond`]) places it.
+
+use super::Store;
+use crate::proto::Cmd;
+use std::path::Path;
+
+/// Uploads and appends up to this size may be done on the network thread:
+/// one chunk of the default `buff_size`, written in one go.
+pub const INLINE_MAX_BYTES: u64 = 256 * 1024;
+
+/// What a request does, as far as where it runs goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Touches no file (ACTIVE_TEST, REPORT_SERVER_ID), or is refused.
+    NoFile,
+    /// A read with a form that refuses to wait (DOWNLOAD_FILE, GET_METADATA).
+    CachedRead,
+    /// Another read (QUERY_FILE_INFO).
+    Read,
+    /// A small change: new files (uploads, pushed copies), deletes, metadata,
+    /// links.
+    Change,
+    /// A change to an appender file in place (append, modify, truncate, and
+    /// pushed renames), which `durable_uploads` syncs rather than journals.
+    InPlace,
+    /// Reads a whole file to change it (REGENERATE_APPENDER_FILENAME).
+    Long,
+    /// A pushed link (SYNC_CREATE_LINK): a small change, but with dedup on
+    /// its target may be new to the index and is then hashed, read whole.
+    Link,
+}
+
+/// The kind of storage command `cmd`.
+pub fn kind(cmd: Cmd) -> Kind {
+    match cmd {
+        Cmd::DownloadFile | Cmd::GetMetadata => Kind::CachedRead,
+        Cmd::QueryFileInfo | Cmd::FdfsDedupStat => Kind::Read,
+        Cmd::UploadFile
+        | Cmd::UploadAppenderFile
+        | Cmd::UploadSlaveFile
+        | Cmd::DeleteFile
+        | Cmd::SetMetadata
+        | Cmd::SyncCreateFile
+        | Cmd::SyncUpdateFile
+        | Cmd::SyncDeleteFile => Kind::Change,
+        Cmd::SyncCreateLink => Kind::Link,
+        Cmd::AppendFile
+        | Cmd::ModifyFile
+        | Cmd::TruncateFile
+        | Cmd::SyncAppendFile
+        | Cmd::SyncModifyFile
+        | Cmd::SyncTruncateFile
+        | Cmd::SyncRenameFile => Kind::InPlace,
+        Cmd::RegenerateAppenderFilename => Kind::Long,
+        _ => Kind::NoFile,
+    }
+}
+
+/// Where a request runs (see the module notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// On the network thread, in the handler.
+    Loop,
+    /// On the network thread with calls that refuse to wait; if they would,
+    /// decide again with the cache tried.
+    Cached,
+    /// On the network thread as a timed job.
+    Inline,
+    /// On a disk thread of the file's store path.
+    Disk,
+}
+
+/// What a row asks of the request and of the server now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Always true: a kind's last row.
+    Always,
+    /// The cached fast path has not been tried for this request yet.
+    CacheUntried,
+    /// storage.conf `disk_inline_reads`.
+    InlineReads,
+    /// storage.conf `fsync_after_written_bytes` > 0: changes sync files.
+    FsyncEvery,
+    /// storage.conf `durable_uploads`.
+    Durable,
+    /// storage.conf `check_file_duplicate`.
+    Dedup,
+    /// storage.conf `disk_inline_writes = false`.
+    InlineWritesOff,
+    /// The body is bigger than [`INLINE_MAX_BYTES`].
+    Big,
+    /// A change on a network thread lately waited for the disk
+    /// (`storage::inline`).
+    BackedOff,
+    /// Another change holds the lock of the request's file or of its
+    /// metadata file (an append, a regeneration that reads the whole file).
+    FileBusy,
+}
+
+/// One row of [`TABLE`].
+#[derive(Debug)]
+pub struct Row {
+    pub kinds: &'static [Kind],
+    pub when: Cond,
+    pub place: Place,
+    pub why: &'static str,
+}
+
+const CHANGES: &[Kind] = &[Kind::Change, Kind::InPlace, Kind::Link];
+const READS: &[Kind] = &[Kind::CachedRead, Kind::Read];
+
+/// Where each kind of request runs: the first row of its kind whose
+/// condition holds. Cheap conditions come first, so a request is asked only
+/// what its place depends on.
+pub const TABLE: &[Row] = &[
+    Row {
+        kinds: &[Kind::NoFile],
+        when: Cond::Always,
+        place: Place::Loop,
+        why: "no file to wait for",
+    },
+    Row {
+        kinds: &[Kind::CachedRead],
+        when: Cond::CacheUntried,
+        place: Place::Cached,
+        why: "path and bytes in memory: a few microseconds, less than two thread hand-offs",
+    },
+    Row {
+        kinds: READS,
+        when: Cond::InlineReads,
+        place: Place::Loop,
+        why: "disk_inline_reads: no hand-off, at the price of stalling the loop on a cold read",
+    },
+    Row {
+        kinds: READS,
+        when: Cond::Always,
+        place: Place::Disk,
+        why: "a read that may wait for the disk must not hold up the loop",
+    },
+    Row {
+        kinds: &[Kind::Long],
+        when: Cond::Always,
+        place: Place::Disk,
+        why: "reads the whole file",
+    },
+    Row {
+        kinds: &[Kind::Link],
+        when: Cond::Dedup,
+        place: Place::Disk,
+        why: "check_file_duplicate: a link's target new to the index is hashed, read whole",
+    },
+    Row {
+        kinds: CHANGES,
+        when: Cond::FsyncEvery,
+        place: Place::Disk,
+        why: "fsync_after_written_bytes syncs what it writes",
+    },
+    Row {
+        kinds: &[Kind::InPlace],
+        when: Cond::Durable,
+        place: Place::Disk,
+        why: "durable_uploads syncs a change in place (only new files go through the journal)",
+    },
+    Row {
+        kinds: CHANGES,
+        when: Cond::InlineWritesOff,
+        place: Place::Disk,
+        why: "disk_inline_writes = false",
+    },
+    Row {
+        kinds: CHANGES,
+        when: Cond::Big,
+        place: Place::Disk,
+        why: "more than one chunk: several writes, and writeback may throttle them",
+    },
+    Row {
+        kinds: CHANGES,
+        when: Cond::BackedOff,
+        place: Place::Disk,
+        why: "a change on a network thread lately waited for the disk",
+    },
+    Row {
+        kinds: CHANGES,
+        when: Cond::FileBusy,
+        place: Place::Disk,
+        why: "another change holds the file's lock: wait on a disk thread, not the loop",
+    },
+    Row {
+        kinds: CHANGES,
+        when: Cond::Always,
+        place: Place::Inline,
+        why: "page cache only: cheaper than two thread wake-ups",
+    },
+];
+
+/// What [`decide`] asks about a request.
+pub trait Situation {
+    /// Whether `c` holds for this request now.
+    fn holds(&self, c: Cond) -> bool;
+}
+
+/// The row of [`TABLE`] that places a request of `kind` in situation `s`.
+pub fn rule(kind: Kind, s: &impl Situation) -> &'static Row {
+    TABLE
+        .iter()
+        .find(|r| r.kinds.contains(&kind) && s.holds(r.when))
+        .expect("every kind ends with an Always row (tested)")
+}
+
+/// Where a request `cmd` runs in situation `s` (and why, in the trace log).
+pub fn decide(cmd: Cmd, s: &impl Situation) -> Place {
+    let r = rule(kind(cmd), s);
+    log::trace!("{} runs {:?}: {}", cmd.name(), r.place, r.why);
+    r.place
+}
+
+/// A request as the storage sees it now: the [`Situation`] the handler
+/// passes to [`decide`].
+pub struct Now<'a> {
+    store: &'a Store,
+    bytes: u64,
+    file: Option<&'a Path>,
+    cache_tried: bool,
+}
+
+impl<'a> Now<'a> {
+    /// A request with no body to speak of and no file known yet.
+    pub fn new(store: &'a Store) -> Now<'a> {
+        Now {
+            store,
+            bytes: 0,
+            file: None,
+            cache_tried: false,
+        }
+    }
+
+    /// Its body is `bytes` long.
+    pub fn bytes(self, bytes: u64) -> Now<'a> {
+        Now { bytes, ..self }
+    }
+
+    /// It changes the file at `path` (whose lock it will take).
+    pub fn file(self, path: Option<&'a Path>) -> Now<'a> {
+        Now { file: path, ..self }
+    }
+
+    /// Its cached fast path has been tried, and would have waited.
+    pub fn cache_tried(self) -> Now<'a> {
+        Now {
+            cache_tried: true,
+            ..self
+        }
+    }
+}
+
+impl Situation for Now<'_> {
+    fn holds(&self, c: Cond) -> bool {
+        let cfg = &self.store.cfg;
+        match c {
+            Cond::Always => true,
+            Cond::CacheUntried => !self.cache_tried,
+            Cond::InlineReads => cfg.disk_inline_reads,
+            Cond::FsyncEvery => cfg.fsync_after_written_bytes > 0,
+            Cond::Durable => cfg.durable_uploads,
+            Cond::Dedup => cfg.check_file_duplicate,
+            Cond::InlineWritesOff => !cfg.disk_inline_writes,
+            Cond::Big => self.bytes > INLINE_MAX_BYTES,
+            Cond::BackedOff => self.store.inline.backed_off(),
+            Cond::FileBusy => self.file.is_some_and(|p| {
+                let locks = &self.store.file_locks;
+                locks.is_locked(p) || locks.is_locked(&crate::layout::store::meta_path(p))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A situation where exactly these conditions hold (and `Always`).
+    struct Holds<'a>(&'a [Cond]);
+
+    impl Situation for Holds<'_> {
+        fn holds(&self, c: Cond) -> bool {
+            c == Cond::Always || self.0.contains(&c)
+        }
+    }
+
+    const KINDS: [Kind; 7] = [
+        Kind::NoFile,
+        Kind::CachedRead,
+        Kind::Read,
+        Kind::Change,
+        Kind::InPlace,
+        Kind::Long,
+        Kind::Link,
+    ];
+
+    #[test]
+    fn every_kind_ends_with_one_always_row_and_no_row_is_dead() {
+        for k in KINDS {
+            let rows: Vec<_> = TABLE.iter().filter(|r| r.kinds.contains(&k)).collect();
+            let last = rows.last().unwrap_or_else(|| panic!("{k:?} has no row"));
+            assert_eq!(last.when, Cond::Always, "{k:?} ends with Always");
+            let always = rows.iter().filter(|r| r.when == Cond::Always).count();
+            assert_eq!(always, 1, "{k:?}: rows after an Always row are never used");
+            assert!(rows.iter().all(|r| !r.why.is_empty()));
+        }
+    }
+
+    #[test]
+    fn nothing_that_may_wait_for_the_disk_runs_in_the_handler() {
+        // The loop runs a request in the handler only when it touches no
+        // file, or when the config says reads may stall it.
+        for r in TABLE.iter().filter(|r| r.place == Place::Loop) {
+            assert!(
+                r.kinds == [Kind::NoFile] || r.when == Cond::InlineReads,
+                "{r:?}"
+            );
+        }
+        // A change is never answered without its timing (the back-off).
+        for k in [Kind::Change, Kind::InPlace, Kind::Long, Kind::Link] {
+            assert!(
+                TABLE
+                    .iter()
+                    .filter(|r| r.kinds.contains(&k))
+                    .all(|r| matches!(r.place, Place::Inline | Place::Disk))
+            );
+        }
+    }
+
+    #[test]
+    fn every_storage_command_has_its_kind() {
+        use Cmd::*;
+        let want = [
+            (ActiveTest, Kind::NoFile),
+            (ReportServerId, Kind::NoFile),
+            (Quit, Kind::NoFile),
+            (DownloadFile, Kind::CachedRead),
+            (GetMetadata, Kind::CachedRead),
+            (QueryFileInfo, Kind::Read),
+            (FdfsDedupStat, Kind::Read),
+            (UploadFile, Kind::Change),
+            (UploadAppenderFile, Kind::Change),
+            (UploadSlaveFile, Kind::Change),
+            (DeleteFile, Kind::Change),
+            (SetMetadata, Kind::Change),
+            (SyncCreateFile, Kind::Change),
+            (SyncUpdateFile, Kind::Change),
+            (SyncDeleteFile, Kind::Change),
+            (SyncCreateLink, Kind::Link),
+            (AppendFile, Kind::InPlace),
+            (ModifyFile, Kind::InPlace),
+            (TruncateFile, Kind::InPlace),
+            (SyncAppendFile, Kind::InPlace),
+            (SyncModifyFile, Kind::InPlace),
+            (SyncTruncateFile, Kind::InPlace),
+            (SyncRenameFile, Kind::InPlace),
+            (RegenerateAppenderFilename, Kind::Long),
+        ];
+        for (cmd, k) in want {
+            assert_eq!(kind(cmd), k, "{cmd:?}");
+        }
+        // Anything else the storage refuses on the loop.
+        for &cmd in Cmd::ALL {
+            if !want.iter().any(|w| w.0 == cmd) {
+                assert_eq!(kind(cmd), Kind::NoFile, "{cmd:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_try_the_cache_then_go_to_a_disk_thread() {
+        use Cmd::*;
+        let fresh = Holds(&[Cond::CacheUntried]);
+        assert_eq!(decide(DownloadFile, &fresh), Place::Cached);
+        assert_eq!(decide(GetMetadata, &fresh), Place::Cached);
+        assert_eq!(decide(QueryFileInfo, &fresh), Place::Disk, "no cached form");
+        assert_eq!(
+            decide(DownloadFile, &Holds(&[])),
+            Place::Disk,
+            "cache missed"
+        );
+        // disk_inline_reads: the cache first all the same, then the loop.
+        let inline = Holds(&[Cond::CacheUntried, Cond::InlineReads]);
+        assert_eq!(decide(DownloadFile, &inline), Place::Cached);
+        assert_eq!(
+            decide(GetMetadata, &Holds(&[Cond::InlineReads])),
+            Place::Loop
+        );
+        assert_eq!(decide(QueryFileInfo, &inline), Place::Loop);
+        // Reads never care about the change conditions.
+        let busy = Holds(&[Cond::FileBusy, Cond::BackedOff, Cond::Big]);
+        assert_eq!(decide(QueryFileInfo, &busy), Place::Disk);
+        assert_eq!(decide(ActiveTest, &busy), Place::Loop);
+    }
+
+    #[test]
+    fn small_changes_run_on_the_loop_unless_something_may_wait() {
+        use Cmd::*;
+        for cmd in [
+            UploadFile,
+            DeleteFile,
+            SetMetadata,
+            SyncCreateFile,
+            AppendFile,
+        ] {
+            assert_eq!(decide(cmd, &Holds(&[])), Place::Inline, "{cmd:?}");
+            for c in [
+                Cond::FsyncEvery,
+                Cond::InlineWritesOff,
+                Cond::Big,
+                Cond::BackedOff,
+                Cond::FileBusy,
+            ] {
+                assert_eq!(decide(cmd, &Holds(&[c])), Place::Disk, "{cmd:?} {c:?}");
+            }
+        }
+        // durable_uploads journals new files but syncs changes in place.
+        let durable = Holds(&[Cond::Durable]);
+        assert_eq!(decide(UploadFile, &durable), Place::Inline, "journaled");
+        assert_eq!(decide(DeleteFile, &durable), Place::Inline);
+        assert_eq!(decide(AppendFile, &durable), Place::Disk, "synced");
+        assert_eq!(decide(SyncTruncateFile, &durable), Place::Disk);
+        assert_eq!(
+            decide(RegenerateAppenderFilename, &Holds(&[])),
+            Place::Disk,
+            "reads the whole file"
+        );
+    }
+
+    #[test]
+    fn a_request_is_asked_only_what_its_place_depends_on() {
+        /// Fails the test when asked anything but `Always` and these; only
+        /// `Always` holds.
+        struct Strict<'a>(&'a [Cond]);
+        impl Situation for Strict<'_> {
+            fn holds(&self, c: Cond) -> bool {
+                assert!(c == Cond::Always || self.0.contains(&c), "asked {c:?}");
+                c == Cond::Always
+            }
+        }
+        // The lock check (a hash of the path) is asked last, after the
+        // config and the back-off.
+        let change = [
+            Cond::FsyncEvery,
+            Cond::InlineWritesOff,
+            Cond::Big,
+            Cond::BackedOff,
+            Cond::FileBusy,
+        ];
+        assert_eq!(
+            rule(Kind::Change, &Strict(&change)).when,
+            Cond::Always,
+            "every condition false: inline"
+        );
+        assert_eq!(decide(Cmd::ActiveTest, &Strict(&[])), Place::Loop);
+        assert_eq!(
+            decide(Cmd::QueryFileInfo, &Strict(&[Cond::InlineReads])),
+            Place::Disk
+        );
+    }
+}
