@@ -55,6 +55,8 @@ enum Command {
     Info(cli::info::Args),
     /// Show every tracker, group and storage server (or delete a server or group).
     Monitor(cli::monitor::Args),
+    /// Print a download URL signed with the anti-steal token.
+    Token(cli::token::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Meta(a) => cli::meta::run(a),
         Command::Info(a) => cli::info::run(a),
         Command::Monitor(a) => cli::monitor::run(a),
+        Command::Token(a) => cli::token::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,9 +24,9 @@ pub struct ClientOpts {
 }
 
 impl ClientOpts {
-    /// The tracker client: --tracker, then -c FILE, then $FDFS_TRACKER, then
-    /// /etc/fdfs/client.conf, then 127.0.0.1:22122.
-    pub fn tracker(&self) -> Result<TrackerClient, CliError> {
+    /// The client config: -c FILE, else /etc/fdfs/client.conf when neither
+    /// --tracker nor $FDFS_TRACKER says where the tracker is, else defaults.
+    pub fn client_config(&self) -> Result<ClientConfig, CliError> {
         let load = |p: &Path| -> Result<ClientConfig, CliError> {
             let (cfg, warnings) = ClientConfig::load(p).map_err(|e| match e {
                 ConfigError::Io { path, err } => {
@@ -39,7 +39,7 @@ impl ClientOpts {
             }
             Ok(cfg)
         };
-        let mut cfg = match &self.config {
+        Ok(match &self.config {
             Some(p) => load(p)?,
             None if Path::new(SYSTEM_CLIENT_CONF).exists()
                 && self.trackers.is_empty()
@@ -48,7 +48,13 @@ impl ClientOpts {
                 load(Path::new(SYSTEM_CLIENT_CONF))?
             }
             None => ClientConfig::default(),
-        };
+        })
+    }
+
+    /// The tracker client: --tracker, then -c FILE, then $FDFS_TRACKER, then
+    /// /etc/fdfs/client.conf, then 127.0.0.1:22122.
+    pub fn tracker(&self) -> Result<TrackerClient, CliError> {
+        let mut cfg = self.client_config()?;
         if !self.trackers.is_empty() {
             cfg.tracker_servers = checked("--tracker", &self.trackers)?;
         } else if self.config.is_none()

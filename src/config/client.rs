@@ -23,6 +23,9 @@ pub struct ClientConfig {
     pub tracker_servers: Vec<String>,
     /// Storage ids in use.
     pub use_storage_id: bool,
+    /// The `http.*` keys (FastDFS's client.conf includes http.conf): what
+    /// `fdfs token` signs URLs with.
+    pub http: super::http::HttpConfig,
 }
 
 impl Default for ClientConfig {
@@ -33,6 +36,7 @@ impl Default for ClientConfig {
             base_path: None,
             tracker_servers: Vec::new(),
             use_storage_id: false,
+            http: super::http::HttpConfig::default(),
         }
     }
 }
@@ -53,13 +57,13 @@ impl ClientConfig {
         let d = ClientConfig::default();
         let mut r = Reader::new(ini);
         r.ignore(IGNORED);
-        r.ignore_prefix("http.");
         let cfg = ClientConfig {
             connect_timeout: r.secs_nonzero("connect_timeout", d.connect_timeout)?,
             network_timeout: r.secs_nonzero("network_timeout", d.network_timeout)?,
             base_path: r.opt_string("base_path").map(PathBuf::from),
             tracker_servers: tracker_servers(&mut r)?,
             use_storage_id: r.bool("use_storage_id", d.use_storage_id),
+            http: super::http::read(&mut r, &ini.dir())?,
         };
         Ok((cfg, r.finish()))
     }
