@@ -62,26 +62,36 @@ impl Page {
         }
     }
 
-    /// A histogram: `bounds` (upper bounds, increasing), the count of
-    /// observations at or below each (cumulative), their sum and count.
+    /// A histogram with `labels`: `bounds` (upper bounds, increasing), the
+    /// count of observations at or below each (cumulative), their sum and
+    /// count. Several calls with one name and different labels make one
+    /// family (its HELP and TYPE are written once).
+    #[allow(clippy::too_many_arguments)]
     pub fn histogram(
         &mut self,
         name: &str,
         help: &str,
+        labels: &[(&str, &str)],
         bounds: &[f64],
         cumulative: &[u64],
         sum: f64,
         count: u64,
     ) {
-        self.family(name, "histogram", help);
+        if !self.out.contains(&format!("# TYPE {name} histogram\n")) {
+            self.family(name, "histogram", help);
+        }
         let bucket = format!("{name}_bucket");
         for (b, c) in bounds.iter().zip(cumulative) {
             let le = b.to_string();
-            self.sample(&bucket, &[("le", &le)], *c as f64);
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            self.sample(&bucket, &l, *c as f64);
         }
-        self.sample(&bucket, &[("le", "+Inf")], count as f64);
-        self.sample(&format!("{name}_sum"), &[], sum);
-        self.sample(&format!("{name}_count"), &[], count as f64);
+        let mut l = labels.to_vec();
+        l.push(("le", "+Inf"));
+        self.sample(&bucket, &l, count as f64);
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64);
     }
 
     pub fn finish(self) -> String {
@@ -109,12 +119,17 @@ mod tests {
         p.histogram(
             "fdfs_latency_seconds",
             "Latency.",
+            &[],
             &[0.001, 0.01],
             &[1, 3],
             0.02,
             4,
         );
+        p.histogram("fdfs_l2", "L.", &[("cmd", "A")], &[1.0], &[1], 1.0, 1);
+        p.histogram("fdfs_l2", "L.", &[("cmd", "B")], &[1.0], &[0], 2.0, 1);
         let t = p.finish();
+        assert_eq!(t.matches("# TYPE fdfs_l2 histogram").count(), 1);
+        assert!(t.contains("fdfs_l2_bucket{cmd=\"B\",le=\"+Inf\"} 1\n"));
         assert!(t.contains("# TYPE fdfs_requests_total counter\n"));
         assert!(t.contains("fdfs_requests_total{cmd=\"UPLOAD_FILE\",status=\"0\"} 3\n"));
         assert!(t.contains("fdfs_x{path=\"a\\\"b\\\\c\"} 1.5\n"));
@@ -122,5 +137,7 @@ mod tests {
         assert!(t.contains("fdfs_latency_seconds_bucket{le=\"0.001\"} 1\n"));
         assert!(t.contains("fdfs_latency_seconds_bucket{le=\"+Inf\"} 4\n"));
         assert!(t.contains("fdfs_latency_seconds_count 4\n"));
+        assert_eq!(t.matches("# TYPE fdfs_l2 histogram").count(), 1);
+        assert!(t.contains("fdfs_l2_bucket{cmd=\"B\",le=\"+Inf\"} 1\n"));
     }
 }

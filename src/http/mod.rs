@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod mime;
 pub mod parse;
 pub mod range;
+pub mod server;
 pub mod token;

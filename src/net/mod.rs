@@ -11,6 +11,7 @@ mod handoff;
 mod listen;
 mod log_limit;
 mod pool;
+mod req_stats;
 mod server;
 mod slab;
 mod spin;
@@ -20,6 +21,7 @@ mod tests;
 pub use listen::Listeners;
 pub use log_limit::LogLimit;
 pub use pool::Pool;
+pub use req_stats::{BUCKETS_US, RequestStats};
 pub use server::{ConnStats, Server, ServerOptions, StopHandle};
 
 use crate::proto::Header;

@@ -39,7 +39,8 @@ pub struct ServerOptions {
     pub busy_poll: Duration,
 }
 
-/// Connection counters (FastDFS reports them in its stat records).
+/// Connection counters (FastDFS reports them in its stat records), and
+/// what the server answered (`/metrics`).
 #[derive(Debug, Default)]
 pub struct ConnStats {
     /// Connections accepted since start.
@@ -48,6 +49,8 @@ pub struct ConnStats {
     pub current: AtomicUsize,
     /// Most connections open at once.
     pub max: AtomicUsize,
+    /// Replies by command and status, latency, bytes.
+    pub requests: super::RequestStats,
 }
 
 impl ConnStats {

@@ -41,7 +41,7 @@ impl StorageHttp {
     }
 
     /// The group and remote name a path names: `/<group>/M00/...` or `/M00/...`.
-    fn file_of<'a>(&self, path: &'a str) -> Option<(&'a str, RemoteName)> {
+    fn file_of<'a>(&'a self, path: &'a str) -> Option<(&'a str, RemoteName)> {
         let rest = path.strip_prefix('/')?;
         let (group, remote) = match rest.split_once('/') {
             Some((g, r)) if !g.starts_with('M') || g.len() != 3 => (g, r),
@@ -189,7 +189,7 @@ impl StorageHttp {
             },
             Err(_) => return Response::text(404, "no such file"),
         };
-        if source_ip == self.store.my_ip().to_string() || source_ip == "0.0.0.0" {
+        if source_ip == self.store.identity.my_ip().to_string() || source_ip == "0.0.0.0" {
             return Response::text(404, "no such file");
         }
         let mut query: Vec<String> = req

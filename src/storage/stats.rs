@@ -38,6 +38,11 @@ impl Stats {
         s
     }
 
+    /// The event loop's connection and request counters (once bound).
+    pub fn server(&self) -> Option<&Arc<ConnStats>> {
+        self.conns.get()
+    }
+
     /// Count connections with the event loop's `conns` from now on.
     pub fn set_conns(&self, conns: Arc<ConnStats>) {
         let _ = self.conns.set(conns);

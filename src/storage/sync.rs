@@ -28,14 +28,37 @@ pub struct Peer {
     pub status: u8,
 }
 
+/// How far the push thread to a peer has come, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Binlog position of the next record to push.
+    pub pos: (u32, u64),
+    /// Timestamp of the last record passed (pushed or not needed there).
+    pub timestamp: u32,
+}
+
 /// The other servers of our group and their push threads.
 #[derive(Default)]
 pub struct Peers {
     map: Mutex<HashMap<String, Peer>>,
     changed: Condvar,
+    progress: Mutex<HashMap<String, Progress>>,
 }
 
 impl Peers {
+    /// Where the push thread of each peer is.
+    pub fn progress(&self) -> Vec<(String, Progress)> {
+        let mut v: Vec<_> = (self.progress.lock().iter())
+            .map(|(k, p)| (k.clone(), *p))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn set_progress(&self, id: &str, p: Progress) {
+        self.progress.lock().insert(id.to_string(), p);
+    }
+
     /// A peer by id.
     pub fn get(&self, id: &str) -> Option<Peer> {
         self.map.lock().get(id).cloned()
@@ -203,6 +226,11 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
         report_status(store, &peer, st::SYNCING);
     }
     let mut reader = Reader::new(&sync_dir, mark.binlog_index, mark.binlog_offset);
+    let start = Progress {
+        pos: (mark.binlog_index, mark.binlog_offset),
+        timestamp: 0,
+    };
+    store.peers.set_progress(&peer.id, start);
     let mut unsaved = 0u32;
     let mut last_io = Instant::now();
     let heartbeat = cfg.heart_beat_interval.max(Duration::from_secs(1));
@@ -229,6 +257,11 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
                 // is retried from the saved position.
                 mark.binlog_index = reader.index;
                 mark.binlog_offset = reader.offset;
+                let now_at = Progress {
+                    pos: (reader.index, reader.offset),
+                    timestamp: rec.timestamp,
+                };
+                store.peers.set_progress(&peer.id, now_at);
                 unsaved += 1;
                 if unsaved >= cfg.write_mark_file_freq.max(1) {
                     mark.save(&mark_path).map_err(local)?;

@@ -1,0 +1,174 @@
+//! The storage's `GET /metrics` (Prometheus text format): requests by command
+//! and status with a latency histogram per command, bytes in and out, the
+//! FastDFS counters, disk space per store path, how far each peer's push is
+//! behind, connections and what dedup saves.
+
+use super::Store;
+use crate::http::metrics::Page;
+use crate::proto::{Cmd, status};
+
+/// Bytes of binlog from `from` to `to` (positions: file index, offset).
+fn binlog_bytes(store: &Store, from: (u32, u64), to: (u32, u64)) -> u64 {
+    if from >= to {
+        return 0;
+    }
+    if from.0 == to.0 {
+        return to.1 - from.1;
+    }
+    let dir = store.binlog.dir();
+    let size = |i: u32| {
+        std::fs::metadata(crate::layout::binlog::binlog_path(dir, i)).map_or(0, |m| m.len())
+    };
+    let mut n = size(from.0).saturating_sub(from.1);
+    for i in from.0 + 1..to.0 {
+        n += size(i);
+    }
+    n + to.1
+}
+
+fn cmd_name(code: u8) -> String {
+    Cmd::from_u8(code).map_or_else(|| format!("CMD_{code}"), |c| c.name().to_string())
+}
+
+/// The page.
+pub fn page(store: &Store) -> String {
+    let mut p = Page::default();
+    let group = store.cfg.group_name.as_str();
+    let id = store.identity.my_id();
+    let me = [("group", group), ("storage", id.as_str())];
+    if let Some(server) = store.stats.server() {
+        let r = &server.requests;
+        let replies = r.replies();
+        let names: Vec<(String, String)> = (replies.iter())
+            .map(|&(c, s, _)| (cmd_name(c), status::name(s).to_string()))
+            .collect();
+        let samples: Vec<(Vec<(&str, &str)>, f64)> = (replies.iter().zip(&names))
+            .map(|(&(_, _, n), (c, s))| (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64))
+            .collect();
+        p.counter(
+            "fdfs_storage_requests_total",
+            "Requests answered, by command and reply status (OK or the errno's name).",
+            &samples,
+        );
+        let mut cmds: Vec<u8> = replies.iter().map(|r| r.0).collect();
+        cmds.dedup();
+        let bounds: Vec<f64> = crate::net::BUCKETS_US.iter().map(|&b| b as f64 / 1e6).collect();
+        for c in cmds {
+            if let Some(h) = r.latency(c) {
+                p.histogram(
+                    "fdfs_storage_request_seconds",
+                    "Time from a request's header to its reply, by command.",
+                    &[("cmd", &cmd_name(c))],
+                    &bounds,
+                    &h.cumulative,
+                    h.sum_us as f64 / 1e6,
+                    h.count,
+                );
+            }
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        p.counter(
+            "fdfs_storage_received_bytes_total",
+            "Bytes read from clients and peers.",
+            &[(vec![], r.bytes_in.load(Relaxed) as f64)],
+        );
+        p.counter(
+            "fdfs_storage_sent_bytes_total",
+            "Bytes written to clients and peers.",
+            &[(vec![], r.bytes_out.load(Relaxed) as f64)],
+        );
+    }
+    let c = store.stats.now();
+    p.gauge(
+        "fdfs_storage_connections",
+        "Connections open now.",
+        &[(me.to_vec(), c.connection_current as f64)],
+    );
+    p.counter(
+        "fdfs_storage_connections_accepted_total",
+        "Connections accepted since start.",
+        &[(me.to_vec(), c.connection_alloc as f64)],
+    );
+    // FastDFS's own counters (storage_stat.dat), total and success pairs.
+    let fields = c.fields();
+    let mut ops: Vec<(Vec<(&str, &str)>, f64)> = Vec::new();
+    for pair in fields.chunks_exact(2) {
+        let [(name, total), (_, ok)] = pair else {
+            continue;
+        };
+        let Some(what) = name.strip_prefix("total_") else {
+            continue;
+        };
+        ops.push((vec![("counter", what), ("result", "total")], *total as f64));
+        ops.push((vec![("counter", what), ("result", "success")], *ok as f64));
+    }
+    p.counter(
+        "fdfs_storage_fastdfs_counter_total",
+        "FastDFS's storage counters (what fdfs_monitor shows), total and successful.",
+        &ops,
+    );
+    // statvfs each time (cheap); the report thread's figures carry debits.
+    let space: Vec<(u64, u64)> = (store.paths.iter())
+        .map(|sp| sp.space_mb().unwrap_or((0, 0)))
+        .collect();
+    let paths: Vec<String> = store.paths.iter().map(|sp| format!("M{:02X}", sp.index)).collect();
+    let roots: Vec<String> = store.paths.iter().map(|sp| sp.root.display().to_string()).collect();
+    let mb = 1024.0 * 1024.0;
+    let per_path = |f: &dyn Fn(&(u64, u64)) -> u64| -> Vec<(Vec<(&str, &str)>, f64)> {
+        (space.iter().zip(paths.iter().zip(&roots)))
+            .map(|(s, (p, r))| (vec![("path", p.as_str()), ("dir", r.as_str())], f(s) as f64 * mb))
+            .collect()
+    };
+    p.gauge(
+        "fdfs_storage_disk_total_bytes",
+        "Size of the file system of each store path.",
+        &per_path(&|s| s.0),
+    );
+    p.gauge(
+        "fdfs_storage_disk_free_bytes",
+        "Free space on the file system of each store path.",
+        &per_path(&|s| s.1),
+    );
+    let end = store.binlog.write_pos();
+    let now = super::now();
+    let progress = store.peers.progress();
+    let behind: Vec<(Vec<(&str, &str)>, f64)> = (progress.iter())
+        .map(|(peer, pr)| (vec![("peer", peer.as_str())], binlog_bytes(store, pr.pos, end) as f64))
+        .collect();
+    p.gauge(
+        "fdfs_storage_sync_behind_bytes",
+        "Binlog bytes not yet pushed to each peer.",
+        &behind,
+    );
+    let lag: Vec<(Vec<(&str, &str)>, f64)> = (progress.iter())
+        .map(|(peer, pr)| {
+            let late = if pr.pos >= end || pr.timestamp == 0 {
+                0
+            } else {
+                now.saturating_sub(pr.timestamp as u64)
+            };
+            (vec![("peer", peer.as_str())], late as f64)
+        })
+        .collect();
+    p.gauge(
+        "fdfs_storage_sync_lag_seconds",
+        "Age of the last change pushed to each peer while more wait (0 when caught up).",
+        &lag,
+    );
+    if let Some(d) = &store.dedup {
+        let s = d.stats();
+        p.gauge("fdfs_storage_dedup_contents", "Distinct contents kept.", &[(vec![], s.contents as f64)]);
+        p.gauge("fdfs_storage_dedup_files", "Files linked to a kept content.", &[(vec![], s.links as f64)]);
+        p.gauge(
+            "fdfs_storage_dedup_saved_bytes",
+            "Bytes not stored because files share their content.",
+            &[(vec![], s.saved_bytes as f64)],
+        );
+    }
+    p.gauge(
+        "fdfs_storage_up_since_seconds",
+        "Unix time the storage started.",
+        &[(me.to_vec(), store.identity.started() as f64)],
+    );
+    p.finish()
+}
