@@ -1,7 +1,7 @@
 //! One client connection as the loop sees it: socket, receive buffer, the state
 //! of the request being read, and the reply being written.
 
-use super::{FileBody, Reply};
+use super::{FileBody, INLINE, Reply, pagecache};
 use crate::proto::{HEADER_LEN, Header};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -28,6 +28,17 @@ pub(super) enum Rx<St> {
     },
     /// A request is with a worker, or a reply is being written: read nothing.
     Busy,
+}
+
+/// Result of writing what is queued.
+pub(super) enum Flushed {
+    /// Everything has been sent.
+    All,
+    /// The socket is full: wait until it is writable.
+    Blocked,
+    /// The next window of the file body is not in the page cache: a worker
+    /// must read it in before the loop sends it.
+    Cold,
 }
 
 /// Result of reading from the socket.
@@ -58,6 +69,9 @@ pub(super) struct Conn<Se, St> {
     pub file: Option<FileBody>,
     pub close_after_write: bool,
     pub writing: bool,
+    /// The file body is with a worker that reads its next window into the
+    /// page cache (`file` is `None` meanwhile): write nothing, read nothing.
+    pub warming: bool,
     /// The socket is registered for WRITABLE too (a reply did not fit).
     pub want_writable: bool,
     pub last_active: Instant,
@@ -82,6 +96,7 @@ impl<Se, St> Conn<Se, St> {
             file: None,
             close_after_write: false,
             writing: false,
+            warming: false,
             want_writable: false,
             last_active: Instant::now(),
             unacked: false,
@@ -219,8 +234,9 @@ impl<Se, St> Conn<Se, St> {
         self.writing = true;
     }
 
-    /// Write what is queued. Ok(true) when everything has been sent.
-    pub fn flush(&mut self) -> io::Result<bool> {
+    /// Write what is queued: the header and body, then the file body, but
+    /// of that only windows that are in the page cache.
+    pub fn flush(&mut self) -> io::Result<Flushed> {
         while self.tx_pos < self.tx.len() {
             match self.sock.write(&self.tx[self.tx_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -228,30 +244,40 @@ impl<Se, St> Conn<Se, St> {
                     self.tx_pos += n;
                     self.last_active = Instant::now();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         if let Some(f) = &mut self.file {
             while f.len > 0 {
+                let ready = if f.pool == INLINE {
+                    f.len
+                } else {
+                    if f.offset >= f.ready_to {
+                        let window = f.len.min(pagecache::WINDOW);
+                        if !pagecache::resident(&f.file, f.offset, window, !f.touched) {
+                            return Ok(Flushed::Cold);
+                        }
+                        f.ready_to = f.offset + window;
+                    }
+                    f.ready_to - f.offset
+                };
+                f.touched = true;
                 let mut off = f.offset as i64;
-                let count = f.len.min(1 << 30) as usize;
+                let count = ready.min(1 << 30) as usize;
                 match nix::sys::sendfile::sendfile64(&self.sock, &f.file, Some(&mut off), count) {
                     Ok(0) => {
                         // The file shrank under us: the header promised more bytes
                         // than exist, so the stream is unusable.
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank during download",
-                        ));
+                        return Err(shrank());
                     }
                     Ok(n) => {
                         f.offset += n as u64;
                         f.len -= n as u64;
                         self.last_active = Instant::now();
                     }
-                    Err(nix::errno::Errno::EAGAIN) => return Ok(false),
+                    Err(nix::errno::Errno::EAGAIN) => return Ok(Flushed::Blocked),
                     Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => return Err(io::Error::from(e)),
                 }
@@ -261,12 +287,17 @@ impl<Se, St> Conn<Se, St> {
         self.tx.clear();
         self.tx_pos = 0;
         self.writing = false;
-        Ok(true)
+        Ok(Flushed::All)
     }
 
     pub fn fd(&self) -> i32 {
         self.sock.as_raw_fd()
     }
+}
+
+/// The error of a file body that ends before the length its header announced.
+pub(super) fn shrank() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank during download")
 }
 
 /// Split the first `n` bytes off `buf`, moving the buffer itself when it holds

@@ -10,6 +10,7 @@ mod conn;
 mod handoff;
 mod listen;
 mod log_limit;
+mod pagecache;
 mod pool;
 mod server;
 mod slab;
@@ -71,6 +72,11 @@ pub enum Begin<St> {
 }
 
 /// A file region sent after the reply body with `sendfile`.
+///
+/// The loop sends it window by window, and only windows that are in the page
+/// cache: a window that is not is first read in by a worker of `pool` (see
+/// `net::pagecache`), so a cold disk never holds up the loop's other
+/// connections.
 pub struct FileBody {
     /// Open file to read from.
     pub file: File,
@@ -78,6 +84,46 @@ pub struct FileBody {
     pub offset: u64,
     /// How many bytes to send.
     pub len: u64,
+    /// The worker pool that may wait for this file's disk ([`INLINE`]: send
+    /// without checking, for a service that accepts the wait).
+    pub pool: usize,
+    /// Bytes before this offset are known to be in the page cache.
+    ready_to: u64,
+    /// A read of ours (a warm-up or a `sendfile`) has touched the file and
+    /// may have started readahead, which the cheap residency check would
+    /// count as cached.
+    touched: bool,
+}
+
+impl FileBody {
+    /// `len` bytes of `file` from `offset`, whose disk pool `pool` may wait for.
+    pub fn new(file: File, offset: u64, len: u64, pool: usize) -> FileBody {
+        FileBody {
+            file,
+            offset,
+            len,
+            pool,
+            ready_to: 0,
+            touched: false,
+        }
+    }
+
+    /// Read the first window of the body into the page cache now, waiting for
+    /// the disk: for the worker that opened the file, so that the loop can
+    /// send that window without handing it back to a worker first.
+    pub fn warm_start(&mut self) -> std::io::Result<()> {
+        self.warm().map(|_| ())
+    }
+
+    /// Bring the window at `offset` into the page cache (waits for the
+    /// disk); `Ok(false)`: the file ends before it.
+    fn warm(&mut self) -> std::io::Result<bool> {
+        let want = self.len.min(pagecache::WINDOW);
+        let got = pagecache::warm(&self.file, self.offset, want)?;
+        self.touched = true;
+        self.ready_to = self.offset + got;
+        Ok(got == want)
+    }
 }
 
 /// Sends a reply that was held back ([`Reply::hold`]), from any thread:

@@ -2,7 +2,7 @@
 //! SO_REUSEPORT listener, slab of connections, completion channel and waker.
 //! Workers never touch sockets: they send a completion and wake the loop.
 
-use super::conn::{Conn, ReadOutcome, Rx};
+use super::conn::{Conn, Flushed, ReadOutcome, Rx, shrank};
 use super::handoff::{Done, ON_LOOP, Wake, deliver, run_on, send_done};
 use super::listen::Listeners;
 use super::slab::Slab;
@@ -362,8 +362,11 @@ impl<S: Service> Loop<S> {
                 return;
             };
             if c.writing {
+                if c.warming {
+                    return;
+                }
                 match c.flush() {
-                    Ok(true) => {
+                    Ok(Flushed::All) => {
                         if c.close_after_write || self.draining {
                             self.close(t, "closed after reply");
                             return;
@@ -379,7 +382,11 @@ impl<S: Service> Loop<S> {
                             );
                         }
                     }
-                    Ok(false) => {
+                    Ok(Flushed::Cold) => {
+                        self.warm(t);
+                        return;
+                    }
+                    Ok(Flushed::Blocked) => {
                         if !c.want_writable {
                             c.want_writable = true;
                             let _ = self.poll.registry().reregister(
@@ -416,6 +423,32 @@ impl<S: Service> Loop<S> {
                 }
             }
         }
+    }
+
+    /// Hand connection `t`'s file body to a worker of its pool, which reads
+    /// the next window into the page cache; the loop sends it once the
+    /// completion is back. Nothing else happens on the connection meanwhile.
+    fn warm(&mut self, t: usize) {
+        let Some(c) = self.conns.get_mut(t) else {
+            return;
+        };
+        let Some(mut body) = c.file.take() else {
+            return;
+        };
+        c.warming = true;
+        let (epoch, pool) = (c.epoch, body.pool);
+        let (tx, waker) = (self.done_tx.clone(), self.waker.clone());
+        let job = Box::new(move || {
+            let result = body.warm();
+            let done = Done::Warm {
+                token: t,
+                epoch,
+                body,
+                result,
+            };
+            send_done(&tx, &waker, done);
+        });
+        run_on(&*self.svc, pool, job);
     }
 
     /// Advance the request state machine with the bytes in `rx`.
@@ -650,6 +683,35 @@ impl<S: Service> Loop<S> {
                     }
                     token
                 }
+                Done::Warm {
+                    token,
+                    epoch,
+                    body,
+                    result,
+                } => {
+                    // A stale warm-up's file is closed here.
+                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else {
+                        continue;
+                    };
+                    c.warming = false;
+                    match result {
+                        Ok(true) => {
+                            c.file = Some(body);
+                            c.last_active = Instant::now();
+                        }
+                        // Said as a failed sendfile says it.
+                        Ok(false) => {
+                            self.close(token, &format!("write: {}", shrank()));
+                            continue;
+                        }
+                        Err(e) => {
+                            log::warn!("reading a file to send to {}: {e}", c.peer);
+                            self.close(token, "file read failed");
+                            continue;
+                        }
+                    }
+                    token
+                }
             };
             self.drive(t);
         }
@@ -661,8 +723,9 @@ impl<S: Service> Loop<S> {
             let Some(c) = self.conns.get_mut(t) else {
                 continue;
             };
-            // A connection whose request is with a worker is not idle.
-            let busy = matches!(c.state, Rx::Busy) && !c.writing;
+            // A connection whose request or file body is with a worker is
+            // not idle.
+            let busy = (matches!(c.state, Rx::Busy) && !c.writing) || c.warming;
             if !busy && now.duration_since(c.last_active) > self.opts.idle_timeout {
                 self.close(t, "idle timeout");
             }

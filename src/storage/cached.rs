@@ -6,12 +6,15 @@
 //! each way). So the loop first tries the request with calls that refuse to
 //! block: `openat2(RESOLVE_CACHED)` fails with EAGAIN unless every path
 //! component is cached, and `preadv2(RWF_NOWAIT)` fails or comes up short
-//! unless the bytes are in memory. Any such refusal returns `None` and the
-//! request goes to the disk pool as before, so a cold disk never holds up the
-//! loop. Kernels without these calls (before 5.12) always get `None`.
+//! unless the bytes are in memory; a bigger download goes out as a
+//! `net::FileBody`, whose windows the loop sends only once they are in the
+//! page cache (a worker of the store path's pool reads in those that are
+//! not). Any such refusal returns `None` and the request goes to the disk
+//! pool as before, so a cold disk never holds up the loop. Kernels without
+//! these calls (before 5.12) always get `None`.
 
 use super::appender::FileLocks;
-use super::disk::io_status;
+use super::disk::{READ_INTO_REPLY, io_status};
 use crate::net::{FileBody, Reply};
 use crate::proto::status;
 use nix::errno::Errno;
@@ -22,10 +25,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Downloads up to this size are read into the reply and sent with its header
-/// in one write; bigger ones are sent with sendfile.
-const READ_INTO_REPLY: u64 = 32 * 1024;
 
 /// Metadata files bigger than this are left to the disk pool.
 const META_MAX: u64 = 64 * 1024;
@@ -102,8 +101,9 @@ fn read_exact_at(file: &File, offset: u64, len: usize) -> Option<io::Result<Vec<
 }
 
 /// DOWNLOAD_FILE without waiting for the disk (see the module notes); the
-/// answers are those of [`super::disk::download`].
-pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u8>> {
+/// answers are those of [`super::disk::download`]. `pool`: the store path's
+/// disk pool, which reads in what the loop must not.
+pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Option<Result<Reply, u8>> {
     let file = match open(path)? {
         Ok(f) => f,
         Err(e) => return Some(Err(io_status(&e))),
@@ -129,9 +129,9 @@ pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u
         return Some(Ok(Reply::ok(Vec::new())));
     }
     if len > READ_INTO_REPLY {
-        // sendfile from the loop, as the pool's reply would be.
+        // The loop sends it window by window as the page cache has it.
         let mut r = Reply::ok(Vec::new());
-        r.file = Some(FileBody { file, offset, len });
+        r.file = Some(FileBody::new(file, offset, len, pool));
         return Some(Ok(r));
     }
     match read_exact_at(&file, offset, len as usize)? {
@@ -180,7 +180,7 @@ mod tests {
         std::fs::write(&p, b"hello world").unwrap();
         std::fs::write(crate::layout::store::meta_path(&p), b"k\x02v").unwrap();
         // Just written, so cached; a kernel without openat2/RWF_NOWAIT says None.
-        if let Some(r) = download(&p, 6, 0) {
+        if let Some(r) = download(&p, 0, 6, 0) {
             let r = r.unwrap();
             assert_eq!(r.body, b"world");
             assert!(r.file.is_none());
@@ -191,11 +191,11 @@ mod tests {
             assert!(get_metadata(&locks, &p).is_none());
             drop(held);
             // A missing name may need the disk to be sure of: None or ENOENT.
-            if let Some(r) = download(&dir.path().join("nope"), 0, 0) {
+            if let Some(r) = download(&dir.path().join("nope"), 0, 0, 0) {
                 assert_eq!(r.err(), Some(status::ENOENT));
             }
-            assert_eq!(download(&p, 12, 0).unwrap().err(), Some(status::EINVAL));
-            assert_eq!(download(&p, 11, 0).unwrap().unwrap().pkg_len(), 0);
+            assert_eq!(download(&p, 0, 12, 0).unwrap().err(), Some(status::EINVAL));
+            assert_eq!(download(&p, 0, 11, 0).unwrap().unwrap().pkg_len(), 0);
         }
     }
 }

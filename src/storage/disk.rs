@@ -1,6 +1,7 @@
 //! File operations of the storage, run on the disk worker of the file's store
 //! path: streamed uploads (temp file, then a no-replace rename to the final
-//! name), downloads (open + sendfile region), delete, metadata, file info.
+//! name), downloads (open, read in, hand the region to the loop), delete,
+//! metadata, file info.
 
 use super::Store;
 use super::appender::FileLocks;
@@ -11,7 +12,7 @@ use crate::net::{FileBody, Reply};
 use crate::proto::{self, MetaOp, status};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -297,6 +298,13 @@ pub struct Target {
     pub path: PathBuf,
 }
 
+impl Target {
+    /// The worker pool of the file's store path.
+    pub fn pool(&self) -> usize {
+        self.name.store_index as usize
+    }
+}
+
 /// Resolve group + remote name to a path inside one of our store paths.
 pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, u8> {
     if group != store.cfg.group_name {
@@ -311,8 +319,15 @@ pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, u8> {
     Ok(Target { name, path })
 }
 
-/// DOWNLOAD_FILE: open and hand the region to the loop for sendfile.
-pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Reply, u8> {
+/// Downloads up to this size are read into the reply and sent with its header
+/// in one write; bigger ones are sent with sendfile.
+pub const READ_INTO_REPLY: u64 = 32 * 1024;
+
+/// DOWNLOAD_FILE on a disk thread of store path pool `pool`: a small region
+/// is read into the reply; a bigger one goes to the loop for `sendfile`, with
+/// its first window read into the page cache here, so that the loop sends it
+/// without handing it back (later windows: see `net::FileBody`).
+pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Result<Reply, u8> {
     let file = File::open(path).map_err(|e| io_status(&e))?;
     let meta = file.metadata().map_err(|e| io_status(&e))?;
     if !meta.is_file() {
@@ -330,10 +345,19 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
     } else {
         length.min(avail)
     };
-    let mut r = Reply::ok(Vec::new());
-    if len > 0 {
-        r.file = Some(FileBody { file, offset, len });
+    if len == 0 {
+        return Ok(Reply::ok(Vec::new()));
     }
+    if len <= READ_INTO_REPLY {
+        let mut body = vec![0; len as usize];
+        file.read_exact_at(&mut body, offset)
+            .map_err(|e| io_status(&e))?;
+        return Ok(Reply::ok(body));
+    }
+    let mut body = FileBody::new(file, offset, len, pool);
+    body.warm_start().map_err(|e| io_status(&e))?;
+    let mut r = Reply::ok(Vec::new());
+    r.file = Some(body);
     Ok(r)
 }
 

@@ -309,13 +309,14 @@ impl StorageService {
                 let d = proto::Download::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &d.group, &d.remote);
                 if let Ok(t) = &target
-                    && let Some(r) = cached::download(&t.path, d.offset, d.length)
+                    && let Some(r) = cached::download(&t.path, t.pool(), d.offset, d.length)
                 {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
                 }
                 self.on_target(target, Work::Read, move |store, target| {
-                    let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
+                    let r =
+                        target.and_then(|t| disk::download(&t.path, t.pool(), d.offset, d.length));
                     count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
                 })
