@@ -34,7 +34,7 @@ pub struct Args {
     /// Acknowledge uploads only once they are on disk (storage.conf durable_uploads).
     #[arg(long)]
     pub durable: bool,
-    /// Serve downloads and metadata reads on the network threads (storage.conf disk_inline_reads).
+    /// Let the network threads wait for paths and inodes to serve reads (storage.conf disk_inline_reads).
     #[arg(long)]
     pub inline_reads: bool,
     /// Send every upload, delete and metadata change to the disk threads

@@ -20,6 +20,8 @@ mod tests;
 
 pub use listen::Listeners;
 pub use log_limit::LogLimit;
+#[cfg(test)]
+pub(crate) use pagecache::evict;
 pub use pool::Pool;
 pub use server::{ConnStats, Server, ServerOptions, StopHandle};
 

@@ -487,13 +487,13 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
     if !meta.is_file() {
         return Err(status::ENOENT);
     }
-    let crc32 = if t.name.is_normal() {
-        info.crc32
-    } else if flags & proto::QUERY_FLAG_NO_CRC32 != 0 {
-        0
-    } else {
+    let crc32 = if crc_from_content(&t.name, flags) {
         let f = File::open(&t.path).map_err(|e| io_status(&e))?;
         content_crc32(f).map_err(|e| io_status(&e))?.0
+    } else if t.name.is_normal() {
+        info.crc32
+    } else {
+        0
     };
     let source_ip = match info.source {
         Source::Ip(ip) => ip.to_string(),
@@ -506,6 +506,13 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
         source_ip,
     };
     Ok(fi.encode(ip_size))
+}
+
+/// Whether QUERY_FILE_INFO of `name` with `flags` reads the whole file for
+/// its CRC32: for appender and slave files, whose name does not hold it,
+/// unless the request's flag bit 1 says not to.
+pub fn crc_from_content(name: &RemoteName, flags: u8) -> bool {
+    !name.is_normal() && flags & proto::QUERY_FLAG_NO_CRC32 == 0
 }
 
 /// The slave name of `master` with `prefix` and `ext` (common/fdfs_global.c:

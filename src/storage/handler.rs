@@ -125,19 +125,18 @@ impl StorageService {
     }
 
     /// Run `job` on the target's file. A read runs on the pool of its store
-    /// path, or right here with `disk_inline_reads` (fewer thread hand-offs,
-    /// but a cold disk read then holds up the other connections of this
-    /// network thread; without it only reads that cannot wait are done here,
-    /// by the [`cached`] functions, before this is called). A small change
-    /// runs on this network thread too while such changes keep up
-    /// ([`super::inline`]).
+    /// path (reads that cannot wait for file content are answered on this
+    /// network thread before this is called, by the [`cached`] functions); a
+    /// stat, right here with `disk_inline_reads` (it may wait for an inode
+    /// block, never for file content). A small change runs on this network
+    /// thread too while such changes keep up ([`super::inline`]).
     fn on_target(
         &self,
         target: Result<disk::Target, u8>,
         kind: Work,
         job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
     ) -> Action {
-        if kind == Work::Read && self.store.cfg.disk_inline_reads {
+        if kind == Work::Stat && self.store.cfg.disk_inline_reads {
             return Action::Reply(job(&self.store, target));
         }
         let pool = if self.inline(kind, 0) && !target.as_ref().is_ok_and(|t| self.busy(t)) {
@@ -148,6 +147,15 @@ impl StorageService {
         Action::Work {
             pool,
             job: held(self.store.clone(), move |store| job(store, target)),
+        }
+    }
+
+    /// How far a read answered on the network thread may go to open its file.
+    fn lookup(&self) -> cached::Lookup {
+        if self.store.cfg.disk_inline_reads {
+            cached::Lookup::MayWait
+        } else {
+            cached::Lookup::Cached
         }
     }
 
@@ -309,7 +317,8 @@ impl StorageService {
                 let d = proto::Download::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &d.group, &d.remote);
                 if let Ok(t) = &target
-                    && let Some(r) = cached::download(&t.path, t.pool(), d.offset, d.length)
+                    && let Some(r) =
+                        cached::download(&t.path, t.pool(), d.offset, d.length, self.lookup())
                 {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
@@ -347,7 +356,8 @@ impl StorageService {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
                 if let Ok(t) = &target
-                    && let Some(r) = cached::get_metadata(&self.store.file_locks, &t.path)
+                    && let Some(r) =
+                        cached::get_metadata(&self.store.file_locks, &t.path, self.lookup())
                 {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
@@ -361,7 +371,12 @@ impl StorageService {
             Cmd::QueryFileInfo => {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
-                self.with_file(&f.group, &f.remote, Work::Read, move |store, target| {
+                let target = disk::resolve(&self.store, &f.group, &f.remote);
+                let kind = match &target {
+                    Ok(t) if disk::crc_from_content(&t.name, flags) => Work::Read,
+                    _ => Work::Stat,
+                };
+                self.on_target(target, kind, move |store, target| {
                     let ip_size = store.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })

@@ -37,9 +37,12 @@ pub const MAX_BYTES: u64 = 256 * 1024;
 /// What a job on a file does, which decides where it may run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
-    /// Reads the file: a disk thread (unless `disk_inline_reads`, or the
-    /// bytes are cached: see `storage::cached`).
+    /// Reads the file: a disk thread (unless the bytes are cached: see
+    /// `storage::cached`).
     Read,
+    /// Reads only the inode (a stat): a disk thread, or the network thread
+    /// with `disk_inline_reads`, which accepts waits for metadata blocks.
+    Stat,
     /// A small change: new files, deletes, metadata.
     Change,
     /// A change to an appender file, which `durable_uploads` syncs in place.
@@ -60,7 +63,7 @@ impl Work {
         match self {
             Work::Change => !fsync,
             Work::InPlace => !fsync && !cfg.durable_uploads,
-            Work::Read | Work::Long => false,
+            Work::Read | Work::Stat | Work::Long => false,
         }
     }
 }
