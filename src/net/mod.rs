@@ -22,6 +22,7 @@ pub use listen::Listeners;
 pub use log_limit::LogLimit;
 #[cfg(test)]
 pub(crate) use pagecache::evict;
+pub use pagecache::pages_present;
 pub use pool::Pool;
 pub use server::{ConnStats, Server, ServerOptions, StopHandle};
 

@@ -105,6 +105,28 @@ pub(super) fn resident(file: &File, offset: u64, len: u64, first: bool) -> bool 
     mincore(file, offset, len)
 }
 
+/// Whether every page of `[offset, offset + len)` is in the page cache,
+/// perhaps still being read (`cachestat`, which never starts a read): for a
+/// caller about to read with `RWF_NOWAIT`, which would start reading the
+/// missing pages before it gives up. `None` when the kernel refuses
+/// cachestat.
+pub fn pages_present(file: &File, offset: u64, len: u64) -> Option<bool> {
+    if len == 0 {
+        return Some(true);
+    }
+    if NO_CACHESTAT.load(Ordering::Relaxed) {
+        return None;
+    }
+    match cachestat(file, offset, len) {
+        Ok(cached) => Some(cached == pages(offset, len)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+            NO_CACHESTAT.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(_) => Some(false),
+    }
+}
+
 /// Pages of the range in the page cache, including those still being read.
 fn cachestat(file: &File, offset: u64, len: u64) -> io::Result<u64> {
     let range = CachestatRange { off: offset, len };

@@ -81,7 +81,15 @@ fn open(path: &Path, lookup: Lookup) -> Option<io::Result<File>> {
 }
 
 /// Read exactly `len` bytes at `offset` if they are all in the page cache.
+/// `RWF_NOWAIT` alone would not wait, but on a miss it first starts reading
+/// the missing pages (readahead submitted from this thread, which may wait
+/// for memory or for a slot in the device's queue); asking `cachestat` first
+/// leaves every read to the disk thread. (Without cachestat, RWF_NOWAIT
+/// alone decides.)
 fn read_exact_at(file: &File, offset: u64, len: usize) -> Option<io::Result<Vec<u8>>> {
+    if crate::net::pages_present(file, offset, len as u64) == Some(false) {
+        return None;
+    }
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
         let filled = buf.len();
