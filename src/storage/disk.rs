@@ -592,6 +592,56 @@ fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Whether `len` bytes at `offset` of `path` are readable from the page
+    /// cache without waiting.
+    fn in_page_cache(path: &Path, offset: u64, len: usize) -> bool {
+        let f = File::open(path).unwrap();
+        let mut buf = vec![0u8; len];
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        // SAFETY: the iovec points into `buf`, live for the call.
+        let n = unsafe {
+            libc::preadv2(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                &iov,
+                1,
+                offset as libc::off_t,
+                libc::RWF_NOWAIT,
+            )
+        };
+        n == len as isize
+    }
+
+    /// On the disk thread, a download of a file that is not in the page
+    /// cache is read into the reply when small, and otherwise handed to the
+    /// loop with its first window already read in (and the store path's pool
+    /// for the rest).
+    #[test]
+    fn a_cold_download_is_read_in_on_the_disk_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        let big = dir.path().join("big");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&small, &data[..10_000]).unwrap();
+        fs::write(&big, &data).unwrap();
+        let evict = |p: &Path| crate::net::evict(&File::open(p).unwrap());
+        if !(evict(&small) && evict(&big)) {
+            println!("skipped: the file system keeps evicted pages (tmpfs?)");
+            return;
+        }
+        let r = download(&small, 2, 100, 0).unwrap();
+        assert!(r.file.is_none());
+        assert!(r.body == data[100..10_000]);
+        let r = download(&big, 2, 1000, 2_000_000).unwrap();
+        let f = r.file.as_ref().expect("a file body");
+        assert_eq!((f.pool, f.offset, f.len), (2, 1000, 2_000_000));
+        assert_eq!(r.pkg_len(), 2_000_000);
+        assert!(in_page_cache(&big, 1000, 64 * 1024), "first window read in");
+        assert_eq!(download(&big, 2, 3_000_001, 0).err(), Some(status::EINVAL));
+    }
+
     #[test]
     fn slave_names() {
         let m = RemoteName::parse("M00/00/00/wKgBZGVT8QCAEjRWAAAADg4Qul0398.jpg").unwrap();
