@@ -119,10 +119,12 @@ impl FileBody {
     }
 
     /// Bring the window at `offset` into the page cache (waits for the
-    /// disk); `Ok(false)`: the file ends before it.
+    /// disk), and start reading the body's next few windows; `Ok(false)`:
+    /// the file ends before the window does.
     fn warm(&mut self) -> std::io::Result<bool> {
         let want = self.len.min(pagecache::WINDOW);
-        let got = pagecache::warm(&self.file, self.offset, want)?;
+        let ahead = self.len.min(pagecache::AHEAD);
+        let got = pagecache::warm(&self.file, self.offset, want, ahead)?;
         self.touched = true;
         self.ready_to = self.offset + got;
         Ok(got == want)
