@@ -28,6 +28,10 @@ pub struct Args {
     /// Subdirectories per level in the store path (FastDFS default 256; fewer start faster).
     #[arg(long, default_value_t = 256)]
     pub subdirs: u32,
+    /// Serve HTTP downloads and /metrics on this port (storage.conf
+    /// http.server_port; 0, the default, serves no HTTP).
+    #[arg(long, default_value_t = 0)]
+    pub http_port: u16,
     /// Group name of the storage.
     #[arg(long, default_value = "group1")]
     pub group: String,
@@ -38,7 +42,7 @@ pub struct Args {
     /// already (storage.conf check_file_duplicate = 0; on by default here).
     #[arg(long)]
     pub no_dedup: bool,
-    /// Serve downloads and metadata reads on the network threads (storage.conf disk_inline_reads).
+    /// Let the network threads wait for paths and inodes to serve reads (storage.conf disk_inline_reads).
     #[arg(long)]
     pub inline_reads: bool,
     /// Send every upload, delete and metadata change to the disk threads
@@ -106,6 +110,10 @@ fn serve(a: Args) -> CliResult {
         disk_inline_reads: a.inline_reads,
         disk_inline_writes: !a.no_inline_writes,
         busy_poll_us: a.busy_poll_us,
+        http: crate::config::http::HttpConfig {
+            server_port: a.http_port,
+            ..Default::default()
+        },
         ..StorageConfig::default()
     };
     if !crate::proto::valid_group_name(&scfg.group_name) {

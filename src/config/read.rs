@@ -53,9 +53,6 @@ impl<'a> Reader<'a> {
     }
 
     /// Keys starting with `prefix` are accepted and ignored (e.g. `http.`).
-    pub(super) fn ignore_prefix(&mut self, prefix: &'static str) {
-        self.ignored_prefixes.push(prefix);
-    }
 
     /// A known key we do not implement: warn when it is set to anything but one of the
     /// `harmless` values (compared case-insensitively; "" = empty or absent).

@@ -101,8 +101,11 @@ pub struct StorageConfig {
     /// (`storage::dedup`; fdfs's own index, no FastDHT). `file_signature_method`
     /// is accepted and ignored: the signature is SHA-1 of the content plus its size.
     pub check_file_duplicate: bool,
-    /// Our key `disk_inline_reads` (default false): serve downloads, metadata
-    /// reads and file info on the network thread instead of a disk thread.
+    /// Our key `disk_inline_reads` (default false): let the network thread
+    /// wait for a file's path and inode (directory and inode blocks) to answer
+    /// downloads, metadata reads and file info itself. File content is never
+    /// read there: what is not in the page cache goes to a disk thread either
+    /// way (see `storage::cached`).
     pub disk_inline_reads: bool,
     /// Our key `disk_inline_writes` (default true): small uploads, appends,
     /// deletes and metadata changes run on the network thread while none of

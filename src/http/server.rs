@@ -7,11 +7,10 @@
 //! a kept connection is closed after the idle timeout.
 
 use super::parse::{self, Bad, Method, Request};
-use crate::net::Pool;
+use crate::net::{FileBody, Flushed, Pool};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,8 +35,9 @@ pub trait Handler: Send + Sync + 'static {
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
-    /// `len` bytes of `file` from `offset`, by sendfile.
-    File { file: File, offset: u64, len: u64 },
+    /// A file region, by sendfile from the page cache (see
+    /// [`FileBody::send_to`]); its pool index is not used here.
+    File(FileBody),
 }
 
 impl Body {
@@ -45,7 +45,7 @@ impl Body {
         match self {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::File(f) => f.len,
         }
     }
 }
@@ -194,8 +194,8 @@ enum Done {
     Warmed {
         token: usize,
         epoch: u64,
-        file: File,
-        result: io::Result<()>,
+        body: FileBody,
+        result: io::Result<bool>,
     },
 }
 
@@ -215,9 +215,7 @@ struct Conn {
     rx: Vec<u8>,
     tx: Vec<u8>,
     pos: usize,
-    file: Option<(File, u64, u64)>,
-    /// The next window of `file` was read in by a worker.
-    warmed: bool,
+    file: Option<FileBody>,
     keep_alive: bool,
     /// The peer shut down its side: answer what came, then close.
     peer_closed: bool,
@@ -241,15 +239,15 @@ struct Loop {
     epoch: u64,
 }
 
-/// Bytes of a file body sent per check of the page cache.
-const WINDOW: u64 = 1 << 20;
-
 impl Loop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
         let mut last_sweep = Instant::now();
         while !self.quit.load(Ordering::SeqCst) {
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(500))) {
+            if let Err(e) = self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(500)))
+            {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("{}: poll: {e}", self.opts.name);
                     return;
@@ -311,7 +309,6 @@ impl Loop {
                         tx: Vec::new(),
                         pos: 0,
                         file: None,
-                        warmed: false,
                         keep_alive: true,
                         peer_closed: false,
                         state: State::Head { since: None },
@@ -352,7 +349,10 @@ impl Loop {
                 Ok(n) => {
                     c.rx.extend_from_slice(&buf[..n]);
                     c.last = Instant::now();
-                    if let State::Head { since: since @ None } = &mut c.state {
+                    if let State::Head {
+                        since: since @ None,
+                    } = &mut c.state
+                    {
                         *since = Some(Instant::now());
                     }
                 }
@@ -384,7 +384,8 @@ impl Loop {
                 c.state = State::Busy;
                 let keep_alive = req.keep_alive && !eof;
                 let head_only = req.method == Method::Head;
-                let (tx, waker, handler) = (self.tx.clone(), self.waker.clone(), self.handler.clone());
+                let (tx, waker, handler) =
+                    (self.tx.clone(), self.waker.clone(), self.handler.clone());
                 let (peer, epoch) = (c.peer, c.epoch);
                 self.pool.submit(Box::new(move || {
                     let resp = if req.method == Method::Other {
@@ -430,23 +431,31 @@ impl Loop {
             Done::Warmed {
                 token,
                 epoch,
-                file,
+                body,
                 result,
             } => {
                 if !self.live(token, epoch) {
                     return;
                 }
-                if let Err(e) = result {
-                    let c = self.conns[token].as_ref().expect("live");
-                    log::warn!("{}: reading a body for {}: {e}", self.opts.name, c.peer);
-                    self.close(token);
-                    return;
-                }
                 let c = self.conns[token].as_mut().expect("live");
-                if let Some(f) = c.file.as_mut() {
-                    f.0 = file;
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        log::warn!(
+                            "{}: {}: the file shrank while it was sent",
+                            self.opts.name,
+                            c.peer
+                        );
+                        self.close(token);
+                        return;
+                    }
+                    Err(e) => {
+                        log::warn!("{}: reading a body for {}: {e}", self.opts.name, c.peer);
+                        self.close(token);
+                        return;
+                    }
                 }
-                c.warmed = true;
+                c.file = Some(body);
                 c.state = State::Send;
                 self.flush(token);
             }
@@ -486,13 +495,12 @@ impl Loop {
         c.tx = head.into_bytes();
         c.pos = 0;
         c.file = None;
-        c.warmed = false;
         if !head_only {
             match resp.body {
                 Body::Empty => {}
                 Body::Bytes(b) => c.tx.extend_from_slice(&b),
-                Body::File { file, offset, len } if len > 0 => c.file = Some((file, offset, len)),
-                Body::File { .. } => {}
+                Body::File(f) if f.len > 0 => c.file = Some(f),
+                Body::File(_) => {}
             }
         }
         c.keep_alive = keep;
@@ -517,58 +525,34 @@ impl Loop {
         let Some(c) = self.conns.get_mut(token).and_then(Option::as_mut) else {
             return;
         };
-        let outcome = (|| -> io::Result<bool> {
+        let outcome = (|| -> io::Result<Flushed> {
             while c.pos < c.tx.len() {
                 match c.sock.write(&c.tx[c.pos..]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => c.pos += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
-            while let Some((file, offset, len)) = c.file.as_mut() {
-                if *len == 0 {
-                    c.file = None;
-                    break;
-                }
-                let window = (*len).min(WINDOW);
-                if !c.warmed && !crate::net::pages_resident(file, *offset, window) {
-                    return Ok(false);
-                }
-                let mut off = *offset as i64;
-                match nix::sys::sendfile::sendfile64(&c.sock, &*file, Some(&mut off), window as usize) {
-                    Ok(0) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while it was sent",
-                        ));
-                    }
-                    Ok(n) => {
-                        *offset += n as u64;
-                        *len -= n as u64;
-                        c.last = Instant::now();
-                        if n as u64 >= window {
-                            c.warmed = false;
-                        }
-                    }
-                    Err(nix::errno::Errno::EAGAIN) => return Ok(false),
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            c.last = Instant::now();
+            match c.file.as_mut() {
+                Some(f) => f.send_to(&c.sock),
+                None => Ok(Flushed::All),
             }
-            Ok(true)
         })();
         match outcome {
-            Ok(true) => {
+            Ok(Flushed::All) => {
                 c.tx.clear();
                 c.pos = 0;
+                c.file = None;
                 if c.writable {
                     c.writable = false;
-                    let _ = self
-                        .poll
-                        .registry()
-                        .reregister(&mut c.sock, Token(token), Interest::READABLE);
+                    let _ = self.poll.registry().reregister(
+                        &mut c.sock,
+                        Token(token),
+                        Interest::READABLE,
+                    );
                 }
                 if !c.keep_alive {
                     self.close(token);
@@ -581,15 +565,9 @@ impl Loop {
                 self.fill(token);
                 self.next_request(token);
             }
-            Ok(false) => {
-                // The socket is full, or the next window is not in memory.
-                let cold = c.pos >= c.tx.len()
-                    && c.file.as_ref().is_some_and(|(f, o, l)| {
-                        !c.warmed && !crate::net::pages_resident(f, *o, (*l).min(WINDOW))
-                    });
-                if cold {
-                    self.warm(token);
-                } else if !c.writable {
+            Ok(Flushed::Cold) => self.warm(token),
+            Ok(Flushed::Blocked) => {
+                if !c.writable {
                     c.writable = true;
                     let _ = self.poll.registry().reregister(
                         &mut c.sock,
@@ -610,26 +588,17 @@ impl Loop {
         let Some(c) = self.conns.get_mut(token).and_then(Option::as_mut) else {
             return;
         };
-        let Some((file, offset, len)) = c.file.as_ref() else {
+        let Some(mut body) = c.file.take() else {
             return;
         };
-        let file = match file.try_clone() {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn!("{}: {}: {e}", self.opts.name, c.peer);
-                self.close(token);
-                return;
-            }
-        };
-        let (offset, window) = (*offset, (*len).min(WINDOW));
         c.state = State::Busy;
         let (tx, waker, epoch) = (self.tx.clone(), self.waker.clone(), c.epoch);
         self.pool.submit(Box::new(move || {
-            let result = crate::net::warm_pages(&file, offset, window).map(drop);
+            let result = body.warm();
             let _ = tx.send(Done::Warmed {
                 token,
                 epoch,
-                file,
+                body,
                 result,
             });
             let _ = waker.wake();
@@ -643,8 +612,12 @@ impl Loop {
             .filter_map(|(t, c)| {
                 let c = c.as_ref()?;
                 let late = match c.state {
-                    State::Head { since: Some(s) } => now.duration_since(s) > self.opts.head_timeout,
-                    State::Head { since: None } => now.duration_since(c.last) > self.opts.idle_timeout,
+                    State::Head { since: Some(s) } => {
+                        now.duration_since(s) > self.opts.head_timeout
+                    }
+                    State::Head { since: None } => {
+                        now.duration_since(c.last) > self.opts.idle_timeout
+                    }
                     State::Send => now.duration_since(c.last) > self.opts.idle_timeout,
                     State::Busy => false,
                 };

@@ -30,6 +30,18 @@ pub(super) enum Rx<St> {
     Busy,
 }
 
+/// Result of writing what is queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything has been sent.
+    All,
+    /// The socket is full: wait until it is writable.
+    Blocked,
+    /// The next window of the file body is not in the page cache: a worker
+    /// must read it in before the loop sends it.
+    Cold,
+}
+
 /// Result of reading from the socket.
 pub(super) enum ReadOutcome {
     /// Got bytes (or none yet); the socket may have more later.
@@ -58,11 +70,17 @@ pub(super) struct Conn<Se, St> {
     pub file: Option<FileBody>,
     pub close_after_write: bool,
     pub writing: bool,
+    /// The file body is with a worker that reads its next window into the
+    /// page cache (`file` is `None` meanwhile): write nothing, read nothing.
+    pub warming: bool,
     /// The socket is registered for WRITABLE too (a reply did not fit).
     pub want_writable: bool,
     pub last_active: Instant,
     /// Bytes were read since the last reply or quick ACK.
     pub unacked: bool,
+    /// The command code of the request being served and when its header
+    /// was read (for `RequestStats`).
+    pub started: Option<(u8, Instant)>,
 }
 
 impl<Se, St> Conn<Se, St> {
@@ -82,9 +100,11 @@ impl<Se, St> Conn<Se, St> {
             file: None,
             close_after_write: false,
             writing: false,
+            warming: false,
             want_writable: false,
             last_active: Instant::now(),
             unacked: false,
+            started: None,
         }
     }
 
@@ -208,7 +228,14 @@ impl<Se, St> Conn<Se, St> {
 
     /// Queue a reply: header and body in one buffer so they leave in one write
     /// (py3fdfsv2 and the Java client read the header with a single recv).
-    pub fn queue(&mut self, r: Reply) {
+    pub fn queue(&mut self, r: Reply, stats: &super::RequestStats) {
+        if let Some((cmd, t0)) = self.started.take() {
+            stats.observe(cmd, r.status, t0.elapsed());
+        }
+        stats.bytes_out.fetch_add(
+            crate::proto::HEADER_LEN as u64 + r.pkg_len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let h = Header::response(r.status, r.pkg_len());
         self.tx.clear();
         self.tx.extend_from_slice(&h.encode());
@@ -219,8 +246,9 @@ impl<Se, St> Conn<Se, St> {
         self.writing = true;
     }
 
-    /// Write what is queued. Ok(true) when everything has been sent.
-    pub fn flush(&mut self) -> io::Result<bool> {
+    /// Write what is queued: the header and body, then the file body, but
+    /// of that only windows that are in the page cache.
+    pub fn flush(&mut self) -> io::Result<Flushed> {
         while self.tx_pos < self.tx.len() {
             match self.sock.write(&self.tx[self.tx_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -228,45 +256,36 @@ impl<Se, St> Conn<Se, St> {
                     self.tx_pos += n;
                     self.last_active = Instant::now();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         if let Some(f) = &mut self.file {
-            while f.len > 0 {
-                let mut off = f.offset as i64;
-                let count = f.len.min(1 << 30) as usize;
-                match nix::sys::sendfile::sendfile64(&self.sock, &f.file, Some(&mut off), count) {
-                    Ok(0) => {
-                        // The file shrank under us: the header promised more bytes
-                        // than exist, so the stream is unusable.
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank during download",
-                        ));
-                    }
-                    Ok(n) => {
-                        f.offset += n as u64;
-                        f.len -= n as u64;
-                        self.last_active = Instant::now();
-                    }
-                    Err(nix::errno::Errno::EAGAIN) => return Ok(false),
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(io::Error::from(e)),
+            match f.send_to(&self.sock)? {
+                Flushed::All => {}
+                other => {
+                    self.last_active = Instant::now();
+                    return Ok(other);
                 }
             }
+            self.last_active = Instant::now();
             self.file = None;
         }
         self.tx.clear();
         self.tx_pos = 0;
         self.writing = false;
-        Ok(true)
+        Ok(Flushed::All)
     }
 
     pub fn fd(&self) -> i32 {
         self.sock.as_raw_fd()
     }
+}
+
+/// The error of a file body that ends before the length its header announced.
+pub(super) fn shrank() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank during download")
 }
 
 /// Split the first `n` bytes off `buf`, moving the buffer itself when it holds

@@ -3,7 +3,7 @@
 //! returns as a [`Done`] over the loop's channel, with one wake-up per batch.
 //! Workers never touch sockets.
 
-use super::{Reply, Service};
+use super::{FileBody, Reply, Service};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::sync::Arc;
@@ -22,6 +22,14 @@ pub(super) enum Done<St> {
         epoch: u64,
         state: St,
         result: Result<(), u8>,
+    },
+    /// The next window of a reply's file body was read into the page cache
+    /// (`Ok(false)`: the file ends before it).
+    Warm {
+        token: usize,
+        epoch: u64,
+        body: FileBody,
+        result: std::io::Result<bool>,
     },
 }
 

@@ -10,6 +10,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 pub struct Listeners {
     pub(super) addr: SocketAddr,
     pub(super) socks: Vec<std::net::TcpListener>,
+    /// Another port the role serves (the storage's HTTP port), bound with
+    /// this one so that both are taken before privileges are dropped.
+    side: Option<Box<Listeners>>,
 }
 
 impl Listeners {
@@ -29,7 +32,30 @@ impl Listeners {
         for _ in 1..threads.max(1) {
             socks.push(bind(addr).map_err(|e| named(addr, e))?);
         }
-        Ok(Listeners { addr, socks })
+        Ok(Listeners {
+            addr,
+            socks,
+            side: None,
+        })
+    }
+
+    /// Carry `side` along (see the field).
+    pub fn with_side(mut self, side: Listeners) -> Listeners {
+        self.side = Some(Box::new(side));
+        self
+    }
+
+    /// Take the side listeners out.
+    pub fn take_side(&mut self) -> Option<Listeners> {
+        self.side.take().map(|b| *b)
+    }
+
+    /// The first socket, for a server that runs one loop.
+    pub fn into_first(self) -> std::net::TcpListener {
+        self.socks
+            .into_iter()
+            .next()
+            .expect("bind makes at least one socket")
     }
 }
 

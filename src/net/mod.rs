@@ -10,6 +10,7 @@ mod conn;
 mod handoff;
 mod listen;
 mod log_limit;
+mod pagecache;
 mod pool;
 mod req_stats;
 mod server;
@@ -18,8 +19,12 @@ mod spin;
 #[cfg(test)]
 mod tests;
 
+pub use conn::Flushed;
 pub use listen::Listeners;
 pub use log_limit::LogLimit;
+#[cfg(test)]
+pub(crate) use pagecache::evict;
+pub use pagecache::pages_present;
 pub use pool::Pool;
 pub use req_stats::{BUCKETS_US, RequestStats};
 pub use server::{ConnStats, Server, ServerOptions, StopHandle};
@@ -73,6 +78,11 @@ pub enum Begin<St> {
 }
 
 /// A file region sent after the reply body with `sendfile`.
+///
+/// The loop sends it window by window, and only windows that are in the page
+/// cache: a window that is not is first read in by a worker of `pool` (see
+/// `net::pagecache`), so a cold disk never holds up the loop's other
+/// connections.
 pub struct FileBody {
     /// Open file to read from.
     pub file: File,
@@ -80,6 +90,86 @@ pub struct FileBody {
     pub offset: u64,
     /// How many bytes to send.
     pub len: u64,
+    /// The worker pool that may wait for this file's disk ([`INLINE`]: send
+    /// without checking, for a service that accepts the wait).
+    pub pool: usize,
+    /// Bytes before this offset are known to be in the page cache.
+    ready_to: u64,
+    /// A read of ours (a warm-up or a `sendfile`) has touched the file and
+    /// may have started readahead, which the cheap residency check would
+    /// count as cached.
+    touched: bool,
+}
+
+impl FileBody {
+    /// `len` bytes of `file` from `offset`, whose disk pool `pool` may wait for.
+    pub fn new(file: File, offset: u64, len: u64, pool: usize) -> FileBody {
+        FileBody {
+            file,
+            offset,
+            len,
+            pool,
+            ready_to: 0,
+            touched: false,
+        }
+    }
+
+    /// Read the first window of the body into the page cache now, waiting for
+    /// the disk: for the worker that opened the file, so that the loop can
+    /// send that window without handing it back to a worker first.
+    pub fn warm_start(&mut self) -> std::io::Result<()> {
+        self.warm().map(|_| ())
+    }
+
+    /// Send what is in the page cache to `sock` (non-blocking), window by
+    /// window: `All` once the whole body is sent, `Blocked` when the socket is
+    /// full, `Cold` when the next window must first be read in ([`Self::warm`]
+    /// on a thread that may wait). Never reads the disk (but see
+    /// `net::pagecache` for the remaining window of risk).
+    pub fn send_to(&mut self, sock: &impl std::os::fd::AsFd) -> std::io::Result<Flushed> {
+        while self.len > 0 {
+            let ready = if self.pool == INLINE {
+                self.len
+            } else {
+                if self.offset >= self.ready_to {
+                    let window = self.len.min(pagecache::WINDOW);
+                    if !pagecache::resident(&self.file, self.offset, window, !self.touched) {
+                        return Ok(Flushed::Cold);
+                    }
+                    self.ready_to = self.offset + window;
+                }
+                self.ready_to - self.offset
+            };
+            self.touched = true;
+            let mut off = self.offset as i64;
+            let count = ready.min(1 << 30) as usize;
+            match nix::sys::sendfile::sendfile64(sock, &self.file, Some(&mut off), count) {
+                // The file shrank under us: the header promised more bytes
+                // than exist, so the stream is unusable.
+                Ok(0) => return Err(conn::shrank()),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    self.len -= n as u64;
+                }
+                Err(nix::errno::Errno::EAGAIN) => return Ok(Flushed::Blocked),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(std::io::Error::from(e)),
+            }
+        }
+        Ok(Flushed::All)
+    }
+
+    /// Bring the window at `offset` into the page cache (waits for the
+    /// disk), and start reading the body's next few windows; `Ok(false)`:
+    /// the file ends before the window does.
+    pub fn warm(&mut self) -> std::io::Result<bool> {
+        let want = self.len.min(pagecache::WINDOW);
+        let ahead = self.len.min(pagecache::AHEAD);
+        let got = pagecache::warm(&self.file, self.offset, want, ahead)?;
+        self.touched = true;
+        self.ready_to = self.offset + got;
+        Ok(got == want)
+    }
 }
 
 /// Sends a reply that was held back ([`Reply::hold`]), from any thread:

@@ -2,7 +2,7 @@
 //! SO_REUSEPORT listener, slab of connections, completion channel and waker.
 //! Workers never touch sockets: they send a completion and wake the loop.
 
-use super::conn::{Conn, ReadOutcome, Rx};
+use super::conn::{Conn, Flushed, ReadOutcome, Rx, shrank};
 use super::handoff::{Done, ON_LOOP, Wake, deliver, run_on, send_done};
 use super::listen::Listeners;
 use super::slab::Slab;
@@ -93,7 +93,9 @@ impl Server {
         svc: Arc<S>,
         opts: ServerOptions,
     ) -> io::Result<Server> {
-        let Listeners { addr: local, socks } = listeners;
+        let Listeners {
+            addr: local, socks, ..
+        } = listeners;
         let stop = Arc::new(AtomicBool::new(false));
         let spinning = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(ConnStats::default());
@@ -365,8 +367,11 @@ impl<S: Service> Loop<S> {
                 return;
             };
             if c.writing {
+                if c.warming {
+                    return;
+                }
                 match c.flush() {
-                    Ok(true) => {
+                    Ok(Flushed::All) => {
                         if c.close_after_write || self.draining {
                             self.close(t, "closed after reply");
                             return;
@@ -382,7 +387,11 @@ impl<S: Service> Loop<S> {
                             );
                         }
                     }
-                    Ok(false) => {
+                    Ok(Flushed::Cold) => {
+                        self.warm(t);
+                        return;
+                    }
+                    Ok(Flushed::Blocked) => {
                         if !c.want_writable {
                             c.want_writable = true;
                             let _ = self.poll.registry().reregister(
@@ -421,6 +430,32 @@ impl<S: Service> Loop<S> {
         }
     }
 
+    /// Hand connection `t`'s file body to a worker of its pool, which reads
+    /// the next window into the page cache; the loop sends it once the
+    /// completion is back. Nothing else happens on the connection meanwhile.
+    fn warm(&mut self, t: usize) {
+        let Some(c) = self.conns.get_mut(t) else {
+            return;
+        };
+        let Some(mut body) = c.file.take() else {
+            return;
+        };
+        c.warming = true;
+        let (epoch, pool) = (c.epoch, body.pool);
+        let (tx, waker) = (self.done_tx.clone(), self.waker.clone());
+        let job = Box::new(move || {
+            let result = body.warm();
+            let done = Done::Warm {
+                token: t,
+                epoch,
+                body,
+                result,
+            };
+            send_done(&tx, &waker, done);
+        });
+        run_on(&*self.svc, pool, job);
+    }
+
     /// Advance the request state machine with the bytes in `rx`.
     fn step(&mut self, t: usize) -> Step {
         let c = self.conns.get_mut(t).expect("step on a live connection");
@@ -440,6 +475,7 @@ impl<S: Service> Loop<S> {
         let chunk = self.opts.chunk_size;
         let done_tx = self.done_tx.clone();
         let waker = self.waker.clone();
+        let stats = &self.total.requests;
         let c = self.conns.get_mut(t).expect("step on a live connection");
         match &mut c.state {
             Rx::Busy => Step::Idle,
@@ -452,6 +488,11 @@ impl<S: Service> Loop<S> {
                     Err(e) => return Step::Close(format!("bad header: {e}")),
                 };
                 c.take_rx_front(HEADER_LEN);
+                c.started = Some((h.cmd, Instant::now()));
+                stats.bytes_in.fetch_add(
+                    HEADER_LEN as u64 + h.pkg_len,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 match svc.plan(session, &h) {
                     Plan::Quit => Step::Close("quit".into()),
                     // The role logged why; the unread body forces the close.
@@ -459,7 +500,7 @@ impl<S: Service> Loop<S> {
                         c.state = Rx::Busy;
                         let mut r = Reply::error(status);
                         r.close = true;
-                        c.queue(r);
+                        c.queue(r, stats);
                         Step::Progress
                     }
                     Plan::Buffer => {
@@ -488,7 +529,7 @@ impl<S: Service> Loop<S> {
                         Step::Idle
                     }
                     Action::Reply(r) => {
-                        queue(&*svc, c, r);
+                        queue(&*svc, c, r, stats);
                         Step::Progress
                     }
                     Action::Work { pool, job } => {
@@ -516,7 +557,7 @@ impl<S: Service> Loop<S> {
                         c.state = Rx::Busy;
                         let mut r = Reply::error(status);
                         r.close = true;
-                        c.queue(r);
+                        c.queue(r, stats);
                         Step::Progress
                     }
                     Begin::Stream { state, pool } => {
@@ -554,7 +595,7 @@ impl<S: Service> Loop<S> {
                     if last {
                         drop(st);
                         c.state = Rx::Busy;
-                        queue(&*svc, c, Reply::error(status));
+                        queue(&*svc, c, Reply::error(status), stats);
                     } else {
                         *state = Some(st);
                     }
@@ -619,7 +660,7 @@ impl<S: Service> Loop<S> {
                     let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else {
                         continue;
                     };
-                    queue(&*self.svc, c, reply);
+                    queue(&*self.svc, c, reply, &self.total.requests);
                     token
                 }
                 Done::Chunk {
@@ -653,6 +694,35 @@ impl<S: Service> Loop<S> {
                     }
                     token
                 }
+                Done::Warm {
+                    token,
+                    epoch,
+                    body,
+                    result,
+                } => {
+                    // A stale warm-up's file is closed here.
+                    let Some(c) = self.conns.get_mut(token).filter(|c| c.epoch == epoch) else {
+                        continue;
+                    };
+                    c.warming = false;
+                    match result {
+                        Ok(true) => {
+                            c.file = Some(body);
+                            c.last_active = Instant::now();
+                        }
+                        // Said as a failed sendfile says it.
+                        Ok(false) => {
+                            self.close(token, &format!("write: {}", shrank()));
+                            continue;
+                        }
+                        Err(e) => {
+                            log::warn!("reading a file to send to {}: {e}", c.peer);
+                            self.close(token, "file read failed");
+                            continue;
+                        }
+                    }
+                    token
+                }
             };
             self.drive(t);
         }
@@ -664,8 +734,9 @@ impl<S: Service> Loop<S> {
             let Some(c) = self.conns.get_mut(t) else {
                 continue;
             };
-            // A connection whose request is with a worker is not idle.
-            let busy = matches!(c.state, Rx::Busy) && !c.writing;
+            // A connection whose request or file body is with a worker is
+            // not idle.
+            let busy = (matches!(c.state, Rx::Busy) && !c.writing) || c.warming;
             if !busy && now.duration_since(c.last_active) > self.opts.idle_timeout {
                 self.close(t, "idle timeout");
             }
@@ -697,7 +768,12 @@ enum Step {
 
 /// Queue `r` on `c`, closing after it when it is an error the role says
 /// ends a connection.
-fn queue<S: Service>(svc: &S, c: &mut Conn<S::Session, S::Stream>, mut r: Reply) {
+fn queue<S: Service>(
+    svc: &S,
+    c: &mut Conn<S::Session, S::Stream>,
+    mut r: Reply,
+    stats: &super::RequestStats,
+) {
     r.close |= r.status != 0 && svc.close_after_error(r.status);
-    c.queue(r);
+    c.queue(r, stats);
 }

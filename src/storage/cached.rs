@@ -1,17 +1,30 @@
-//! Reads answered on the network thread when they cannot wait for the disk.
+//! Reads answered on the network thread without waiting for file content.
 //!
 //! A download or metadata read whose path is in the dentry cache and whose
 //! bytes are in the page cache costs a few microseconds; handing it to a disk
 //! thread and back costs more than that (two wake-ups and a context switch
 //! each way). So the loop first tries the request with calls that refuse to
-//! block: `openat2(RESOLVE_CACHED)` fails with EAGAIN unless every path
-//! component is cached, and `preadv2(RWF_NOWAIT)` fails or comes up short
-//! unless the bytes are in memory. Any such refusal returns `None` and the
-//! request goes to the disk pool as before, so a cold disk never holds up the
-//! loop. Kernels without these calls (before 5.12) always get `None`.
+//! wait: `preadv2(RWF_NOWAIT)` fails or comes up short unless the bytes are in
+//! memory, and a bigger download goes out as a `net::FileBody`, whose windows
+//! the loop sends only once they are in the page cache (a worker of the store
+//! path's pool reads in those that are not). Any such refusal returns `None`
+//! and the request goes to the disk pool as before. Kernels without these
+//! calls (before 5.12) always get `None`.
+//!
+//! What may wait on the loop depends on the [`Lookup`]:
+//! * [`Lookup::Cached`] (the default): nothing. `openat2(RESOLVE_CACHED)`
+//!   fails with EAGAIN unless every path component is in the dentry cache,
+//!   and `fstat` of the open file reads the inode already in memory.
+//! * [`Lookup::MayWait`] (`disk_inline_reads`): the open may wait for
+//!   directory blocks and the inode (metadata I/O, a few small reads per
+//!   cold path), never for file content, which still comes only from the
+//!   page cache.
+//!
+//! Metadata files are small (at most [`META_MAX`] is read here), but they are
+//! content too: read with `RWF_NOWAIT`, or by the pool.
 
 use super::appender::FileLocks;
-use super::disk::io_status;
+use super::disk::{READ_INTO_REPLY, io_status};
 use crate::net::{FileBody, Reply};
 use crate::proto::status;
 use nix::errno::Errno;
@@ -23,19 +36,27 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Downloads up to this size are read into the reply and sent with its header
-/// in one write; bigger ones are sent with sendfile.
-const READ_INTO_REPLY: u64 = 32 * 1024;
-
 /// Metadata files bigger than this are left to the disk pool.
 const META_MAX: u64 = 64 * 1024;
+
+/// How far opening a file on the loop may go (see the module notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Only through cached path components and inodes: never waits.
+    Cached,
+    /// A plain open, which may wait for directory blocks and the inode.
+    MayWait,
+}
 
 /// Set once the kernel has refused `openat2` or `preadv2` flags as unknown.
 static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
-/// Open `path` read-only if that needs no disk access. `None`: it would (or
-/// the kernel cannot tell); `Some(Err)`: a real answer such as ENOENT.
-fn open(path: &Path) -> Option<io::Result<File>> {
+/// Open `path` read-only as `lookup` allows. `None`: it would wait (or the
+/// kernel cannot tell); `Some(Err)`: a real answer such as ENOENT.
+fn open(path: &Path, lookup: Lookup) -> Option<io::Result<File>> {
+    if lookup == Lookup::MayWait {
+        return Some(File::open(path));
+    }
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return None;
     }
@@ -60,7 +81,15 @@ fn open(path: &Path) -> Option<io::Result<File>> {
 }
 
 /// Read exactly `len` bytes at `offset` if they are all in the page cache.
+/// `RWF_NOWAIT` alone would not wait, but on a miss it first starts reading
+/// the missing pages (readahead submitted from this thread, which may wait
+/// for memory or for a slot in the device's queue); asking `cachestat` first
+/// leaves every read to the disk thread. (Without cachestat, RWF_NOWAIT
+/// alone decides.)
 fn read_exact_at(file: &File, offset: u64, len: usize) -> Option<io::Result<Vec<u8>>> {
+    if crate::net::pages_present(file, offset, len as u64) == Some(false) {
+        return None;
+    }
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
         let filled = buf.len();
@@ -101,10 +130,17 @@ fn read_exact_at(file: &File, offset: u64, len: usize) -> Option<io::Result<Vec<
     Some(Ok(buf))
 }
 
-/// DOWNLOAD_FILE without waiting for the disk (see the module notes); the
-/// answers are those of [`super::disk::download`].
-pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u8>> {
-    let file = match open(path)? {
+/// DOWNLOAD_FILE without waiting for file content (see the module notes);
+/// the answers are those of [`super::disk::download`]. `pool`: the store
+/// path's disk pool, which reads in what the loop must not.
+pub fn download(
+    path: &Path,
+    pool: usize,
+    offset: u64,
+    length: u64,
+    lookup: Lookup,
+) -> Option<Result<Reply, u8>> {
+    let file = match open(path, lookup)? {
         Ok(f) => f,
         Err(e) => return Some(Err(io_status(&e))),
     };
@@ -129,9 +165,9 @@ pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u
         return Some(Ok(Reply::ok(Vec::new())));
     }
     if len > READ_INTO_REPLY {
-        // sendfile from the loop, as the pool's reply would be.
+        // The loop sends it window by window as the page cache has it.
         let mut r = Reply::ok(Vec::new());
-        r.file = Some(FileBody { file, offset, len });
+        r.file = Some(FileBody::new(file, offset, len, pool));
         return Some(Ok(r));
     }
     match read_exact_at(&file, offset, len as usize)? {
@@ -140,18 +176,18 @@ pub fn download(path: &Path, offset: u64, length: u64) -> Option<Result<Reply, u
     }
 }
 
-/// GET_METADATA without waiting for the disk; answers as
+/// GET_METADATA without waiting for file content; answers as
 /// [`super::disk::get_metadata`]. A metadata file being rewritten (its
 /// stripe lock taken) is left to the pool, which waits for the lock.
-pub fn get_metadata(locks: &FileLocks, path: &Path) -> Option<Result<Vec<u8>, u8>> {
-    match open(path)?.and_then(|f| f.metadata()) {
+pub fn get_metadata(locks: &FileLocks, path: &Path, lookup: Lookup) -> Option<Result<Vec<u8>, u8>> {
+    match open(path, lookup)?.and_then(|f| f.metadata()) {
         Ok(m) if m.is_file() => {}
         Ok(_) => return Some(Err(status::ENOENT)),
         Err(e) => return Some(Err(io_status(&e))),
     }
     let mpath = crate::layout::store::meta_path(path);
     let _guard = locks.try_lock(&mpath)?;
-    let file = match open(&mpath)? {
+    let file = match open(&mpath, lookup)? {
         Ok(f) => f,
         Err(e) => return Some(Err(io_status(&e))),
     };
@@ -179,23 +215,68 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello world").unwrap();
         std::fs::write(crate::layout::store::meta_path(&p), b"k\x02v").unwrap();
-        // Just written, so cached; a kernel without openat2/RWF_NOWAIT says None.
-        if let Some(r) = download(&p, 6, 0) {
+        for lookup in [Lookup::Cached, Lookup::MayWait] {
+            // Just written, so cached; a kernel without openat2/RWF_NOWAIT says None.
+            let Some(r) = download(&p, 0, 6, 0, lookup) else {
+                continue;
+            };
             let r = r.unwrap();
             assert_eq!(r.body, b"world");
             assert!(r.file.is_none());
             let locks = FileLocks::default();
-            assert_eq!(get_metadata(&locks, &p).unwrap().unwrap(), b"k\x02v");
+            assert_eq!(
+                get_metadata(&locks, &p, lookup).unwrap().unwrap(),
+                b"k\x02v"
+            );
             // While a rewrite holds the file's lock, the loop leaves it alone.
             let held = locks.lock(&crate::layout::store::meta_path(&p));
-            assert!(get_metadata(&locks, &p).is_none());
+            assert!(get_metadata(&locks, &p, lookup).is_none());
             drop(held);
             // A missing name may need the disk to be sure of: None or ENOENT.
-            if let Some(r) = download(&dir.path().join("nope"), 0, 0) {
+            if let Some(r) = download(&dir.path().join("nope"), 0, 0, 0, lookup) {
                 assert_eq!(r.err(), Some(status::ENOENT));
             }
-            assert_eq!(download(&p, 12, 0).unwrap().err(), Some(status::EINVAL));
-            assert_eq!(download(&p, 11, 0).unwrap().unwrap().pkg_len(), 0);
+            assert_eq!(
+                download(&p, 0, 12, 0, lookup).unwrap().err(),
+                Some(status::EINVAL)
+            );
+            assert_eq!(
+                download(&p, 0, 11, 0, lookup).unwrap().unwrap().pkg_len(),
+                0
+            );
+        }
+    }
+
+    /// Drop `path`'s pages from the page cache; false if the file system
+    /// keeps them.
+    fn evict(path: &Path) -> bool {
+        crate::net::evict(&File::open(path).unwrap())
+    }
+
+    /// Content that is not in the page cache is never read here, in either
+    /// lookup: small downloads and metadata go to the pool (`None`), a big
+    /// download becomes a file body for the loop, with the store path's pool.
+    #[test]
+    fn cold_content_is_left_to_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        let big = dir.path().join("big");
+        std::fs::write(&small, vec![7u8; 4096]).unwrap();
+        std::fs::write(&big, vec![9u8; 100_000]).unwrap();
+        let mpath = crate::layout::store::meta_path(&small);
+        std::fs::write(&mpath, b"k\x02v").unwrap();
+        if !(evict(&small) && evict(&mpath) && evict(&big)) {
+            println!("skipped: the file system keeps evicted pages (tmpfs?)");
+            return;
+        }
+        let locks = FileLocks::default();
+        for lookup in [Lookup::Cached, Lookup::MayWait] {
+            assert!(download(&small, 0, 0, 0, lookup).is_none(), "{lookup:?}");
+            assert!(get_metadata(&locks, &small, lookup).is_none(), "{lookup:?}");
+            if let Some(r) = download(&big, 3, 0, 0, lookup) {
+                let f = r.unwrap().file.expect("a file body");
+                assert_eq!((f.pool, f.offset, f.len), (3, 0, 100_000));
+            }
         }
     }
 }

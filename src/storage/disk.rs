@@ -1,6 +1,7 @@
 //! File operations of the storage, run on the disk worker of the file's store
 //! path: streamed uploads (temp file, then a no-replace rename to the final
-//! name), downloads (open + sendfile region), delete, metadata, file info.
+//! name), downloads (open, read in, hand the region to the loop), delete,
+//! metadata, file info.
 
 use super::Store;
 use super::appender::FileLocks;
@@ -12,7 +13,7 @@ use crate::net::{FileBody, Reply};
 use crate::proto::{self, MetaOp, status};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -321,6 +322,13 @@ pub struct Target {
     pub path: PathBuf,
 }
 
+impl Target {
+    /// The worker pool of the file's store path.
+    pub fn pool(&self) -> usize {
+        self.name.store_index as usize
+    }
+}
+
 /// Resolve group + remote name to a path inside one of our store paths.
 pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, u8> {
     if group != store.cfg.group_name {
@@ -335,8 +343,15 @@ pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, u8> {
     Ok(Target { name, path })
 }
 
-/// DOWNLOAD_FILE: open and hand the region to the loop for sendfile.
-pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Reply, u8> {
+/// Downloads up to this size are read into the reply and sent with its header
+/// in one write; bigger ones are sent with sendfile.
+pub const READ_INTO_REPLY: u64 = 32 * 1024;
+
+/// DOWNLOAD_FILE on a disk thread of store path pool `pool`: a small region
+/// is read into the reply; a bigger one goes to the loop for `sendfile`, with
+/// its first window read into the page cache here, so that the loop sends it
+/// without handing it back (later windows: see `net::FileBody`).
+pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Result<Reply, u8> {
     let file = File::open(path).map_err(|e| io_status(&e))?;
     let meta = file.metadata().map_err(|e| io_status(&e))?;
     if !meta.is_file() {
@@ -354,10 +369,19 @@ pub fn download(path: &std::path::Path, offset: u64, length: u64) -> Result<Repl
     } else {
         length.min(avail)
     };
-    let mut r = Reply::ok(Vec::new());
-    if len > 0 {
-        r.file = Some(FileBody { file, offset, len });
+    if len == 0 {
+        return Ok(Reply::ok(Vec::new()));
     }
+    if len <= READ_INTO_REPLY {
+        let mut body = vec![0; len as usize];
+        file.read_exact_at(&mut body, offset)
+            .map_err(|e| io_status(&e))?;
+        return Ok(Reply::ok(body));
+    }
+    let mut body = FileBody::new(file, offset, len, pool);
+    body.warm_start().map_err(|e| io_status(&e))?;
+    let mut r = Reply::ok(Vec::new());
+    r.file = Some(body);
     Ok(r)
 }
 
@@ -491,13 +515,13 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
     if !meta.is_file() {
         return Err(status::ENOENT);
     }
-    let crc32 = if t.name.is_normal() {
-        info.crc32
-    } else if flags & proto::QUERY_FLAG_NO_CRC32 != 0 {
-        0
-    } else {
+    let crc32 = if crc_from_content(&t.name, flags) {
         let f = File::open(&t.path).map_err(|e| io_status(&e))?;
         content_crc32(f).map_err(|e| io_status(&e))?.0
+    } else if t.name.is_normal() {
+        info.crc32
+    } else {
+        0
     };
     let source_ip = match info.source {
         Source::Ip(ip) => ip.to_string(),
@@ -510,6 +534,13 @@ pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result
         source_ip,
     };
     Ok(fi.encode(ip_size))
+}
+
+/// Whether QUERY_FILE_INFO of `name` with `flags` reads the whole file for
+/// its CRC32: for appender and slave files, whose name does not hold it,
+/// unless the request's flag bit 1 says not to.
+pub fn crc_from_content(name: &RemoteName, flags: u8) -> bool {
+    !name.is_normal() && flags & proto::QUERY_FLAG_NO_CRC32 == 0
 }
 
 /// The slave name of `master` with `prefix` and `ext` (common/fdfs_global.c:
@@ -588,6 +619,56 @@ fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `len` bytes at `offset` of `path` are readable from the page
+    /// cache without waiting.
+    fn in_page_cache(path: &Path, offset: u64, len: usize) -> bool {
+        let f = File::open(path).unwrap();
+        let mut buf = vec![0u8; len];
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        // SAFETY: the iovec points into `buf`, live for the call.
+        let n = unsafe {
+            libc::preadv2(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                &iov,
+                1,
+                offset as libc::off_t,
+                libc::RWF_NOWAIT,
+            )
+        };
+        n == len as isize
+    }
+
+    /// On the disk thread, a download of a file that is not in the page
+    /// cache is read into the reply when small, and otherwise handed to the
+    /// loop with its first window already read in (and the store path's pool
+    /// for the rest).
+    #[test]
+    fn a_cold_download_is_read_in_on_the_disk_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        let big = dir.path().join("big");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&small, &data[..10_000]).unwrap();
+        fs::write(&big, &data).unwrap();
+        let evict = |p: &Path| crate::net::evict(&File::open(p).unwrap());
+        if !(evict(&small) && evict(&big)) {
+            println!("skipped: the file system keeps evicted pages (tmpfs?)");
+            return;
+        }
+        let r = download(&small, 2, 100, 0).unwrap();
+        assert!(r.file.is_none());
+        assert!(r.body == data[100..10_000]);
+        let r = download(&big, 2, 1000, 2_000_000).unwrap();
+        let f = r.file.as_ref().expect("a file body");
+        assert_eq!((f.pool, f.offset, f.len), (2, 1000, 2_000_000));
+        assert_eq!(r.pkg_len(), 2_000_000);
+        assert!(in_page_cache(&big, 1000, 64 * 1024), "first window read in");
+        assert_eq!(download(&big, 2, 3_000_001, 0).err(), Some(status::EINVAL));
+    }
 
     #[test]
     fn slave_names() {

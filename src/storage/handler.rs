@@ -6,7 +6,7 @@ use super::appender::{self, ChangeOp};
 use super::cached;
 use super::disk::{self, Upload, io_status};
 use super::journal::Commit;
-use super::placement::{self, Now, Place};
+use super::placement::{self, Kind, Now, Place};
 use super::replica;
 use super::sync_status::{self, Outcome, Pusher, Sent};
 use crate::net::{Action, Begin, INLINE, Plan, Pool, Reply, Service};
@@ -167,6 +167,16 @@ impl StorageService {
         self.run(place, path, durable(move |store| job(store, target)))
     }
 
+    /// How far a read answered on the network thread may go to open its file
+    /// (never further than the page cache for its content).
+    fn lookup(&self) -> cached::Lookup {
+        if self.store.cfg.disk_inline_reads {
+            cached::Lookup::MayWait
+        } else {
+            cached::Lookup::Cached
+        }
+    }
+
     /// A change from a peer to the file `remote` names (sync requests, which
     /// check the name themselves), where the table puts `cmd`. Its reply
     /// waits for the journal records it returns ([`durable`]).
@@ -317,13 +327,15 @@ impl StorageService {
                 let now = Now::new(&self.store);
                 if placement::decide(cmd, &now) == Place::Cached
                     && let Ok(t) = &target
-                    && let Some(r) = cached::download(&t.path, d.offset, d.length)
+                    && let Some(r) =
+                        cached::download(&t.path, t.pool(), d.offset, d.length, self.lookup())
                 {
                     count_download(&self.store, &r);
                     return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
                 }
                 self.read_target(cmd, now.cache_tried(), target, move |store, target| {
-                    let r = target.and_then(|t| disk::download(&t.path, d.offset, d.length));
+                    let r =
+                        target.and_then(|t| disk::download(&t.path, t.pool(), d.offset, d.length));
                     count_download(store, &r);
                     r.unwrap_or_else(Reply::error)
                 })
@@ -356,7 +368,8 @@ impl StorageService {
                 let now = Now::new(&self.store);
                 if placement::decide(cmd, &now) == Place::Cached
                     && let Ok(t) = &target
-                    && let Some(r) = cached::get_metadata(&self.store.file_locks, &t.path)
+                    && let Some(r) =
+                        cached::get_metadata(&self.store.file_locks, &t.path, self.lookup())
                 {
                     count_get_meta(&self.store, &r);
                     return Ok(Action::Reply(reply_of(r)));
@@ -371,8 +384,14 @@ impl StorageService {
                 let f = proto::FileRef::decode(body).map_err(bad)?;
                 let flags = h.status;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
-                let now = Now::new(&self.store);
-                self.read_target(cmd, now, target, move |store, target| {
+                // A stat, unless the CRC32 must be read from the content.
+                let kind = match &target {
+                    Ok(t) if disk::crc_from_content(&t.name, flags) => Kind::Read,
+                    _ => Kind::Stat,
+                };
+                let place = placement::decide_kind(cmd, kind, &Now::new(&self.store));
+                let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+                self.run(place, path, move |store| {
                     let ip_size = store.identity.ip_size();
                     reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
                 })

@@ -14,6 +14,7 @@ use crate::http::range::{self, Wanted};
 use crate::http::server::{Body, Handler, Response};
 use crate::http::{date, parse::Request, token};
 use crate::layout::{RemoteName, Source};
+use crate::net::FileBody;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -34,7 +35,10 @@ impl StorageHttp {
         let mut mime = MimeTypes::built_in(&h.default_content_type);
         if let Some(f) = &h.mime_types_filename {
             mime.add_file(f).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("http.mime_types_filename {}: {e}", f.display()))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("http.mime_types_filename {}: {e}", f.display()),
+                )
             })?;
         }
         Ok(StorageHttp { store, mime })
@@ -67,7 +71,9 @@ impl StorageHttp {
                 allow_persistent: h.allow_persistent_token,
             };
             let now = super::now();
-            if let Err(why) = token::check(&p, group, &remote, req.param("token"), req.param("ts"), now) {
+            if let Err(why) =
+                token::check(&p, group, &remote, req.param("token"), req.param("ts"), now)
+            {
                 log::debug!("http: token for {group}/{remote}: {}", why.as_str());
                 return self.token_refused(why);
             }
@@ -120,20 +126,13 @@ impl StorageHttp {
         let mut r = match range::wanted(req.range.as_deref(), size) {
             Wanted::Whole => {
                 let mut r = base(200);
-                r.body = Body::File {
-                    file,
-                    offset: 0,
-                    len: size,
-                };
+                r.body = Body::File(FileBody::new(file, 0, size, 0));
                 r
             }
             Wanted::Part { start, end } => {
-                let mut r = base(206).header("Content-Range", format!("bytes {start}-{end}/{size}"));
-                r.body = Body::File {
-                    file,
-                    offset: start,
-                    len: end - start + 1,
-                };
+                let mut r =
+                    base(206).header("Content-Range", format!("bytes {start}-{end}/{size}"));
+                r.body = Body::File(FileBody::new(file, start, end - start + 1, 0));
                 r
             }
             Wanted::Unsatisfiable => {
@@ -159,13 +158,12 @@ impl StorageHttp {
             match File::open(f).and_then(|file| Ok((file.metadata()?.len(), file))) {
                 Ok((len, file)) => {
                     let mut r = Response::new(200)
-                        .header("Content-Type", self.mime.of(&f.to_string_lossy()).to_string())
+                        .header(
+                            "Content-Type",
+                            self.mime.of(&f.to_string_lossy()).to_string(),
+                        )
                         .header("Cache-Control", "no-store");
-                    r.body = Body::File {
-                        file,
-                        offset: 0,
-                        len,
-                    };
+                    r.body = Body::File(FileBody::new(file, 0, len, 0));
                     return r;
                 }
                 Err(e) => log::warn!("http.anti_steal.token_check_fail {}: {e}", f.display()),
@@ -212,12 +210,21 @@ impl StorageHttp {
 fn content_disposition(name: &str) -> String {
     let plain: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if plain == name {
         format!("attachment; filename=\"{name}\"")
     } else {
-        format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{}", encode(name))
+        format!(
+            "attachment; filename=\"{plain}\"; filename*=UTF-8''{}",
+            encode(name)
+        )
     }
 }
 
@@ -241,8 +248,8 @@ fn encode_path(p: &str) -> String {
 impl Handler for StorageHttp {
     fn handle(&self, req: &Request, _peer: SocketAddr) -> Response {
         if req.path == "/metrics" {
-            let mut r = Response::new(200)
-                .header("Content-Type", crate::http::metrics::CONTENT_TYPE);
+            let mut r =
+                Response::new(200).header("Content-Type", crate::http::metrics::CONTENT_TYPE);
             r.body = Body::Bytes(super::metrics::page(&self.store).into_bytes());
             return r;
         }
@@ -256,12 +263,21 @@ mod tests {
 
     #[test]
     fn dispositions_and_encoding() {
-        assert_eq!(content_disposition("a b.jpg"), "attachment; filename=\"a b.jpg\"");
+        assert_eq!(
+            content_disposition("a b.jpg"),
+            "attachment; filename=\"a b.jpg\""
+        );
         assert_eq!(
             content_disposition("报告.pdf"),
             "attachment; filename=\"__.pdf\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A.pdf"
         );
-        assert_eq!(content_disposition("a\"b"), "attachment; filename=\"a_b\"; filename*=UTF-8''a%22b");
-        assert_eq!(encode_path("/group1/M00/00/00/a b"), "/group1/M00/00/00/a%20b");
+        assert_eq!(
+            content_disposition("a\"b"),
+            "attachment; filename=\"a_b\"; filename*=UTF-8''a%22b"
+        );
+        assert_eq!(
+            encode_path("/group1/M00/00/00/a b"),
+            "/group1/M00/00/00/a%20b"
+        );
     }
 }

@@ -43,7 +43,9 @@ pub fn page(store: &Store) -> String {
             .map(|&(c, s, _)| (cmd_name(c), status::name(s).to_string()))
             .collect();
         let samples: Vec<(Vec<(&str, &str)>, f64)> = (replies.iter().zip(&names))
-            .map(|(&(_, _, n), (c, s))| (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64))
+            .map(|(&(_, _, n), (c, s))| {
+                (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64)
+            })
             .collect();
         p.counter(
             "fdfs_storage_requests_total",
@@ -52,7 +54,10 @@ pub fn page(store: &Store) -> String {
         );
         let mut cmds: Vec<u8> = replies.iter().map(|r| r.0).collect();
         cmds.dedup();
-        let bounds: Vec<f64> = crate::net::BUCKETS_US.iter().map(|&b| b as f64 / 1e6).collect();
+        let bounds: Vec<f64> = crate::net::BUCKETS_US
+            .iter()
+            .map(|&b| b as f64 / 1e6)
+            .collect();
         for c in cmds {
             if let Some(h) = r.latency(c) {
                 p.histogram(
@@ -111,12 +116,25 @@ pub fn page(store: &Store) -> String {
     let space: Vec<(u64, u64)> = (store.paths.iter())
         .map(|sp| sp.space_mb().unwrap_or((0, 0)))
         .collect();
-    let paths: Vec<String> = store.paths.iter().map(|sp| format!("M{:02X}", sp.index)).collect();
-    let roots: Vec<String> = store.paths.iter().map(|sp| sp.root.display().to_string()).collect();
+    let paths: Vec<String> = store
+        .paths
+        .iter()
+        .map(|sp| format!("M{:02X}", sp.index))
+        .collect();
+    let roots: Vec<String> = store
+        .paths
+        .iter()
+        .map(|sp| sp.root.display().to_string())
+        .collect();
     let mb = 1024.0 * 1024.0;
     let per_path = |f: &dyn Fn(&(u64, u64)) -> u64| -> Vec<(Vec<(&str, &str)>, f64)> {
         (space.iter().zip(paths.iter().zip(&roots)))
-            .map(|(s, (p, r))| (vec![("path", p.as_str()), ("dir", r.as_str())], f(s) as f64 * mb))
+            .map(|(s, (p, r))| {
+                (
+                    vec![("path", p.as_str()), ("dir", r.as_str())],
+                    f(s) as f64 * mb,
+                )
+            })
             .collect()
     };
     p.gauge(
@@ -133,7 +151,12 @@ pub fn page(store: &Store) -> String {
     let now = super::now();
     let progress = store.peers.progress();
     let behind: Vec<(Vec<(&str, &str)>, f64)> = (progress.iter())
-        .map(|(peer, pr)| (vec![("peer", peer.as_str())], binlog_bytes(store, pr.pos, end) as f64))
+        .map(|(peer, pr)| {
+            (
+                vec![("peer", peer.as_str())],
+                binlog_bytes(store, pr.pos, end) as f64,
+            )
+        })
         .collect();
     p.gauge(
         "fdfs_storage_sync_behind_bytes",
@@ -157,8 +180,16 @@ pub fn page(store: &Store) -> String {
     );
     if let Some(d) = &store.dedup {
         let s = d.stats();
-        p.gauge("fdfs_storage_dedup_contents", "Distinct contents kept.", &[(vec![], s.contents as f64)]);
-        p.gauge("fdfs_storage_dedup_files", "Files linked to a kept content.", &[(vec![], s.links as f64)]);
+        p.gauge(
+            "fdfs_storage_dedup_contents",
+            "Distinct contents kept.",
+            &[(vec![], s.contents as f64)],
+        );
+        p.gauge(
+            "fdfs_storage_dedup_files",
+            "Files linked to a kept content.",
+            &[(vec![], s.links as f64)],
+        );
         p.gauge(
             "fdfs_storage_dedup_saved_bytes",
             "Bytes not stored because files share their content.",

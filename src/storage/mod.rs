@@ -199,6 +199,8 @@ impl Store {
 /// A running storage server.
 pub struct RunningStorage {
     server: Option<Server>,
+    /// The HTTP server (`http.server_port`), stopped with the storage.
+    http: Option<crate::http::server::HttpServer>,
     stop: StopHandle,
     quit: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -229,6 +231,7 @@ impl RunningStorage {
         if let Some(s) = self.server.take() {
             s.join();
         }
+        drop(self.http.take());
         self.quit.store(true, Ordering::SeqCst);
         sync::stop(&self.store);
         for t in self.threads.drain(..) {
@@ -329,7 +332,11 @@ fn net_threads(cfg: &StorageConfig) -> usize {
 /// Bind the storage's port (before [`start`], so that a daemon can bind as
 /// root and drop privileges before it touches its files).
 pub fn bind(cfg: &StorageConfig) -> io::Result<Listeners> {
-    Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))
+    let l = Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))?;
+    Ok(match cfg.http.server_port {
+        0 => l,
+        port => l.with_side(Listeners::bind(cfg.bind_addr.as_deref(), port, 1)?),
+    })
 }
 
 /// Prepare the store paths of `cfg`, replay a journal left by a crash and
@@ -420,7 +427,8 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
 
 /// Start a storage server with `cfg` on `listeners` (from [`bind`]): prepare
 /// the store paths, serve, and start reporting to the trackers.
-pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStorage> {
+pub fn start(cfg: StorageConfig, mut listeners: Listeners) -> io::Result<RunningStorage> {
+    let http_listener = listeners.take_side();
     let store = open(cfg)?;
     let cfg = &store.cfg;
     let opts = ServerOptions {
@@ -455,9 +463,29 @@ pub fn start(cfg: StorageConfig, listeners: Listeners) -> io::Result<RunningStor
         store.paths.len(),
         server.local_addr()
     );
+    let http = match http_listener {
+        Some(l) => {
+            let handler = Arc::new(http::StorageHttp::new(store.clone())?);
+            let h = crate::http::server::start(
+                l.into_first(),
+                handler,
+                crate::http::server::Options {
+                    name: "fdfs-http".into(),
+                    workers: (store.cfg.disk_reader_threads * store.paths.len()).clamp(2, 16),
+                    max_connections: store.cfg.max_connections,
+                    head_timeout: Duration::from_secs(10),
+                    idle_timeout: store.cfg.network_timeout.max(Duration::from_secs(1)),
+                },
+            )?;
+            log::info!("HTTP downloads and /metrics on {}", h.local_addr());
+            Some(h)
+        }
+        None => None,
+    };
     Ok(RunningStorage {
         stop: server.stop_handle(),
         server: Some(server),
+        http,
         quit,
         threads,
         store,

@@ -36,7 +36,11 @@ pub enum Kind {
     NoFile,
     /// A read with a form that refuses to wait (DOWNLOAD_FILE, GET_METADATA).
     CachedRead,
-    /// Another read (QUERY_FILE_INFO).
+    /// A read of the inode only (QUERY_FILE_INFO of a name that carries
+    /// its CRC32, or asked without it).
+    Stat,
+    /// Another read: of file content (QUERY_FILE_INFO that computes the
+    /// CRC32 of an appender or slave).
     Read,
     /// A small change: new files (uploads, pushed copies), deletes, metadata,
     /// links.
@@ -55,7 +59,8 @@ pub enum Kind {
 pub fn kind(cmd: Cmd) -> Kind {
     match cmd {
         Cmd::DownloadFile | Cmd::GetMetadata => Kind::CachedRead,
-        Cmd::QueryFileInfo | Cmd::FdfsDedupStat => Kind::Read,
+        Cmd::QueryFileInfo => Kind::Stat,
+        Cmd::FdfsDedupStat => Kind::Read,
         Cmd::UploadFile
         | Cmd::UploadAppenderFile
         | Cmd::UploadSlaveFile
@@ -98,7 +103,8 @@ pub enum Cond {
     Always,
     /// The cached fast path has not been tried for this request yet.
     CacheUntried,
-    /// storage.conf `disk_inline_reads`.
+    /// storage.conf `disk_inline_reads`: reads may wait for metadata (a
+    /// path lookup, an inode) on the network thread, never for content.
     InlineReads,
     /// storage.conf `fsync_after_written_bytes` > 0: changes sync files.
     FsyncEvery,
@@ -128,7 +134,7 @@ pub struct Row {
 }
 
 const CHANGES: &[Kind] = &[Kind::Change, Kind::InPlace, Kind::Link];
-const READS: &[Kind] = &[Kind::CachedRead, Kind::Read];
+const READS: &[Kind] = &[Kind::CachedRead, Kind::Stat, Kind::Read];
 
 /// Where each kind of request runs: the first row of its kind whose
 /// condition holds. Cheap conditions come first, so a request is asked only
@@ -147,10 +153,10 @@ pub const TABLE: &[Row] = &[
         why: "path and bytes in memory: a few microseconds, less than two thread hand-offs",
     },
     Row {
-        kinds: READS,
+        kinds: &[Kind::Stat],
         when: Cond::InlineReads,
         place: Place::Loop,
-        why: "disk_inline_reads: no hand-off, at the price of stalling the loop on a cold read",
+        why: "disk_inline_reads: a stat may wait for an inode block on the loop, no hand-off",
     },
     Row {
         kinds: READS,
@@ -230,7 +236,13 @@ pub fn rule(kind: Kind, s: &impl Situation) -> &'static Row {
 
 /// Where a request `cmd` runs in situation `s` (and why, in the trace log).
 pub fn decide(cmd: Cmd, s: &impl Situation) -> Place {
-    let r = rule(kind(cmd), s);
+    decide_kind(cmd, kind(cmd), s)
+}
+
+/// [`decide`] for a request `cmd` whose kind its body settles (`kind`
+/// instead of the command's usual one).
+pub fn decide_kind(cmd: Cmd, kind: Kind, s: &impl Situation) -> Place {
+    let r = rule(kind, s);
     log::trace!("{} runs {:?}: {}", cmd.name(), r.place, r.why);
     r.place
 }
@@ -308,9 +320,10 @@ mod tests {
         }
     }
 
-    const KINDS: [Kind; 7] = [
+    const KINDS: [Kind; 8] = [
         Kind::NoFile,
         Kind::CachedRead,
+        Kind::Stat,
         Kind::Read,
         Kind::Change,
         Kind::InPlace,
@@ -360,7 +373,7 @@ mod tests {
             (Quit, Kind::NoFile),
             (DownloadFile, Kind::CachedRead),
             (GetMetadata, Kind::CachedRead),
-            (QueryFileInfo, Kind::Read),
+            (QueryFileInfo, Kind::Stat),
             (FdfsDedupStat, Kind::Read),
             (UploadFile, Kind::Change),
             (UploadAppenderFile, Kind::Change),
@@ -403,14 +416,17 @@ mod tests {
             Place::Disk,
             "cache missed"
         );
-        // disk_inline_reads: the cache first all the same, then the loop.
+        // disk_inline_reads: the cache first all the same (its lookup may
+        // then wait for metadata), then a disk thread for content; a stat on
+        // the loop, but not a file info that reads the content.
         let inline = Holds(&[Cond::CacheUntried, Cond::InlineReads]);
         assert_eq!(decide(DownloadFile, &inline), Place::Cached);
         assert_eq!(
             decide(GetMetadata, &Holds(&[Cond::InlineReads])),
-            Place::Loop
+            Place::Disk
         );
         assert_eq!(decide(QueryFileInfo, &inline), Place::Loop);
+        assert_eq!(decide_kind(QueryFileInfo, Kind::Read, &inline), Place::Disk);
         // Reads never care about the change conditions.
         let busy = Holds(&[Cond::FileBusy, Cond::BackedOff, Cond::Big]);
         assert_eq!(decide(QueryFileInfo, &busy), Place::Disk);

@@ -11,6 +11,7 @@ mod cli_output;
 mod cli_unavailable;
 mod cli_usage;
 mod cluster;
+mod cold_reads;
 mod daemons;
 mod dedup;
 mod hostile;

@@ -51,7 +51,8 @@ pub fn open(
     }
     for src in &rec.removed_sources {
         log::info!("dedup: {src} lost its last link before a stop; removed");
-        binlog.append_now(op::DELETE, src)?;
+        // At start-up: no reply waits for it.
+        let _ = binlog.append_now(op::DELETE, src)?;
     }
     let s = d.stats();
     log::info!(
