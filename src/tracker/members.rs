@@ -9,10 +9,13 @@ use crate::proto::{self, Cmd, status};
 impl Tracker {
     pub(super) fn join(&self, s: &mut Session, body: &[u8]) -> Res {
         let j = proto::Join::decode(body).map_err(invalid)?;
+        // Before the lock: `port` takes it too (a tracker listening on every
+        // address learns its own from the first JOIN, under that lock).
+        let port = self.port();
         {
             let mut c = self.cluster.lock();
             if c.me.is_none() && !j.current_tracker_ip.is_empty() {
-                c.me = Some(format!("{}:{}", j.current_tracker_ip, self.port()));
+                c.me = Some(format!("{}:{}", j.current_tracker_ip, port));
                 let me = c.me.clone().expect("just set");
                 c.trackers.insert(me);
             }

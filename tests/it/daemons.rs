@@ -437,3 +437,56 @@ fn uploads_under_way_are_answered_at_stop_plain() {
 fn uploads_under_way_are_answered_at_stop_durable() {
     uploads_under_way_are_answered_at_stop(true);
 }
+
+/// A tracker that listens on every address (bind_addr empty) learns its own address from the
+/// first JOIN. It once deadlocked doing so (it took the lock of its cluster state twice), and
+/// every request after it hung.
+#[test]
+fn a_tracker_on_every_address_serves_a_storage_that_joins_through_loopback() {
+    let cluster = Cluster::builder()
+        .storages(0)
+        .tracker_conf("bind_addr", "")
+        .start();
+    let tracker = format!("127.0.0.1:{}", cluster.tracker_addr().port());
+    let base = cluster.root().join("lone-storage");
+    fs::create_dir_all(&base).expect("mkdir storage base");
+    let conf = cluster.root().join("conf").join("lone-storage.conf");
+    write_conf(
+        &conf,
+        &[
+            ("group_name", GROUP.to_string()),
+            ("bind_addr", "127.0.0.2".to_string()),
+            ("port", "0".to_string()),
+            ("base_path", path_str(&base)),
+            ("subdir_count_per_path", "16".to_string()),
+            ("tracker_server", tracker.clone()),
+            ("heart_beat_interval", "1".to_string()),
+        ],
+    );
+    let mut storage = start_storage_conf("storage", &conf, &cluster.work_dir(), base.join("logs"));
+    let file = cluster.write_file("lone.txt", b"hello through loopback");
+    let path = path_str(&file);
+    let id = wait_for(
+        "an upload through 127.0.0.1",
+        Duration::from_secs(30),
+        || {
+            let run = cluster.run(
+                Path::new(FDFS),
+                &["upload", &path, "--tracker", &tracker],
+                None,
+                Duration::from_secs(5),
+            );
+            run.status
+                .is_some_and(|s| s.success())
+                .then(|| run.stdout_str())
+        },
+    );
+    let got = cluster.run(
+        Path::new(FDFS),
+        &["download", &id, "-", "--tracker", &tracker],
+        None,
+        Duration::from_secs(10),
+    );
+    assert_eq!(got.success().stdout, b"hello through loopback");
+    storage.assert_running();
+}
