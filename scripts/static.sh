@@ -44,7 +44,7 @@ fi
 
 mkdir -p "$(dirname "$out")"
 cp "$built" "$out.tmp"
-strip "$out.tmp"
+strip --remove-section=.comment "$out.tmp"
 mv "$out.tmp" "$out"
 desc=$(file -b "$out")
 case "$desc" in
