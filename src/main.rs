@@ -14,6 +14,12 @@ mod storage;
 mod tracker;
 
 use clap::{Parser, Subcommand};
+
+// The static build links musl, whose allocator is slow under many threads
+// (measured in README, "Installing"); glibc's is kept elsewhere.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// FastDFS-compatible distributed file system: tracker and storage daemons and

@@ -3,7 +3,9 @@
 
 /// "YYYY-MM-DD HH:MM:SS" in the local time zone (the number, marked, if that fails).
 pub fn local_time(t: u64) -> String {
-    let secs = libc::time_t::try_from(t).unwrap_or(libc::time_t::MAX);
+    // time_t is 64 bits on every 64-bit Linux, glibc and musl alike (the libc
+    // crate marks the alias deprecated on musl, so it is not named here).
+    let secs = i64::try_from(t).unwrap_or(i64::MAX);
     // SAFETY: localtime_r only writes to the tm we pass; a zeroed tm is a valid value.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.

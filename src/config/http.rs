@@ -76,6 +76,8 @@ pub(super) fn read(
         "http.domain_name",
         "http.need_find_content_type",
         "http.url_have_group_name",
+        // The C client builds its test URLs with it; fdfs token takes --port.
+        "http.tracker_server_port",
     ]);
     if c.check_token && c.secret_key.is_empty() {
         return Err(r.error(

@@ -7,6 +7,7 @@ mod cluster;
 mod cluster_stat;
 mod handler;
 mod members;
+mod metrics;
 mod persist;
 mod state;
 mod stats;
@@ -27,6 +28,8 @@ pub const VERSION: &str = "6.16.1";
 /// A running tracker.
 pub struct RunningTracker {
     server: Option<Server>,
+    /// `/metrics` on `http.server_port`, stopped with the tracker.
+    http: Option<crate::http::server::HttpServer>,
     stop: StopHandle,
     threads: Vec<std::thread::JoinHandle<()>>,
     quit: Arc<AtomicBool>,
@@ -56,6 +59,7 @@ impl RunningTracker {
         if let Some(s) = self.server.take() {
             s.join();
         }
+        drop(self.http.take());
         self.quit.store(true, Ordering::SeqCst);
         for h in self.threads.drain(..) {
             let _ = h.join();
@@ -71,12 +75,17 @@ fn net_threads(cfg: &TrackerConfig) -> usize {
 /// Bind the tracker's port (before [`start`], so that a daemon can bind as
 /// root and drop privileges before it touches its files).
 pub fn bind(cfg: &TrackerConfig) -> io::Result<Listeners> {
-    Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))
+    let l = Listeners::bind(cfg.bind_addr.as_deref(), cfg.port, net_threads(cfg))?;
+    Ok(match cfg.http.server_port {
+        0 => l,
+        port => l.with_side(Listeners::bind(cfg.bind_addr.as_deref(), port, 1)?),
+    })
 }
 
 /// Start a tracker with `cfg` on `listeners` (from [`bind`]): load saved
 /// state, serve.
-pub fn start(cfg: TrackerConfig, listeners: Listeners) -> io::Result<RunningTracker> {
+pub fn start(cfg: TrackerConfig, mut listeners: Listeners) -> io::Result<RunningTracker> {
+    let http_listener = listeners.take_side();
     let data = cfg.base_path.join("data");
     std::fs::create_dir_all(&data)?;
     let state = persist::load(&data)
@@ -142,11 +151,30 @@ pub fn start(cfg: TrackerConfig, listeners: Listeners) -> io::Result<RunningTrac
     let relation = std::thread::Builder::new()
         .name("fdfs-tracker-peers".into())
         .spawn(move || cluster::run(&t, &q))?;
+    let http = match http_listener {
+        Some(l) => {
+            let h = crate::http::server::start(
+                l.into_first(),
+                Arc::new(metrics::TrackerHttp(tracker.clone())),
+                crate::http::server::Options {
+                    name: "fdfs-tracker-http".into(),
+                    workers: 1,
+                    max_connections: 256,
+                    head_timeout: Duration::from_secs(10),
+                    idle_timeout: tracker.cfg.network_timeout.max(Duration::from_secs(1)),
+                },
+            )?;
+            log::info!("/metrics on {}", h.local_addr());
+            Some(h)
+        }
+        None => None,
+    };
     let q = quit.clone();
     let housekeeper = std::thread::Builder::new()
         .name("fdfs-tracker-house".into())
         .spawn(move || housekeeping(&tracker, &data, &q))?;
     Ok(RunningTracker {
+        http,
         server: Some(server),
         stop,
         threads: vec![housekeeper, relation, log_writer],

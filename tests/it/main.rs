@@ -18,6 +18,7 @@ mod hostile;
 mod interop;
 mod join_forms;
 mod lifecycle;
+mod man_pages;
 mod monitor;
 mod pooled;
 mod replication;

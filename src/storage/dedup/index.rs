@@ -160,8 +160,9 @@ impl Dedup {
         let inner = Inner {
             by_sig,
             by_src,
-            // Replaced by the compaction below.
-            log: File::open("/dev/null")?,
+            // Replaced by the compaction below before anything is logged. The
+            // directory, not /dev/null: a bare container has no /dev.
+            log: File::open(dir)?,
             generation,
             logged: 0,
             stats,
