@@ -13,7 +13,6 @@ use super::ini::{Ini, parse_bool, parse_bytes, parse_secs};
 pub(super) struct Reader<'a> {
     ini: &'a Ini,
     used: Vec<String>,
-    ignored_prefixes: Vec<&'static str>,
     warnings: Vec<String>,
 }
 
@@ -22,7 +21,6 @@ impl<'a> Reader<'a> {
         Reader {
             ini,
             used: Vec::new(),
-            ignored_prefixes: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -51,8 +49,6 @@ impl<'a> Reader<'a> {
             self.mark(k);
         }
     }
-
-    /// Keys starting with `prefix` are accepted and ignored (e.g. `http.`).
 
     /// A known key we do not implement: warn when it is set to anything but one of the
     /// `harmless` values (compared case-insensitively; "" = empty or absent).
@@ -180,9 +176,7 @@ impl<'a> Reader<'a> {
     /// The warnings, plus one per global key nobody asked for.
     pub(super) fn finish(mut self) -> Vec<String> {
         for key in self.ini.keys() {
-            if self.used.iter().any(|k| k == key)
-                || self.ignored_prefixes.iter().any(|p| key.starts_with(p))
-            {
+            if self.used.iter().any(|k| k == key) {
                 continue;
             }
             let loc = self.ini.location(key).unwrap_or_default();

@@ -247,11 +247,10 @@ impl Loop {
             if let Err(e) = self
                 .poll
                 .poll(&mut events, Some(Duration::from_millis(500)))
+                && e.kind() != io::ErrorKind::Interrupted
             {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("{}: poll: {e}", self.opts.name);
-                    return;
-                }
+                log::error!("{}: poll: {e}", self.opts.name);
+                return;
             }
             for ev in events.iter() {
                 match ev.token() {

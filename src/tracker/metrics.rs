@@ -60,13 +60,31 @@ pub fn page(t: &Tracker) -> String {
         );
         let mb = 1024.0 * 1024.0;
         let total: Vec<(Vec<(&str, &str)>, f64)> = (space.iter())
-            .map(|(g, id, t, _)| (vec![("group", g.as_str()), ("storage", id.as_str())], *t as f64 * mb))
+            .map(|(g, id, t, _)| {
+                (
+                    vec![("group", g.as_str()), ("storage", id.as_str())],
+                    *t as f64 * mb,
+                )
+            })
             .collect();
         let free: Vec<(Vec<(&str, &str)>, f64)> = (space.iter())
-            .map(|(g, id, _, f)| (vec![("group", g.as_str()), ("storage", id.as_str())], *f as f64 * mb))
+            .map(|(g, id, _, f)| {
+                (
+                    vec![("group", g.as_str()), ("storage", id.as_str())],
+                    *f as f64 * mb,
+                )
+            })
             .collect();
-        p.gauge("fdfs_tracker_storage_total_bytes", "Disk space of each storage server.", &total);
-        p.gauge("fdfs_tracker_storage_free_bytes", "Free space of each storage server.", &free);
+        p.gauge(
+            "fdfs_tracker_storage_total_bytes",
+            "Disk space of each storage server.",
+            &total,
+        );
+        p.gauge(
+            "fdfs_tracker_storage_free_bytes",
+            "Free space of each storage server.",
+            &free,
+        );
     }
     let leader = t.cluster.lock().is_leader();
     p.gauge(
@@ -81,14 +99,19 @@ pub fn page(t: &Tracker) -> String {
             .map(|&(c, s, _)| (cmd_name(c), status::name(s).to_string()))
             .collect();
         let samples: Vec<(Vec<(&str, &str)>, f64)> = (replies.iter().zip(&names))
-            .map(|(&(_, _, n), (c, s))| (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64))
+            .map(|(&(_, _, n), (c, s))| {
+                (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64)
+            })
             .collect();
         p.counter(
             "fdfs_tracker_requests_total",
             "Requests answered, by command and reply status.",
             &samples,
         );
-        let bounds: Vec<f64> = crate::net::BUCKETS_US.iter().map(|&b| b as f64 / 1e6).collect();
+        let bounds: Vec<f64> = crate::net::BUCKETS_US
+            .iter()
+            .map(|&b| b as f64 / 1e6)
+            .collect();
         let mut cmds: Vec<u8> = replies.iter().map(|r| r.0).collect();
         cmds.dedup();
         for c in cmds {
@@ -105,7 +128,11 @@ pub fn page(t: &Tracker) -> String {
             }
         }
         let [_, current, _] = server.counts();
-        p.gauge("fdfs_tracker_connections", "Connections open now.", &[(vec![], current as f64)]);
+        p.gauge(
+            "fdfs_tracker_connections",
+            "Connections open now.",
+            &[(vec![], current as f64)],
+        );
     }
     p.finish()
 }

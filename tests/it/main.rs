@@ -15,6 +15,7 @@ mod cold_reads;
 mod daemons;
 mod dedup;
 mod hostile;
+mod http;
 mod interop;
 mod join_forms;
 mod lifecycle;
