@@ -10,7 +10,6 @@ mod disk;
 mod durable;
 mod handler;
 mod identity;
-mod inline;
 mod journal;
 mod journal_recover;
 mod placement;
@@ -67,9 +66,6 @@ pub struct Store {
     pub sync_log: sync_status::Throttle,
     /// Diverged copies to fetch whole from the peer that pushes them.
     pub refetch: refetch::Refetch,
-    /// Whether small changes on the network threads lately waited for the
-    /// disk (a condition of `placement`).
-    pub inline: inline::InlineWrites,
     /// The disk threads, one pool per store path.
     pools: Vec<Pool>,
     /// splitmix64 state for new names' random bits.
@@ -386,7 +382,6 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
         file_locks: appender::FileLocks::default(),
         sync_log: sync_status::Throttle::default(),
         refetch: refetch::Refetch::default(),
-        inline: inline::InlineWrites::default(),
         binlog,
         threads: Mutex::new(Vec::new()),
         data_dir,
