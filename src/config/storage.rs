@@ -108,8 +108,8 @@ pub struct StorageConfig {
     /// way (see `storage::cached`).
     pub disk_inline_reads: bool,
     /// Our key `disk_inline_writes` (default true): small uploads, appends,
-    /// deletes and metadata changes run on the network thread while none of
-    /// them waits for the disk (see `storage::inline`).
+    /// deletes and metadata changes run on the network thread (see
+    /// `storage::placement`).
     pub disk_inline_writes: bool,
     /// Our key `busy_poll_us` (default 50, 0 to 1000): how long a network
     /// thread keeps polling after a request before it sleeps, so that the

@@ -1,5 +1,5 @@
 //! How work leaves a loop and its result comes back: a job runs on a worker
-//! pool (or inline on the loop thread, timed), and its reply or chunk result
+//! pool (or inline on the loop thread), and its reply or chunk result
 //! returns as a [`Done`] over the loop's channel, with one wake-up per batch.
 //! Workers never touch sockets.
 
@@ -8,7 +8,6 @@ use crossbeam_channel::Sender;
 use mio::Waker;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 /// A worker's answer, routed back to the connection by token and generation.
 pub(super) enum Done<St> {
@@ -39,22 +38,9 @@ pub(super) enum Done<St> {
 pub(super) fn run_on<S: Service>(svc: &S, pool: usize, job: Box<dyn FnOnce() + Send>) {
     match svc.pool(pool) {
         Some(p) => p.submit(job),
-        None => {
-            let (switches, _) = super::thread_switches();
-            let t0 = Instant::now();
-            job();
-            let took = t0.elapsed();
-            // Only a job that gave up the CPU waited for something (the disk,
-            // a lock); one that was merely preempted did not. (Not asked of
-            // quick jobs: one syscall per job instead of two.)
-            let waited = took >= WAIT_CHECKED && super::thread_switches().0 != switches;
-            svc.ran_inline(took, waited);
-        }
+        None => job(),
     }
 }
-
-/// Inline jobs at least this long are asked whether they waited.
-const WAIT_CHECKED: Duration = Duration::from_millis(1);
 
 thread_local! {
     /// Set on loop threads: a completion sent from one (work done inline) is

@@ -258,14 +258,6 @@ pub trait Service: Send + Sync + 'static {
     /// The worker pool number `idx` named in [`Action::Work`] / [`Begin::Stream`];
     /// `None` (always for [`INLINE`]) runs the work inline on the loop thread.
     fn pool(&self, idx: usize) -> Option<&Pool>;
-    /// A job just ran inline on the loop thread and took `took` (wall time);
-    /// `waited`: the thread gave up the CPU meanwhile (for the disk, a lock),
-    /// rather than only being preempted (checked for jobs of 1 ms or more,
-    /// false for quicker ones). A service that runs disk work there can tell
-    /// when the disk makes it wait.
-    fn ran_inline(&self, took: std::time::Duration, waited: bool) {
-        let _ = (took, waited);
-    }
     /// Whether an error reply with `status` ends its connection once written.
     /// Asked for every error reply, the role's own and those the loop makes
     /// from a status the role gave it (a failed chunk, a failed hold).
@@ -277,16 +269,9 @@ pub trait Service: Send + Sync + 'static {
     fn close(&self, s: Self::Session);
 }
 
-/// The calling thread's context switches so far: (voluntary, involuntary),
-/// i.e. times it gave up the CPU to wait (for I/O, a lock, a sleep) and
-/// times it was preempted. Zeros if the kernel cannot tell.
-fn thread_switches() -> (i64, i64) {
+/// The calling thread's involuntary context switches so far (times it was
+/// preempted); zero if the kernel cannot tell.
+fn preempted_count() -> i64 {
     use nix::sys::resource::{UsageWho, getrusage};
-    match getrusage(UsageWho::RUSAGE_THREAD) {
-        Ok(r) => (
-            r.voluntary_context_switches(),
-            r.involuntary_context_switches(),
-        ),
-        Err(_) => (0, 0),
-    }
+    getrusage(UsageWho::RUSAGE_THREAD).map_or(0, |r| r.involuntary_context_switches())
 }

@@ -792,10 +792,6 @@ impl Service for StorageService {
         self.store.pool(idx)
     }
 
-    fn ran_inline(&self, took: std::time::Duration, waited: bool) {
-        self.store.inline.ran(took, waited);
-    }
-
     fn close(&self, _: Session) {}
 }
 

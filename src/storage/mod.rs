@@ -12,7 +12,6 @@ mod durable;
 mod handler;
 mod http;
 mod identity;
-mod inline;
 mod journal;
 mod journal_recover;
 mod metrics;
@@ -72,9 +71,6 @@ pub struct Store {
     pub refetch: refetch::Refetch,
     /// The index of stored contents, with `check_file_duplicate`.
     pub dedup: Option<dedup::Dedup>,
-    /// Whether small changes on the network threads lately waited for the
-    /// disk (a condition of `placement`).
-    pub inline: inline::InlineWrites,
     /// The disk threads, one pool per store path.
     pools: Vec<Pool>,
     /// splitmix64 state for new names' random bits.
@@ -414,7 +410,6 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
             )?),
             false => None,
         },
-        inline: inline::InlineWrites::default(),
         binlog,
         threads: Mutex::new(Vec::new()),
         data_dir,

@@ -1,7 +1,7 @@
 //! Which thread runs each storage request: one table, one decision. The
 //! handler asks [`decide`] and does what it says; nothing else chooses.
-//! `cached` (reads that refuse to wait), `inline` (the back-off) and `net`
-//! (the `INLINE` pool index) only carry the decision out.
+//! `cached` (reads that refuse to wait) and `net` (the `INLINE` pool index)
+//! only carry the decision out.
 //!
 //! A request runs in one of these places ([`Place`]):
 //! * **the network thread, in the handler** (`Loop`): nothing to wait for,
@@ -11,15 +11,27 @@
 //!   (`Cached`, `storage::cached`): a cached read costs a few microseconds,
 //!   less than handing it to a disk thread and back; one that would wait
 //!   asks again, and goes where the next rows say;
-//! * **the network thread, as a timed job** (`Inline`, `net::INLINE`): a
-//!   small change that touches only the page cache, which costs less than
-//!   two thread wake-ups. The loop times it, and one that waited for the
-//!   disk sends changes to the disk threads for a while (`storage::inline`);
+//! * **the network thread, as a job** (`Inline`, `net::INLINE`): a small
+//!   change that touches only the page cache normally costs a few tens of
+//!   microseconds, less than handing it to a disk thread and back (two
+//!   wake-ups, and on a busy machine two waits for a CPU). The price: one
+//!   that does wait for the disk (a cold directory, writeback throttling)
+//!   holds up the other connections of its loop meanwhile;
 //! * **a disk thread of the file's store path** (`Disk`): anything that may
 //!   wait for the disk.
 //!
 //! [`TABLE`] says it: for each [`Kind`] of request, the first row whose
 //! condition holds ([`Cond`]) places it.
+//!
+//! Each mechanism that keeps work on a network thread was measured against
+//! sending that work to a disk thread (the figures are in the README); one
+//! that did not pay for itself is gone: a back-off that sent every change to
+//! the disk threads for 2 s after one on a network thread had waited more
+//! than 10 ms (timed with `getrusage`) made no bench row better, and made
+//! mixed loads slower, with or without big uploads filling the page cache
+//! meanwhile: the waits it saw were mostly for locks and CPUs on a busy
+//! machine, and the disk threads it sent changes to queue behind the big
+//! writes.
 
 use super::Store;
 use crate::proto::Cmd;
@@ -90,7 +102,7 @@ pub enum Place {
     /// On the network thread with calls that refuse to wait; if they would,
     /// decide again with the cache tried.
     Cached,
-    /// On the network thread as a timed job.
+    /// On the network thread as a job (`net::INLINE`).
     Inline,
     /// On a disk thread of the file's store path.
     Disk,
@@ -116,9 +128,6 @@ pub enum Cond {
     InlineWritesOff,
     /// The body is bigger than [`INLINE_MAX_BYTES`].
     Big,
-    /// A change on a network thread lately waited for the disk
-    /// (`storage::inline`).
-    BackedOff,
     /// Another change holds the lock of the request's file or of its
     /// metadata file (an append, a regeneration that reads the whole file).
     FileBusy,
@@ -199,12 +208,6 @@ pub const TABLE: &[Row] = &[
         when: Cond::Big,
         place: Place::Disk,
         why: "more than one chunk: several writes, and writeback may throttle them",
-    },
-    Row {
-        kinds: CHANGES,
-        when: Cond::BackedOff,
-        place: Place::Disk,
-        why: "a change on a network thread lately waited for the disk",
     },
     Row {
         kinds: CHANGES,
@@ -298,7 +301,6 @@ impl Situation for Now<'_> {
             Cond::Dedup => cfg.check_file_duplicate,
             Cond::InlineWritesOff => !cfg.disk_inline_writes,
             Cond::Big => self.bytes > INLINE_MAX_BYTES,
-            Cond::BackedOff => self.store.inline.backed_off(),
             Cond::FileBusy => self.file.is_some_and(|p| {
                 let locks = &self.store.file_locks;
                 locks.is_locked(p) || locks.is_locked(&crate::layout::store::meta_path(p))
@@ -353,7 +355,7 @@ mod tests {
                 "{r:?}"
             );
         }
-        // A change is never answered without its timing (the back-off).
+        // A change is a job, never made in the handler itself.
         for k in [Kind::Change, Kind::InPlace, Kind::Long, Kind::Link] {
             assert!(
                 TABLE
@@ -428,7 +430,7 @@ mod tests {
         assert_eq!(decide(QueryFileInfo, &inline), Place::Loop);
         assert_eq!(decide_kind(QueryFileInfo, Kind::Read, &inline), Place::Disk);
         // Reads never care about the change conditions.
-        let busy = Holds(&[Cond::FileBusy, Cond::BackedOff, Cond::Big]);
+        let busy = Holds(&[Cond::FileBusy, Cond::Big]);
         assert_eq!(decide(QueryFileInfo, &busy), Place::Disk);
         assert_eq!(decide(ActiveTest, &busy), Place::Loop);
     }
@@ -448,7 +450,6 @@ mod tests {
                 Cond::FsyncEvery,
                 Cond::InlineWritesOff,
                 Cond::Big,
-                Cond::BackedOff,
                 Cond::FileBusy,
             ] {
                 assert_eq!(decide(cmd, &Holds(&[c])), Place::Disk, "{cmd:?} {c:?}");
@@ -479,12 +480,11 @@ mod tests {
             }
         }
         // The lock check (a hash of the path) is asked last, after the
-        // config and the back-off.
+        // config and the size.
         let change = [
             Cond::FsyncEvery,
             Cond::InlineWritesOff,
             Cond::Big,
-            Cond::BackedOff,
             Cond::FileBusy,
         ];
         assert_eq!(
