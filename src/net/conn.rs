@@ -255,11 +255,10 @@ impl<Se, St> Conn<Se, St> {
                     f.len
                 } else {
                     if f.offset >= f.ready_to {
-                        let window = f.len.min(pagecache::WINDOW);
-                        if !pagecache::resident(&f.file, f.offset, window, !f.touched) {
-                            return Ok(Flushed::Cold);
+                        match pagecache::ready(&f.file, f.offset, f.len, !f.touched) {
+                            0 => return Ok(Flushed::Cold),
+                            n => f.ready_to = f.offset + n,
                         }
-                        f.ready_to = f.offset + window;
                     }
                     f.ready_to - f.offset
                 };
