@@ -10,7 +10,12 @@
 //! files, reads that miss the cache.
 //!
 //! The price is that a change that does wait for the disk (a cold directory,
-//! writeback throttling) holds up the other connections of its loop. The
+//! writeback throttling) holds up the other connections of its loop. Some
+//! changes also read file content, which may not be in the page cache: a
+//! metadata merge reads the old metadata file, and an append, modify or
+//! truncate that ends inside a page the cache does not hold reads that page
+//! first. Unlike downloads (see `net::pagecache`) these are not checked
+//! first; they count as waits like the others. The
 //! loop reports how long each inline job took and whether it gave up the CPU
 //! meanwhile; one that waited and took longer than [`SLOW`] sends every
 //! change to the disk threads for the next [`BACK_OFF`], after which inline
