@@ -8,9 +8,12 @@
 # kept running, on their own loopback addresses. For every row the side that
 # goes first alternates. Server CPU per operation is the tracker's and the
 # storage's user+system time (/proc/PID/stat) over the row, divided by the
-# operations done. Prints a markdown table.
+# operations done. Prints a markdown table, then a second one of cold
+# downloads (below).
 #
 # BENCH_SECS: seconds per row (default 5). BENCH_KEEP=1 keeps the directories.
+# BENCH_COLD_64K / BENCH_COLD_1M: files per side for the cold rows (default
+# 8000 / 1500); BENCH_COLD=0 skips those rows.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 fdfs=${FDFS:-$repo/target/release/fdfs}
@@ -91,7 +94,8 @@ cpu_ticks() { # NAME: tracker + storage user+system ticks
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
-# run NAME POOL OP THREADS ARGS...: one fdfs_bench run; prints "ops_per_s p99_ms cpu_us fail"
+# run NAME POOL OP THREADS ARGS...: one fdfs_bench run; prints
+# "ops_per_s p99_ms cpu_us fail mb_per_s"
 run() {
     local name=$1 pool=$2 op=$3 threads=$4; shift 4
     sync
@@ -101,12 +105,13 @@ run() {
     after=$(cpu_ticks "$name")
     local ops; ops=$(echo "$out" | field ops)
     if [ -z "$ops" ] || [ "$ops" = 0 ]; then
-        echo "0 - - $(echo "$out" | field fail)"
+        echo "0 - - $(echo "$out" | field fail) -"
         return
     fi
     awk -v o="$ops" -v r="$(echo "$out" | field ops_per_s)" -v p="$(echo "$out" | field p99_us)" \
         -v c=$((after - before)) -v hz="$tick" -v f="$(echo "$out" | field fail)" \
-        'BEGIN { printf "%.0f %.2f %.1f %s\n", r, p / 1000, c * 1e6 / hz / o, f }'
+        -v mb="$(echo "$out" | field mb_per_s)" \
+        'BEGIN { printf "%.0f %.2f %.1f %s %.1f\n", r, p / 1000, c * 1e6 / hz / o, f, mb * 1.048576 }'
 }
 
 rowno=0
@@ -122,8 +127,8 @@ row() {
         local args=("${@//\{dir\}/$work/$name}")
         res[$name]=$(run "$name" "$pool" "$op" "$threads" "${args[@]}")
     done
-    read -r fo fp fc ff <<<"${res[fdfs]}"
-    read -r co cp cc cf <<<"${res[c]}"
+    read -r fo fp fc ff _ <<<"${res[fdfs]}"
+    read -r co cp cc cf _ <<<"${res[c]}"
     local ratio="-"
     [ "$co" != 0 ] && ratio=$(awk -v a="$fo" -v b="$co" 'BEGIN { printf "%.2fx", a / b }')
     local cpur="-"
@@ -157,7 +162,78 @@ for pool in false true; do
     row "set-meta" "$pool" set-meta 8 -d "$secs" -i "{dir}/ids-$pool-meta"
     row "get-meta" "$pool" get-meta 8 -d "$secs" -i "{dir}/ids-$pool-meta"
 done
+
+# Cold downloads: every file read from the disk. Each side first uploads its
+# files (8 clients, no pool; before the deletes, which slow file creation);
+# before each run the page cache, dentries and inodes are dropped (both sides'
+# files), and the run downloads every file once, so no read finds anything
+# cached. The same files serve both pool settings (the caches are dropped
+# again before each run). MB/s = 10^6 bytes/s.
+drop_caches() { sync && echo 3 >/proc/sys/vm/drop_caches; }
+cold=${BENCH_COLD:-1}
+if [ "$cold" != 0 ] && ! drop_caches 2>/dev/null; then
+    echo "bench: cannot drop the page cache (echo 3 > /proc/sys/vm/drop_caches needs root, outside a container): SKIPPING the cold download rows" >&2
+    cold=skipped
+fi
+declare -A cold_n=([64k]="${BENCH_COLD_64K:-8000}" [1m]="${BENCH_COLD_1M:-1500}")
+declare -A cold_size=([64k]=65536 [1m]=1048576)
+if [ "$cold" = 1 ]; then
+    for tag in 64k 1m; do
+        for name in fdfs c; do
+            "$ref/bin/fdfs_bench" -c "$work/$name/client-false.conf" -o upload -t 8 -d 0 \
+                -n "${cold_n[$tag]}" -s "${cold_size[$tag]}" -q -w "$work/$name/ids-cold-$tag" >/dev/null || true
+        done
+        # Both sides download as many files, each once.
+        a=$(cat "$work/fdfs/ids-cold-$tag" 2>/dev/null | wc -l)
+        b=$(cat "$work/c/ids-cold-$tag" 2>/dev/null | wc -l)
+        cold_n[$tag]=$((a < b ? a : b))
+        if [ "${cold_n[$tag]}" = 0 ]; then
+            echo "bench: the uploads for the cold rows failed: SKIPPING the cold download rows" >&2
+            cold=skipped
+        fi
+    done
+fi
+
 # Deletes last: they slow later file creation on ext4 (see the README).
 for pool in false true; do
     row "delete 4K" "$pool" delete 8 -d 0 -n 10000 -i "{dir}/ids-$pool-4k"
 done
+
+cold_rowno=0
+# cold_row LABEL POOL TAG: both sides download each of their TAG files once,
+# from a dropped page cache.
+cold_row() {
+    local label=$1 pool=$2 tag=$3
+    local order=(fdfs c)
+    [ $((cold_rowno % 2)) = 1 ] && order=(c fdfs)
+    cold_rowno=$((cold_rowno + 1))
+    declare -A res
+    local name
+    for name in "${order[@]}"; do
+        drop_caches || echo "bench: dropping the page cache failed: this cold row may not be cold" >&2
+        res[$name]=$(run "$name" "$pool" download 8 -d 0 -n "${cold_n[$tag]}" -i "$work/$name/ids-cold-$tag")
+    done
+    read -r fo fp fc ff fm <<<"${res[fdfs]}"
+    read -r co cp cc cf cm <<<"${res[c]}"
+    local ratio="-"
+    [ "$co" != 0 ] && ratio=$(awk -v a="$fo" -v b="$co" 'BEGIN { printf "%.2fx", a / b }')
+    local cpur="-"
+    [ "$fc" != "-" ] && [ "$cc" != "-" ] && cpur=$(awk -v a="$fc" -v b="$cc" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    local pooled=no; [ "$pool" = true ] && pooled=yes
+    echo "| $label | 8 | $pooled | $fo | $co | $ratio | $fm | $cm | $fp | $cp | $fc | $cc | $cpur | ${order[0]} | $ff / $cf |"
+}
+echo
+case "$cold" in
+0) ;;
+skipped) echo "Cold download rows SKIPPED (see the message above)." ;;
+*)
+    echo "Cold downloads, same run: page cache, dentries and inodes dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before each run, every file downloaded once (${cold_n[64k]} files of 64 KiB, ${cold_n[1m]} of 1 MiB per side); MB/s in 10^6 bytes/s"
+    echo
+    echo "| op | clients | pool | fdfs ops/s | C ops/s | fdfs / C | fdfs MB/s | C MB/s | fdfs p99 ms | C p99 ms | fdfs CPU µs/op | C CPU µs/op | CPU fdfs / C | first | failures fdfs / C |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for pool in false true; do
+        cold_row "cold download 64K" "$pool" 64k
+        cold_row "cold download 1M" "$pool" 1m
+    done
+    ;;
+esac

@@ -132,11 +132,10 @@ impl FileBody {
                 self.len
             } else {
                 if self.offset >= self.ready_to {
-                    let window = self.len.min(pagecache::WINDOW);
-                    if !pagecache::resident(&self.file, self.offset, window, !self.touched) {
-                        return Ok(Flushed::Cold);
+                    match pagecache::ready(&self.file, self.offset, self.len, !self.touched) {
+                        0 => return Ok(Flushed::Cold),
+                        n => self.ready_to = self.offset + n,
                     }
-                    self.ready_to = self.offset + window;
                 }
                 self.ready_to - self.offset
             };
