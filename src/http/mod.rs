@@ -8,6 +8,8 @@ pub mod date;
 pub mod metrics;
 pub mod mime;
 pub mod parse;
+#[cfg(test)]
+mod props;
 pub mod range;
 pub mod server;
 pub mod token;
