@@ -105,6 +105,10 @@ sync
 echo
 echo "storage+tracker RSS: idle $((idle / 1024)) MB, after the runs $((loaded / 1024)) MB"
 
+# HTTP downloads from the storage beside nginx serving the same files, same run.
+echo
+bash "$repo/scripts/bench_http.sh"
+
 # The same kinds of rows against C FastDFS 6.16.1 in this run, both sides
 # driven by upstream's client library (skipped, saying so, without ../shared/ref).
 echo
