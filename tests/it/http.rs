@@ -448,3 +448,25 @@ fn metrics_parse_as_prometheus_text() {
         "{text}"
     );
 }
+
+#[test]
+fn a_refused_token_gets_the_token_check_fail_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fail = dir.path().join("anti-steal.jpg");
+    std::fs::write(&fail, b"not for you").expect("write the fail file");
+    let fail = path_str(&fail);
+    let (c, port) = http_cluster(
+        1,
+        &[
+            ("http.anti_steal.check_token", "yes"),
+            ("http.anti_steal.secret_key", "k"),
+            ("http.anti_steal.token_check_fail", &fail),
+        ],
+    );
+    let id = c.upload(&random_bytes("http-fail", 3000), &[]);
+    let r = get(http_addr(&c, 0, port), &format!("/{id}?token=abc&ts=1"), "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"not for you");
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
