@@ -41,7 +41,8 @@ pub enum Body {
 }
 
 impl Body {
-    fn len(&self) -> u64 {
+    /// Bytes it sends.
+    pub fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,

@@ -24,7 +24,13 @@ use std::sync::Arc;
 pub struct StorageHttp {
     pub store: Arc<Store>,
     mime: MimeTypes,
+    /// Responses by status code (index) and body bytes, for `/metrics`.
+    responses: Box<[std::sync::atomic::AtomicU64]>,
+    body_bytes: std::sync::atomic::AtomicU64,
 }
+
+/// Status codes counted one by one (others as 599).
+const STATUS_SLOTS: usize = 600;
 
 /// Query parameter that marks a redirected request (no second redirect).
 const REDIRECTED: &str = "fdfs_redirected";
@@ -41,7 +47,14 @@ impl StorageHttp {
                 )
             })?;
         }
-        Ok(StorageHttp { store, mime })
+        Ok(StorageHttp {
+            store,
+            mime,
+            responses: (0..STATUS_SLOTS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            body_bytes: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// The group and remote name a path names: `/<group>/M00/...` or `/M00/...`.
@@ -245,15 +258,52 @@ fn encode_path(p: &str) -> String {
     p.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
+impl StorageHttp {
+    /// The HTTP responses counted so far, in the Prometheus format.
+    fn http_metrics(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let codes: Vec<(String, u64)> = (self.responses.iter().enumerate())
+            .filter_map(|(code, n)| {
+                let n = n.load(Relaxed);
+                (n > 0).then(|| (code.to_string(), n))
+            })
+            .collect();
+        let samples: Vec<(Vec<(&str, &str)>, f64)> = (codes.iter())
+            .map(|(c, n)| (vec![("code", c.as_str())], *n as f64))
+            .collect();
+        let mut p = crate::http::metrics::Page::default();
+        p.counter(
+            "fdfs_storage_http_responses_total",
+            "HTTP responses by status code.",
+            &samples,
+        );
+        p.counter(
+            "fdfs_storage_http_body_bytes_total",
+            "Bytes of HTTP response bodies (files and ranges).",
+            &[(vec![], self.body_bytes.load(Relaxed) as f64)],
+        );
+        p.finish()
+    }
+}
+
 impl Handler for StorageHttp {
     fn handle(&self, req: &Request, _peer: SocketAddr) -> Response {
-        if req.path == "/metrics" {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = if req.path == "/metrics" {
             let mut r =
                 Response::new(200).header("Content-Type", crate::http::metrics::CONTENT_TYPE);
-            r.body = Body::Bytes(super::metrics::page(&self.store).into_bytes());
-            return r;
+            let page = super::metrics::page(&self.store) + &self.http_metrics();
+            r.body = Body::Bytes(page.into_bytes());
+            r
+        } else {
+            self.download(req)
+        };
+        let slot = (r.status as usize).min(STATUS_SLOTS - 1);
+        self.responses[slot].fetch_add(1, Relaxed);
+        if req.method != crate::http::parse::Method::Head {
+            self.body_bytes.fetch_add(r.body.len(), Relaxed);
         }
-        self.download(req)
+        r
     }
 }
 

@@ -375,6 +375,10 @@ fn metrics_parse_as_prometheus_text() {
         .start();
     let id = c.upload(&random_bytes("metrics", 10_000), &[]);
     c.download(&id);
+    assert_eq!(
+        get(http_addr(&c, 0, port), &format!("/{id}"), "").status,
+        200
+    );
     let storage = get(http_addr(&c, 0, port), "/metrics", "");
     assert_eq!(storage.status, 200);
     let tracker_addr: SocketAddr = format!("127.0.0.1:{tracker_port}").parse().expect("addr");
@@ -421,6 +425,7 @@ fn metrics_parse_as_prometheus_text() {
         ("fdfs_storage_disk_free_bytes", "gauge"),
         ("fdfs_storage_connections", "gauge"),
         ("fdfs_storage_dedup_contents", "gauge"),
+        ("fdfs_storage_http_responses", "counter"),
     ] {
         let (k, n) = s
             .get(name)
@@ -431,6 +436,10 @@ fn metrics_parse_as_prometheus_text() {
     let text = String::from_utf8_lossy(&storage.body);
     assert!(
         text.contains("fdfs_storage_requests_total{cmd=\"UPLOAD_FILE\",status=\"OK\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fdfs_storage_http_responses_total{code=\"200\"} 1"),
         "{text}"
     );
     let t = parse(&tracker.body);
