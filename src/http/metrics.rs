@@ -1,6 +1,7 @@
 //! The Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`,
 //! then `name{label="value",...} number` lines, one family after the other.
 
+use crate::net::{BUCKETS_US, RequestStats};
 use std::fmt::Write as _;
 
 /// Content-Type of the format.
@@ -92,6 +93,60 @@ impl Page {
         self.sample(&bucket, &l, count as f64);
         self.sample(&format!("{name}_sum"), labels, sum);
         self.sample(&format!("{name}_count"), labels, count as f64);
+    }
+
+    /// `<prefix>_requests_total` by command and status, a
+    /// `<prefix>_request_seconds` histogram per command, and the bytes in and
+    /// out, from a server's [`RequestStats`]; `cmd` and `status` name the
+    /// codes (the role knows them).
+    pub fn requests(
+        &mut self,
+        prefix: &str,
+        r: &RequestStats,
+        cmd: impl Fn(u8) -> String,
+        status: impl Fn(u8) -> String,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let replies = r.replies();
+        let names: Vec<(String, String)> = (replies.iter())
+            .map(|&(c, s, _)| (cmd(c), status(s)))
+            .collect();
+        let samples: Vec<(Vec<(&str, &str)>, f64)> = (replies.iter().zip(&names))
+            .map(|(&(_, _, n), (c, s))| {
+                (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64)
+            })
+            .collect();
+        self.counter(
+            &format!("{prefix}_requests_total"),
+            "Requests answered, by command and reply status (OK or the errno's name).",
+            &samples,
+        );
+        let bounds: Vec<f64> = BUCKETS_US.iter().map(|&b| b as f64 / 1e6).collect();
+        let mut codes: Vec<u8> = replies.iter().map(|r| r.0).collect();
+        codes.dedup();
+        for c in codes {
+            if let Some(h) = r.latency(c) {
+                self.histogram(
+                    &format!("{prefix}_request_seconds"),
+                    "Time from a request's header to its reply, by command.",
+                    &[("cmd", &cmd(c))],
+                    &bounds,
+                    &h.cumulative,
+                    h.sum_us as f64 / 1e6,
+                    h.count,
+                );
+            }
+        }
+        self.counter(
+            &format!("{prefix}_received_bytes_total"),
+            "Bytes of requests read.",
+            &[(vec![], r.bytes_in.load(Relaxed) as f64)],
+        );
+        self.counter(
+            &format!("{prefix}_sent_bytes_total"),
+            "Bytes of replies written.",
+            &[(vec![], r.bytes_out.load(Relaxed) as f64)],
+        );
     }
 
     pub fn finish(self) -> String {

@@ -203,6 +203,14 @@ commands! {
     FdfsDedupStat = 201, "FDFS_DEDUP_STAT";
 }
 
+impl Cmd {
+    /// The name of command code `code`, `CMD_<code>` for one we do not know
+    /// (labels in `/metrics`).
+    pub fn label(code: u8) -> String {
+        Cmd::from_u8(code).map_or_else(|| format!("CMD_{code}"), |c| c.name().to_string())
+    }
+}
+
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}({})", self.name(), *self as u8)

@@ -26,10 +26,6 @@ fn binlog_bytes(store: &Store, from: (u32, u64), to: (u32, u64)) -> u64 {
     n + to.1
 }
 
-fn cmd_name(code: u8) -> String {
-    Cmd::from_u8(code).map_or_else(|| format!("CMD_{code}"), |c| c.name().to_string())
-}
-
 /// The page.
 pub fn page(store: &Store) -> String {
     let mut p = Page::default();
@@ -37,51 +33,9 @@ pub fn page(store: &Store) -> String {
     let id = store.identity.my_id();
     let me = [("group", group), ("storage", id.as_str())];
     if let Some(server) = store.stats.server() {
-        let r = &server.requests;
-        let replies = r.replies();
-        let names: Vec<(String, String)> = (replies.iter())
-            .map(|&(c, s, _)| (cmd_name(c), status::name(s).to_string()))
-            .collect();
-        let samples: Vec<(Vec<(&str, &str)>, f64)> = (replies.iter().zip(&names))
-            .map(|(&(_, _, n), (c, s))| {
-                (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64)
-            })
-            .collect();
-        p.counter(
-            "fdfs_storage_requests_total",
-            "Requests answered, by command and reply status (OK or the errno's name).",
-            &samples,
-        );
-        let mut cmds: Vec<u8> = replies.iter().map(|r| r.0).collect();
-        cmds.dedup();
-        let bounds: Vec<f64> = crate::net::BUCKETS_US
-            .iter()
-            .map(|&b| b as f64 / 1e6)
-            .collect();
-        for c in cmds {
-            if let Some(h) = r.latency(c) {
-                p.histogram(
-                    "fdfs_storage_request_seconds",
-                    "Time from a request's header to its reply, by command.",
-                    &[("cmd", &cmd_name(c))],
-                    &bounds,
-                    &h.cumulative,
-                    h.sum_us as f64 / 1e6,
-                    h.count,
-                );
-            }
-        }
-        use std::sync::atomic::Ordering::Relaxed;
-        p.counter(
-            "fdfs_storage_received_bytes_total",
-            "Bytes read from clients and peers.",
-            &[(vec![], r.bytes_in.load(Relaxed) as f64)],
-        );
-        p.counter(
-            "fdfs_storage_sent_bytes_total",
-            "Bytes written to clients and peers.",
-            &[(vec![], r.bytes_out.load(Relaxed) as f64)],
-        );
+        p.requests("fdfs_storage", &server.requests, Cmd::label, |s| {
+            status::name(s).to_string()
+        });
     }
     let c = store.stats.now();
     p.gauge(

@@ -25,10 +25,6 @@ impl Handler for TrackerHttp {
     }
 }
 
-fn cmd_name(code: u8) -> String {
-    Cmd::from_u8(code).map_or_else(|| format!("CMD_{code}"), |c| c.name().to_string())
-}
-
 /// The page.
 pub fn page(t: &Tracker) -> String {
     let mut p = Page::default();
@@ -93,40 +89,9 @@ pub fn page(t: &Tracker) -> String {
         &[(vec![], leader as u8 as f64)],
     );
     if let Some(server) = t.conns.get() {
-        let r = &server.requests;
-        let replies = r.replies();
-        let names: Vec<(String, String)> = (replies.iter())
-            .map(|&(c, s, _)| (cmd_name(c), status::name(s).to_string()))
-            .collect();
-        let samples: Vec<(Vec<(&str, &str)>, f64)> = (replies.iter().zip(&names))
-            .map(|(&(_, _, n), (c, s))| {
-                (vec![("cmd", c.as_str()), ("status", s.as_str())], n as f64)
-            })
-            .collect();
-        p.counter(
-            "fdfs_tracker_requests_total",
-            "Requests answered, by command and reply status.",
-            &samples,
-        );
-        let bounds: Vec<f64> = crate::net::BUCKETS_US
-            .iter()
-            .map(|&b| b as f64 / 1e6)
-            .collect();
-        let mut cmds: Vec<u8> = replies.iter().map(|r| r.0).collect();
-        cmds.dedup();
-        for c in cmds {
-            if let Some(h) = r.latency(c) {
-                p.histogram(
-                    "fdfs_tracker_request_seconds",
-                    "Time from a request's header to its reply, by command.",
-                    &[("cmd", &cmd_name(c))],
-                    &bounds,
-                    &h.cumulative,
-                    h.sum_us as f64 / 1e6,
-                    h.count,
-                );
-            }
-        }
+        p.requests("fdfs_tracker", &server.requests, Cmd::label, |s| {
+            status::name(s).to_string()
+        });
         let [_, current, _] = server.counts();
         p.gauge(
             "fdfs_tracker_connections",
