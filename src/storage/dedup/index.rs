@@ -193,8 +193,7 @@ impl Dedup {
     /// The source `link` (a path) points at, if it is a symlink into one of our
     /// store paths.
     pub fn source_of_link(&self, link: &Path) -> Option<String> {
-        let target = fs::read_link(link).ok()?;
-        Names { paths: &self.paths }.remote_of(&target)
+        link_target(&self.paths, link)
     }
 
     /// The path of remote name `remote` (None for a name that is not ours).
@@ -542,6 +541,13 @@ fn read_dir_sorted(dir: &Path) -> io::Result<Vec<PathBuf>> {
     }
     v.sort();
     Ok(v)
+}
+
+/// The remote name a symlink at `link` points at, if it points into one of
+/// `paths` (without an index: a link a peer pushed while dedup is off here).
+pub fn link_target(paths: &[StorePath], link: &Path) -> Option<String> {
+    let target = fs::read_link(link).ok()?;
+    Names { paths }.remote_of(&target)
 }
 
 /// The signature of a file's content, read whole.

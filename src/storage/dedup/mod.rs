@@ -282,18 +282,8 @@ pub fn stat(store: &Store, body: &[u8]) -> Result<Reply, u8> {
         }
     } else if m.file_type().is_symlink() {
         // A link a peer pushed while dedup is off here: shared, count unknown.
-        r.source = plain_link_source(store, &t.path).unwrap_or_default();
+        r.source = index::link_target(&store.paths, &t.path).unwrap_or_default();
         r.refs = 1;
     }
     Ok(Reply::ok(r.encode()))
-}
-
-/// The remote name a symlink points at, without an index.
-fn plain_link_source(store: &Store, link: &Path) -> Option<String> {
-    let target = fs::read_link(link).ok()?;
-    store.paths.iter().find_map(|sp| {
-        let rest = target.strip_prefix(sp.data_dir()).ok()?;
-        let s = rest.to_str()?;
-        Some(format!("M{:02X}/{s}", sp.index))
-    })
 }
