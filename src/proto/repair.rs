@@ -97,7 +97,7 @@ impl DirDigest {
     }
 
     pub fn decode_list(b: &[u8]) -> Result<Vec<DirDigest>, DecodeError> {
-        if b.len() % Self::LEN != 0 || b.len() / Self::LEN > MAX_DIRS {
+        if !b.len().is_multiple_of(Self::LEN) || b.len() / Self::LEN > MAX_DIRS {
             return Err(DecodeError::BadLength {
                 what: "directory digests",
                 len: b.len() as u64,

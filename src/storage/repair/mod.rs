@@ -68,6 +68,9 @@ impl Figures {
     }
 }
 
+/// A store path's leaf digests for one cutoff, and when they were made.
+type Cached = (Instant, Arc<Vec<DirDigest>>);
+
 /// What a pass is asked to do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Ask {
@@ -93,7 +96,7 @@ pub struct Repair {
     /// When disk recovery tries again.
     recovery_next: Mutex<Option<Instant>>,
     /// Leaf digests by (store path, cutoff).
-    cache: Mutex<HashMap<(u8, u32), (Instant, Arc<Vec<DirDigest>>)>>,
+    cache: Mutex<HashMap<(u8, u32), Cached>>,
 }
 
 impl Repair {

@@ -109,6 +109,8 @@ fn fetch_from(store: &Store, named: &Named, expect: Expect, p: &Peer) -> Result<
     } else {
         (None, 0, 0)
     };
+    // A directory removed behind our back is made again.
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let hidden = || format!(".repair-{:016x}", store.random64());
     let mut tmp = crate::layout::tmpfile::TempFile::create_in(dir, hidden)
         .map_err(|e| format!("temporary file in {}: {e}", dir.display()))?;
