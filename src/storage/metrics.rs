@@ -150,6 +150,57 @@ pub fn page(store: &Store) -> String {
             &[(vec![], s.saved_bytes as f64)],
         );
     }
+    let r = store.repair.stat();
+    let one = |v: u64| [(vec![], v as f64)];
+    p.counter(
+        "fdfs_storage_scrub_files_total",
+        "Files the scrub has read and checked against their IDs.",
+        &one(r.scrubbed_files),
+    );
+    p.counter(
+        "fdfs_storage_scrub_bytes_total",
+        "Bytes the scrub has read.",
+        &one(r.scrubbed_bytes),
+    );
+    p.gauge(
+        "fdfs_storage_scrub_progress_files",
+        "The current or last scrub: files done, and files to check.",
+        &[
+            (vec![("of", "done")], r.scrub_done as f64),
+            (vec![("of", "total")], r.scrub_total as f64),
+        ],
+    );
+    p.counter(
+        "fdfs_storage_repair_files_total",
+        "Damaged or missing files found here, and what became of them.",
+        &[
+            (vec![("event", "corrupt")], r.corrupt as f64),
+            (vec![("event", "missing")], r.missing as f64),
+            (vec![("event", "repaired")], r.repaired as f64),
+            (vec![("event", "unrepairable")], r.unrepairable as f64),
+            (vec![("event", "delete_sent")], r.deletes_sent as f64),
+        ],
+    );
+    p.counter(
+        "fdfs_storage_repair_passes_total",
+        "Repair passes finished (scrub and/or anti-entropy).",
+        &one(r.passes),
+    );
+    p.gauge(
+        "fdfs_storage_repair_running",
+        "1 while a repair pass runs.",
+        &one(r.running as u64),
+    );
+    p.gauge(
+        "fdfs_storage_recovering_paths",
+        "Store paths being refilled from the peers (replaced disks).",
+        &one(r.recovering_paths as u64),
+    );
+    p.counter(
+        "fdfs_storage_binlog_invalid_records_total",
+        "Binlog records skipped by the push threads because they do not parse.",
+        &one(r.bad_binlog_records),
+    );
     p.gauge(
         "fdfs_storage_up_since_seconds",
         "Unix time the storage started.",

@@ -426,6 +426,9 @@ fn metrics_parse_as_prometheus_text() {
         ("fdfs_storage_connections", "gauge"),
         ("fdfs_storage_dedup_contents", "gauge"),
         ("fdfs_storage_http_responses", "counter"),
+        ("fdfs_storage_repair_files", "counter"),
+        ("fdfs_storage_scrub_progress_files", "gauge"),
+        ("fdfs_storage_recovering_paths", "gauge"),
     ] {
         let (k, n) = s
             .get(name)
