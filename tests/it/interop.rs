@@ -710,3 +710,44 @@ fn dedup_reaches_a_c_peer_as_links() {
     });
     m.assert_running();
 }
+
+/// Repair compares fdfs storages only: a C peer is asked once, answers that it does not know
+/// FDFS_TREE_DIGEST, and is left alone (counted, logged), while `fdfs repair` says it skipped
+/// it; nothing is copied to or from it, and it keeps serving.
+#[test]
+fn repair_leaves_a_c_peer_alone() {
+    let Some(refdir) = ref_dir_or_skip("repair_leaves_a_c_peer_alone") else {
+        return;
+    };
+    let mut m = Mixed::new(&refdir, Kind::C);
+    m.add_storage_with(Kind::Fdfs, &[("repair_min_age", "0")]);
+    wait_active(&m, 1);
+    m.add_storage(Kind::C);
+    wait_active(&m, 2);
+    let d = data("repair-c-peer", 70_000);
+    let ids: Vec<String> = (0..3).map(|_| upload_at(&m, 0, &d, "bin", false)).collect();
+    for id in &ids {
+        wait_content(&m, id, &d, "an upload on the C peer");
+    }
+    let run = m.fdfs(&["repair", "group1", "--timeout", "60"]).success();
+    assert!(
+        run.stderr_str().contains("no repair command"),
+        "the C storage is skipped by the tool\n{}",
+        run.describe()
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&m.fdfs(&["monitor", "--json"]).success().stdout).unwrap();
+    let ours = v["groups"][0]["storages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ip"] == m.storage_ip(0))
+        .unwrap()["repair"]
+        .clone();
+    assert!(ours["peers_skipped"].as_u64() >= Some(1), "{ours}");
+    assert_eq!(ours["unrepairable"], 0, "{ours}");
+    for id in &ids {
+        wait_content(&m, id, &d, "the files after the pass");
+    }
+    m.assert_running();
+}
