@@ -87,6 +87,12 @@ start 7 dedup
 row --op upload --size 64K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (dedup on, new content) |/'
 row --op upload --size 64K --clients 8 --duration "$secs" --same-content | sed 's/^| upload |/| upload (dedup on, same content) |/'
 row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (dedup on, new content) |/'
+# The background scrub at its default rate (8 MB/s), restarted every second
+# so that it reads all through the row, against none.
+start 8 --scrub-interval 0
+row --op upload --size 64K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (scrub off) |/'
+start 9 --scrub-interval 1
+row --op upload --size 64K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (scrub on, 8 MB\/s) |/'
 cleanup
 # What the disk allows durable uploads, without a server: a journal in the
 # same filesystem, 8 committers in process and then behind loopback TCP.
@@ -104,6 +110,10 @@ sync
 "$fdfs" bench --row --disk-commit "$work" --clients 8 --duration "$secs" --loopback --files
 echo
 echo "storage+tracker RSS: idle $((idle / 1024)) MB, after the runs $((loaded / 1024)) MB"
+
+# What comparing two storages' trees costs (anti-entropy), on the wire and in time.
+echo
+bash "$repo/scripts/bench_repair.sh"
 
 # HTTP downloads from the storage beside nginx serving the same files, same run.
 echo

@@ -239,6 +239,7 @@ fn repair_json(r: &Option<RepairStat>) -> Value {
             "dirs_differing": r.dirs_differing,
             "peers_skipped": r.peers_skipped,
             "last_pass_end": r.last_pass_end,
+            "digest_bytes": r.digest_bytes,
         }),
     }
 }

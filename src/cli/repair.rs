@@ -100,16 +100,19 @@ pub fn run(a: Args) -> CliResult {
     }
     if a.no_wait {
         for j in &jobs {
-            println!("{} ({}): repair pass started", j.id, j.addr);
+            out(&format!("{} ({}): repair pass started", j.id, j.addr))?;
         }
         return Ok(());
     }
+    let t = Instant::now();
     wait(&tracker, &mut jobs, a.timeout.map(Duration::from_secs))?;
+    let secs = t.elapsed().as_secs_f64();
     let mut unrepairable = 0;
     for j in &jobs {
         let d = delta(&j.before, &j.last);
         unrepairable += d.unrepairable;
-        println!("{}", if a.json { json(j, &d) } else { text(j, &d) });
+        let line = if a.json { json(j, &d, secs) } else { text(j, &d, secs) };
+        out(&line)?;
     }
     if unrepairable > 0 {
         return Err(CliError::Other(format!(
@@ -117,6 +120,16 @@ pub fn run(a: Args) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// One line on stdout (a closed pipe is no failure: see `main`).
+fn out(line: &str) -> CliResult {
+    writeln!(std::io::stdout().lock(), "{line}").map_err(|err| {
+        CliError::from(crate::client::Error::Local {
+            path: "stdout".into(),
+            err,
+        })
+    })
 }
 
 /// The group's storages, from the first tracker that answers.
@@ -193,14 +206,16 @@ fn delta(a: &RepairStat, b: &RepairStat) -> RepairStat {
         dirs_differing: b.dirs_differing - a.dirs_differing,
         peers_skipped: b.peers_skipped - a.peers_skipped,
         bad_binlog_records: b.bad_binlog_records - a.bad_binlog_records,
+        digest_bytes: b.digest_bytes - a.digest_bytes,
         ..*b
     }
 }
 
-fn text(j: &Job, d: &RepairStat) -> String {
+fn text(j: &Job, d: &RepairStat, secs: f64) -> String {
     format!(
         "{} ({}): {} files scrubbed, {} corrupt, {} missing, {} repaired, {} deletes sent to \
-         peers, {} unrepairable; {} directories compared, {} differed{}",
+         peers, {} unrepairable; {} directories compared, {} differed, {} bytes of digests; \
+         {secs:.1}s{}",
         j.id,
         j.addr,
         d.scrubbed_files,
@@ -211,6 +226,7 @@ fn text(j: &Job, d: &RepairStat) -> String {
         d.unrepairable,
         d.dirs_compared,
         d.dirs_differing,
+        d.digest_bytes,
         if d.peers_skipped > 0 {
             format!("; {} C peer(s) left alone", d.peers_skipped)
         } else {
@@ -219,7 +235,7 @@ fn text(j: &Job, d: &RepairStat) -> String {
     )
 }
 
-fn json(j: &Job, d: &RepairStat) -> String {
+fn json(j: &Job, d: &RepairStat, secs: f64) -> String {
     serde_json::json!({
         "storage": j.id,
         "addr": j.addr,
@@ -233,6 +249,8 @@ fn json(j: &Job, d: &RepairStat) -> String {
         "dirs_compared": d.dirs_compared,
         "dirs_differing": d.dirs_differing,
         "peers_skipped": d.peers_skipped,
+        "digest_bytes": d.digest_bytes,
+        "seconds": secs,
     })
     .to_string()
 }

@@ -255,12 +255,15 @@ pub struct RepairStat {
     /// In a reply that started a pass: that pass is done when `passes`
     /// reaches this (0 otherwise).
     pub done_at: u64,
+    /// Bytes of FDFS_TREE_DIGEST requests and replies this storage exchanged
+    /// with its peers (what comparing cost on the wire).
+    pub digest_bytes: u64,
 }
 
 impl RepairStat {
-    pub const LEN: usize = 2 + 16 * 8;
+    pub const LEN: usize = 2 + 17 * 8;
 
-    fn numbers(&self) -> [u64; 16] {
+    fn numbers(&self) -> [u64; 17] {
         [
             self.passes,
             self.scrubbed_files,
@@ -278,6 +281,7 @@ impl RepairStat {
             self.peers_skipped,
             self.last_pass_end,
             self.done_at,
+            self.digest_bytes,
         ]
     }
 
@@ -301,7 +305,7 @@ impl RepairStat {
         let mut r = Reader::new(b);
         let running = r.u8("running")? != 0;
         let recovering_paths = r.u8("recovering paths")?;
-        let mut n = [0u64; 16];
+        let mut n = [0u64; 17];
         for v in &mut n {
             *v = r.u64("figure")?;
         }
@@ -324,6 +328,7 @@ impl RepairStat {
             peers_skipped: n[13],
             last_pass_end: n[14],
             done_at: n[15],
+            digest_bytes: n[16],
         })
     }
 }

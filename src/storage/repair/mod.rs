@@ -60,6 +60,7 @@ pub struct Figures {
     pub dirs_differing: AtomicU64,
     pub peers_skipped: AtomicU64,
     pub last_pass_end: AtomicU64,
+    pub digest_bytes: AtomicU64,
 }
 
 impl Figures {
@@ -154,6 +155,7 @@ impl Repair {
             peers_skipped: g(&f.peers_skipped),
             last_pass_end: g(&f.last_pass_end),
             done_at: 0,
+            digest_bytes: g(&f.digest_bytes),
         }
     }
 

@@ -191,6 +191,9 @@ pub fn compare_all(store: &Store, only_path: Option<usize>, quit: &AtomicBool) -
         (now() as u32).saturating_sub(min_age)
     };
     let peers = active_peers(store);
+    if peers.is_empty() {
+        log::info!("repair: no other ACTIVE storage in the group to compare with");
+    }
     let mut answered = HashSet::new();
     for sp in &store.paths {
         let i = sp.index as usize;
@@ -237,8 +240,18 @@ pub fn compare_all(store: &Store, only_path: Option<usize>, quit: &AtomicBool) -
     answered.len()
 }
 
-fn query(c: &mut Connection, q: &DigestQuery) -> Result<Vec<u8>, crate::client::Error> {
-    c.call(Cmd::FdfsTreeDigest, &q.encode(), wire::MAX_LISTING)
+/// One FDFS_TREE_DIGEST; its bytes both ways (with the two 10-byte headers)
+/// are counted.
+fn query(
+    store: &Store,
+    c: &mut Connection,
+    q: &DigestQuery,
+) -> Result<Vec<u8>, crate::client::Error> {
+    let r = c.call(Cmd::FdfsTreeDigest, &q.encode(), wire::MAX_LISTING);
+    let reply = r.as_ref().map_or(0, Vec::len);
+    let sent = 2 * proto::HEADER_LEN + DigestQuery::LEN + reply;
+    Figures::add(&store.repair.figures.digest_bytes, sent as u64);
+    r
 }
 
 /// Compare store path `sp` with `p`'s, adding what to do to `todo`.
@@ -263,7 +276,7 @@ fn compare_with(
         low: 0,
         cutoff,
     };
-    let tops = match query(&mut c, &q) {
+    let tops = match query(store, &mut c, &q) {
         Ok(b) => DirDigest::decode_list(&b).map_err(|e| Skip::Failed(e.to_string()))?,
         Err(e) if e.status() == Some(status::EAGAIN) => return Err(Skip::Recovering),
         Err(e) => return Err(e.status().map_or_else(|| failed(e), Skip::NotFdfs)),
@@ -282,7 +295,7 @@ fn compare_with(
         }
         q.depth = wire::DEPTH_LEAVES;
         q.high = high as u8;
-        let leaves = query(&mut c, &q)
+        let leaves = query(store, &mut c, &q)
             .map_err(failed)
             .and_then(|b| DirDigest::decode_list(&b).map_err(|e| Skip::Failed(e.to_string())))?;
         if leaves.len() != n {
@@ -296,7 +309,7 @@ fn compare_with(
             Figures::add(&f.dirs_differing, 1);
             q.depth = wire::DEPTH_FILES;
             q.low = low as u8;
-            let theirs = query(&mut c, &q)
+            let theirs = query(store, &mut c, &q)
                 .map_err(failed)
                 .and_then(|b| Entry::decode_list(&b).map_err(|e| Skip::Failed(e.to_string())))?;
             let ours = tree::list_dir(sp, high as u8, low as u8, cutoff)
