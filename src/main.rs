@@ -63,6 +63,8 @@ enum Command {
     Monitor(cli::monitor::Args),
     /// Print a download URL signed with the anti-steal token.
     Token(cli::token::Args),
+    /// Make a group's storages check their files and repair them from each other now.
+    Repair(cli::repair::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cli::info::run(a),
         Command::Monitor(a) => cli::monitor::run(a),
         Command::Token(a) => cli::token::run(a),
+        Command::Repair(a) => cli::repair::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

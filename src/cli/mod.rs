@@ -17,6 +17,7 @@ mod opts;
 mod progress;
 pub mod regenerate;
 pub mod server;
+pub mod repair;
 pub mod token;
 pub mod truncate;
 pub mod upload;

@@ -8,6 +8,7 @@ use super::opts::ClientOpts;
 use super::{CliError, CliResult};
 use crate::client::{Error, TrackerClient};
 use crate::proto::dedup::DedupStat;
+use crate::proto::repair::RepairStat;
 use crate::proto::stat::{GroupStat, StatCounters, StorageStat};
 use crate::proto::{status, storage_status};
 use clap::{Args as ClapArgs, Subcommand};
@@ -71,6 +72,8 @@ struct GroupView {
     /// Each storage's dedup figures (same order); None: not asked (not
     /// ONLINE/ACTIVE), unreachable, or a storage without the command (C).
     dedup: Vec<Option<DedupStat>>,
+    /// Each storage's scrub and repair figures (same order and rule).
+    repair: Vec<Option<RepairStat>>,
 }
 
 /// Everything `fdfs monitor` shows.
@@ -186,26 +189,85 @@ fn fetch_groups(t: &TrackerClient, addr: &str) -> Result<Vec<GroupView>, Error> 
         .into_iter()
         .map(|stat| {
             let storages = t.list_storages_at(addr, &stat.name)?;
-            let dedup = storages.iter().map(|s| dedup_of(t, s)).collect();
+            let (dedup, repair) = storages.iter().map(|s| fdfs_figures(t, s)).unzip();
             Ok(GroupView {
                 stat,
                 storages,
                 dedup,
+                repair,
             })
         })
         .collect()
 }
 
-/// Ask a storage that is up what dedup saves there (fdfs's own command).
-fn dedup_of(t: &TrackerClient, s: &StorageStat) -> Option<DedupStat> {
+/// Ask a storage that is up what dedup saves there and how its scrub and
+/// repair went (fdfs's own commands; a C storage has neither).
+fn fdfs_figures(t: &TrackerClient, s: &StorageStat) -> (Option<DedupStat>, Option<RepairStat>) {
     if !matches!(s.status, storage_status::ONLINE | storage_status::ACTIVE) {
-        return None;
+        return (None, None);
     }
     let addr = format!("{}:{}", s.ip, s.storage_port);
-    let mut c = crate::client::StorageClient::connect(&addr, t.timeouts).ok()?;
-    let r = c.dedup_stat().ok()??;
+    let Ok(mut c) = crate::client::StorageClient::connect(&addr, t.timeouts) else {
+        return (None, None);
+    };
+    let Ok(Some(d)) = c.dedup_stat() else {
+        return (None, None);
+    };
+    let r = c.repair(0).ok().flatten();
     c.quit();
-    Some(r)
+    (Some(d), r)
+}
+
+fn repair_json(r: &Option<RepairStat>) -> Value {
+    match r {
+        None => Value::Null,
+        Some(r) => json!({
+            "running": r.running,
+            "recovering_paths": r.recovering_paths,
+            "passes": r.passes,
+            "scrubbed_files": r.scrubbed_files,
+            "scrubbed_bytes": r.scrubbed_bytes,
+            "scrub_done": r.scrub_done,
+            "scrub_total": r.scrub_total,
+            "corrupt": r.corrupt,
+            "missing": r.missing,
+            "repaired": r.repaired,
+            "deletes_sent": r.deletes_sent,
+            "unrepairable": r.unrepairable,
+            "bad_binlog_records": r.bad_binlog_records,
+            "dirs_compared": r.dirs_compared,
+            "dirs_differing": r.dirs_differing,
+            "peers_skipped": r.peers_skipped,
+            "last_pass_end": r.last_pass_end,
+        }),
+    }
+}
+
+fn repair_text(r: &Option<RepairStat>, now: u64) -> String {
+    let Some(r) = r else {
+        return "(not known)".into();
+    };
+    let mut s = format!(
+        "{} files scrubbed ({}), {} corrupt, {} missing, {} repaired, {} unrepairable",
+        r.scrubbed_files,
+        bytes_text(r.scrubbed_bytes),
+        r.corrupt,
+        r.missing,
+        r.repaired,
+        r.unrepairable
+    );
+    if r.running && r.scrub_total > 0 && r.scrub_done < r.scrub_total {
+        let _ = write!(s, "; scrubbing {}/{}", r.scrub_done, r.scrub_total);
+    } else if r.running {
+        s.push_str("; a pass is running");
+    }
+    if r.recovering_paths > 0 {
+        let _ = write!(s, "; {} store path(s) being refilled", r.recovering_paths);
+    }
+    if r.last_pass_end > 0 {
+        let _ = write!(s, "; last pass {}", time_text(r.last_pass_end, now));
+    }
+    s
 }
 
 fn dedup_json(d: &Option<DedupStat>) -> Value {
@@ -291,7 +353,11 @@ fn counters_json(c: &StatCounters) -> Value {
     Value::Object(m)
 }
 
-fn storage_json(s: &StorageStat, group: &[StorageStat], dedup: &Option<DedupStat>) -> Value {
+fn storage_json(
+    s: &StorageStat,
+    group: &[StorageStat],
+    (dedup, repair): (&Option<DedupStat>, &Option<RepairStat>),
+) -> Value {
     let lags: Map<String, Value> = sync_lags(s, group)
         .into_iter()
         .map(|(id, lag)| (id.to_string(), lag.into()))
@@ -322,6 +388,7 @@ fn storage_json(s: &StorageStat, group: &[StorageStat], dedup: &Option<DedupStat
         "counters": counters_json(&s.stat),
         "sync_lag": lags,
         "dedup": dedup_json(dedup),
+        "repair": repair_json(repair),
     })
 }
 
@@ -359,8 +426,8 @@ fn to_json(snap: &Snapshot) -> Value {
                 "store_path_count": s.store_path_count,
                 "subdir_count_per_path": s.subdir_count_per_path,
                 "current_trunk_file_id": s.current_trunk_file_id,
-                "storages": g.storages.iter().zip(&g.dedup)
-                    .map(|(st, d)| storage_json(st, &g.storages, d)).collect::<Vec<_>>(),
+                "storages": g.storages.iter().zip(g.dedup.iter().zip(&g.repair))
+                    .map(|(st, (d, r))| storage_json(st, &g.storages, (d, r))).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -454,15 +521,15 @@ fn group_text(out: &mut String, number: usize, g: &GroupView, now: u64) {
     b.kv("store path count", s.store_path_count);
     b.kv("subdir count per path", s.subdir_count_per_path);
     b.kv("current trunk file id", s.current_trunk_file_id);
-    for (si, st) in g.storages.iter().zip(&g.dedup).enumerate() {
-        storage_text(out, si + 1, st, &g.storages, now);
+    for (si, (s, (d, r))) in g.storages.iter().zip(g.dedup.iter().zip(&g.repair)).enumerate() {
+        storage_text(out, si + 1, (s, d, r), &g.storages, now);
     }
 }
 
 fn storage_text(
     out: &mut String,
     number: usize,
-    (s, dedup): (&StorageStat, &Option<DedupStat>),
+    (s, dedup, repair): (&StorageStat, &Option<DedupStat>, &Option<RepairStat>),
     group: &[StorageStat],
     now: u64,
 ) {
@@ -496,6 +563,7 @@ fn storage_text(
     );
     b.kv("trunk server", if s.if_trunk_server { "yes" } else { "no" });
     b.kv("dedup", dedup_text(dedup));
+    b.kv("repair", repair_text(repair, now));
     let c = &s.stat;
     b.kv(
         "connections",
@@ -750,6 +818,15 @@ mod tests {
                     }),
                     None,
                 ],
+                repair: vec![
+                    Some(RepairStat {
+                        passes: 1,
+                        repaired: 3,
+                        corrupt: 2,
+                        ..Default::default()
+                    }),
+                    None,
+                ],
             }],
             now: 1_700_000_010,
         }
@@ -773,6 +850,8 @@ mod tests {
         assert_eq!(g["storages"][1]["sync_lag"]["127.0.0.2"], 0);
         assert_eq!(s["dedup"]["shared_files"], 99);
         assert_eq!(s["dedup"]["saved_bytes"], 99u64 << 20);
+        assert_eq!(s["repair"]["repaired"], 3);
+        assert_eq!(s["repair"]["corrupt"], 2);
         assert!(g["storages"][1]["dedup"].is_null());
     }
 

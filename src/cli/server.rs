@@ -42,6 +42,15 @@ pub struct Args {
     /// already (storage.conf check_file_duplicate = 0; on by default here).
     #[arg(long)]
     pub no_dedup: bool,
+    /// Seconds between the starts of two background scrubs, which read every
+    /// file and check it against its ID at --scrub-rate (storage.conf
+    /// scrub_interval; 0 turns the scrub off).
+    #[arg(long, value_name = "SECS", default_value_t = 86400)]
+    pub scrub_interval: u64,
+    /// Bytes per second a background scrub reads (storage.conf
+    /// scrub_bytes_per_second; 0: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub scrub_rate: u64,
     /// Let the network threads wait for paths and inodes to serve reads (storage.conf disk_inline_reads).
     #[arg(long)]
     pub inline_reads: bool,
@@ -107,6 +116,8 @@ fn serve(a: Args) -> CliResult {
         stat_report_interval: Duration::from_secs(5),
         durable_uploads: a.durable,
         check_file_duplicate: !a.no_dedup,
+        scrub_interval: Duration::from_secs(a.scrub_interval),
+        scrub_bytes_per_second: a.scrub_rate,
         disk_inline_reads: a.inline_reads,
         disk_inline_writes: !a.no_inline_writes,
         busy_poll_us: a.busy_poll_us,

@@ -101,6 +101,19 @@ pub struct StorageConfig {
     /// (`storage::dedup`; fdfs's own index, no FastDHT). `file_signature_method`
     /// is accepted and ignored: the signature is SHA-1 of the content plus its size.
     pub check_file_duplicate: bool,
+    /// Our key `scrub_interval` (default 0: off): seconds from the start of
+    /// one background scrub (every file read and checked against its ID) to
+    /// the next (`storage::repair`).
+    pub scrub_interval: Duration,
+    /// Our key `scrub_bytes_per_second` (default 8MB): how fast a background
+    /// scrub reads; 0 is no limit.
+    pub scrub_bytes_per_second: u64,
+    /// Our key `repair_interval` (default 0: off): seconds between two
+    /// anti-entropy passes against the group's other fdfs storages.
+    pub repair_interval: Duration,
+    /// Our key `repair_min_age` (default 600 s): files younger than this are
+    /// left to replication, which may still have them in flight.
+    pub repair_min_age: Duration,
     /// Our key `disk_inline_reads` (default false): let the network thread
     /// wait for a file's path and inode (directory and inode blocks) to answer
     /// downloads, metadata reads and file info itself. File content is never
@@ -165,6 +178,10 @@ impl Default for StorageConfig {
             durable_uploads: false,
             durable_journal_size: 64 * 1024 * 1024,
             check_file_duplicate: false,
+            scrub_interval: Duration::ZERO,
+            scrub_bytes_per_second: 8 << 20,
+            repair_interval: Duration::ZERO,
+            repair_min_age: Duration::from_secs(600),
             disk_inline_reads: false,
             disk_inline_writes: true,
             busy_poll_us: BUSY_POLL_US,
@@ -340,6 +357,10 @@ impl StorageConfig {
             durable_uploads: r.bool("durable_uploads", d.durable_uploads),
             durable_journal_size: r.bytes("durable_journal_size", d.durable_journal_size)?,
             check_file_duplicate: r.bool("check_file_duplicate", d.check_file_duplicate),
+            scrub_interval: r.secs("scrub_interval", d.scrub_interval)?,
+            scrub_bytes_per_second: r.bytes("scrub_bytes_per_second", d.scrub_bytes_per_second)?,
+            repair_interval: r.secs("repair_interval", d.repair_interval)?,
+            repair_min_age: r.secs("repair_min_age", d.repair_min_age)?,
             disk_inline_reads: r.bool("disk_inline_reads", d.disk_inline_reads),
             disk_inline_writes: r.bool("disk_inline_writes", d.disk_inline_writes),
             busy_poll_us: r.num_in("busy_poll_us", d.busy_poll_us, BUSY_POLL_US_RANGE)?,

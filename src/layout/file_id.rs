@@ -33,7 +33,6 @@ pub const APPENDER_FLAG: u64 = 1 << 58;
 /// Size-field flag of a file stored inside a trunk file (FDFS_TRUNK_FILE_MARK_SIZE, 2^59).
 pub const TRUNK_FLAG: u64 = 1 << 59;
 /// Bit 63 marks a size field whose low 32 bits are the size and high bits random.
-#[cfg(test)]
 const RANDOM_MARK: u64 = 1 << 63;
 
 /// Encodes with FastDFS's base64 variant: alphabet `A-Z a-z 0-9 - _`, no padding, no line
@@ -185,7 +184,6 @@ impl NameInfo {
     }
 
     /// Real file size: the low 32 bits when bit 63 is set, else the whole field.
-    #[cfg(test)]
     pub fn file_size(&self) -> u64 {
         if self.size_field & RANDOM_MARK != 0 {
             self.size_field & 0xFFFF_FFFF

@@ -201,6 +201,12 @@ commands! {
     /// 201: fdfs's own: dedup figures of a storage, or whether a file shares
     /// its content (`proto::dedup`). Not in upstream.
     FdfsDedupStat = 201, "FDFS_DEDUP_STAT";
+    /// 202: fdfs's own, storage to storage: digests of a store path's
+    /// directories, or one directory's files, for anti-entropy (`proto::repair`).
+    FdfsTreeDigest = 202, "FDFS_TREE_DIGEST";
+    /// 203: fdfs's own: start a scrub/repair pass, or report its figures
+    /// (`proto::repair`).
+    FdfsRepair = 203, "FDFS_REPAIR";
 }
 
 impl Cmd {
@@ -306,6 +312,8 @@ mod tests {
             (109, Cmd::GetGroupName),
             (111, Cmd::ActiveTest),
             (201, Cmd::FdfsDedupStat),
+            (202, Cmd::FdfsTreeDigest),
+            (203, Cmd::FdfsRepair),
         ];
         assert_eq!(expect.len(), Cmd::ALL.len());
         for &(code, cmd) in expect {

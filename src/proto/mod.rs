@@ -17,6 +17,7 @@ pub mod join;
 pub mod peer;
 #[cfg(test)]
 mod props;
+pub mod repair;
 pub mod report;
 pub mod stat;
 pub mod status;

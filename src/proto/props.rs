@@ -145,6 +145,10 @@ fn decode_all(b: &[u8], pkg_len: u64) {
     let _ = FetchStorageIds::decode(b);
     let _ = StorageIdsReply::decode(b);
     let _ = ParameterReply::decode(b);
+    let _ = repair::DigestQuery::decode(b);
+    let _ = repair::DirDigest::decode_list(b);
+    let _ = repair::Entry::decode_list(b);
+    let _ = repair::RepairStat::decode(b);
 }
 
 /// Valid bodies to mutate: one of each kind that has many fields.
@@ -194,6 +198,13 @@ fn seeds() -> Vec<Vec<u8>> {
         }
         .encode(),
         ParameterReply(vec![("use_storage_id".into(), "false".into())]).encode(),
+        repair::Entry::encode_list(&[repair::Entry {
+            kind: repair::Kind::Meta,
+            name: "wKgAAmWk3JKAAAAAAAAAAAAAAAA123.jpg-m".into(),
+            size: 7,
+            crc: 8,
+            mtime: 9,
+        }]),
     ]
 }
 
@@ -209,6 +220,26 @@ proptest! {
         pkg_len in any::<u64>(),
     ) {
         check(&b, |b| decode_all(b, pkg_len))?;
+    }
+
+    #[test]
+    fn repair_listing_round_trips(
+        files in prop::collection::vec(
+            (0u8..4, "[A-Za-z0-9_][A-Za-z0-9._-]{0,99}", any::<u64>(), any::<u32>(), any::<u32>()),
+            0..20,
+        ),
+    ) {
+        let list: Vec<repair::Entry> = files
+            .into_iter()
+            .map(|(k, name, size, crc, mtime)| repair::Entry {
+                kind: [repair::Kind::Normal, repair::Kind::Appender, repair::Kind::Slave, repair::Kind::Meta][k as usize],
+                name,
+                size,
+                crc,
+                mtime,
+            })
+            .collect();
+        prop_assert_eq!(repair::Entry::decode_list(&repair::Entry::encode_list(&list)), Ok(list));
     }
 
     #[test]

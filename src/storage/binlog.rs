@@ -154,6 +154,8 @@ pub struct Reader {
     buf: Vec<u8>,
     /// Bytes of `buf` already handed out as records.
     used: usize,
+    /// Records skipped because they do not parse.
+    pub skipped: u64,
     file: Option<File>,
 }
 
@@ -166,6 +168,7 @@ impl Reader {
             offset,
             buf: Vec::new(),
             used: 0,
+            skipped: 0,
             file: None,
         }
     }
@@ -181,6 +184,7 @@ impl Reader {
                 match std::str::from_utf8(line).ok().and_then(Record::parse) {
                     Some(r) => return Ok(Some(r)),
                     None => {
+                        self.skipped += 1;
                         log::warn!(
                             "binlog.{:03} offset {}: skipping invalid record {:?}",
                             self.index,
@@ -227,6 +231,7 @@ impl Reader {
         self.buf.truncate(start + n);
         if n == 0 && self.buf.len() > fmt::MAX_LINE * 4 {
             // A partial "line" this long is no record: skip it.
+            self.skipped += 1;
             log::warn!(
                 "binlog.{:03} offset {}: {} bytes without a newline, skipped",
                 self.index,

@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 /// Largest body of a request that names a file (group + name + offsets).
 const SMALL_REQUEST: u64 = 1024;
+/// The pool index of the repair module's own thread (`Place::Background`):
+/// past any store path's (at most 256).
+const REPAIR_POOL: usize = 1000;
 
 /// The storage role served by the event loop.
 pub struct StorageService {
@@ -157,7 +160,9 @@ impl StorageService {
             | Cmd::RegenerateAppenderFilename
             | Cmd::SyncRenameFile
             | Cmd::SyncCreateLink
-            | Cmd::FdfsDedupStat => Some(SMALL_REQUEST),
+            | Cmd::FdfsDedupStat
+            | Cmd::FdfsRepair
+            | Cmd::FdfsTreeDigest => Some(SMALL_REQUEST),
             Cmd::DeleteFile | Cmd::GetMetadata | Cmd::QueryFileInfo | Cmd::DownloadFile => {
                 Some(SMALL_REQUEST)
             }
@@ -181,6 +186,7 @@ impl StorageService {
             // (The cached fast path is tried by the caller, which has the
             // cached call at hand, before it asks again.)
             Place::Disk | Place::Cached => path.min(self.store.paths.len() - 1),
+            Place::Background => REPAIR_POOL,
         };
         let store = self.store.clone();
         Action::Work {
@@ -258,7 +264,7 @@ impl StorageService {
     /// made on this network thread or a disk thread).
     fn stream_pool(&self, cmd: Cmd, len: u64, path: usize) -> usize {
         match placement::decide(cmd, &Now::new(&self.store).bytes(len)) {
-            Place::Inline | Place::Loop => INLINE,
+            Place::Inline | Place::Loop | Place::Background => INLINE,
             Place::Disk | Place::Cached => path.min(self.store.paths.len() - 1),
         }
     }
@@ -374,7 +380,12 @@ impl StorageService {
                 let d = proto::Download::decode(body)?;
                 let target = disk::resolve(&self.store, &d.group, &d.remote);
                 let now = Now::new(&self.store);
-                if placement::decide(cmd, &now) == Place::Cached
+                // A file of a path being refilled may have to be copied first.
+                let refilling = target
+                    .as_ref()
+                    .is_ok_and(|t| self.store.repair.recovering(t.pool()));
+                if !refilling
+                    && placement::decide(cmd, &now) == Place::Cached
                     && let Ok(t) = &target
                     && let Some(r) =
                         cached::download(&t.path, t.pool(), d.offset, d.length, self.lookup())
@@ -384,6 +395,9 @@ impl StorageService {
                 }
                 let asked = (cmd, s.req(h.cmd));
                 self.read_target(asked, now.cache_tried(), target, move |store, target| {
+                    if let Ok(t) = &target {
+                        super::repair::recovery::fetch_for_read(store, &t.name);
+                    }
                     let r =
                         target.and_then(|t| disk::download(&t.path, t.pool(), d.offset, d.length));
                     count_download(store, &r);
@@ -452,6 +466,14 @@ impl StorageService {
                     reply_of(store, &req, r.map(Reply::ok))
                 })
             }
+            Cmd::FdfsTreeDigest => {
+                let body = body.to_vec();
+                let place = placement::decide(cmd, &Now::new(&self.store));
+                self.run(place, 0, move |store| {
+                    super::repair::digest_query(store, &body)
+                })
+            }
+            Cmd::FdfsRepair => Action::Reply(super::repair::command(&self.store, body)),
             Cmd::FdfsDedupStat => {
                 let body = body.to_vec();
                 let place = placement::decide(cmd, &Now::new(&self.store).cache_tried());
@@ -835,7 +857,10 @@ impl Service for StorageService {
     }
 
     fn pool(&self, idx: usize) -> Option<&Pool> {
-        self.store.pool(idx)
+        match idx {
+            REPAIR_POOL => Some(&self.store.repair.pool),
+            _ => self.store.pool(idx),
+        }
     }
 
     fn close(&self, _: Session) {}

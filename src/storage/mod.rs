@@ -18,6 +18,7 @@ mod journal_recover;
 mod metrics;
 mod placement;
 mod refetch;
+mod repair;
 mod replica;
 mod space;
 mod stats;
@@ -73,6 +74,8 @@ pub struct Store {
     pub refetch: refetch::Refetch,
     /// The index of stored contents, with `check_file_duplicate`.
     pub dedup: Option<dedup::Dedup>,
+    /// Scrub, anti-entropy and disk recovery.
+    pub repair: repair::Repair,
     /// The disk threads, one pool per store path.
     pools: Vec<Pool>,
     /// splitmix64 state for new names' random bits.
@@ -147,7 +150,8 @@ impl Store {
     /// The store path for an upload of `size` bytes ([`Space::choose_path`]).
     pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, Error> {
         let params = self.identity.params();
-        self.space.choose_path(&self.cfg, &params, asked, size)
+        self.space
+            .choose_path(&self.cfg, &params, asked, size, |i| self.repair.recovering(i))
     }
 
     /// Re-read every store path's space from the file system.
@@ -348,6 +352,8 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
         .enumerate()
         .map(|(i, p)| StorePath::new(i as u8, p.clone()))
         .collect();
+    // Before the trees are made: a path that comes back empty is refilled.
+    repair::recovery::detect(&data_dir, &paths)?;
     for p in &paths {
         let t = std::time::Instant::now();
         let n = cfg.subdir_count_per_path;
@@ -386,6 +392,7 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
     }
 
     let (binlog, previous) = replay_and_open_binlog(&data_dir, &paths)?;
+    let path_count = paths.len();
     let dedup_paths = paths.clone();
     let seed = now() ^ ((std::process::id() as u64) << 32) ^ (&data_dir as *const _ as u64);
     let ip_fixed = cfg.bind_addr.as_deref().is_some_and(|b| !b.is_empty());
@@ -402,6 +409,7 @@ fn open(cfg: StorageConfig) -> io::Result<Arc<Store>> {
         file_locks: appender::FileLocks::default(),
         sync_log: sync_status::Throttle::default(),
         refetch: refetch::Refetch::default(),
+        repair: repair::Repair::new(path_count)?,
         // After the journal's replay (`durable` above), which may bring back files.
         dedup: match cfg.check_file_duplicate {
             true => Some(dedup::open(
@@ -448,6 +456,7 @@ pub fn start(cfg: StorageConfig, mut listeners: Listeners) -> io::Result<Running
         threads.push(beat::spawn(store.clone(), t.clone(), port, quit.clone())?);
     }
     threads.extend(refetch::Refetch::spawn(store.clone(), quit.clone())?);
+    threads.push(repair::spawn(store.clone(), quit.clone())?);
     let (st, q) = (store.clone(), quit.clone());
     threads.push(
         std::thread::Builder::new()

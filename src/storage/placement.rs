@@ -65,6 +65,8 @@ pub enum Kind {
     /// A pushed link (SYNC_CREATE_LINK): a small change, but with dedup on
     /// its target may be new to the index and is then hashed, read whole.
     Link,
+    /// Walks a whole store path (FDFS_TREE_DIGEST from a repairing peer).
+    Walk,
 }
 
 /// The kind of storage command `cmd`.
@@ -90,6 +92,7 @@ pub fn kind(cmd: Cmd) -> Kind {
         | Cmd::SyncTruncateFile
         | Cmd::SyncRenameFile => Kind::InPlace,
         Cmd::RegenerateAppenderFilename => Kind::Long,
+        Cmd::FdfsTreeDigest => Kind::Walk,
         _ => Kind::NoFile,
     }
 }
@@ -106,6 +109,8 @@ pub enum Place {
     Inline,
     /// On a disk thread of the file's store path.
     Disk,
+    /// On the repair module's own thread.
+    Background,
 }
 
 /// What a row asks of the request and of the server now.
@@ -149,6 +154,12 @@ const READS: &[Kind] = &[Kind::CachedRead, Kind::Stat, Kind::Read];
 /// condition holds. Cheap conditions come first, so a request is asked only
 /// what its place depends on.
 pub const TABLE: &[Row] = &[
+    Row {
+        kinds: &[Kind::Walk],
+        when: Cond::Always,
+        place: Place::Background,
+        why: "may stat every file of a store path: must not hold up its disk threads",
+    },
     Row {
         kinds: &[Kind::NoFile],
         when: Cond::Always,
@@ -322,7 +333,8 @@ mod tests {
         }
     }
 
-    const KINDS: [Kind; 8] = [
+    const KINDS: [Kind; 9] = [
+        Kind::Walk,
         Kind::NoFile,
         Kind::CachedRead,
         Kind::Stat,
@@ -394,6 +406,7 @@ mod tests {
             (SyncTruncateFile, Kind::InPlace),
             (SyncRenameFile, Kind::InPlace),
             (RegenerateAppenderFilename, Kind::Long),
+            (FdfsTreeDigest, Kind::Walk),
         ];
         for (cmd, k) in want {
             assert_eq!(kind(cmd), k, "{cmd:?}");

@@ -48,16 +48,19 @@ impl Space {
 
     /// The store path for an upload of `size` bytes: the one the tracker
     /// named (`asked`) if usable, else by the tracker's `store_path` rule in
-    /// `params`; ENOSPC below the reserve.
+    /// `params`; ENOSPC below the reserve. A path that is `resting` (being
+    /// refilled from the peers) takes no uploads.
     pub fn choose_path(
         &self,
         cfg: &StorageConfig,
         params: &Params,
         asked: u8,
         size: u64,
+        resting: impl Fn(usize) -> bool,
     ) -> Result<u8, Error> {
         let n = self.debit.len();
-        let writable = |i: usize| !cfg.store_path_readonly.get(i).copied().unwrap_or(false);
+        let writable =
+            |i: usize| !cfg.store_path_readonly.get(i).copied().unwrap_or(false) && !resting(i);
         let space = self.read.read();
         let fits = |i: usize| -> bool {
             let (total, free) = space.get(i).copied().unwrap_or((0, 0));

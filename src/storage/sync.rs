@@ -245,7 +245,13 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
             return Ok(());
         }
         let seq = store.binlog.seq();
+        let skipped = reader.skipped;
         let rec = reader.next(store.binlog.write_pos()).map_err(local)?;
+        if reader.skipped > skipped {
+            // Anti-entropy covers what the record would have done.
+            let f = &store.repair.figures.bad_binlog_records;
+            f.fetch_add(reader.skipped - skipped, std::sync::atomic::Ordering::Relaxed);
+        }
         match rec {
             Some(rec) => {
                 mark.scan_row_count += 1;

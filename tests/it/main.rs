@@ -22,6 +22,7 @@ mod lifecycle;
 mod man_pages;
 mod monitor;
 mod pooled;
+mod repair;
 mod replication;
 mod stat_tools;
 mod sync_status;

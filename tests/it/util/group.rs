@@ -112,7 +112,7 @@ impl Cluster {
     }
 
     /// Starts stopped storage `i` again on its old port and directories.
-    fn respawn_storage(&mut self, i: usize) {
+    pub fn respawn_storage(&mut self, i: usize) {
         let port = self.storage_addr(i).port();
         self.write_storage_conf(i, port);
         let conf = Some(&self.storage_confs[i]);

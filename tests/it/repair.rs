@@ -1,0 +1,233 @@
+//! Replicas that heal themselves: damage done behind a storage's back (a file deleted, a byte
+//! flipped, a file truncated, a whole `data/XX` directory removed, a binlog record made
+//! unreadable, a store path emptied) is found and repaired from the peer by one `fdfs repair`
+//! pass (or by disk recovery at start), and a file deleted through a client stays deleted
+//! everywhere.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::util::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn remote(id: &str) -> &str {
+    id.strip_prefix("group1/").expect("a group1 file ID")
+}
+
+/// Where storage `i` keeps the file `id`.
+fn local_path(c: &Cluster, i: usize, id: &str) -> PathBuf {
+    let r = remote(id);
+    let p = usize::from_str_radix(&r[1..3], 16).expect("Mxx");
+    c.store_path(i, p).join("data").join(&r[4..])
+}
+
+/// Polls until storage `i` holds exactly `want` (remote name -> SHA-1).
+fn wait_holds(c: &Cluster, i: usize, want: &BTreeMap<String, String>, what: &str) {
+    poll_until(what, CONVERGE, || {
+        let got = c.storage_files(i);
+        if &got == want {
+            Ok(())
+        } else {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+            let differ: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+                .map(|(k, _)| k)
+                .collect();
+            Err(format!(
+                "storage {i}: missing {missing:?}, extra {extra:?}, different {differ:?}"
+            ))
+        }
+    });
+}
+
+/// `fdfs monitor --json`'s repair figures of storage `i`.
+fn repair_figures(c: &Cluster, i: usize) -> serde_json::Value {
+    let run = c.fdfs(&["monitor", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("monitor --json");
+    let ip = c.storage_ip(i).to_string();
+    v["groups"][0]["storages"]
+        .as_array()
+        .expect("storages")
+        .iter()
+        .find(|s| s["ip"] == ip.as_str())
+        .unwrap_or_else(|| panic!("storage {ip} not in {v}"))["repair"]
+        .clone()
+}
+
+/// Overwrite the binlog line of storage `i` that names `name` with a line that does not
+/// parse (same length, so later records keep their offsets).
+fn spoil_binlog_line(c: &Cluster, i: usize, name: &str) {
+    let path = c.base_path(i).join("data/sync/binlog.000");
+    let text = fs::read_to_string(&path).expect("binlog");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.contains(name) {
+            let junk = "#".repeat(line.len() - 1);
+            let mut f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(SeekFrom::Start(offset as u64)).unwrap();
+            f.write_all(junk.as_bytes()).unwrap();
+            return;
+        }
+        offset += line.len();
+    }
+    panic!("no line of {} names {name}:\n{text}", path.display());
+}
+
+#[test]
+fn one_repair_pass_heals_every_kind_of_damage() {
+    let mut c = Cluster::builder()
+        .storages(2)
+        .store_paths(2)
+        .tracker_conf("store_server", "1")
+        .storage_conf("repair_min_age", "0")
+        .start();
+    let mut ids = Vec::new();
+    for k in 0..40 {
+        let data = random_bytes(&format!("repair-{k}"), 1000 + k * 797);
+        ids.push(c.upload(&data, &["--ext", "bin"]));
+    }
+    // Damage goes to files of store path 0, and the whole top directory of store path 1.
+    let on = |p: &str| -> Vec<String> {
+        ids.iter().filter(|id| remote(id).starts_with(p)).cloned().collect()
+    };
+    let (p0, p1) = (on("M00/"), on("M01/"));
+    assert!(p0.len() >= 6 && !p1.is_empty(), "{ids:?}");
+    let with_meta = p0[3].clone();
+    c.fdfs(&["meta", "set", &with_meta, "width=1024", "height=768"])
+        .success();
+    // Everything on both storages.
+    let all = c.storage_files(0);
+    wait_holds(&c, 1, &all, "the peer to hold every file");
+
+    // A file deleted through a client, then put back on the peer behind its back (a restored
+    // backup): it must end deleted everywhere.
+    let gone = p0[5].clone();
+    let saved = fs::read(local_path(&c, 1, &gone)).unwrap();
+    c.fdfs(&["delete", &gone]).success();
+    poll_until("the delete to reach the peer", CONVERGE, || {
+        match local_path(&c, 1, &gone).exists() {
+            false => Ok(()),
+            true => Err("still there".into()),
+        }
+    });
+    fs::write(local_path(&c, 1, &gone), &saved).unwrap();
+
+    // A file the peer never gets: its binlog record on the source is spoiled while the
+    // peer is down.
+    assert!(c.stop_storage(1), "the peer stops cleanly");
+    let unsent = c.upload(&random_bytes("repair-unsent", 5555), &["--ext", "bin"]);
+    spoil_binlog_line(&c, 0, remote(&unsent));
+    c.respawn_storage(1);
+
+    // Damage on the peer, behind its back.
+    fs::remove_file(local_path(&c, 1, &p0[0])).unwrap();
+    let flip = local_path(&c, 1, &p0[1]);
+    let mut b = fs::read(&flip).unwrap();
+    b[100] ^= 0x55;
+    fs::write(&flip, &b).unwrap();
+    let cut = local_path(&c, 1, &p0[2]);
+    let len = fs::metadata(&cut).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    fs::remove_file(local_path(&c, 1, &with_meta).with_file_name(format!(
+        "{}-m",
+        local_path(&c, 1, &with_meta).file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap();
+    let top = local_path(&c, 1, &p1[0]).parent().unwrap().parent().unwrap().to_path_buf();
+    fs::remove_dir_all(&top).unwrap();
+    // And on the source: a flipped byte there too, in another file.
+    let flip0 = local_path(&c, 0, &p0[4]);
+    let mut b = fs::read(&flip0).unwrap();
+    b[10] ^= 0xff;
+    fs::write(&flip0, &b).unwrap();
+
+    c.wait_storage_status(1, 7, CONVERGE);
+    let run = c.fdfs(&["repair", "group1", "--timeout", "120"]).success();
+    let out = run.stdout_str();
+    assert!(out.contains("repaired"), "{}", run.describe());
+
+    // Both hold the same files, byte-identical, and every acknowledged file is intact.
+    let want = {
+        let mut w = all.clone();
+        w.remove(remote(&gone));
+        w.insert(
+            remote(&unsent).to_string(),
+            sha1_hex(&random_bytes("repair-unsent", 5555)),
+        );
+        w
+    };
+    wait_holds(&c, 0, &want, "the source to be whole");
+    wait_holds(&c, 1, &want, "the peer to be whole");
+    for (k, id) in ids.iter().enumerate() {
+        if *id == gone {
+            continue;
+        }
+        let data = random_bytes(&format!("repair-{k}"), 1000 + k * 797);
+        for i in 0..2 {
+            let got = c.fdfs_on(i, &["download", id, "-"]).success().stdout;
+            assert_same_bytes(&format!("{id} from storage {i}"), &data, &got);
+        }
+    }
+    // (The metadata file, removed on the peer, is among the files compared above.)
+    assert!(want.contains_key(&format!("{}-m", remote(&with_meta))));
+    for i in 0..2 {
+        let r = repair_figures(&c, i);
+        assert_eq!(r["unrepairable"], 0, "storage {i}: {r}");
+        assert!(r["passes"].as_u64() >= Some(1), "storage {i}: {r}");
+    }
+    let peer = repair_figures(&c, 1);
+    assert!(peer["repaired"].as_u64() >= Some(5), "{peer}");
+    assert!(repair_figures(&c, 0)["deletes_sent"].as_u64() >= Some(1));
+    assert!(repair_figures(&c, 0)["bad_binlog_records"].as_u64() >= Some(1));
+    c.assert_running();
+}
+
+#[test]
+fn an_emptied_store_path_is_refilled_from_the_peer() {
+    let mut c = Cluster::builder()
+        .storages(2)
+        .store_paths(2)
+        .tracker_conf("store_server", "1")
+        .start();
+    let mut ids = Vec::new();
+    for k in 0..30 {
+        let data = random_bytes(&format!("recover-{k}"), 500 + k * 311);
+        // The storage takes its store paths in turn.
+        ids.push(c.upload(&data, &[]));
+    }
+    let all = c.storage_files(0);
+    assert!(all.keys().any(|k| k.starts_with("M01/")), "{all:?}");
+    wait_holds(&c, 1, &all, "the peer to hold every file");
+
+    // A replaced disk: store path 1 of the peer comes back empty.
+    assert!(c.stop_storage(1), "the peer stops cleanly");
+    let p1 = c.store_path(1, 1).to_path_buf();
+    fs::remove_dir_all(&p1).unwrap();
+    fs::create_dir_all(&p1).unwrap();
+    c.respawn_storage(1);
+    poll_until("the peer to refill its store path", CONVERGE, || {
+        let r = repair_figures(&c, 1);
+        match r["recovering_paths"].as_u64() {
+            Some(0) => Ok(()),
+            _ => Err(format!("{r}")),
+        }
+    });
+    wait_holds(&c, 1, &all, "the peer to hold every file again");
+    for (k, id) in ids.iter().enumerate() {
+        let data = random_bytes(&format!("recover-{k}"), 500 + k * 311);
+        let got = c.fdfs_on(1, &["download", id, "-"]).success().stdout;
+        assert_same_bytes(&format!("{id} from the refilled peer"), &data, &got);
+    }
+    c.assert_serves("after-recovery");
+}
