@@ -470,181 +470,180 @@ impl<S: Service> Loop<S> {
         step
     }
 
+    /// Advance connection `t`'s request by one receive state: each state
+    /// waits for its bytes, then moves the connection to the next.
     fn step_with(&mut self, t: usize, session: &mut S::Session) -> Step {
-        let svc = self.svc.clone();
-        let chunk = self.opts.chunk_size;
-        let done_tx = self.done_tx.clone();
-        let waker = self.waker.clone();
+        let c = self.conns.get_mut(t).expect("step on a live connection");
+        match c.state {
+            Rx::Busy => Step::Idle,
+            Rx::Header => self.rx_header(t, session),
+            Rx::Body { h, need } => self.rx_body(t, session, h, need),
+            Rx::Head { h, need } => self.rx_head(t, session, h, need),
+            Rx::Streaming { .. } => self.rx_chunk(t),
+        }
+    }
+
+    /// `Rx::Header`: decode the header, then the role says how to read the
+    /// body (in memory, streamed after a head, or not at all).
+    fn rx_header(&mut self, t: usize, session: &mut S::Session) -> Step {
         let stats = &self.total.requests;
         let c = self.conns.get_mut(t).expect("step on a live connection");
-        match &mut c.state {
-            Rx::Busy => Step::Idle,
-            Rx::Header => {
-                if c.rx.len() < HEADER_LEN {
-                    return Step::Idle;
-                }
-                let h = match Header::decode(&c.rx[..HEADER_LEN]) {
-                    Ok(h) => h,
-                    Err(e) => return Step::Close(format!("bad header: {e}")),
-                };
-                c.take_rx_front(HEADER_LEN);
-                c.started = Some((h.cmd, Instant::now()));
-                stats.bytes_in.fetch_add(
-                    HEADER_LEN as u64 + h.pkg_len,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                match svc.plan(session, &h) {
-                    Plan::Quit => Step::Close("quit".into()),
-                    // The role logged why; the unread body forces the close.
-                    Plan::Reject(status) => {
-                        c.state = Rx::Busy;
-                        let mut r = Reply::error(status);
-                        r.close = true;
-                        c.queue(r, stats);
-                        Step::Progress
-                    }
-                    Plan::Buffer => {
-                        c.state = Rx::Body {
-                            h,
-                            need: h.pkg_len as usize,
-                        };
-                        Step::Progress
-                    }
-                    Plan::Stream { head } => {
-                        c.state = Rx::Head { h, need: head };
-                        Step::Progress
-                    }
-                }
+        if c.rx.len() < HEADER_LEN {
+            return Step::Idle;
+        }
+        let h = match Header::decode(&c.rx[..HEADER_LEN]) {
+            Ok(h) => h,
+            Err(e) => return Step::Close(format!("bad header: {e}")),
+        };
+        c.take_rx_front(HEADER_LEN);
+        c.started = Some((h.cmd, Instant::now()));
+        stats
+            .bytes_in
+            .fetch_add(HEADER_LEN as u64 + h.pkg_len, Ordering::Relaxed);
+        c.state = match self.svc.plan(session, &h) {
+            Plan::Quit => return Step::Close("quit".into()),
+            // The role logged why; the unread body forces the close.
+            Plan::Reject(status) => return reject(c, status, stats),
+            Plan::Buffer => Rx::Body {
+                h,
+                need: h.pkg_len as usize,
+            },
+            Plan::Stream { head } => Rx::Head { h, need: head },
+        };
+        Step::Progress
+    }
+
+    /// `Rx::Body`: once the whole body is in, the role answers it, here or
+    /// on a worker.
+    fn rx_body(&mut self, t: usize, session: &mut S::Session, h: Header, need: usize) -> Step {
+        let c = self.conns.get_mut(t).expect("step on a live connection");
+        if c.rx.len() < need {
+            return Step::Idle;
+        }
+        let body = c.take_rx(need);
+        c.state = Rx::Busy;
+        match self.svc.request(session, h, body) {
+            Action::Reply(r) if r.hold.is_some() => {
+                deliver(r, t, c.epoch, &self.done_tx, &self.waker);
+                Step::Idle
             }
-            Rx::Body { h, need } => {
-                if c.rx.len() < *need {
-                    return Step::Idle;
-                }
-                let (h, need) = (*h, *need);
-                let body = c.take_rx(need);
-                c.state = Rx::Busy;
-                match svc.request(session, h, body) {
-                    Action::Reply(r) if r.hold.is_some() => {
-                        deliver(r, t, c.epoch, &done_tx, &waker);
-                        Step::Idle
-                    }
-                    Action::Reply(r) => {
-                        queue(&*svc, c, r, stats);
-                        Step::Progress
-                    }
-                    Action::Work { pool, job } => {
-                        let epoch = c.epoch;
-                        let work = Box::new(move || {
-                            deliver(job(), t, epoch, &done_tx, &waker);
-                        });
-                        run_on(&*svc, pool, work);
-                        Step::Idle
-                    }
-                }
+            Action::Reply(r) => {
+                queue(&*self.svc, c, r, &self.total.requests);
+                Step::Progress
             }
-            Rx::Head { h, need } => {
-                if c.rx.len() < *need {
-                    return Step::Idle;
-                }
-                let (h, need) = (*h, *need);
-                match svc.begin_stream(session, &h, &c.rx[..need]) {
-                    Begin::MoreHead(n) if n > need && (n as u64) <= h.pkg_len => {
-                        c.state = Rx::Head { h, need: n };
-                        Step::Progress
-                    }
-                    Begin::MoreHead(_) => Step::Close("inconsistent request head".into()),
-                    Begin::Reject(status) => {
-                        c.state = Rx::Busy;
-                        let mut r = Reply::error(status);
-                        r.close = true;
-                        c.queue(r, stats);
-                        Step::Progress
-                    }
-                    Begin::Stream { state, pool } => {
-                        c.take_rx_front(need);
-                        c.state = Rx::Streaming {
-                            remaining: h.pkg_len - need as u64,
-                            state: Some(state),
-                            pool,
-                            failed: None,
-                        };
-                        Step::Progress
-                    }
-                }
-            }
-            Rx::Streaming {
-                remaining,
-                state,
-                pool,
-                failed,
-            } => {
-                let Some(st) = state.take() else {
-                    return Step::Idle;
-                }; // a chunk is in flight
-                let n = (*remaining).min(chunk as u64) as usize;
-                if c.rx.len() < n {
-                    *state = Some(st);
-                    return Step::Idle;
-                }
-                let data = super::conn::take_bytes(&mut c.rx, n);
-                *remaining -= n as u64;
-                let last = *remaining == 0;
-                if let Some(status) = *failed {
-                    // Keep reading the body to stay in sync, answer at the end.
-                    drop(data);
-                    if last {
-                        drop(st);
-                        c.state = Rx::Busy;
-                        queue(&*svc, c, Reply::error(status), stats);
-                    } else {
-                        *state = Some(st);
-                    }
-                    return Step::Progress;
-                }
-                let epoch = c.epoch;
-                let pool_idx = *pool;
-                if last {
-                    c.state = Rx::Busy;
-                }
-                let svc2 = svc.clone();
-                run_on(
-                    &*svc,
-                    pool_idx,
-                    Box::new(move || {
-                        let mut st = st;
-                        let result = if data.is_empty() {
-                            Ok(())
-                        } else {
-                            svc2.stream_chunk(&mut st, &data)
-                        };
-                        match (result, last) {
-                            (Ok(()), true) => {
-                                deliver(svc2.stream_end(st), t, epoch, &done_tx, &waker)
-                            }
-                            // The connection already waits for its reply
-                            // (`Busy`), so a chunk completion would find no
-                            // stream: answer the error here, after dropping
-                            // the state undoes its work.
-                            (Err(status), true) => {
-                                drop(st);
-                                deliver(Reply::error(status), t, epoch, &done_tx, &waker)
-                            }
-                            (result, false) => send_done(
-                                &done_tx,
-                                &waker,
-                                Done::Chunk {
-                                    token: t,
-                                    epoch,
-                                    state: st,
-                                    result,
-                                },
-                            ),
-                        }
-                    }),
-                );
+            Action::Work { pool, job } => {
+                let (epoch, tx, waker) = (c.epoch, self.done_tx.clone(), self.waker.clone());
+                let work = Box::new(move || deliver(job(), t, epoch, &tx, &waker));
+                run_on(&*self.svc, pool, work);
                 Step::Idle
             }
         }
+    }
+
+    /// `Rx::Head`: once the head of a streamed body is in, the role begins
+    /// the stream, or asks for a longer head.
+    fn rx_head(&mut self, t: usize, session: &mut S::Session, h: Header, need: usize) -> Step {
+        let stats = &self.total.requests;
+        let c = self.conns.get_mut(t).expect("step on a live connection");
+        if c.rx.len() < need {
+            return Step::Idle;
+        }
+        c.state = match self.svc.begin_stream(session, &h, &c.rx[..need]) {
+            Begin::MoreHead(n) if n > need && (n as u64) <= h.pkg_len => Rx::Head { h, need: n },
+            Begin::MoreHead(_) => return Step::Close("inconsistent request head".into()),
+            Begin::Reject(status) => return reject(c, status, stats),
+            Begin::Stream { state, pool } => {
+                c.take_rx_front(need);
+                Rx::Streaming {
+                    remaining: h.pkg_len - need as u64,
+                    state: Some(state),
+                    pool,
+                    failed: None,
+                }
+            }
+        };
+        Step::Progress
+    }
+
+    /// `Rx::Streaming`: hand the next chunk to the role, one chunk at a
+    /// time. After a failed chunk the rest of the body is read and dropped,
+    /// to stay in sync, and the error answered at its end.
+    fn rx_chunk(&mut self, t: usize) -> Step {
+        let chunk = self.opts.chunk_size as u64;
+        let c = self.conns.get_mut(t).expect("step on a live connection");
+        let Rx::Streaming {
+            remaining,
+            state,
+            pool,
+            failed,
+        } = &mut c.state
+        else {
+            unreachable!("rx_chunk on a connection that is not streaming");
+        };
+        let n = (*remaining).min(chunk) as usize;
+        // (No state: a chunk is in flight.)
+        if state.is_none() || c.rx.len() < n {
+            return Step::Idle;
+        }
+        let data = super::conn::take_bytes(&mut c.rx, n);
+        *remaining -= n as u64;
+        let last = *remaining == 0;
+        if let Some(status) = *failed {
+            if last {
+                // Dropping the stream state undoes its work.
+                c.state = Rx::Busy;
+                queue(&*self.svc, c, Reply::error(status), &self.total.requests);
+            }
+            return Step::Progress;
+        }
+        let (st, pool, epoch) = (state.take().expect("checked above"), *pool, c.epoch);
+        if last {
+            c.state = Rx::Busy;
+        }
+        self.run_chunk((t, epoch), pool, st, data, last);
+        Step::Idle
+    }
+
+    /// Run `data`, the next chunk of stream `st` of connection `t` (of
+    /// generation `epoch`), on `pool`. The last chunk also ends the stream
+    /// and delivers the reply; any other comes back as a [`Done::Chunk`]
+    /// with the state.
+    fn run_chunk(
+        &self,
+        (t, epoch): (usize, u64),
+        pool: usize,
+        mut st: S::Stream,
+        data: Vec<u8>,
+        last: bool,
+    ) {
+        let (svc, tx, waker) = (self.svc.clone(), self.done_tx.clone(), self.waker.clone());
+        let job = Box::new(move || {
+            let result = if data.is_empty() {
+                Ok(())
+            } else {
+                svc.stream_chunk(&mut st, &data)
+            };
+            match (result, last) {
+                (Ok(()), true) => deliver(svc.stream_end(st), t, epoch, &tx, &waker),
+                // The connection already waits for its reply (`Busy`), so a
+                // chunk completion would find no stream: answer the error
+                // here, after dropping the state undoes its work.
+                (Err(status), true) => {
+                    drop(st);
+                    deliver(Reply::error(status), t, epoch, &tx, &waker)
+                }
+                (result, false) => {
+                    let done = Done::Chunk {
+                        token: t,
+                        epoch,
+                        state: st,
+                        result,
+                    };
+                    send_done(&tx, &waker, done)
+                }
+            }
+        });
+        run_on(&*self.svc, pool, job);
     }
 
     fn completions(&mut self) {
@@ -764,6 +763,16 @@ enum Step {
     Progress,
     Idle,
     Close(String),
+}
+
+/// Refuse the request on `c` with `status`: the error reply closes the
+/// connection, since the rest of its body is never read.
+fn reject<Se, St>(c: &mut Conn<Se, St>, status: u8, stats: &super::RequestStats) -> Step {
+    c.state = Rx::Busy;
+    let mut r = Reply::error(status);
+    r.close = true;
+    c.queue(r, stats);
+    Step::Progress
 }
 
 /// Queue `r` on `c`, closing after it when it is an error the role says

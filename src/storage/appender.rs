@@ -8,14 +8,15 @@
 //! interleaved.
 
 use super::Store;
-use super::disk::{Target, io_status, rename_noreplace};
+use super::disk::{Target, rename_noreplace};
+use super::error::{Error, io_status};
 use super::journal::Commit;
 use super::sync_status::{self, Found, Outcome, Pusher, Sent};
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName};
 use crate::net::Reply;
-use crate::proto::{self, Cmd, status};
+use crate::proto::{self, Cmd};
 use parking_lot::{Mutex, MutexGuard};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{Hash, Hasher};
@@ -86,37 +87,45 @@ pub struct Change {
     timestamp: u32,
 }
 
-fn is_appender(name: &RemoteName) -> bool {
-    name.info().is_ok_and(|i| i.is_appender())
+/// The file `t` names, if it is an appender file (EINVAL otherwise).
+fn appender(t: &Target) -> Result<&Path, Error> {
+    if t.name.info().is_ok_and(|i| i.is_appender()) {
+        Ok(&t.path)
+    } else {
+        let name = t.name.as_string();
+        Err(Error::Invalid(format!("{name}: not an appender file")))
+    }
 }
 
 /// Size of a regular file, ENOENT otherwise.
-fn file_size(path: &Path) -> Result<u64, u8> {
+fn file_size(path: &Path) -> Result<u64, Error> {
     match fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(m.len()),
-        Ok(_) => Err(status::ENOENT),
-        Err(e) => Err(io_status(&e)),
+        Ok(_) => Err(Error::NotFound(path.to_path_buf())),
+        Err(e) => Err(Error::io("stat of", path)(e)),
+    }
+}
+
+/// What a receiver found that stopped a pushed change before it started.
+fn not_begun(e: Error) -> Outcome {
+    match e {
+        Error::Invalid(why) => Outcome::new(Found::Invalid, why),
+        e => Outcome::failed(e.status(), e.to_string()),
     }
 }
 
 impl Change {
     /// A client APPEND or MODIFY of `len` bytes to the appender file `t`.
-    pub fn begin(store: Arc<Store>, t: Target, op: ChangeOp, len: u64) -> Result<Change, u8> {
-        if !is_appender(&t.name) {
-            return Err(status::EINVAL);
-        }
-        let size = file_size(&t.path)?;
+    pub fn begin(store: Arc<Store>, t: Target, op: ChangeOp, len: u64) -> Result<Change, Error> {
+        let size = file_size(appender(&t)?)?;
         if let ChangeOp::Modify(offset) = op
             && offset > size
         {
-            return Err(status::EINVAL);
+            return Err(Error::Invalid(format!(
+                "offset {offset} past the end {size}"
+            )));
         }
-        Change::stage(store, op, t.path, t.name.as_string(), len, None, 0).map_err(|o| {
-            match o.found {
-                Found::Failed(code) => code,
-                _ => status::EINVAL,
-            }
-        })
+        Change::stage(store, op, t.path, t.name.as_string(), len, None, 0)
     }
 
     /// A pushed append/modify (SYNC_APPEND_FILE / SYNC_MODIFY_FILE) from
@@ -142,6 +151,7 @@ impl Change {
             Some(pusher),
             h.timestamp,
         )
+        .map_err(not_begun)
     }
 
     fn stage(
@@ -152,21 +162,16 @@ impl Change {
         len: u64,
         pusher: Option<Pusher>,
         timestamp: u32,
-    ) -> Result<Change, Outcome> {
+    ) -> Result<Change, Error> {
         let dir = path
             .parent()
-            .ok_or_else(|| Outcome::new(Found::Invalid, "no directory"))?;
+            .ok_or_else(|| Error::Invalid(format!("{remote}: no directory")))?;
         // Never linked: an unnamed file that vanishes with the request.
         let stage = if len == 0 {
             None
         } else {
-            Some(
-                TempFile::create_in(dir, || format!(".stage-{:016x}", store.random64())).map_err(
-                    |e| {
-                        Outcome::failed(io_status(&e), format!("staging in {}: {e}", dir.display()))
-                    },
-                )?,
-            )
+            let hidden = || format!(".stage-{:016x}", store.random64());
+            Some(TempFile::create_in(dir, hidden).map_err(Error::io("staging in", dir))?)
         };
         Ok(Change {
             store,
@@ -184,6 +189,11 @@ impl Change {
     /// Bytes of data announced.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// The file it changes.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Store path index of the file (picks the disk pool).
@@ -204,29 +214,23 @@ impl Change {
     }
 
     /// Everything is staged: apply it to the file under its lock, log it.
-    /// The reply goes out once the journal has the change's records.
-    pub fn finish(mut self) -> (Reply, Commit) {
+    /// The reply goes out once the journal has the change's records. A
+    /// peer's change is answered here (by [`sync_status::conclude`]); a
+    /// client's that did not apply is the caller's to answer.
+    pub fn finish(mut self) -> Result<(Reply, Commit), Error> {
         let (o, commit) = self.apply();
         let (cmd, pusher) = match (self.op, &self.pusher) {
             (ChangeOp::SyncAppend(_), Some(p)) => (Cmd::SyncAppendFile, p),
             (ChangeOp::SyncModify(_), Some(p)) => (Cmd::SyncModifyFile, p),
-            // A client's: applied, or refused with the errno.
-            _ => {
-                let reply = match o.found {
-                    Found::Applied => Reply::ok(Vec::new()),
-                    Found::Failed(code) => Reply::error(code),
-                    Found::Missing => Reply::error(status::ENOENT),
-                    _ => Reply::error(status::EINVAL),
-                };
-                return (reply, commit);
-            }
+            _ if o.found == Found::Applied => return Ok((Reply::ok(Vec::new()), commit)),
+            _ => return Err(Error::NotApplied(o)),
         };
         let sent = Sent {
             timestamp: self.timestamp,
             bytes: self.written,
         };
         let code = sync_status::conclude(&self.store, pusher, cmd, &self.remote, sent, &o);
-        (Reply::status(code), commit)
+        Ok((Reply::status(code), commit))
     }
 
     /// Apply the change and log it: what that found, and the journal
@@ -240,8 +244,10 @@ impl Change {
         let _guard = store.file_locks.lock(&self.path);
         let size = match file_size(&self.path) {
             Ok(s) => s,
-            Err(status::ENOENT) => return (Outcome::new(Found::Missing, "not here"), Commit::NONE),
-            Err(code) => return (Outcome::failed(code, "stat failed"), Commit::NONE),
+            Err(e) if e.is_not_found() => {
+                return (Outcome::new(Found::Missing, "not here"), Commit::NONE);
+            }
+            Err(e) => return (Outcome::failed(e.status(), e.to_string()), Commit::NONE),
         };
         let len = self.len;
         let (offset, rec_op) = match self.placed(size) {
@@ -283,8 +289,8 @@ impl Change {
         match applied {
             Ok(commit) => (Outcome::applied(), commit),
             Err(e) => {
-                log::error!("applying a change to {remote}: {e}");
-                (Outcome::failed(io_status(&e), e.to_string()), Commit::NONE)
+                let why = format!("applying the change to {remote}: {e}");
+                (Outcome::failed(io_status(&e), why), Commit::NONE)
             }
         }
     }
@@ -331,12 +337,10 @@ impl Change {
 
 /// TRUNCATE_FILE of an appender file (logged `T old new`); returns the
 /// journal record of its line.
-pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<Commit, u8> {
-    if !is_appender(&t.name) {
-        return Err(status::EINVAL);
-    }
-    let _guard = store.file_locks.lock(&t.path);
-    let old = file_size(&t.path)?;
+pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<Commit, Error> {
+    let path = appender(t)?;
+    let _guard = store.file_locks.lock(path);
+    let old = file_size(path)?;
     if old == new_size {
         return Ok(Commit::NONE);
     }
@@ -351,7 +355,7 @@ pub fn truncate(store: &Store, t: &Target, new_size: u64) -> Result<Commit, u8> 
             r.extra = format!("{old} {new_size}");
             Ok(Some(r))
         })
-        .map_err(|e| io_status(&e))
+        .map_err(Error::io("truncating", path))
 }
 
 /// SYNC_TRUNCATE_FILE: applied when our size is the source's old size. A
@@ -367,8 +371,10 @@ pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> (Outcome, 
     let _guard = store.file_locks.lock(&path);
     let size = match file_size(&path) {
         Ok(size) => size,
-        Err(status::ENOENT) => return (Outcome::new(Found::Missing, "not here"), Commit::NONE),
-        Err(code) => return (Outcome::failed(code, "stat failed"), Commit::NONE),
+        Err(e) if e.is_not_found() => {
+            return (Outcome::new(Found::Missing, "not here"), Commit::NONE);
+        }
+        Err(e) => return (Outcome::failed(e.status(), e.to_string()), Commit::NONE),
     };
     if size == s.new_size {
         let why = format!("already at the new size {size}");
@@ -402,16 +408,14 @@ pub fn sync_truncate(store: &Store, s: &proto::sync::SyncTruncate) -> (Outcome, 
 /// current size and CRC32, time now), in the same directory with the same
 /// ext; its metadata file moves with it (upstream leaves it behind). Returns
 /// the new name and the journal records of the renames.
-pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
-    if !is_appender(&t.name) {
-        return Err(status::EINVAL);
-    }
-    let _guard = store.file_locks.lock(&t.path);
-    let f = File::open(&t.path).map_err(|e| io_status(&e))?;
-    let (crc32, size) = super::disk::content_crc32(f).map_err(|e| io_status(&e))?;
+pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), Error> {
+    let path = appender(t)?;
+    let _guard = store.file_locks.lock(path);
+    let f = File::open(path).map_err(Error::io("opening", path))?;
+    let (crc32, size) = super::disk::content_crc32(f).map_err(Error::io("reading", path))?;
     let old = t.name.as_string();
     let ext7 = &t.name.name[t.name.name.len().saturating_sub(7)..];
-    let mut result = Err(status::EBUSY);
+    let mut result = None;
     let renamed = store
         .binlog
         .append_with(|| {
@@ -435,7 +439,7 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
                         store.durable.sync_in_place(None, dest.parent())?;
                         let mut r = Record::new(timestamp, op::RENAME, &new.as_string());
                         r.extra = old.clone();
-                        result = Ok(new.as_string());
+                        result = Some(new.as_string());
                         return Ok(Some(r));
                     }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -444,8 +448,8 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
             }
             Ok(None)
         })
-        .map_err(|e| io_status(&e))?;
-    let new = result?;
+        .map_err(Error::io("renaming", path))?;
+    let new = result.ok_or(Error::Busy("no free name for the file after 10 tries"))?;
     // The metadata file follows, logged as its own rename.
     let (old_m, new_m) = (
         layout::store::meta_path(&t.path),
@@ -467,10 +471,11 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), u8> {
         log::warn!("moving the metadata of {old}: {e}");
         Commit::NONE
     });
+    let dir = new_m.parent().unwrap_or(path);
     store
         .durable
-        .sync_in_place(None, new_m.parent())
-        .map_err(|e| io_status(&e))?;
+        .sync_in_place(None, Some(dir))
+        .map_err(Error::io("syncing", dir))?;
     Ok((new, renamed.max(meta)))
 }
 

@@ -24,9 +24,9 @@
 //! content too: read with `RWF_NOWAIT`, or by the pool.
 
 use super::appender::FileLocks;
-use super::disk::{READ_INTO_REPLY, io_status};
+use super::disk::{READ_INTO_REPLY, past_the_end};
+use super::error::Error;
 use crate::net::{FileBody, Reply};
-use crate::proto::status;
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
 use std::fs::File;
@@ -139,21 +139,21 @@ pub fn download(
     offset: u64,
     length: u64,
     lookup: Lookup,
-) -> Option<Result<Reply, u8>> {
+) -> Option<Result<Reply, Error>> {
     let file = match open(path, lookup)? {
         Ok(f) => f,
-        Err(e) => return Some(Err(io_status(&e))),
+        Err(e) => return Some(Err(Error::io("opening", path)(e))),
     };
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return Some(Err(io_status(&e))),
+        Err(e) => return Some(Err(Error::io("stat of", path)(e))),
     };
     if !meta.is_file() {
-        return Some(Err(status::ENOENT));
+        return Some(Err(Error::NotFound(path.to_path_buf())));
     }
     let size = meta.len();
     if offset > size {
-        return Some(Err(status::EINVAL));
+        return Some(Err(past_the_end(offset, size)));
     }
     let avail = size - offset;
     let len = if length == 0 {
@@ -172,42 +172,47 @@ pub fn download(
     }
     match read_exact_at(&file, offset, len as usize)? {
         Ok(body) => Some(Ok(Reply::ok(body))),
-        Err(e) => Some(Err(io_status(&e))),
+        Err(e) => Some(Err(Error::io("reading", path)(e))),
     }
 }
 
 /// GET_METADATA without waiting for file content; answers as
 /// [`super::disk::get_metadata`]. A metadata file being rewritten (its
 /// stripe lock taken) is left to the pool, which waits for the lock.
-pub fn get_metadata(locks: &FileLocks, path: &Path, lookup: Lookup) -> Option<Result<Vec<u8>, u8>> {
+pub fn get_metadata(
+    locks: &FileLocks,
+    path: &Path,
+    lookup: Lookup,
+) -> Option<Result<Vec<u8>, Error>> {
     match open(path, lookup)?.and_then(|f| f.metadata()) {
         Ok(m) if m.is_file() => {}
-        Ok(_) => return Some(Err(status::ENOENT)),
-        Err(e) => return Some(Err(io_status(&e))),
+        Ok(_) => return Some(Err(Error::NotFound(path.to_path_buf()))),
+        Err(e) => return Some(Err(Error::io("opening", path)(e))),
     }
     let mpath = crate::layout::store::meta_path(path);
     let _guard = locks.try_lock(&mpath)?;
     let file = match open(&mpath, lookup)? {
         Ok(f) => f,
-        Err(e) => return Some(Err(io_status(&e))),
+        Err(e) => return Some(Err(Error::io("opening", &mpath)(e))),
     };
     let size = match file.metadata() {
-        Ok(m) if !m.is_file() => return Some(Err(status::EISDIR)),
+        Ok(m) if !m.is_file() => return Some(Err(Error::IsDir(mpath))),
         Ok(m) => m.len(),
-        Err(e) => return Some(Err(io_status(&e))),
+        Err(e) => return Some(Err(Error::io("stat of", &mpath)(e))),
     };
     if size > META_MAX {
         return None;
     }
     match read_exact_at(&file, 0, size as usize)? {
         Ok(body) => Some(Ok(body)),
-        Err(e) => Some(Err(io_status(&e))),
+        Err(e) => Some(Err(Error::io("reading", &mpath)(e))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::status;
 
     #[test]
     fn reads_cached_files_and_reports_missing_ones() {
@@ -234,12 +239,10 @@ mod tests {
             drop(held);
             // A missing name may need the disk to be sure of: None or ENOENT.
             if let Some(r) = download(&dir.path().join("nope"), 0, 0, 0, lookup) {
-                assert_eq!(r.err(), Some(status::ENOENT));
+                assert_eq!(r.map_err(|e| e.status()).err(), Some(status::ENOENT));
             }
-            assert_eq!(
-                download(&p, 0, 12, 0, lookup).unwrap().err(),
-                Some(status::EINVAL)
-            );
+            let past = download(&p, 0, 12, 0, lookup).unwrap();
+            assert_eq!(past.map_err(|e| e.status()).err(), Some(status::EINVAL));
             assert_eq!(
                 download(&p, 0, 11, 0, lookup).unwrap().unwrap().pkg_len(),
                 0

@@ -5,29 +5,19 @@
 
 use super::Store;
 use super::appender::FileLocks;
+use super::error::Error;
 use super::journal::Commit;
 use crate::layout::binlog::{Record, op};
 use crate::layout::tmpfile::TempFile;
 use crate::layout::{self, NameInfo, RemoteName, Source};
 use crate::net::{FileBody, Reply};
-use crate::proto::{self, MetaOp, status};
+use crate::proto::{self, MetaOp};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
-
-/// errno of an I/O error, as a wire status (ENOSPC stays ENOSPC).
-pub fn io_status(e: &io::Error) -> u8 {
-    match e.kind() {
-        io::ErrorKind::NotFound => status::ENOENT,
-        _ => e
-            .raw_os_error()
-            .filter(|&n| (1..=255).contains(&n))
-            .map_or(status::EIO, |n| n as u8),
-    }
-}
 
 /// An upload in progress. Its content goes to an unnamed temp file, created
 /// on the disk worker with the first chunk; dropped before `finish`, nothing
@@ -112,10 +102,7 @@ impl Upload {
     /// The temp file, created on first use in the final directory.
     pub(super) fn temp(&mut self) -> io::Result<&mut TempFile> {
         if self.file.is_none() {
-            let dir = self.store.paths[self.path as usize]
-                .data_dir()
-                .join(format!("{:02X}", self.high))
-                .join(format!("{:02X}", self.low));
+            let dir = self.dir();
             let store = &self.store;
             self.file = Some(TempFile::create_in(&dir, || {
                 format!(".up-{:016x}", store.random64())
@@ -154,11 +141,25 @@ impl Upload {
         Ok(())
     }
 
+    /// The directory the upload is stored in.
+    pub fn dir(&self) -> PathBuf {
+        dir_of(&self.store, self.path, (self.high, self.low))
+    }
+
     /// All content is in: name the file, make it visible and log it. Returns
     /// the group, the name and, with `durable_uploads`, the journal records
     /// of its content and binlog line, not yet durable: the reply waits for
     /// them ([`super::durable::Durability::when_durable`]).
-    pub fn finish(mut self) -> io::Result<(String, RemoteName, Commit)> {
+    pub fn finish(self) -> Result<(String, RemoteName, Commit), Error> {
+        let (store, path, dir) = (self.store.clone(), self.path, (self.high, self.low));
+        self.finish_io().map_err(|source| Error::Io {
+            what: "storing an upload in",
+            path: dir_of(&store, path, dir),
+            source,
+        })
+    }
+
+    fn finish_io(mut self) -> io::Result<(String, RemoteName, Commit)> {
         if self.written != self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -314,6 +315,14 @@ impl Upload {
     }
 }
 
+/// `data/HH/LL` of store path `path`.
+fn dir_of(store: &Store, path: u8, (high, low): (u8, u8)) -> PathBuf {
+    store.paths[path as usize]
+        .data_dir()
+        .join(format!("{high:02X}"))
+        .join(format!("{low:02X}"))
+}
+
 pub use crate::layout::tmpfile::rename_noreplace;
 
 /// A file named by a request, checked against this storage.
@@ -330,15 +339,21 @@ impl Target {
 }
 
 /// Resolve group + remote name to a path inside one of our store paths.
-pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, u8> {
+pub fn resolve(store: &Store, group: &str, remote: &str) -> Result<Target, Error> {
     if group != store.cfg.group_name {
-        return Err(status::EINVAL);
+        let ours = &store.cfg.group_name;
+        return Err(Error::Invalid(format!(
+            "{group}/{remote}: not group {ours}"
+        )));
     }
-    let name = RemoteName::parse(remote).map_err(|_| status::EINVAL)?;
-    let sp = store
-        .paths
-        .get(name.store_index as usize)
-        .ok_or(status::EINVAL)?;
+    let name = RemoteName::parse(remote).map_err(|e| Error::Invalid(format!("{remote}: {e}")))?;
+    let sp = store.paths.get(name.store_index as usize).ok_or_else(|| {
+        let n = store.paths.len();
+        Error::Invalid(format!(
+            "{remote}: no store path {} of {n}",
+            name.store_index
+        ))
+    })?;
     let path = sp.file_path(&name);
     Ok(Target { name, path })
 }
@@ -351,15 +366,15 @@ pub const READ_INTO_REPLY: u64 = 32 * 1024;
 /// is read into the reply; a bigger one goes to the loop for `sendfile`, with
 /// its first window read into the page cache here, so that the loop sends it
 /// without handing it back (later windows: see `net::FileBody`).
-pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Result<Reply, u8> {
-    let file = File::open(path).map_err(|e| io_status(&e))?;
-    let meta = file.metadata().map_err(|e| io_status(&e))?;
+pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Result<Reply, Error> {
+    let file = File::open(path).map_err(Error::io("opening", path))?;
+    let meta = file.metadata().map_err(Error::io("stat of", path))?;
     if !meta.is_file() {
-        return Err(status::ENOENT);
+        return Err(Error::NotFound(path.to_path_buf()));
     }
     let size = meta.len();
     if offset > size {
-        return Err(status::EINVAL);
+        return Err(past_the_end(offset, size));
     }
     // offset == size (a 0-byte file, say) answers an empty body: FastDFS up to
     // 6.15.3 did, and clients depend on it.
@@ -375,14 +390,19 @@ pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Result<Re
     if len <= READ_INTO_REPLY {
         let mut body = vec![0; len as usize];
         file.read_exact_at(&mut body, offset)
-            .map_err(|e| io_status(&e))?;
+            .map_err(Error::io("reading", path))?;
         return Ok(Reply::ok(body));
     }
     let mut body = FileBody::new(file, offset, len, pool);
-    body.warm_start().map_err(|e| io_status(&e))?;
+    body.warm_start().map_err(Error::io("reading", path))?;
     let mut r = Reply::ok(Vec::new());
     r.file = Some(body);
     Ok(r)
+}
+
+/// A download from `offset`, past the end of a file of `size` bytes.
+pub fn past_the_end(offset: u64, size: u64) -> Error {
+    Error::Invalid(format!("offset {offset} past the end {size}"))
 }
 
 /// DELETE_FILE: the file and its metadata file, each logged (`D`). Each
@@ -390,7 +410,7 @@ pub fn download(path: &Path, pool: usize, offset: u64, length: u64) -> Result<Re
 /// change of a file holds (appends, metadata), so a file's records keep the
 /// order of its changes; other changes need not wait for the unlink.
 /// Returns the journal records of the deletion.
-pub fn delete(store: &Store, t: &Target) -> Result<Commit, u8> {
+pub fn delete(store: &Store, t: &Target) -> Result<Commit, Error> {
     let name = t.name.as_string();
     let file = if let Some(r) = super::dedup::delete(store, t) {
         r?
@@ -398,8 +418,8 @@ pub fn delete(store: &Store, t: &Target) -> Result<Commit, u8> {
         let _guard = store.file_locks.lock(&t.path);
         match remove_logged(store, &t.path, &name) {
             Ok(Some(c)) => c,
-            Ok(None) => return Err(status::ENOENT),
-            Err(e) => return Err(io_status(&e)),
+            Ok(None) => return Err(Error::NotFound(t.path.clone())),
+            Err(e) => return Err(Error::io("deleting", &t.path)(e)),
         }
     };
     let mpath = layout::store::meta_path(&t.path);
@@ -422,27 +442,17 @@ fn remove_logged(store: &Store, path: &Path, remote: &str) -> io::Result<Option<
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     }
-    let c = store
-        .binlog
-        .append_now(op::DELETE, remote)
-        .inspect_err(|e| {
-            log_failed(e);
-        })?;
+    let c = store.binlog.append_now(op::DELETE, remote)?;
     Ok(Some(c))
-}
-
-fn log_failed(e: &io::Error) -> u8 {
-    log::error!("binlog write failed: {e}");
-    io_status(e)
 }
 
 /// SET_METADATA with overwrite or merge semantics (PROTOCOL.md §5.7); the
 /// metadata file's change is logged as `C`, `U` or `D` of `<name>-m`.
 /// Returns the journal records of the change.
-pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<Commit, u8> {
+pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Result<Commit, Error> {
     let path = &t.path;
     if !path.is_file() {
-        return Err(status::ENOENT);
+        return Err(Error::NotFound(path.clone()));
     }
     let mname = format!("{}-m", t.name.as_string());
     let mpath = layout::store::meta_path(path);
@@ -451,7 +461,8 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let mut pairs = proto::decode_meta(raw);
     match mop {
         MetaOp::Overwrite if pairs.is_empty() => {
-            let removed = remove_logged(store, &mpath, &mname).map_err(|e| io_status(&e))?;
+            let removed =
+                remove_logged(store, &mpath, &mname).map_err(Error::io("deleting", &mpath))?;
             return Ok(removed.unwrap_or(Commit::NONE));
         }
         MetaOp::Merge if pairs.is_empty() => return Ok(Commit::NONE),
@@ -459,7 +470,7 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
             let mut old = match fs::read(&mpath) {
                 Ok(b) => proto::decode_meta(&b),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(io_status(&e)),
+                Err(e) => return Err(Error::io("reading", &mpath)(e)),
             };
             for (k, v) in pairs.drain(..) {
                 match old.iter_mut().find(|(ok, _)| *ok == k) {
@@ -477,47 +488,50 @@ pub fn set_metadata(store: &Store, t: &Target, mop: MetaOp, raw: &[u8]) -> Resul
     let existed = mpath.exists();
     // Written outside the binlog lock (other changes need not wait for it);
     // the record follows it, so a peer that reads the record finds the file.
-    write_meta(store, &mpath, &bytes).map_err(|e| io_status(&e))?;
+    write_meta(store, &mpath, &bytes).map_err(Error::io("writing", &mpath))?;
     let content = store
         .durable
         .journal_bytes(&mname, &bytes, &mpath)
-        .map_err(|e| io_status(&e))?;
+        .map_err(Error::io("journaling", &mpath))?;
     let o = if existed { op::UPDATE } else { op::CREATE };
     let line = store
         .binlog
         .append_with(|| Ok(Some(Record::new(super::now() as u32, o, &mname))))
-        .map_err(|e| io_status(&e))?;
+        .map_err(Error::io("logging the change of", &mpath))?;
     Ok(content.max(line))
 }
 
 /// GET_METADATA: the raw metadata file.
-pub fn get_metadata(locks: &FileLocks, path: &std::path::Path) -> Result<Vec<u8>, u8> {
+pub fn get_metadata(locks: &FileLocks, path: &std::path::Path) -> Result<Vec<u8>, Error> {
     if !path.is_file() {
-        return Err(status::ENOENT);
+        return Err(Error::NotFound(path.to_path_buf()));
     }
     let mpath = layout::store::meta_path(path);
     // set_metadata rewrites the file in place under this lock.
     let _guard = locks.lock(&mpath);
     match fs::metadata(&mpath) {
-        Ok(m) if !m.is_file() => return Err(status::EISDIR),
+        Ok(m) if !m.is_file() => return Err(Error::IsDir(mpath)),
         Ok(_) => {}
-        Err(e) => return Err(io_status(&e)),
+        Err(e) => return Err(Error::io("stat of", &mpath)(e)),
     }
-    fs::read(&mpath).map_err(|e| io_status(&e))
+    fs::read(&mpath).map_err(Error::io("reading", &mpath))
 }
 
 /// QUERY_FILE_INFO: size and time from stat; CRC32 from the name for normal
 /// files, computed from the content for appender and slave files (unless the
 /// request's flag bit 1 says not to).
-pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result<Vec<u8>, u8> {
-    let info = t.name.info().map_err(|_| status::EINVAL)?;
-    let meta = fs::metadata(&t.path).map_err(|e| io_status(&e))?;
+pub fn file_info(store: &Store, t: &Target, flags: u8, ip_size: usize) -> Result<Vec<u8>, Error> {
+    let info = t
+        .name
+        .info()
+        .map_err(|e| Error::Invalid(format!("{}: {e}", t.name.as_string())))?;
+    let meta = fs::metadata(&t.path).map_err(Error::io("stat of", &t.path))?;
     if !meta.is_file() {
-        return Err(status::ENOENT);
+        return Err(Error::NotFound(t.path.clone()));
     }
     let crc32 = if crc_from_content(&t.name, flags) {
-        let f = File::open(&t.path).map_err(|e| io_status(&e))?;
-        content_crc32(f).map_err(|e| io_status(&e))?.0
+        let f = File::open(&t.path).map_err(Error::io("opening", &t.path))?;
+        content_crc32(f).map_err(Error::io("reading", &t.path))?.0
     } else if t.name.is_normal() {
         info.crc32
     } else {
@@ -546,9 +560,11 @@ pub fn crc_from_content(name: &RemoteName, flags: u8) -> bool {
 /// The slave name of `master` with `prefix` and `ext` (common/fdfs_global.c:
 /// fdfs_gen_slave_filename): the master's name up to the '.' of its ext part,
 /// then the prefix, then "." + ext when one is given.
-pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<RemoteName, u8> {
+pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<RemoteName, Error> {
     if prefix.is_empty() || (prefix == "-m" && ext.is_empty()) {
-        return Err(status::EINVAL);
+        return Err(Error::Invalid(format!(
+            "slave prefix {prefix:?} with ext {ext:?}"
+        )));
     }
     let n = &master.name;
     let tail = n.len().saturating_sub(7);
@@ -565,7 +581,8 @@ pub fn slave_name(master: &RemoteName, prefix: &str, ext: &str) -> Result<Remote
     }
     let r = RemoteName::new(master.store_index, master.high, master.low, name);
     // Re-parse: the result must be a name we would accept from a client.
-    RemoteName::parse(&r.as_string()).map_err(|_| status::EINVAL)
+    let name = r.as_string();
+    RemoteName::parse(&name).map_err(|e| Error::Invalid(format!("slave name {name}: {e}")))
 }
 
 /// Replace the content of `path` all at once (readers see the old or the new
@@ -619,6 +636,7 @@ fn write_replace(store: &Store, path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::status;
 
     /// Whether `len` bytes at `offset` of `path` are readable from the page
     /// cache without waiting.
@@ -667,7 +685,8 @@ mod tests {
         assert_eq!((f.pool, f.offset, f.len), (2, 1000, 2_000_000));
         assert_eq!(r.pkg_len(), 2_000_000);
         assert!(in_page_cache(&big, 1000, 64 * 1024), "first window read in");
-        assert_eq!(download(&big, 2, 3_000_001, 0).err(), Some(status::EINVAL));
+        let past = download(&big, 2, 3_000_001, 0).map_err(|e| e.status());
+        assert_eq!(past.err(), Some(status::EINVAL));
     }
 
     #[test]
@@ -686,11 +705,9 @@ mod tests {
             slave_name(&noext, "-x", "png").unwrap().name,
             "wKgBZGVT8QCAEjRWAAAADg4Qul01234567-x.png"
         );
-        assert_eq!(slave_name(&m, "", "jpg"), Err(status::EINVAL));
-        assert_eq!(slave_name(&m, "-m", ""), Err(status::EINVAL));
-        assert_eq!(
-            slave_name(&m, "../x", "jpg").map(|_| ()),
-            Err(status::EINVAL)
-        );
+        let refused = |prefix, ext| slave_name(&m, prefix, ext).map_err(|e| e.status()).err();
+        assert_eq!(refused("", "jpg"), Some(status::EINVAL));
+        assert_eq!(refused("-m", ""), Some(status::EINVAL));
+        assert_eq!(refused("../x", "jpg"), Some(status::EINVAL));
     }
 }

@@ -4,7 +4,6 @@
 //! [`Commit`] token, are on disk. Without `durable_uploads` all of this
 //! does nothing, and every token is [`Commit::NONE`].
 
-use super::disk;
 use super::journal::{self, Commit, Journal};
 use crate::net::{Release, Reply};
 use std::fs::File;
@@ -109,7 +108,7 @@ impl Durability {
                 Box::new(move |outcome| {
                     release(outcome.err().map(|e| {
                         log::error!("journal round of a change: {e}");
-                        disk::io_status(&e)
+                        super::error::io_status(&e)
                     }))
                 }),
             )

@@ -1,10 +1,13 @@
 //! The storage's request handlers: framing decisions on the loop thread, file
-//! work on the disk pool of the file's store path.
+//! work on the disk pool of the file's store path. A request that fails is
+//! answered and logged in one place, [`refuse`]; a peer's sync request is
+//! answered by `sync_status` instead.
 
 use super::Store;
 use super::appender::{self, ChangeOp};
 use super::cached;
-use super::disk::{self, Upload, io_status};
+use super::disk::{self, Upload};
+use super::error::Error;
 use super::journal::Commit;
 use super::placement::{self, Kind, Now, Place};
 use super::replica;
@@ -41,10 +44,60 @@ impl Session {
             id: self.source.clone(),
         }
     }
+
+    /// Request `code` from this peer.
+    fn req(&self, code: u8) -> Req {
+        Req {
+            code,
+            from: self.pusher(),
+        }
+    }
 }
 
-/// A request body being streamed to disk.
-pub enum Incoming {
+/// A request as its log line names it: the command and who sent it.
+#[derive(Clone)]
+pub struct Req {
+    /// The command code (not always one fdfs knows).
+    code: u8,
+    from: Pusher,
+}
+
+/// The status answering `e` to `req`, and the one log line of that failure,
+/// at `e`'s level; a peer's sync requests, which it retries, are throttled
+/// per peer.
+fn refuse(store: &Store, req: &Req, e: &Error) -> u8 {
+    let code = e.status();
+    let cmd = Cmd::from_u8(req.code);
+    let name = cmd.map_or("request", Cmd::name);
+    let line = || {
+        format!(
+            "{name} from {}: {e}; answered {}",
+            req.from,
+            status::name(code)
+        )
+    };
+    if cmd.is_some_and(sync_status::is_sync) {
+        let key = sync_status::from_key(&req.from);
+        store.sync_log.log(e.level(), &key, line);
+    } else if log::log_enabled!(e.level()) {
+        log::log!(e.level(), "{}", line());
+    }
+    code
+}
+
+/// The reply of a read: its own, or the error's.
+fn reply_of(store: &Store, req: &Req, r: Result<Reply, Error>) -> Reply {
+    r.unwrap_or_else(|e| Reply::error(refuse(store, req, &e)))
+}
+
+/// A request body being streamed to disk, and the request it belongs to.
+pub struct Incoming {
+    req: Req,
+    body: Body,
+}
+
+/// What a streamed body is.
+enum Body {
     /// A client upload.
     Upload(Upload),
     /// A file a peer pushes.
@@ -77,7 +130,7 @@ fn count(store: &Store, f: impl FnOnce(&mut StatCounters)) {
     store.stats.count(f);
 }
 
-fn count_download(store: &Store, r: &Result<Reply, u8>) {
+fn count_download(store: &Store, r: &Result<Reply, Error>) {
     count(store, |c| {
         c.total_download_count += 1;
         if let Ok(r) = r {
@@ -89,7 +142,7 @@ fn count_download(store: &Store, r: &Result<Reply, u8>) {
     });
 }
 
-fn count_get_meta(store: &Store, r: &Result<Vec<u8>, u8>) {
+fn count_get_meta(store: &Store, r: &Result<Vec<u8>, Error>) {
     count(store, |c| {
         c.total_get_meta_count += 1;
         c.success_get_meta_count += r.is_ok() as u64;
@@ -146,31 +199,40 @@ impl StorageService {
     /// `now`: a read's reply goes out as it is.
     fn read_target(
         &self,
-        cmd: Cmd,
+        (cmd, req): (Cmd, Req),
         now: Now<'_>,
-        target: Result<disk::Target, u8>,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> Reply + Send + 'static,
+        target: Result<disk::Target, Error>,
+        job: impl FnOnce(&Store, Result<disk::Target, Error>) -> Result<Reply, Error> + Send + 'static,
     ) -> Action {
         let place = placement::decide(cmd, &now);
         let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
-        self.run(place, path, move |store| job(store, target))
+        self.run(place, path, move |store| {
+            reply_of(store, &req, job(store, target))
+        })
     }
 
     /// Change a client's file: the name is resolved here, once, and the job
-    /// runs where the table puts `cmd` for that file. Its reply waits for
-    /// the journal records it returns ([`durable`]).
+    /// runs where the table puts `cmd` for that file. Its reply (the body
+    /// the job returns) waits for the journal records it returns
+    /// ([`durable`]).
     fn change_file(
         &self,
-        cmd: Cmd,
+        (cmd, req): (Cmd, Req),
         group: &str,
         remote: &str,
-        job: impl FnOnce(&Store, Result<disk::Target, u8>) -> (Reply, Commit) + Send + 'static,
+        job: impl FnOnce(&Store, Result<disk::Target, Error>) -> Result<(Vec<u8>, Commit), Error>
+        + Send
+        + 'static,
     ) -> Action {
         let target = disk::resolve(&self.store, group, remote);
         let file = target.as_ref().ok().map(|t| t.path.as_path());
         let place = placement::decide(cmd, &Now::new(&self.store).file(file));
         let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
-        self.run(place, path, durable(move |store| job(store, target)))
+        self.run(
+            place,
+            path,
+            durable(move |store| changed(store, &req, job(store, target))),
+        )
     }
 
     /// How far a read answered on the network thread may go to open its file
@@ -225,68 +287,55 @@ impl StorageService {
 
     /// Stream a body whose head is `head` bytes; one too short for it is
     /// refused.
-    fn stream_head(&self, s: &Session, h: &Header, cmd: Cmd, head: usize) -> Plan {
+    fn stream_head(&self, s: &Session, h: &Header, head: usize) -> Plan {
         if h.pkg_len < head as u64 {
-            let why = format!(
-                "body of {} bytes, shorter than its head, closing",
-                h.pkg_len
-            );
-            Plan::Reject(self.malformed(s, cmd, &why))
+            let why = format!("body of {} bytes, shorter than its head", h.pkg_len);
+            Plan::Reject(self.refuse(s, h.cmd, &Error::Length(why)))
         } else {
             Plan::Stream { head }
         }
     }
 
-    /// Log a request refused as malformed (throttled per peer for a peer's
-    /// sync requests, which it retries); EINVAL.
-    fn malformed(&self, s: &Session, cmd: Cmd, why: &dyn std::fmt::Display) -> u8 {
-        if sync_status::is_sync(cmd) {
-            let p = s.pusher();
-            self.store
-                .sync_log
-                .log(log::Level::Warn, &sync_status::from_key(&p), || {
-                    format!("{} from {p}: {why}; answered EINVAL", cmd.name())
-                });
-        } else {
-            log::warn!("{} from {}: {why}", cmd.name(), s.peer);
-        }
-        status::EINVAL
+    /// The status answering `e` to request `code` from `s` ([`refuse`]).
+    fn refuse(&self, s: &Session, code: u8, e: &Error) -> u8 {
+        refuse(&self.store, &s.req(code), e)
     }
 
-    fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, u8> {
-        let bad = |e: proto::DecodeError| self.malformed(s, cmd, &e);
+    fn handle(&self, s: &mut Session, h: Header, cmd: Cmd, body: &[u8]) -> Result<Action, Error> {
         Ok(match cmd {
             Cmd::ActiveTest => Action::Reply(Reply::ok(Vec::new())),
             Cmd::ReportServerId => {
-                let id = proto::sync::decode_report_server_id(body).map_err(bad)?;
+                let id = proto::sync::decode_report_server_id(body)?;
                 log::debug!("sync connection from {} is peer {id}", s.peer);
                 s.source = Some(id);
                 Action::Reply(Reply::ok(Vec::new()))
             }
             Cmd::TruncateFile => {
-                let t = proto::Truncate::decode(body).map_err(bad)?;
+                let t = proto::Truncate::decode(body)?;
                 let group = self.store.cfg.group_name.clone();
-                self.change_file(cmd, &group, &t.remote, move |store, target| {
+                let asked = (cmd, s.req(h.cmd));
+                self.change_file(asked, &group, &t.remote, move |store, target| {
                     let r = target.and_then(|x| appender::truncate(store, &x, t.new_size));
                     count(store, |c| {
                         c.total_truncate_count += 1;
                         c.success_truncate_count += r.is_ok() as u64;
                     });
-                    changed(r.map(|commit| (Vec::new(), commit)))
+                    r.map(|commit| (Vec::new(), commit))
                 })
             }
             Cmd::RegenerateAppenderFilename => {
-                let remote = proto::decode_remote_name(body, "appender filename").map_err(bad)?;
+                let remote = proto::decode_remote_name(body, "appender filename")?;
                 let group = self.store.cfg.group_name.clone();
-                self.change_file(cmd, &group.clone(), &remote, move |store, target| {
+                let asked = (cmd, s.req(h.cmd));
+                self.change_file(asked, &group.clone(), &remote, move |store, target| {
                     let r = target.and_then(|x| appender::regenerate(store, &x));
-                    changed(r.map(|(new, commit)| {
+                    r.map(|(new, commit)| {
                         (proto::UploadReply { group, remote: new }.encode(), commit)
-                    }))
+                    })
                 })
             }
             Cmd::SyncTruncateFile => {
-                let t = proto::sync::SyncTruncate::decode(body).map_err(bad)?;
+                let t = proto::sync::SyncTruncate::decode(body)?;
                 let p = s.pusher();
                 self.on_path(cmd, &t.remote.clone(), move |store| {
                     let (o, commit) = appender::sync_truncate(store, &t);
@@ -295,7 +344,7 @@ impl StorageService {
                 })
             }
             Cmd::SyncRenameFile => {
-                let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
+                let l = proto::sync::SyncLink::decode(body)?;
                 let p = s.pusher();
                 self.on_path(cmd, &l.src.clone(), move |store| {
                     let (o, commit) = appender::sync_rename(store, &l);
@@ -307,7 +356,7 @@ impl StorageService {
                 })
             }
             Cmd::SyncCreateLink => {
-                let l = proto::sync::SyncLink::decode(body).map_err(bad)?;
+                let l = proto::sync::SyncLink::decode(body)?;
                 let p = s.pusher();
                 self.on_path(cmd, &l.dest.clone(), move |store| {
                     let (o, commit) = replica::link(store, &l);
@@ -319,7 +368,7 @@ impl StorageService {
                 })
             }
             Cmd::SyncDeleteFile => {
-                let d = proto::sync::SyncDelete::decode(body).map_err(bad)?;
+                let d = proto::sync::SyncDelete::decode(body)?;
                 let p = s.pusher();
                 self.on_path(cmd, &d.remote.clone(), move |store| {
                     let (o, commit) = replica::delete(store, &d);
@@ -328,7 +377,7 @@ impl StorageService {
                 })
             }
             Cmd::DownloadFile => {
-                let d = proto::Download::decode(body).map_err(bad)?;
+                let d = proto::Download::decode(body)?;
                 let target = disk::resolve(&self.store, &d.group, &d.remote);
                 let now = Now::new(&self.store);
                 // A file of a path being refilled may have to be copied first.
@@ -342,42 +391,45 @@ impl StorageService {
                         cached::download(&t.path, t.pool(), d.offset, d.length, self.lookup())
                 {
                     count_download(&self.store, &r);
-                    return Ok(Action::Reply(r.unwrap_or_else(Reply::error)));
+                    return Ok(Action::Reply(reply_of(&self.store, &s.req(h.cmd), r)));
                 }
-                self.read_target(cmd, now.cache_tried(), target, move |store, target| {
+                let asked = (cmd, s.req(h.cmd));
+                self.read_target(asked, now.cache_tried(), target, move |store, target| {
                     if let Ok(t) = &target {
                         super::repair::recovery::fetch_for_read(store, &t.name);
                     }
                     let r =
                         target.and_then(|t| disk::download(&t.path, t.pool(), d.offset, d.length));
                     count_download(store, &r);
-                    r.unwrap_or_else(Reply::error)
+                    r
                 })
             }
             Cmd::DeleteFile => {
-                let f = proto::FileRef::decode(body).map_err(bad)?;
-                self.change_file(cmd, &f.group, &f.remote, move |store, target| {
+                let f = proto::FileRef::decode(body)?;
+                let asked = (cmd, s.req(h.cmd));
+                self.change_file(asked, &f.group, &f.remote, move |store, target| {
                     let r = target.and_then(|t| disk::delete(store, &t));
                     count(store, |c| {
                         c.total_delete_count += 1;
                         c.success_delete_count += r.is_ok() as u64;
                     });
-                    changed(r.map(|commit| (Vec::new(), commit)))
+                    r.map(|commit| (Vec::new(), commit))
                 })
             }
             Cmd::SetMetadata => {
-                let m = proto::SetMetadata::decode(body).map_err(bad)?;
-                self.change_file(cmd, &m.group, &m.remote, move |store, target| {
+                let m = proto::SetMetadata::decode(body)?;
+                let asked = (cmd, s.req(h.cmd));
+                self.change_file(asked, &m.group, &m.remote, move |store, target| {
                     let r = target.and_then(|t| disk::set_metadata(store, &t, m.op, &m.meta));
                     count(store, |c| {
                         c.total_set_meta_count += 1;
                         c.success_set_meta_count += r.is_ok() as u64;
                     });
-                    changed(r.map(|commit| (Vec::new(), commit)))
+                    r.map(|commit| (Vec::new(), commit))
                 })
             }
             Cmd::GetMetadata => {
-                let f = proto::FileRef::decode(body).map_err(bad)?;
+                let f = proto::FileRef::decode(body)?;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
                 let now = Now::new(&self.store);
                 if placement::decide(cmd, &now) == Place::Cached
@@ -386,16 +438,18 @@ impl StorageService {
                         cached::get_metadata(&self.store.file_locks, &t.path, self.lookup())
                 {
                     count_get_meta(&self.store, &r);
-                    return Ok(Action::Reply(reply_of(r)));
+                    let r = r.map(Reply::ok);
+                    return Ok(Action::Reply(reply_of(&self.store, &s.req(h.cmd), r)));
                 }
-                self.read_target(cmd, now.cache_tried(), target, move |store, target| {
+                let asked = (cmd, s.req(h.cmd));
+                self.read_target(asked, now.cache_tried(), target, move |store, target| {
                     let r = target.and_then(|t| disk::get_metadata(&store.file_locks, &t.path));
                     count_get_meta(store, &r);
-                    reply_of(r)
+                    r.map(Reply::ok)
                 })
             }
             Cmd::QueryFileInfo => {
-                let f = proto::FileRef::decode(body).map_err(bad)?;
+                let f = proto::FileRef::decode(body)?;
                 let flags = h.status;
                 let target = disk::resolve(&self.store, &f.group, &f.remote);
                 // A stat, unless the CRC32 must be read from the content.
@@ -405,9 +459,11 @@ impl StorageService {
                 };
                 let place = placement::decide_kind(cmd, kind, &Now::new(&self.store));
                 let path = target.as_ref().map_or(0, |t| t.name.store_index as usize);
+                let req = s.req(h.cmd);
                 self.run(place, path, move |store| {
                     let ip_size = store.identity.ip_size();
-                    reply_of(target.and_then(|t| disk::file_info(store, &t, flags, ip_size)))
+                    let r = target.and_then(|t| disk::file_info(store, &t, flags, ip_size));
+                    reply_of(store, &req, r.map(Reply::ok))
                 })
             }
             Cmd::FdfsTreeDigest => {
@@ -421,18 +477,12 @@ impl StorageService {
             Cmd::FdfsDedupStat => {
                 let body = body.to_vec();
                 let place = placement::decide(cmd, &Now::new(&self.store).cache_tried());
+                let req = s.req(h.cmd);
                 self.run(place, 0, move |store| {
-                    super::dedup::stat(store, &body).unwrap_or_else(Reply::error)
+                    reply_of(store, &req, super::dedup::stat(store, &body))
                 })
             }
-            _ => {
-                log::warn!(
-                    "{} from {}: not supported by this storage",
-                    cmd.name(),
-                    s.peer
-                );
-                return Err(status::EINVAL);
-            }
+            _ => return Err(Error::Unsupported),
         })
     }
 }
@@ -441,12 +491,16 @@ impl StorageService {
     /// The end of a streamed body: finish the upload, copy or change, count
     /// it and make its reply, which waits for the journal records returned.
     fn finish_stream(&self, st: Incoming) -> (Reply, Commit) {
-        let up = match st {
-            Incoming::Upload(up) => up,
-            Incoming::Copy(c) => return c.finish(),
-            Incoming::Change(c, cmd) => {
+        let Incoming { req, body } = st;
+        let up = match body {
+            Body::Upload(up) => up,
+            Body::Copy(c) => return c.finish(),
+            Body::Change(c, cmd) => {
                 let n = c.len();
-                let (r, commit) = c.finish();
+                let (r, commit) = match c.finish() {
+                    Ok(done) => done,
+                    Err(e) => (Reply::error(refuse(&self.store, &req, &e)), Commit::NONE),
+                };
                 count(&self.store, |s| {
                     let ok = r.status == 0;
                     match cmd {
@@ -490,10 +544,7 @@ impl StorageService {
                     commit,
                 )
             }
-            Err(e) => {
-                log::error!("upload finish: {e}");
-                (Reply::error(io_status(&e)), Commit::NONE)
-            }
+            Err(e) => (Reply::error(refuse(&self.store, &req, &e)), Commit::NONE),
         }
     }
 
@@ -506,28 +557,22 @@ impl StorageService {
         };
         let u = match proto::UploadHead::decode(head, h.pkg_len) {
             Ok(u) => u,
-            Err(e) => {
-                log::warn!("upload from {}: {e}", s.peer);
-                return Begin::Reject(status::EINVAL);
-            }
+            Err(e) => return Begin::Reject(self.refuse(s, h.cmd, &e.into())),
         };
         let store = &self.store;
         let path = match store.choose_path(u.store_path_index, u.file_size) {
             Ok(p) => p,
-            Err(code) => {
-                log::warn!(
-                    "upload of {} bytes from {}: {}",
-                    u.file_size,
-                    s.peer,
-                    status::describe(code)
-                );
+            Err(e) => {
                 count(store, |c| c.total_upload_count += 1);
-                return Begin::Reject(code);
+                return Begin::Reject(self.refuse(s, h.cmd, &e));
             }
         };
         let up = Upload::begin(store.clone(), path, u.file_size, u.ext, appender);
         Begin::Stream {
-            state: Incoming::Upload(up),
+            state: Incoming {
+                req: s.req(h.cmd),
+                body: Body::Upload(up),
+            },
             pool: self.stream_pool(cmd, h.pkg_len, path as usize),
         }
     }
@@ -537,32 +582,38 @@ impl StorageService {
     fn begin_named(&self, s: &mut Session, h: &Header, cmd: Cmd, head: &[u8]) -> Begin<Incoming> {
         let need = match named_head_len(cmd, head) {
             Ok(n) => n,
-            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+            Err(e) => return Begin::Reject(self.refuse(s, h.cmd, &e.into())),
         };
         if head.len() < need {
             return Begin::MoreHead(need);
         }
         let store = self.store.clone();
         let group = store.cfg.group_name.clone();
-        let bad = |e: proto::DecodeError| Begin::Reject(self.malformed(s, cmd, &e));
+        let bad = |e: proto::DecodeError| Begin::Reject(self.refuse(s, h.cmd, &e.into()));
+        // A client's change refused, or a peer's concluded: the status.
         let started = match cmd {
             Cmd::AppendFile => {
                 let (a, _) = match proto::AppendHead::decode(head, h.pkg_len) {
                     Ok(x) => x,
                     Err(e) => return bad(e),
                 };
-                disk::resolve(&store, &group, &a.remote).and_then(|t| {
-                    appender::Change::begin(store.clone(), t, ChangeOp::Append, a.file_size)
-                })
+                disk::resolve(&store, &group, &a.remote)
+                    .and_then(|t| {
+                        appender::Change::begin(store.clone(), t, ChangeOp::Append, a.file_size)
+                    })
+                    .map_err(|e| self.refuse(s, h.cmd, &e))
             }
             Cmd::ModifyFile => {
                 let (m, _) = match proto::ModifyHead::decode(head, h.pkg_len) {
                     Ok(x) => x,
                     Err(e) => return bad(e),
                 };
-                disk::resolve(&store, &group, &m.remote).and_then(|t| {
-                    appender::Change::begin(store.clone(), t, ChangeOp::Modify(m.offset), m.size)
-                })
+                disk::resolve(&store, &group, &m.remote)
+                    .and_then(|t| {
+                        let op = ChangeOp::Modify(m.offset);
+                        appender::Change::begin(store.clone(), t, op, m.size)
+                    })
+                    .map_err(|e| self.refuse(s, h.cmd, &e))
             }
             Cmd::UploadSlaveFile => {
                 let (sl, _) = match proto::SlaveHead::decode(head, h.pkg_len) {
@@ -596,14 +647,14 @@ impl StorageService {
             Ok(c) => {
                 let pool = self.stream_pool(cmd, h.pkg_len, c.store_index());
                 Begin::Stream {
-                    state: Incoming::Change(c, cmd),
+                    state: Incoming {
+                        req: s.req(h.cmd),
+                        body: Body::Change(c, cmd),
+                    },
                     pool,
                 }
             }
-            Err(code) => {
-                log::debug!("{} from {}: {}", cmd.name(), s.peer, status::describe(code));
-                Begin::Reject(code)
-            }
+            Err(code) => Begin::Reject(code),
         }
     }
 
@@ -613,30 +664,29 @@ impl StorageService {
         let group = store.cfg.group_name.clone();
         let named = disk::resolve(store, &group, &sl.master).and_then(|master| {
             if !master.path.is_file() {
-                return Err(status::ENOENT);
+                return Err(Error::NotFound(master.path));
             }
             let slave = disk::slave_name(&master.name, &sl.prefix, &sl.ext)?;
-            if store.paths[slave.store_index as usize]
-                .file_path(&slave)
-                .exists()
-            {
-                return Err(status::EEXIST);
+            let path = store.paths[slave.store_index as usize].file_path(&slave);
+            if path.exists() {
+                return Err(Error::Exists(path));
             }
             store
                 .choose_path(slave.store_index, sl.file_size)
                 .map(|_| slave)
         });
+        let cmd = Cmd::UploadSlaveFile;
         let slave = match named {
             Ok(n) => n,
-            Err(code) => {
-                log::debug!("slave upload from {}: {}", s.peer, status::describe(code));
-                return Begin::Reject(code);
-            }
+            Err(e) => return Begin::Reject(self.refuse(s, cmd as u8, &e)),
         };
-        let cmd = Cmd::UploadSlaveFile;
         let pool = self.stream_pool(cmd, sl.file_size, slave.store_index as usize);
+        let up = Upload::begin_slave(store.clone(), slave, sl.file_size);
         Begin::Stream {
-            state: Incoming::Upload(Upload::begin_slave(store.clone(), slave, sl.file_size)),
+            state: Incoming {
+                req: s.req(cmd as u8),
+                body: Body::Upload(up),
+            },
             pool,
         }
     }
@@ -657,7 +707,7 @@ impl StorageService {
         };
         let need = match SyncCreateHead::head_len(head) {
             Ok(n) => n,
-            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+            Err(e) => return Begin::Reject(self.refuse(s, h.cmd, &e.into())),
         };
         if head.len() < need {
             return Begin::MoreHead(need);
@@ -665,14 +715,17 @@ impl StorageService {
         let with_content = h.status == 0;
         let head = match SyncCreateHead::decode(head, h.pkg_len, with_content) {
             Ok((head, _)) => head,
-            Err(e) => return Begin::Reject(self.malformed(s, cmd, &e)),
+            Err(e) => return Begin::Reject(self.refuse(s, h.cmd, &e.into())),
         };
         let pool =
             crate::layout::RemoteName::parse(&head.remote).map_or(0, |n| n.store_index as usize);
         let p = s.pusher();
         match replica::Copy::begin(self.store.clone(), &head, with_content, update, p.clone()) {
             Ok(c) => Begin::Stream {
-                state: Incoming::Copy(c),
+                state: Incoming {
+                    req: s.req(h.cmd),
+                    body: Body::Copy(c),
+                },
                 pool: self.stream_pool(cmd, h.pkg_len, pool),
             },
             Err(o) => {
@@ -695,23 +748,12 @@ fn durable(
     move |store| store.durable.when_durable(job(store))
 }
 
-/// The reply of a change and the journal records it waits for (none for
-/// an error).
-fn changed(r: Result<(Vec<u8>, Commit), u8>) -> (Reply, Commit) {
+/// The reply of a change to `req` and the journal records it waits for
+/// (none for an error).
+fn changed(store: &Store, req: &Req, r: Result<(Vec<u8>, Commit), Error>) -> (Reply, Commit) {
     match r {
         Ok((body, commit)) => (Reply::ok(body), commit),
-        Err(code) => (Reply::error(code), Commit::NONE),
-    }
-}
-
-fn reply_of(r: Result<Vec<u8>, u8>) -> Reply {
-    match r {
-        Ok(body) => Reply::ok(body),
-        Err(code) => {
-            // The request was read whole, so the connection stays usable; only
-            // EINVAL closes it, as upstream (clients expect to reconnect).
-            Reply::error(code)
-        }
+        Err(e) => (Reply::error(refuse(store, req, &e)), Commit::NONE),
     }
 }
 
@@ -727,38 +769,31 @@ impl Service for StorageService {
     }
 
     fn plan(&self, s: &mut Session, h: &Header) -> Plan {
+        // Refused here, a request closes its connection: its body is never read.
         let Some(cmd) = Cmd::from_u8(h.cmd) else {
-            log::warn!("unknown command {} from {}, closing", h.cmd, s.peer);
-            return Plan::Reject(status::EINVAL);
+            return Plan::Reject(self.refuse(s, h.cmd, &Error::UnknownCommand(h.cmd)));
         };
         match cmd {
             Cmd::Quit => Plan::Quit,
             Cmd::SyncCreateFile | Cmd::SyncUpdateFile => {
-                self.stream_head(s, h, cmd, SyncCreateHead::FIXED_LEN)
+                self.stream_head(s, h, SyncCreateHead::FIXED_LEN)
             }
             Cmd::UploadFile | Cmd::UploadAppenderFile => {
-                self.stream_head(s, h, cmd, proto::UPLOAD_HEAD_LEN)
+                self.stream_head(s, h, proto::UPLOAD_HEAD_LEN)
             }
             // Heads that start with a name length: read the fixed part first.
             Cmd::AppendFile
             | Cmd::ModifyFile
             | Cmd::UploadSlaveFile
             | Cmd::SyncAppendFile
-            | Cmd::SyncModifyFile => self.stream_head(s, h, cmd, named_fixed_len(cmd)),
+            | Cmd::SyncModifyFile => self.stream_head(s, h, named_fixed_len(cmd)),
             _ => match self.body_limit(cmd) {
                 Some(limit) if h.pkg_len <= limit => Plan::Buffer,
                 Some(limit) => {
-                    let why = format!("body of {} bytes exceeds {limit}, closing", h.pkg_len);
-                    Plan::Reject(self.malformed(s, cmd, &why))
+                    let why = format!("body of {} bytes exceeds {limit}", h.pkg_len);
+                    Plan::Reject(self.refuse(s, h.cmd, &Error::Length(why)))
                 }
-                None => {
-                    log::warn!(
-                        "{} from {}: not supported by this storage, closing",
-                        cmd.name(),
-                        s.peer
-                    );
-                    Plan::Reject(status::EINVAL)
-                }
+                None => Plan::Reject(self.refuse(s, h.cmd, &Error::Unsupported)),
             },
         }
     }
@@ -767,7 +802,7 @@ impl Service for StorageService {
         let cmd = Cmd::from_u8(h.cmd).expect("plan() refused unknown commands");
         match self.handle(s, h, cmd, &body) {
             Ok(a) => a,
-            Err(code) => Action::Reply(Reply::error(code)),
+            Err(e) => Action::Reply(Reply::error(self.refuse(s, h.cmd, &e))),
         }
     }
 
@@ -786,15 +821,26 @@ impl Service for StorageService {
         }
     }
 
+    /// A failed chunk is answered (by the loop, once the rest of the body
+    /// is read) with the status returned, so it is logged here.
     fn stream_chunk(&self, st: &mut Incoming, data: &[u8]) -> Result<(), u8> {
-        let r = match st {
-            Incoming::Upload(up) => up.write(data),
-            Incoming::Copy(c) => c.write(data),
-            Incoming::Change(c, _) => c.write(data),
+        let r = match &mut st.body {
+            Body::Upload(up) => up.write(data),
+            Body::Copy(c) => c.write(data),
+            Body::Change(c, _) => c.write(data),
         };
-        r.map_err(|e| {
-            log::error!("writing received content: {e}");
-            io_status(&e)
+        r.map_err(|source| {
+            let path = match &st.body {
+                Body::Upload(up) => up.dir(),
+                Body::Copy(c) => c.dest().to_path_buf(),
+                Body::Change(c, _) => c.path().to_path_buf(),
+            };
+            let e = Error::Io {
+                what: "writing received content for",
+                path,
+                source,
+            };
+            refuse(&self.store, &st.req, &e)
         })
     }
 

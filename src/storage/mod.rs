@@ -9,6 +9,7 @@ mod cached;
 mod dedup;
 mod disk;
 mod durable;
+mod error;
 mod handler;
 mod http;
 mod identity;
@@ -30,6 +31,7 @@ use crate::config::StorageConfig;
 use crate::layout::{DataInitFlag, StorePath};
 use crate::net::{Listeners, Pool, Server, ServerOptions, StopHandle};
 use durable::Durability;
+use error::Error;
 use identity::Identity;
 use parking_lot::Mutex;
 use space::Space;
@@ -146,7 +148,7 @@ impl Store {
     }
 
     /// The store path for an upload of `size` bytes ([`Space::choose_path`]).
-    pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, u8> {
+    pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, Error> {
         let params = self.identity.params();
         self.space
             .choose_path(&self.cfg, &params, asked, size, |i| self.repair.recovering(i))

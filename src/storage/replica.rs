@@ -6,7 +6,7 @@
 //! [`super::sync_status`].
 
 use super::Store;
-use super::disk::io_status;
+use super::error::io_status;
 use super::journal::Commit;
 use super::sync_status::{self, Found, Outcome, Pusher, Sent};
 use crate::layout::RemoteName;
@@ -97,6 +97,11 @@ impl Copy {
         } else {
             proto::Cmd::SyncCreateFile
         }
+    }
+
+    /// Where the file goes.
+    pub fn dest(&self) -> &std::path::Path {
+        &self.dest
     }
 
     /// Write a chunk of pushed content (dropped when we already have the file).
@@ -232,12 +237,10 @@ pub fn delete(store: &Store, d: &proto::sync::SyncDelete) -> (Outcome, Commit) {
     {
         return match r {
             Ok(c) => (Outcome::applied(), c),
-            Err(s) if s == proto::status::ENOENT => {
-                (Outcome::new(Found::Missing, "not here"), Commit::NONE)
-            }
-            Err(s) => {
-                let why = "removing a deduplicated file".to_string();
-                (Outcome::failed(s, why), Commit::NONE)
+            Err(e) if e.is_not_found() => (Outcome::new(Found::Missing, "not here"), Commit::NONE),
+            Err(e) => {
+                let why = format!("removing a deduplicated file: {e}");
+                (Outcome::failed(e.status(), why), Commit::NONE)
             }
         };
     }

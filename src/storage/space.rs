@@ -2,6 +2,7 @@
 //! uploads took since), the tracker's store path rule with the reserve, and
 //! the cursor over the `data/HH/HH` directories (PROTOCOL.md §6.5).
 
+use super::error::Error;
 use super::identity::Params;
 use crate::config::{Reserved, StorageConfig};
 use crate::layout::StorePath;
@@ -56,8 +57,7 @@ impl Space {
         asked: u8,
         size: u64,
         resting: impl Fn(usize) -> bool,
-    ) -> Result<u8, u8> {
-        use crate::proto::status::{EINVAL, ENOSPC};
+    ) -> Result<u8, Error> {
         let n = self.debit.len();
         let writable =
             |i: usize| !cfg.store_path_readonly.get(i).copied().unwrap_or(false) && !resting(i);
@@ -71,7 +71,7 @@ impl Space {
         let first = if asked != 0xFF && idx < n && writable(idx) {
             idx
         } else if asked != 0xFF && idx >= n {
-            return Err(EINVAL);
+            return Err(Error::Invalid(format!("no store path {asked} of {n}")));
         } else if params.store_path_mode == 2 {
             (0..n)
                 .filter(|&i| writable(i))
@@ -83,7 +83,7 @@ impl Space {
         let chosen = (0..n)
             .map(|k| (first + k) % n)
             .find(|&i| writable(i) && fits(i))
-            .ok_or(ENOSPC)?;
+            .ok_or(Error::NoSpace { size })?;
         drop(space);
         // Debit the upload now: the figure is re-read from the file system
         // only every stat_report_interval, and fast writers would otherwise

@@ -15,7 +15,7 @@
 //!   too), and followers that never sent PING_LEADER have 0 and count as inactive.
 
 use super::cluster::Cluster;
-use super::handler::{Refused, Res, Tracker, invalid, now};
+use super::handler::{Error, Res, Tracker, now};
 use super::state::{State, has_space, reserved_mb};
 use crate::config::Reserved;
 use crate::proto::{
@@ -24,7 +24,6 @@ use crate::proto::{
     TRACKER_FILTER_IS_ACTIVE, TRACKER_FILTER_IS_LEADER, TrackerClusterStat, TrackerEntry,
     TrackerStatFilter, VOLUMN_FILTER_IS_DISK_AVAILABLE, VOLUMN_FILTER_IS_SPACE_AVAILABLE,
     VOLUMN_FILTER_IS_TRUNK_AVAILABLE, VolumnEntry, VolumnStat, VolumnStatFilter, format_ip_port,
-    status,
 };
 
 /// A follower is active while its last PING_LEADER is at most this old (upstream's rule;
@@ -45,7 +44,7 @@ impl Tracker {
     /// answers (EOPNOTSUPP elsewhere), since only it hears every follower's pings; the C
     /// client asks GET_LEADER (95) first and sends this to the leader.
     pub(super) fn tracker_cluster_stat(&self, body: &[u8]) -> Res {
-        let filter = TrackerStatFilter::decode(body).map_err(invalid)?;
+        let filter = TrackerStatFilter::decode(body)?;
         let [alloc, current, max] = self.connection_counts();
         let own = Own {
             up_time: self.started,
@@ -57,11 +56,7 @@ impl Tracker {
         };
         let c = self.cluster.lock();
         if !c.is_leader() {
-            log::debug!("tracker cluster stat: not the leader");
-            return Err(Refused::new(
-                status::EOPNOTSUPP,
-                "only the leader answers this",
-            ));
+            return Err(Error::NotHere("only the leader answers this"));
         }
         Ok(TrackerClusterStat {
             trackers: tracker_entries(&c, &own, &filter, now()),
@@ -73,13 +68,10 @@ impl Tracker {
     /// answers. EINVAL when a reply with every storage would exceed `max_buff_size`, checked
     /// before filtering as upstream does.
     pub(super) fn storage_cluster_stat(&self, body: &[u8]) -> Res {
-        let filter = StorageStatFilter::decode(body).map_err(invalid)?;
+        let filter = StorageStatFilter::decode(body)?;
         let st = self.state.lock();
         let total: usize = st.groups.values().map(|g| g.storages.len()).sum();
-        self.check_reply_fits(
-            "storage cluster stat",
-            StorageClusterStat::encoded_len(total),
-        )?;
+        self.check_reply_fits(StorageClusterStat::encoded_len(total))?;
         Ok(StorageClusterStat {
             use_storage_id: self.cfg.use_storage_id,
             use_trunk_file: self.cfg.use_trunk_file,
@@ -91,9 +83,9 @@ impl Tracker {
     /// SERVER_STORAGE_VOLUMN_STAT (98): space of every group, filtered. Any tracker answers.
     /// EINVAL when a reply with every group would exceed `max_buff_size`.
     pub(super) fn storage_volumn_stat(&self, body: &[u8]) -> Res {
-        let filter = VolumnStatFilter::decode(body).map_err(invalid)?;
+        let filter = VolumnStatFilter::decode(body)?;
         let st = self.state.lock();
-        self.check_reply_fits("volumn stat", VolumnStat::encoded_len(st.groups.len()))?;
+        self.check_reply_fits(VolumnStat::encoded_len(st.groups.len()))?;
         Ok(VolumnStat {
             use_trunk_file: self.cfg.use_trunk_file,
             groups: volumn_entries(
@@ -108,14 +100,14 @@ impl Tracker {
 
     /// Upstream answers these stats from one network buffer of at most `max_buff_size`
     /// bytes, header included, and refuses a reply that would not fit.
-    fn check_reply_fits(&self, what: &str, body_len: usize) -> Result<(), u8> {
+    fn check_reply_fits(&self, body_len: usize) -> Result<(), Error> {
         let need = (HEADER_LEN + body_len) as u64;
         if need > self.cfg.max_buff_size {
-            log::warn!(
-                "{what}: reply of {need} bytes exceeds max_buff_size {}",
-                self.cfg.max_buff_size
-            );
-            return Err(status::EINVAL);
+            return Err(Error::TooBig {
+                what: "reply",
+                need,
+                max: self.cfg.max_buff_size,
+            });
         }
         Ok(())
     }

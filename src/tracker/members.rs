@@ -1,14 +1,15 @@
-//! Handlers for what storage servers and peer trackers send: JOIN and the
-//! commands that need it (beats, disk usage, sync reports and negotiation),
-//! PARAMETER_REQ, and the leader handover between trackers.
+//! Handlers for what storage servers send: who they are (storage ids,
+//! GET_MY_IP, PARAMETER_REQ), JOIN and the commands that need it (beats,
+//! disk usage, sync reports and negotiation), their status and address
+//! changes, and the changelog.
 
-use super::handler::{Joined, Refused, Res, Session, Tracker, invalid, now};
+use super::handler::{Error, Joined, Res, Session, Tracker, now};
 use super::state::JoinInfo;
-use crate::proto::{self, Cmd, status};
+use crate::proto::{self, Cmd};
 
 impl Tracker {
     pub(super) fn join(&self, s: &mut Session, body: &[u8]) -> Res {
-        let j = proto::Join::decode(body).map_err(invalid)?;
+        let j = proto::Join::decode(body)?;
         // Before the lock: `port` takes it too (a tracker listening on every
         // address learns its own from the first JOIN, under that lock).
         let port = self.port();
@@ -27,23 +28,14 @@ impl Tracker {
                     c.bootstrap = false;
                 } else {
                     // Copy the cluster's state from a peer first (cluster thread).
-                    return Err(Refused::new(
-                        status::EAGAIN,
+                    return Err(Error::NotYet(
                         "this tracker is still copying the cluster state from its peers",
                     ));
                 }
             }
         }
         let ip = s.peer.ip().to_string();
-        let (id, rw_mode) = self.storage_id_of(&j, &ip).map_err(|st| {
-            Refused::new(
-                st,
-                format!(
-                    "group {} port {}: no storage id in storage_ids.conf for this address",
-                    j.group, j.storage_port
-                ),
-            )
-        })?;
+        let (id, rw_mode) = self.storage_id_of(&j, &ip)?;
         let info = JoinInfo {
             group: j.group.clone(),
             id: id.clone(),
@@ -60,12 +52,9 @@ impl Tracker {
             rw_mode,
         };
         let mut st = self.state.lock();
-        let (my_status, src_id) = st.join(&info).map_err(|r| {
-            Refused::new(
-                r.status(),
-                format!("storage {}/{id}: {}", j.group, r.reason()),
-            )
-        })?;
+        let (my_status, src_id) = st
+            .join(&info)
+            .map_err(|r| Error::refused(r, format!("storage {}/{id}", j.group)))?;
         let serial = st.serial(&j.group, &id);
         if my_status == proto::storage_status::INIT {
             // A new server has nothing to learn from older changelog lines.
@@ -104,7 +93,7 @@ impl Tracker {
     /// address its connection comes from (as upstream, also when the entry is
     /// missing).
     pub(super) fn get_my_ip(&self, s: &Session, body: &[u8]) -> Res {
-        let q = proto::MyIpQuery::decode(body).map_err(invalid)?;
+        let q = proto::MyIpQuery::decode(body)?;
         let ip = s.peer.ip().to_string();
         if self.cfg.use_storage_id {
             if let Some(e) = self.ids.iter().find(|e| e.matches(&q.group, &ip, q.port)) {
@@ -127,9 +116,9 @@ impl Tracker {
     pub(super) fn changelog_req(&self, s: &Session, body: &[u8]) -> Res {
         let (group, id) = match &s.joined {
             Some(j) if body.is_empty() => (j.group.clone(), j.id.clone()),
-            Some(_) => return Err(Refused::new(status::EINVAL, "a body after JOIN")),
+            Some(_) => return Err(Error::Invalid("a body after JOIN".into())),
             None => {
-                let q = proto::GroupStorage::decode(body).map_err(invalid)?;
+                let q = proto::GroupStorage::decode(body)?;
                 (q.group, q.id)
             }
         };
@@ -140,7 +129,7 @@ impl Tracker {
             .get(&group)
             .and_then(|g| g.get(&id))
             .map(|x| x.changelog_offset)
-            .ok_or_else(|| Refused::new(status::ENOENT, format!("no storage {group}/{id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("storage {group}/{id}")))?;
         let chunk = self.changelog.read_from(offset);
         if !chunk.is_empty() {
             let mut st = self.state.lock();
@@ -154,16 +143,14 @@ impl Tracker {
 
     /// Commands that need a JOIN on this connection first (EACCES otherwise).
     pub(super) fn joined_cmd(&self, s: &mut Session, cmd: Cmd, body: &[u8]) -> Res {
-        let j = s
-            .joined
-            .as_mut()
-            .ok_or_else(|| Refused::new(status::EACCES, "no JOIN on this connection"))?;
+        let j = s.joined.as_mut().ok_or(Error::NotJoined)?;
+        let gone = || Error::NotFound(about(j));
         let now = now();
         let mut st = self.state.lock();
         match cmd {
             Cmd::StorageBeat => {
-                let counters = proto::decode_beat(body).map_err(invalid)?;
-                let me = st.alive(&j.group, &j.id, now).ok_or(status::ENOENT)?;
+                let counters = proto::decode_beat(body)?;
+                let me = st.alive(&j.group, &j.id, now).ok_or_else(gone)?;
                 if let Some(mut c) = counters {
                     // The tracker owns these two; the storage sends zeros.
                     c.last_synced_timestamp = me.stat.last_synced_timestamp;
@@ -177,29 +164,31 @@ impl Tracker {
                     .get(&j.group)
                     .and_then(|g| g.get(&j.id))
                     .map_or(0, |s| s.paths.len());
-                let paths = proto::decode_disk_usage(body, n).map_err(invalid)?;
+                let paths = proto::decode_disk_usage(body, n)?;
                 st.disk_usage(&j.group, &j.id, paths, now, self.cfg.store_path == 2);
             }
             Cmd::StorageSyncReport => {
-                let reports = proto::decode_sync_report(body).map_err(invalid)?;
+                let reports = proto::decode_sync_report(body)?;
                 super::stats::apply_sync_report(&mut st, &j.group, &j.id, &reports);
             }
             Cmd::StorageSyncDestReq => {
-                return Ok(match st.sync_dest_req(&j.group, &j.id, now)? {
+                let found = st.sync_dest_req(&j.group, &j.id, now);
+                return Ok(match found.map_err(|r| Error::refused(r, about(j)))? {
                     Some((src, until)) => sync_body(&src, until),
                     None => Vec::new(),
                 });
             }
             Cmd::StorageSyncNotify => {
-                let n = proto::SyncSrc::decode(body).map_err(invalid)?;
-                st.sync_notify(&j.group, &j.id, &n.src_id, n.until_timestamp)?;
+                let n = proto::SyncSrc::decode(body)?;
+                st.sync_notify(&j.group, &j.id, &n.src_id, n.until_timestamp)
+                    .map_err(|r| Error::refused(r, about(j)))?;
                 return Ok(Vec::new());
             }
             _ => unreachable!("joined_cmd called for {cmd:?}"),
         }
         // BEAT, DISK_USAGE and SYNC_REPORT share the reply: the server list when
         // it changed since this connection last got it.
-        let g = st.groups.get(&j.group).ok_or(status::ENOENT)?;
+        let g = st.groups.get(&j.group).ok_or_else(gone)?;
         let mut reply = proto::BeatReply::default();
         {
             let c = self.cluster.lock();
@@ -310,7 +299,7 @@ impl Tracker {
     /// The id and rw_mode of a joining storage: with storage ids, the id it
     /// sends (trust_storage_server_id) or the one storage_ids.conf gives its
     /// address; else its IP.
-    fn storage_id_of(&self, j: &proto::Join, ip: &str) -> Result<(String, u8), u8> {
+    fn storage_id_of(&self, j: &proto::Join, ip: &str) -> Result<(String, u8), Error> {
         use super::state::{RW_READ, RW_WRITE};
         if !self.cfg.use_storage_id {
             return Ok((ip.to_string(), RW_READ | RW_WRITE));
@@ -324,38 +313,144 @@ impl Tracker {
             .ids
             .iter()
             .find(|e| e.matches(&j.group, ip, j.storage_port))
-            .ok_or(status::ENOENT)?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "storage id in storage_ids.conf for group {} port {} at this address",
+                    j.group, j.storage_port
+                ))
+            })?;
         Ok((e.id.clone(), e.rw_mode))
     }
+}
 
-    /// NOTIFY_NEXT_LEADER / COMMIT_NEXT_LEADER from an electing tracker.
-    pub(super) fn leader_change(&self, s: &Session, cmd: Cmd, body: &[u8]) -> Res {
-        let addr = std::str::from_utf8(body)
-            .ok()
-            .and_then(super::cluster::normalise)
-            .ok_or(status::EINVAL)?;
-        let mut c = self.cluster.lock();
-        if cmd == Cmd::TrackerNotifyNextLeader {
-            if c.is_leader() && c.me.as_deref() != Some(addr.as_str()) {
-                // Upstream's rule: a leader told of another candidate resigns.
-                log::warn!(
-                    "{} proposes {addr} as leader while we lead: stepping down",
-                    s.peer
-                );
-                c.set_leader(None);
-                return Err(status::EINVAL.into());
-            }
-            c.trackers.insert(addr.clone());
-            c.candidate = Some(addr);
-            Ok(Vec::new())
-        } else if c.candidate.as_deref() == Some(addr.as_str()) {
-            c.candidate = None;
-            c.set_leader(Some(addr));
-            Ok(Vec::new())
-        } else {
-            Err(status::EINVAL.into())
+impl Tracker {
+    /// STORAGE_FETCH_STORAGE_IDS (69): storage_ids.conf from `start_index`
+    /// on, as many lines as fit a reply.
+    pub(super) fn fetch_storage_ids(&self, body: &[u8]) -> Res {
+        let req = proto::FetchStorageIds::decode(body)?;
+        if !self.cfg.use_storage_id {
+            return if req.allow_empty {
+                Ok(proto::StorageIdsReply {
+                    total: 0,
+                    lines: Vec::new(),
+                }
+                .encode())
+            } else {
+                Err(Error::NotHere("use_storage_id is off"))
+            };
         }
+        let mut lines = Vec::new();
+        let mut size = 8;
+        for e in self.ids.iter().skip(req.start_index as usize) {
+            let l = e.to_line();
+            if size + l.len() + 1 > 60 * 1024 {
+                break;
+            }
+            size += l.len() + 1;
+            lines.push(l);
+        }
+        Ok(proto::StorageIdsReply {
+            total: self.ids.len() as u32,
+            lines,
+        }
+        .encode())
     }
+
+    /// STORAGE_GET_SERVER_ID (70): the id storage_ids.conf gives an address.
+    pub(super) fn get_server_id(&self, body: &[u8]) -> Res {
+        if !self.cfg.use_storage_id {
+            return Err(Error::NotHere("use_storage_id is off"));
+        }
+        let q = proto::GetServerId::decode(body)?;
+        let (ip, port) = q.ip_port();
+        let e = self
+            .ids
+            .iter()
+            .find(|e| {
+                e.group == q.group
+                    && e.hosts.iter().any(|h| h == ip)
+                    && port.is_none_or(|p| e.port.is_none_or(|q| q == p))
+            })
+            .ok_or_else(|| Error::NotFound(format!("storage id for {ip} in group {}", q.group)))?;
+        Ok(e.id.clone().into_bytes())
+    }
+
+    /// STORAGE_SYNC_DEST_QUERY (79): the sync source of the storage joined
+    /// on this connection, if it has one.
+    pub(super) fn sync_dest_query(&self, s: &Session) -> Res {
+        let j = s.joined.as_ref().ok_or(Error::NotJoined)?;
+        let st = self.state.lock();
+        let me = st
+            .groups
+            .get(&j.group)
+            .and_then(|g| g.get(&j.id))
+            .ok_or_else(|| Error::NotFound(about(j)))?;
+        Ok(if me.sync_src.is_empty() {
+            Vec::new()
+        } else {
+            sync_body(&me.sync_src, me.sync_until)
+        })
+    }
+
+    /// STORAGE_SYNC_SRC_REQ (86): the sync source of a storage it names.
+    pub(super) fn sync_src_req(&self, body: &[u8]) -> Res {
+        let q = proto::GroupStorage::decode(body)?;
+        let found = self.state.lock().sync_src(&q.group, &q.id);
+        let found =
+            found.map_err(|r| Error::refused(r, format!("storage {}/{}", q.group, q.id)))?;
+        Ok(match found {
+            Some((src, until)) => sync_body(&src, until),
+            None => Vec::new(),
+        })
+    }
+
+    /// STORAGE_REPORT_STATUS (76): a storage says what another one's status is.
+    pub(super) fn report_status(&self, s: &Session, body: &[u8]) -> Res {
+        let r = proto::ReportStatus::decode(body)?;
+        self.state
+            .lock()
+            .report_status(&r.group, &r.server.id, r.server.status)
+            .map_err(|e| Error::refused(e, format!("storage {}/{}", r.group, r.server.id)))?;
+        log::info!(
+            "{} reports {}/{} {}",
+            s.peer,
+            r.group,
+            r.server.id,
+            proto::storage_status::name(r.server.status)
+        );
+        Ok(Vec::new())
+    }
+
+    /// STORAGE_REPORT_IP_CHANGED (78): a storage (without storage ids)
+    /// answers at a new address, the one it connects from.
+    pub(super) fn report_ip_changed(&self, s: &Session, body: &[u8]) -> Res {
+        if self.cfg.use_storage_id {
+            return Err(Error::NotHere("use_storage_id is on"));
+        }
+        let proto::ReportIpChanged {
+            group,
+            old_ip: old,
+            new_ip: new,
+        } = proto::ReportIpChanged::decode(body)?;
+        if new != s.peer.ip().to_string() {
+            return Err(Error::Invalid(format!(
+                "new address {new} is not the one it connects from"
+            )));
+        }
+        self.state
+            .lock()
+            .ip_changed(&group, &old, &new)
+            .map_err(|r| Error::refused(r, format!("storage {group}/{old}")))?;
+        self.changelog
+            .append(now(), &group, &old, proto::storage_status::IP_CHANGED, &new);
+        log::info!("storage {group}/{old} now answers at {new}");
+        Ok(Vec::new())
+    }
+}
+
+/// How a refusal names the storage joined on a connection.
+fn about(j: &Joined) -> String {
+    format!("storage {}/{}", j.group, j.id)
 }
 
 /// The reply naming a sync source (TrackerStorageSyncReqBody).

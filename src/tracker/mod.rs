@@ -5,10 +5,13 @@
 mod changelog;
 mod cluster;
 mod cluster_stat;
+mod error;
 mod handler;
 mod members;
 mod metrics;
+mod peers;
 mod persist;
+mod queries;
 mod state;
 mod stats;
 

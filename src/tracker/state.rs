@@ -104,20 +104,22 @@ impl Group {
     }
 }
 
-/// Why a request could not be served; each maps to an errno on the wire.
+/// Why the state could not serve a request. The handlers carry it in
+/// `tracker::Error::Refused`, whose `status` gives the errno on the wire
+/// (in brackets here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// ENOENT
+    /// No such group or storage (ENOENT).
     NotFound,
-    /// ENOSPC
+    /// No storage with free space (ENOSPC).
     NoSpace,
-    /// EINVAL
+    /// Invalid for this group or storage (EINVAL).
     Invalid,
-    /// EBUSY
+    /// Busy: a storage still running (EBUSY).
     Busy,
-    /// EALREADY
+    /// Already done (EALREADY).
     Already,
-    /// EFAULT
+    /// Inconsistent state (EFAULT).
     Fault,
 }
 
@@ -131,19 +133,6 @@ impl Refusal {
             Refusal::Busy => "busy",
             Refusal::Already => "already done",
             Refusal::Fault => "inconsistent state",
-        }
-    }
-
-    /// Wire status.
-    pub fn status(self) -> u8 {
-        use crate::proto::status::*;
-        match self {
-            Refusal::NotFound => ENOENT,
-            Refusal::NoSpace => ENOSPC,
-            Refusal::Invalid => EINVAL,
-            Refusal::Busy => EBUSY,
-            Refusal::Already => EALREADY,
-            Refusal::Fault => EFAULT,
         }
     }
 }

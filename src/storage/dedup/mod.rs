@@ -24,12 +24,13 @@ mod upload;
 pub use index::{Dedup, content_sig};
 
 use super::Store;
-use super::disk::{Target, io_status};
+use super::disk::Target;
+use super::error::Error;
 use super::journal::Commit;
 use crate::layout::binlog::{Record, op};
 use crate::net::Reply;
+use crate::proto;
 use crate::proto::dedup::{DedupStat, FileDedup};
-use crate::proto::{self, status};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -78,7 +79,7 @@ fn linked_source(d: &Dedup, path: &Path) -> Option<String> {
 /// DELETE_FILE of a file this index knows (a link, or a source); None: not
 /// one, delete it the usual way. Only the file itself: its metadata file is
 /// the caller's. Returns the journal records of the removals.
-pub fn delete(store: &Store, t: &Target) -> Option<Result<Commit, u8>> {
+pub fn delete(store: &Store, t: &Target) -> Option<Result<Commit, Error>> {
     let d = store.dedup.as_ref()?;
     let name = t.name.as_string();
     if let Some(src) = linked_source(d, &t.path) {
@@ -88,11 +89,8 @@ pub fn delete(store: &Store, t: &Target) -> Option<Result<Commit, u8>> {
     match refs {
         // A source: its name is given to nobody, so this is a client that
         // read it off a disk; it goes only once nothing links to it.
-        Some(n) if n > 0 => {
-            log::warn!("DELETE_FILE of {name}: it holds the content of {n} files; refused");
-            Some(Err(status::EPERM))
-        }
-        Some(_) => Some(drop_source(store, d, &name).map_err(|e| io_status(&e))),
+        Some(n) if n > 0 => Some(Err(Error::Shared { name, links: n })),
+        Some(_) => Some(drop_source(store, d, &name).map_err(Error::io("deleting", &t.path))),
         None => None,
     }
 }
@@ -114,7 +112,7 @@ fn unlink(
     name: &str,
     path: &Path,
     origin: Origin,
-) -> Result<Commit, u8> {
+) -> Result<Commit, Error> {
     let mut g = d.lock();
     let _guard = store.file_locks.lock(path);
     let mut commit = Commit::NONE;
@@ -145,11 +143,8 @@ fn unlink(
             }
         }
         Ok(Some(_)) => Ok(commit),
-        Ok(None) => Err(status::ENOENT),
-        Err(e) => {
-            log::error!("dedup: removing link {name}: {e}");
-            Err(io_status(&e))
-        }
+        Ok(None) => Err(Error::NotFound(path.to_path_buf())),
+        Err(e) => Err(Error::io("removing the link", path)(e)),
     }
 }
 
@@ -179,7 +174,7 @@ pub enum PushedDelete {
     Plain,
     /// Done here (a link removed, or a source kept or removed), with the
     /// journal records of the removal.
-    Done(Result<Commit, u8>),
+    Done(Result<Commit, Error>),
 }
 
 /// SYNC_DELETE_FILE of a link or a source. A source whose links are all gone
@@ -221,7 +216,7 @@ pub fn pushed_delete(store: &Store, remote: &str, path: &Path, timestamp: u32) -
             });
             PushedDelete::Done(
                 r.map(|c| c.unwrap_or(Commit::NONE))
-                    .map_err(|e| io_status(&e)),
+                    .map_err(Error::io("deleting", path)),
             )
         }
     }
@@ -252,7 +247,7 @@ pub fn pushed_link<R>(
 }
 
 /// FDFS_DEDUP_STAT: the storage's figures (empty body) or one file's.
-pub fn stat(store: &Store, body: &[u8]) -> Result<Reply, u8> {
+pub fn stat(store: &Store, body: &[u8]) -> Result<Reply, Error> {
     if body.is_empty() {
         let s = store.dedup.as_ref().map(|d| d.stats()).unwrap_or_default();
         let r = DedupStat {
@@ -264,9 +259,9 @@ pub fn stat(store: &Store, body: &[u8]) -> Result<Reply, u8> {
         };
         return Ok(Reply::ok(r.encode()));
     }
-    let f = proto::FileRef::decode(body).map_err(|_| status::EINVAL)?;
+    let f = proto::FileRef::decode(body)?;
     let t = super::disk::resolve(store, &f.group, &f.remote)?;
-    let m = fs::symlink_metadata(&t.path).map_err(|e| io_status(&e))?;
+    let m = fs::symlink_metadata(&t.path).map_err(Error::io("stat of", &t.path))?;
     let mut r = FileDedup::default();
     if let Some(d) = &store.dedup {
         if let Some(src) = linked_source(d, &t.path) {
