@@ -522,7 +522,12 @@ fn group_text(out: &mut String, number: usize, g: &GroupView, now: u64) {
     b.kv("store path count", s.store_path_count);
     b.kv("subdir count per path", s.subdir_count_per_path);
     b.kv("current trunk file id", s.current_trunk_file_id);
-    for (si, (s, (d, r))) in g.storages.iter().zip(g.dedup.iter().zip(&g.repair)).enumerate() {
+    for (si, (s, (d, r))) in g
+        .storages
+        .iter()
+        .zip(g.dedup.iter().zip(&g.repair))
+        .enumerate()
+    {
         storage_text(out, si + 1, (s, d, r), &g.storages, now);
     }
 }

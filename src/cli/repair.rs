@@ -111,7 +111,11 @@ pub fn run(a: Args) -> CliResult {
     for j in &jobs {
         let d = delta(&j.before, &j.last);
         unrepairable += d.unrepairable;
-        let line = if a.json { json(j, &d, secs) } else { text(j, &d, secs) };
+        let line = if a.json {
+            json(j, &d, secs)
+        } else {
+            text(j, &d, secs)
+        };
         out(&line)?;
     }
     if unrepairable > 0 {
@@ -141,7 +145,10 @@ fn storages_of(t: &TrackerClient, group: &str) -> Result<Vec<StorageStat>, CliEr
             Err(e) => last = Some(e),
         }
     }
-    Err(last.map_or_else(|| CliError::Usage("no tracker configured".into()), CliError::from))
+    Err(last.map_or_else(
+        || CliError::Usage("no tracker configured".into()),
+        CliError::from,
+    ))
 }
 
 /// Poll every storage until its pass is done, with a progress line on a terminal.
@@ -167,7 +174,11 @@ fn wait(t: &TrackerClient, jobs: &mut [Job], limit: Option<Duration>) -> CliResu
                     } else if s.scrub_total > 0 && s.scrub_done < s.scrub_total {
                         format!("{}: scrub {}/{}", j.id, s.scrub_done, s.scrub_total)
                     } else {
-                        format!("{}: comparing, {} repaired", j.id, s.repaired - j.before.repaired)
+                        format!(
+                            "{}: comparing, {} repaired",
+                            j.id,
+                            s.repaired - j.before.repaired
+                        )
                     }
                 })
                 .collect();

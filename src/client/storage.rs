@@ -393,11 +393,10 @@ impl StorageClient {
     /// fdfs's own FDFS_REPAIR: start a pass (`flags`, see `proto::repair`)
     /// or only report (0). None from a storage without the command (C).
     pub fn repair(&mut self, flags: u8) -> Result<Option<proto::repair::RepairStat>, Error> {
-        match self.conn.call(
-            Cmd::FdfsRepair,
-            &[flags],
-            proto::repair::RepairStat::LEN,
-        ) {
+        match self
+            .conn
+            .call(Cmd::FdfsRepair, &[flags], proto::repair::RepairStat::LEN)
+        {
             Ok(r) => proto::repair::RepairStat::decode(&r)
                 .map(Some)
                 .map_err(|e| self.bad(e)),

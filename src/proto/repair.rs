@@ -357,7 +357,10 @@ mod tests {
     #[test]
     fn lists_round_trip() {
         let d = vec![DirDigest { files: 3, sum: 9 }, DirDigest::default()];
-        assert_eq!(DirDigest::decode_list(&DirDigest::encode_list(&d)).unwrap(), d);
+        assert_eq!(
+            DirDigest::decode_list(&DirDigest::encode_list(&d)).unwrap(),
+            d
+        );
         assert!(DirDigest::decode_list(&[0; 13]).is_err());
         assert!(DirDigest::decode_list(&vec![0; 257 * 12]).is_err());
         let e = vec![
@@ -394,9 +397,15 @@ mod tests {
             crc: 2,
             mtime: 3,
         };
-        let b = Entry { mtime: 99, ..a.clone() };
+        let b = Entry {
+            mtime: 99,
+            ..a.clone()
+        };
         assert_eq!(a.hash(), b.hash());
-        let c = Entry { size: 2, ..a.clone() };
+        let c = Entry {
+            size: 2,
+            ..a.clone()
+        };
         assert_ne!(a.hash(), c.hash());
     }
 

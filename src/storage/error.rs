@@ -40,6 +40,9 @@ pub enum Error {
     Shared { name: String, links: u32 },
     /// No fresh name found for a file after several tries. EBUSY.
     Busy(&'static str),
+    /// Store path `.0` is being refilled from the peers (a replaced disk):
+    /// it is no repair source yet. EAGAIN.
+    Refilling(PathBuf),
     /// An I/O call failed while `what` of `path`. Its errno; ENOENT for a
     /// missing file, EIO when the error has none that fits a byte.
     Io {
@@ -67,6 +70,7 @@ impl Error {
             Error::NoSpace { .. } => status::ENOSPC,
             Error::Shared { .. } => status::EPERM,
             Error::Busy(_) => status::EBUSY,
+            Error::Refilling(_) => status::EAGAIN,
             Error::Io { source, .. } => io_status(source),
             Error::NotApplied(o) => match o.found {
                 Found::Missing => status::ENOENT,
@@ -83,6 +87,7 @@ impl Error {
     pub fn level(&self) -> Level {
         match self {
             Error::NotFound(_) | Error::Exists(_) => Level::Debug,
+            Error::Refilling(_) => Level::Info,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => Level::Debug,
             Error::Invalid(_) => Level::Info,
             Error::Decode(_)
@@ -150,6 +155,7 @@ impl fmt::Display for Error {
                 write!(f, "{name} holds the content of {links} files")
             }
             Error::Busy(why) => f.write_str(why),
+            Error::Refilling(p) => write!(f, "store path {} is being refilled", p.display()),
             Error::Io { what, path, source } => {
                 write!(f, "{what} {}: {source}", path.display())
             }
@@ -182,6 +188,7 @@ mod tests {
         assert_eq!(Error::Exists(p()).status(), status::EEXIST);
         assert_eq!(Error::NoSpace { size: 1 }.status(), status::ENOSPC);
         assert_eq!(Error::Busy("x").status(), status::EBUSY);
+        assert_eq!(Error::Refilling(p()).status(), status::EAGAIN);
         assert_eq!(Error::Unsupported.status(), status::EINVAL);
         assert_eq!(Error::Invalid("x".into()).status(), status::EINVAL);
         let shared = Error::Shared {

@@ -469,11 +469,12 @@ impl StorageService {
             Cmd::FdfsTreeDigest => {
                 let body = body.to_vec();
                 let place = placement::decide(cmd, &Now::new(&self.store));
+                let req = s.req(h.cmd);
                 self.run(place, 0, move |store| {
-                    super::repair::digest_query(store, &body)
+                    reply_of(store, &req, super::repair::digest_query(store, &body))
                 })
             }
-            Cmd::FdfsRepair => Action::Reply(super::repair::command(&self.store, body)),
+            Cmd::FdfsRepair => Action::Reply(super::repair::command(&self.store, body)?),
             Cmd::FdfsDedupStat => {
                 let body = body.to_vec();
                 let place = placement::decide(cmd, &Now::new(&self.store).cache_tried());

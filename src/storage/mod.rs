@@ -151,7 +151,9 @@ impl Store {
     pub fn choose_path(&self, asked: u8, size: u64) -> Result<u8, Error> {
         let params = self.identity.params();
         self.space
-            .choose_path(&self.cfg, &params, asked, size, |i| self.repair.recovering(i))
+            .choose_path(&self.cfg, &params, asked, size, |i| {
+                self.repair.recovering(i)
+            })
     }
 
     /// Re-read every store path's space from the file system.

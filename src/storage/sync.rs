@@ -250,7 +250,10 @@ fn session(store: &Arc<Store>, peer: &Peer, quit: &AtomicBool) -> Result<(), Err
         if reader.skipped > skipped {
             // Anti-entropy covers what the record would have done.
             let f = &store.repair.figures.bad_binlog_records;
-            f.fetch_add(reader.skipped - skipped, std::sync::atomic::Ordering::Relaxed);
+            f.fetch_add(
+                reader.skipped - skipped,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
         match rec {
             Some(rec) => {

@@ -94,7 +94,10 @@ fn one_repair_pass_heals_every_kind_of_damage() {
     }
     // Damage goes to files of store path 0, and the whole top directory of store path 1.
     let on = |p: &str| -> Vec<String> {
-        ids.iter().filter(|id| remote(id).starts_with(p)).cloned().collect()
+        ids.iter()
+            .filter(|id| remote(id).starts_with(p))
+            .cloned()
+            .collect()
     };
     let (p0, p1) = (on("M00/"), on("M01/"));
     assert!(p0.len() >= 6 && !p1.is_empty(), "{ids:?}");
@@ -110,12 +113,14 @@ fn one_repair_pass_heals_every_kind_of_damage() {
     let gone = p0[5].clone();
     let saved = fs::read(local_path(&c, 1, &gone)).unwrap();
     c.fdfs(&["delete", &gone]).success();
-    poll_until("the delete to reach the peer", CONVERGE, || {
-        match local_path(&c, 1, &gone).exists() {
+    poll_until(
+        "the delete to reach the peer",
+        CONVERGE,
+        || match local_path(&c, 1, &gone).exists() {
             false => Ok(()),
             true => Err("still there".into()),
-        }
-    });
+        },
+    );
     fs::write(local_path(&c, 1, &gone), &saved).unwrap();
 
     // A file the peer never gets: its binlog record on the source is spoiled while the
@@ -144,7 +149,12 @@ fn one_repair_pass_heals_every_kind_of_damage() {
         local_path(&c, 1, &with_meta).file_name().unwrap().to_string_lossy()
     )))
     .unwrap();
-    let top = local_path(&c, 1, &p1[0]).parent().unwrap().parent().unwrap().to_path_buf();
+    let top = local_path(&c, 1, &p1[0])
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     fs::remove_dir_all(&top).unwrap();
     // And on the source: a flipped byte there too, in another file.
     let flip0 = local_path(&c, 0, &p0[4]);

@@ -29,10 +29,10 @@ pub mod recovery;
 mod scrub;
 pub mod tree;
 
+use super::error::Error;
 use super::{Store, now};
 use crate::net::{Pool, Reply};
 use crate::proto::repair::{self as wire, DigestQuery, DirDigest, Entry, RepairStat};
-use crate::proto::status;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,10 +188,10 @@ impl Repair {
 
 /// FDFS_REPAIR: start a pass if asked, and report the figures (with the
 /// `passes` value that says the asked pass is done).
-pub fn command(store: &Store, body: &[u8]) -> Reply {
+pub fn command(store: &Store, body: &[u8]) -> Result<Reply, Error> {
     let flags = match body {
         [f] => *f,
-        _ => return Reply::error(status::EINVAL),
+        _ => return Err(Error::Length(format!("{} bytes, not 1", body.len()))),
     };
     let mut stat = store.repair.stat();
     if flags & wire::REPAIR_START != 0 {
@@ -209,52 +209,44 @@ pub fn command(store: &Store, body: &[u8]) -> Reply {
             compare: true,
         });
     }
-    Reply::ok(stat.encode())
+    Ok(Reply::ok(stat.encode()))
 }
 
 /// FDFS_TREE_DIGEST from a peer, on the repair pool.
-pub fn digest_query(store: &Store, body: &[u8]) -> Reply {
-    let q = match DigestQuery::decode(body) {
-        Ok(q) => q,
-        Err(e) => {
-            log::warn!("tree digest query: {e}");
-            return Reply::error(status::EINVAL);
-        }
-    };
+pub fn digest_query(store: &Store, body: &[u8]) -> Result<Reply, Error> {
+    let q = DigestQuery::decode(body)?;
     let n = store.cfg.subdir_count_per_path;
-    if q.group != store.cfg.group_name
-        || u32::from(q.high) >= n
-        || u32::from(q.low) >= n
-    {
-        return Reply::error(status::EINVAL);
+    if q.group != store.cfg.group_name {
+        return Err(Error::Invalid(format!("group {} is not ours", q.group)));
+    }
+    if u32::from(q.high) >= n || u32::from(q.low) >= n {
+        return Err(Error::Invalid(format!(
+            "directory {:02X}/{:02X} outside {n}x{n}",
+            q.high, q.low
+        )));
     }
     let Some(sp) = store.paths.get(q.store_path as usize) else {
-        return Reply::error(status::ENOENT);
+        return Err(Error::Invalid(format!("no store path {}", q.store_path)));
     };
     if store.repair.recovering(sp.index as usize) {
-        // Our tree there is no source for anybody yet.
-        return Reply::error(status::EAGAIN);
+        return Err(Error::Refilling(sp.root.clone()));
     }
-    let answer = match q.depth {
+    let listing = Error::io("listing", &sp.root);
+    let body = match q.depth {
         wire::DEPTH_FILES => {
-            tree::list_dir(sp, q.high, q.low, q.cutoff).map(|l| Entry::encode_list(&l))
+            Entry::encode_list(&tree::list_dir(sp, q.high, q.low, q.cutoff).map_err(listing)?)
         }
-        depth => leaves(store, sp.index, q.cutoff).map(|leaves| {
+        depth => {
+            let leaves = leaves(store, sp.index, q.cutoff).map_err(listing)?;
             let n = n as usize;
             let list = match depth {
                 wire::DEPTH_TOP => tree::tops(&leaves, n as u32),
                 _ => leaves[q.high as usize * n..(q.high as usize + 1) * n].to_vec(),
             };
             DirDigest::encode_list(&list)
-        }),
-    };
-    match answer {
-        Ok(b) => Reply::ok(b),
-        Err(e) => {
-            log::warn!("tree digest of store path {}: {e}", sp.root.display());
-            Reply::error(status::EIO)
         }
-    }
+    };
+    Ok(Reply::ok(body))
 }
 
 /// Store path `index`'s leaf digests for `cutoff`, from the cache when fresh.

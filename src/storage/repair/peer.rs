@@ -144,7 +144,8 @@ fn fetch_from(store: &Store, named: &Named, expect: Expect, p: &Peer) -> Result<
         ));
     }
     if named.kind != Kind::Meta {
-        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(named.info.timestamp.into());
+        let mtime =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(named.info.timestamp.into());
         let _ = tmp.file().set_modified(mtime);
     }
     let op = if existed { op::UPDATE } else { op::CREATE };
@@ -165,9 +166,17 @@ fn fetch_from(store: &Store, named: &Named, expect: Expect, p: &Peer) -> Result<
 enum Todo {
     /// The peer holds it and we do not: copy it, unless a client deleted it
     /// here.
-    Missing { named: Named, entry: Entry, peer: Peer },
+    Missing {
+        named: Named,
+        entry: Entry,
+        peer: Peer,
+    },
     /// Ours differs and the peer's is the right one: copy it over ours.
-    Replace { named: Named, entry: Entry, peer: Peer },
+    Replace {
+        named: Named,
+        entry: Entry,
+        peer: Peer,
+    },
 }
 
 /// Why a peer was not compared with.
@@ -228,7 +237,10 @@ pub fn compare_all(store: &Store, only_path: Option<usize>, quit: &AtomicBool) -
                     );
                 }
                 Err(Skip::Recovering) => {
-                    log::info!("repair: peer {} is refilling store path {i}: not compared", p.id)
+                    log::info!(
+                        "repair: peer {} is refilling store path {i}: not compared",
+                        p.id
+                    )
                 }
                 Err(Skip::Failed(e)) => {
                     log::warn!("repair: comparing store path {i} with {}: {e}", addr(p))
@@ -266,8 +278,8 @@ fn compare_with(
     let f = &store.repair.figures;
     let n = store.cfg.subdir_count_per_path as usize;
     let failed = |e: crate::client::Error| Skip::Failed(e.to_string());
-    let mut c = Connection::connect(&addr(p), store.timeouts(), store.outbound_ip())
-        .map_err(failed)?;
+    let mut c =
+        Connection::connect(&addr(p), store.timeouts(), store.outbound_ip()).map_err(failed)?;
     let mut q = DigestQuery {
         group: store.cfg.group_name.clone(),
         store_path: sp.index,
@@ -314,7 +326,9 @@ fn compare_with(
                 .and_then(|b| Entry::decode_list(&b).map_err(|e| Skip::Failed(e.to_string())))?;
             let ours = tree::list_dir(sp, high as u8, low as u8, cutoff)
                 .map_err(|e| Skip::Failed(format!("listing here: {e}")))?;
-            reconcile(sp.index, high as u8, low as u8, &ours, theirs, p, cutoff, todo);
+            reconcile(
+                sp.index, high as u8, low as u8, &ours, theirs, p, cutoff, todo,
+            );
         }
     }
     c.quit();
@@ -458,17 +472,20 @@ fn settle(store: &Store, todo: Vec<Todo>, quit: &AtomicBool) {
                 crc: entry.crc,
             },
         };
-        match fetch_intact(store, &named, expect, Some(&peer))
-            .or_else(|e| match replace {
-                true => Err(e),
-                // Another peer may have it intact.
-                false => fetch_intact(store, &named, expect, None),
-            }) {
+        match fetch_intact(store, &named, expect, Some(&peer)).or_else(|e| match replace {
+            true => Err(e),
+            // Another peer may have it intact.
+            false => fetch_intact(store, &named, expect, None),
+        }) {
             Ok(from) => {
                 Figures::add(&f.repaired, 1);
                 log::info!(
                     "repair: {name} {} from {from}",
-                    if replace { "replaced by the copy" } else { "copied" }
+                    if replace {
+                        "replaced by the copy"
+                    } else {
+                        "copied"
+                    }
                 );
             }
             Err(e) => {

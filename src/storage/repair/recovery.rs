@@ -83,7 +83,9 @@ pub fn step(store: &Store, quit: &AtomicBool) {
         }
         let t = Instant::now();
         let answered = peer::compare_all(store, Some(i), quit);
-        let alone = store.peers.ids().is_empty() && crate::storage::now().saturating_sub(store.identity.started()) > GIVE_UP_ALONE.as_secs();
+        let alone = store.peers.ids().is_empty()
+            && crate::storage::now().saturating_sub(store.identity.started())
+                > GIVE_UP_ALONE.as_secs();
         if answered == 0 && !alone {
             continue;
         }

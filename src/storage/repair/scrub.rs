@@ -174,9 +174,9 @@ pub fn judge(named: &Named, size: u64, crc: u32) -> Verdict {
         Some((want_size, _)) if size != want_size => {
             Verdict::Corrupt(format!("{size} bytes where its ID says {want_size}"))
         }
-        Some((_, want_crc)) if crc != want_crc => Verdict::Corrupt(format!(
-            "CRC32 {crc:08x} where its ID says {want_crc:08x}"
-        )),
+        Some((_, want_crc)) if crc != want_crc => {
+            Verdict::Corrupt(format!("CRC32 {crc:08x} where its ID says {want_crc:08x}"))
+        }
         _ => Verdict::Intact,
     }
 }
@@ -222,7 +222,10 @@ fn settle(store: &Store, named: &Named, path: &Path, verdict: Verdict) {
             );
         }
         Err(e) if !tree::entry_exists(path) => {
-            log::info!("scrub: {} was deleted meanwhile ({e})", named.remote_string());
+            log::info!(
+                "scrub: {} was deleted meanwhile ({e})",
+                named.remote_string()
+            );
         }
         Err(e) => {
             Figures::add(&f.unrepairable, 1);
