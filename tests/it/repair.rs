@@ -220,12 +220,49 @@ fn an_emptied_store_path_is_refilled_from_the_peer() {
     assert!(all.keys().any(|k| k.starts_with("M01/")), "{all:?}");
     wait_holds(&c, 1, &all, "the peer to hold every file");
 
-    // A replaced disk: store path 1 of the peer comes back empty.
+    // A replaced disk: store path 1 of the peer comes back empty, while the other storage is
+    // down, so the refill has to wait for it.
     assert!(c.stop_storage(1), "the peer stops cleanly");
+    assert!(c.stop_storage(0), "the source stops cleanly");
     let p1 = c.store_path(1, 1).to_path_buf();
     fs::remove_dir_all(&p1).unwrap();
     fs::create_dir_all(&p1).unwrap();
     c.respawn_storage(1);
+    // (Not wait_storage_status: it insists that every daemon runs.)
+    poll_until("the peer to be ACTIVE again", CONVERGE, || {
+        match c.storage_status(1) {
+            Some(7) => Ok(()),
+            s => Err(format!("status {s:?}")),
+        }
+    });
+    poll_until("the peer to say it refills a path", CONVERGE, || {
+        let r = repair_figures(&c, 1);
+        match r["recovering_paths"].as_u64() {
+            Some(1) => Ok(()),
+            _ => Err(format!("{r}")),
+        }
+    });
+    // Meanwhile it takes uploads, on its other path only.
+    let mut all = all;
+    for k in 0..6 {
+        let data = random_bytes(&format!("during-{k}"), 900 + k);
+        let id = c.upload(&data, &[]);
+        assert!(remote(&id).starts_with("M00/"), "{id} went to the path being refilled");
+        all.insert(remote(&id).to_string(), sha1_hex(&data));
+    }
+    c.respawn_storage(0);
+    // A download asked of the peer is served as soon as the source is back, whether or not
+    // the file was copied yet (one not copied yet is copied first).
+    let on_p1 = ids.iter().position(|id| remote(id).starts_with("M01/")).unwrap();
+    let got = poll_until("a download from the path being refilled", CONVERGE, || {
+        let run = c.fdfs_on(1, &["download", &ids[on_p1], "-"]);
+        match run.status.is_some_and(|s| s.success()) {
+            true => Ok(run.stdout),
+            false => Err(run.describe()),
+        }
+    });
+    let want = random_bytes(&format!("recover-{on_p1}"), 500 + on_p1 * 311);
+    assert_same_bytes("a download while the path refills", &want, &got);
     poll_until("the peer to refill its store path", CONVERGE, || {
         let r = repair_figures(&c, 1);
         match r["recovering_paths"].as_u64() {

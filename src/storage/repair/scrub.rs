@@ -143,6 +143,10 @@ fn check(path: &Path, named: &Named, pace: &mut Throttle, quit: &AtomicBool) -> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Verdict::Gone,
         Err(e) => return Verdict::Corrupt(format!("cannot be opened: {e}")),
     };
+    // A file that is in the page cache before the scrub reads it is wanted
+    // there (it is being served); one that is not goes again afterwards.
+    let len = file.metadata().map_or(0, |m| m.len());
+    let was_cached = crate::net::pages_present(&file, 0, len) != Some(false);
     let mut crc = crc32fast::Hasher::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
@@ -159,12 +163,14 @@ fn check(path: &Path, named: &Named, pace: &mut Throttle, quit: &AtomicBool) -> 
         }
     }
     // What was read for checking should not push hot files out of the cache.
-    let _ = nix::fcntl::posix_fadvise(
-        file.as_fd(),
-        0,
-        0,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    );
+    if !was_cached {
+        let _ = nix::fcntl::posix_fadvise(
+            file.as_fd(),
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+    }
     judge(named, size, crc.finalize())
 }
 
