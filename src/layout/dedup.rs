@@ -56,6 +56,9 @@ pub enum Change {
     Link { src: String, link: String },
     /// `- <source> <link>`: `link`, pointing at `source`, is about to be removed.
     Unlink { src: String, link: String },
+    /// `= <source> <link>`: `link` was being made when the snapshot was
+    /// written, and the snapshot counts it: it counts only if it is there.
+    Counted { src: String, link: String },
     /// `X <source>`: `source`, no longer linked, is about to be removed.
     Drop { src: String },
 }
@@ -78,6 +81,9 @@ impl Change {
             Change::Unlink { src, link } if is_token(src) && is_token(link) => {
                 format!("- {src} {link}\n")
             }
+            Change::Counted { src, link } if is_token(src) && is_token(link) => {
+                format!("= {src} {link}\n")
+            }
             Change::Drop { src } if is_token(src) => format!("X {src}\n"),
             _ => return None,
         };
@@ -97,6 +103,10 @@ impl Change {
                 link: link.to_string(),
             },
             ["-", src, link] if is_token(src) && is_token(link) => Change::Unlink {
+                src: src.to_string(),
+                link: link.to_string(),
+            },
+            ["=", src, link] if is_token(src) && is_token(link) => Change::Counted {
                 src: src.to_string(),
                 link: link.to_string(),
             },
@@ -213,6 +223,10 @@ mod tests {
                 link: "M00/01/02/def".into(),
             },
             Change::Unlink {
+                src: "M00/0A/3F/abc.jpg".into(),
+                link: "M00/01/02/def".into(),
+            },
+            Change::Counted {
                 src: "M00/0A/3F/abc.jpg".into(),
                 link: "M00/01/02/def".into(),
             },

@@ -272,30 +272,10 @@ impl Upload {
         crc32: u32,
         mut place: impl FnMut(&RemoteName, &Path) -> io::Result<T>,
     ) -> io::Result<(RemoteName, PathBuf, T)> {
-        let source = self.store.identity.source();
         // A name can collide only if the same server made the same random bits
         // in the same second for the same size and content.
         for _ in 0..10 {
-            let r = self.store.random64() as u32;
-            let size_field = if self.appender {
-                layout::file_id::appender_size_field(r)
-            } else {
-                layout::file_id::normal_size_field(self.size, r)
-            };
-            let info = NameInfo {
-                source,
-                timestamp,
-                size_field,
-                crc32,
-            };
-            let ext = layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32);
-            let remote = RemoteName::new(
-                self.path,
-                self.high,
-                self.low,
-                format!("{}{ext}", info.encode()),
-            );
-            let dest = self.store.paths[self.path as usize].file_path(&remote);
+            let (remote, dest) = self.fresh_name(timestamp, crc32);
             match place(&remote, &dest) {
                 Ok(t) => return Ok((remote, dest, t)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -306,6 +286,31 @@ impl Upload {
             io::ErrorKind::AlreadyExists,
             "could not find a unique file name",
         ))
+    }
+
+    /// A new name for this upload (not checked on disk) and its path.
+    pub(super) fn fresh_name(&self, timestamp: u32, crc32: u32) -> (RemoteName, PathBuf) {
+        let r = self.store.random64() as u32;
+        let size_field = if self.appender {
+            layout::file_id::appender_size_field(r)
+        } else {
+            layout::file_id::normal_size_field(self.size, r)
+        };
+        let info = NameInfo {
+            source: self.store.identity.source(),
+            timestamp,
+            size_field,
+            crc32,
+        };
+        let ext = layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32);
+        let remote = RemoteName::new(
+            self.path,
+            self.high,
+            self.low,
+            format!("{}{ext}", info.encode()),
+        );
+        let dest = self.store.paths[self.path as usize].file_path(&remote);
+        (remote, dest)
     }
 
     /// Bytes received so far.
