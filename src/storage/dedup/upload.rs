@@ -15,8 +15,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// A name that exists already is retried by `Upload::new_name`; checked before
-/// a change is logged, so the index's log never names somebody else's file.
+/// A slave's name that exists already is refused before its link is logged:
+/// the same slave uploaded twice would otherwise log a link that is there,
+/// counted twice after a crash.
 fn must_be_free(dest: &Path) -> io::Result<()> {
     match fs::symlink_metadata(dest) {
         Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
@@ -58,19 +59,19 @@ impl Upload {
         // A source found broken, not to be linked to again.
         let mut avoid: Option<String> = None;
         for _ in 0..10 {
+            // A new name is not looked up first: symlink() refuses a taken
+            // one, and a `+` intent naming a file that is not this link is
+            // not counted at recovery (it does not point at the source). A
+            // slave's name is given by the client, and may be taken by the
+            // same slave uploaded before.
             let (link, link_path) = match self.slave.clone() {
                 Some(slave) => {
                     let p = store.paths[self.path as usize].file_path(&slave);
+                    must_be_free(&p)?;
                     (slave, p)
                 }
                 None => self.fresh_name(timestamp, crc32),
             };
-            match must_be_free(&link_path) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.slave.is_none() => {
-                    continue;
-                }
-                r => r?,
-            }
             let (pending, placed) = match d.claim(sig, &link.as_string(), avoid.as_deref())? {
                 Claim::Link(p) => {
                     if !intact(d, p.src(), sig.size) {
@@ -84,10 +85,10 @@ impl Upload {
                 }
             };
             let src = pending.src().to_string();
-            return match self.make_link(&src, &link, &link_path) {
+            match self.make_link(&src, &link, &link_path) {
                 Ok(c) => {
                     pending.made();
-                    Ok((store.cfg.group_name.clone(), link, placed.max(c)))
+                    return Ok((store.cfg.group_name.clone(), link, placed.max(c)));
                 }
                 Err(e) => {
                     if pending.failed() {
@@ -99,9 +100,12 @@ impl Upload {
                             log::error!("dedup: removing {src} after a failed link: {e2}");
                         }
                     }
-                    Err(e)
+                    if e.kind() == io::ErrorKind::AlreadyExists && self.slave.is_none() {
+                        continue;
+                    }
+                    return Err(e);
                 }
-            };
+            }
         }
         Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
@@ -138,9 +142,7 @@ impl Upload {
             None => store.durable.content(self.temp()?.file())?,
         };
         let mut temp = self.file.take();
-        let placed = self.new_name(timestamp, crc32, |remote, dest| {
-            must_be_free(dest)?;
-            placing.begin(&remote.as_string(), link)?;
+        let mut place = |dest: &Path| -> io::Result<Option<fs::File>> {
             match &whole {
                 Some(data) => {
                     let mut f = fs::OpenOptions::new()
@@ -165,6 +167,18 @@ impl Upload {
                     Ok(None)
                 }
             }
+        };
+        // The file first, under a name nobody has (create_new, a rename or
+        // link that does not replace), then its intents: the log never names
+        // somebody else's file as a source. A crash between leaves a file
+        // nothing names, as it would a plain upload.
+        let placed = self.new_name(timestamp, crc32, |remote, dest| {
+            let f = place(dest)?;
+            if let Err(e) = placing.begin(&remote.as_string(), link) {
+                let _ = fs::remove_file(dest);
+                return Err(e);
+            }
+            Ok(f)
         });
         self.file = temp;
         let (remote, dest, written) = placed?;
