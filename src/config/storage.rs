@@ -99,7 +99,7 @@ pub struct StorageConfig {
     pub durable_journal_size: u64,
     /// `check_file_duplicate` (default false): store the same content once
     /// (`storage::dedup`; fdfs's own index, no FastDHT). `file_signature_method`
-    /// is accepted and ignored: the signature is SHA-1 of the content plus its size.
+    /// is accepted and ignored: the signature is BLAKE3 of the content plus its size.
     pub check_file_duplicate: bool,
     /// Our key `disk_inline_reads` (default false): let the network thread
     /// wait for a file's path and inode (directory and inode blocks) to answer

@@ -46,9 +46,9 @@ pub struct Upload {
     written: u64,
     unsynced: u64,
     pub(super) crc: crc32fast::Hasher,
-    /// SHA-1 of the content so far, with `check_file_duplicate` (not for
+    /// Hash of the content so far, with `check_file_duplicate` (not for
     /// appender files): see [`super::dedup`].
-    sha1: Option<sha1::Sha1>,
+    hash: Option<Box<blake3::Hasher>>,
     /// The whole content, when it came in one chunk (see [`ONE_SHOT`]).
     pub(super) whole: Option<Vec<u8>>,
 }
@@ -104,7 +104,7 @@ impl Upload {
             written: 0,
             unsynced: 0,
             crc: crc32fast::Hasher::new(),
-            sha1: (store_dedup && !appender).then(sha1::Sha1::default),
+            hash: (store_dedup && !appender).then(Box::default),
             whole: None,
         }
     }
@@ -132,8 +132,8 @@ impl Upload {
             && self.slave.is_none()
         {
             self.crc.update(data);
-            if let Some(h) = &mut self.sha1 {
-                sha1::Digest::update(h, data);
+            if let Some(h) = &mut self.hash {
+                h.update(data);
             }
             self.written = self.size;
             self.whole = Some(data.to_vec());
@@ -141,8 +141,8 @@ impl Upload {
         }
         self.temp()?.file().write_all(data)?;
         self.crc.update(data);
-        if let Some(h) = &mut self.sha1 {
-            sha1::Digest::update(h, data);
+        if let Some(h) = &mut self.hash {
+            h.update(data);
         }
         self.written += data.len() as u64;
         self.unsynced += data.len() as u64;
@@ -165,8 +165,8 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        if let Some(h) = self.sha1.take() {
-            return self.finish_dedup(sha1::Digest::finalize(h).into());
+        if let Some(h) = self.hash.take() {
+            return self.finish_dedup(h.finalize().into());
         }
         if let Some(data) = self.whole.take() {
             return self.finish_whole(&data);

@@ -833,7 +833,6 @@ pub fn link_target(paths: &[StorePath], link: &Path) -> Option<String> {
 
 /// The signature of a file's content, read whole.
 pub fn content_sig(path: &Path) -> io::Result<Sig> {
-    use sha1::Digest;
     use std::io::Read;
     let mut f = File::open(path)?;
     if !f.metadata()?.is_file() {
@@ -842,7 +841,7 @@ pub fn content_sig(path: &Path) -> io::Result<Sig> {
             "not a regular file",
         ));
     }
-    let mut h = sha1::Sha1::new();
+    let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
@@ -854,7 +853,7 @@ pub fn content_sig(path: &Path) -> io::Result<Sig> {
         size += n as u64;
     }
     Ok(Sig {
-        sha1: h.finalize().into(),
+        hash: h.finalize().into(),
         size,
     })
 }

@@ -395,7 +395,24 @@ fn uploads_of_a_content_being_placed_wait_and_link_to_it() {
 
 fn sig_of_bytes(content: &[u8]) -> Sig {
     Sig {
-        sha1: <sha1::Sha1 as sha1::Digest>::digest(content).into(),
+        hash: blake3::hash(content).into(),
         size: content.len() as u64,
     }
+}
+
+#[test]
+fn an_index_with_sha1_signatures_is_rebuilt() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload(&d, &t, b"abc", &name(1), &name(2));
+    upload(&d, &t, b"abc", &name(3), &name(4));
+    drop(d);
+    // What the first version wrote: SHA-1 signatures.
+    let v1 = format!("fdfs-dedup 3\n{} 3 2 {src}\n", "a9".repeat(20));
+    fs::write(t.dir.join(SNAPSHOT), v1).unwrap();
+    fs::write(t.dir.join(LOG), "fdfs-dedup-log 3\n").unwrap();
+    let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert!(rec.rebuilt.is_some());
+    assert_eq!(d.lock().refs(&src), Some(2));
+    assert_eq!(d.lock().source(&sig_of_bytes(b"abc")), Some(src.as_str()));
 }

@@ -35,12 +35,12 @@ fn intact(d: &Dedup, src: &str, size: u64) -> bool {
 }
 
 impl Upload {
-    /// All content is in and its SHA-1 is `sha1`: the client's file becomes a
+    /// All content is in and its BLAKE3 hash is `hash`: the client's file becomes a
     /// link to the stored content. With `durable_uploads` the source's content
     /// is journaled (or synced) and the link's directory synced.
     pub(in crate::storage) fn finish_dedup(
         mut self,
-        sha1: [u8; 20],
+        hash: [u8; 32],
     ) -> io::Result<(String, RemoteName, Commit)> {
         if self.written() != self.size {
             return Err(io::Error::new(
@@ -51,7 +51,7 @@ impl Upload {
         let store = self.store.clone();
         let d = store.dedup.as_ref().expect("finish_dedup without an index");
         let sig = Sig {
-            sha1,
+            hash,
             size: self.size,
         };
         let crc32 = self.crc.clone().finalize();
