@@ -2,9 +2,9 @@
 //! keeps the same facts in a FastDHT cluster.
 //!
 //! Two text files under `base_path/data/`:
-//! - `dedup.dat`, a snapshot: a header line `fdfs-dedup <generation>`, then one line per
-//!   stored content: `<sha1 hex> <size> <refs> <source remote filename>`.
-//! - `dedup.log`, what changed since: a header line `fdfs-dedup-log <generation>`, then
+//! - `dedup.dat`, a snapshot: a header line `fdfs-dedup2 <generation>`, then one line per
+//!   stored content: `<blake3 hex> <size> <refs> <source remote filename>`.
+//! - `dedup.log`, what changed since: a header line `fdfs-dedup2-log <generation>`, then
 //!   one [`Change`] per line. A log whose generation is not the snapshot's was
 //!   folded into the snapshot already (a crash between writing the snapshot and
 //!   starting the new log) and is ignored.
@@ -13,35 +13,42 @@
 //! made or removed, so that after a crash the reader checks those names on disk rather
 //! than trusting the line. A last line without its newline was cut by the crash and is
 //! dropped.
+//!
+//! Version 1 (`fdfs-dedup`, `fdfs-dedup-log`) had SHA-1 signatures. Each version reads
+//! the other's snapshot as unreadable, so the index is rebuilt from the data tree.
 
 use std::fmt::Write as _;
 
-/// What identifies a content: the SHA-1 of its bytes and its length.
+/// What identifies a content: the BLAKE3 hash of its bytes and its length.
+///
+/// BLAKE3 rather than SHA-1: SHA-1 collisions can be made (two files of one size
+/// and one SHA-1 would share one content), and BLAKE3 is several times faster
+/// (the README's dedup rows say what the hash costs an upload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sig {
-    pub sha1: [u8; 20],
+    pub hash: [u8; 32],
     pub size: u64,
 }
 
 impl Sig {
     fn hex(&self) -> String {
-        let mut s = String::with_capacity(40);
-        for b in self.sha1 {
+        let mut s = String::with_capacity(64);
+        for b in self.hash {
             let _ = write!(s, "{b:02x}");
         }
         s
     }
 
     fn parse(hex: &str, size: &str) -> Option<Sig> {
-        if hex.len() != 40 || !hex.is_ascii() {
+        if hex.len() != 64 || !hex.is_ascii() {
             return None;
         }
-        let mut sha1 = [0u8; 20];
-        for (i, b) in sha1.iter_mut().enumerate() {
+        let mut hash = [0u8; 32];
+        for (i, b) in hash.iter_mut().enumerate() {
             *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
         }
         Some(Sig {
-            sha1,
+            hash,
             size: size.parse().ok()?,
         })
     }
@@ -50,12 +57,15 @@ impl Sig {
 /// One line of the change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// `S <sha1> <size> <source>`: `source` is about to hold a new content.
+    /// `S <hash> <size> <source>`: `source` is about to hold a new content.
     Source { sig: Sig, src: String },
     /// `+ <source> <link>`: `link` is about to be made, pointing at `source`.
     Link { src: String, link: String },
     /// `- <source> <link>`: `link`, pointing at `source`, is about to be removed.
     Unlink { src: String, link: String },
+    /// `= <source> <link>`: `link` was being made when the snapshot was
+    /// written, and the snapshot counts it: it counts only if it is there.
+    Counted { src: String, link: String },
     /// `X <source>`: `source`, no longer linked, is about to be removed.
     Drop { src: String },
 }
@@ -77,6 +87,9 @@ impl Change {
             }
             Change::Unlink { src, link } if is_token(src) && is_token(link) => {
                 format!("- {src} {link}\n")
+            }
+            Change::Counted { src, link } if is_token(src) && is_token(link) => {
+                format!("= {src} {link}\n")
             }
             Change::Drop { src } if is_token(src) => format!("X {src}\n"),
             _ => return None,
@@ -100,6 +113,10 @@ impl Change {
                 src: src.to_string(),
                 link: link.to_string(),
             },
+            ["=", src, link] if is_token(src) && is_token(link) => Change::Counted {
+                src: src.to_string(),
+                link: link.to_string(),
+            },
             ["X", src] if is_token(src) => Change::Drop {
                 src: src.to_string(),
             },
@@ -116,8 +133,8 @@ pub struct Entry {
     pub src: String,
 }
 
-const SNAPSHOT_MAGIC: &str = "fdfs-dedup";
-const LOG_MAGIC: &str = "fdfs-dedup-log";
+const SNAPSHOT_MAGIC: &str = "fdfs-dedup2";
+const LOG_MAGIC: &str = "fdfs-dedup2-log";
 
 /// The snapshot file's bytes.
 pub fn encode_snapshot(generation: u64, entries: &[Entry]) -> Vec<u8> {
@@ -196,7 +213,7 @@ mod tests {
 
     fn sig(n: u8) -> Sig {
         Sig {
-            sha1: [n; 20],
+            hash: [n; 32],
             size: 1000 + n as u64,
         }
     }
@@ -213,6 +230,10 @@ mod tests {
                 link: "M00/01/02/def".into(),
             },
             Change::Unlink {
+                src: "M00/0A/3F/abc.jpg".into(),
+                link: "M00/01/02/def".into(),
+            },
+            Change::Counted {
                 src: "M00/0A/3F/abc.jpg".into(),
                 link: "M00/01/02/def".into(),
             },
@@ -254,8 +275,11 @@ mod tests {
         ];
         let bytes = encode_snapshot(9, &e);
         assert_eq!(decode_snapshot(&bytes).unwrap(), (9, e));
-        assert!(decode_snapshot(b"fdfs-dedup 1\nzz 1 1 a\n").is_err());
+        assert!(decode_snapshot(b"fdfs-dedup2 1\nzz 1 1 a\n").is_err());
         assert!(decode_snapshot(b"other 1\n").is_err());
+        // Version 1, with SHA-1 signatures.
+        let v1 = format!("fdfs-dedup 1\n{} 5 1 M00/00/00/a\n", "ab".repeat(20));
+        assert!(decode_snapshot(v1.as_bytes()).is_err());
     }
 
     #[test]
@@ -266,6 +290,7 @@ mod tests {
         assert_eq!(r.generation, 4);
         assert_eq!(r.changes.len(), 2);
         assert_eq!(r.bad_lines, vec![3]);
-        assert!(decode_log(b"fdfs-dedup-log x\n").is_none());
+        assert!(decode_log(b"fdfs-dedup2-log x\n").is_none());
+        assert!(decode_log(b"fdfs-dedup-log 4\n").is_none(), "version 1");
     }
 }

@@ -36,9 +36,9 @@ pub struct Upload {
     written: u64,
     unsynced: u64,
     pub(super) crc: crc32fast::Hasher,
-    /// SHA-1 of the content so far, with `check_file_duplicate` (not for
+    /// Hash of the content so far, with `check_file_duplicate` (not for
     /// appender files): see [`super::dedup`].
-    sha1: Option<sha1::Sha1>,
+    hash: Option<Box<blake3::Hasher>>,
     /// The whole content, when it came in one chunk (see [`ONE_SHOT`]).
     pub(super) whole: Option<Vec<u8>>,
 }
@@ -94,7 +94,7 @@ impl Upload {
             written: 0,
             unsynced: 0,
             crc: crc32fast::Hasher::new(),
-            sha1: (store_dedup && !appender).then(sha1::Sha1::default),
+            hash: (store_dedup && !appender).then(Box::default),
             whole: None,
         }
     }
@@ -119,8 +119,8 @@ impl Upload {
             && self.slave.is_none()
         {
             self.crc.update(data);
-            if let Some(h) = &mut self.sha1 {
-                sha1::Digest::update(h, data);
+            if let Some(h) = &mut self.hash {
+                h.update(data);
             }
             self.written = self.size;
             self.whole = Some(data.to_vec());
@@ -128,8 +128,8 @@ impl Upload {
         }
         self.temp()?.file().write_all(data)?;
         self.crc.update(data);
-        if let Some(h) = &mut self.sha1 {
-            sha1::Digest::update(h, data);
+        if let Some(h) = &mut self.hash {
+            h.update(data);
         }
         self.written += data.len() as u64;
         self.unsynced += data.len() as u64;
@@ -166,8 +166,8 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        if let Some(h) = self.sha1.take() {
-            return self.finish_dedup(sha1::Digest::finalize(h).into());
+        if let Some(h) = self.hash.take() {
+            return self.finish_dedup(h.finalize().into());
         }
         if let Some(data) = self.whole.take() {
             return self.finish_whole(&data);
@@ -273,30 +273,10 @@ impl Upload {
         crc32: u32,
         mut place: impl FnMut(&RemoteName, &Path) -> io::Result<T>,
     ) -> io::Result<(RemoteName, PathBuf, T)> {
-        let source = self.store.identity.source();
         // A name can collide only if the same server made the same random bits
         // in the same second for the same size and content.
         for _ in 0..10 {
-            let r = self.store.random64() as u32;
-            let size_field = if self.appender {
-                layout::file_id::appender_size_field(r)
-            } else {
-                layout::file_id::normal_size_field(self.size, r)
-            };
-            let info = NameInfo {
-                source,
-                timestamp,
-                size_field,
-                crc32,
-            };
-            let ext = layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32);
-            let remote = RemoteName::new(
-                self.path,
-                self.high,
-                self.low,
-                format!("{}{ext}", info.encode()),
-            );
-            let dest = self.store.paths[self.path as usize].file_path(&remote);
+            let (remote, dest) = self.fresh_name(timestamp, crc32);
             match place(&remote, &dest) {
                 Ok(t) => return Ok((remote, dest, t)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -307,6 +287,31 @@ impl Upload {
             io::ErrorKind::AlreadyExists,
             "could not find a unique file name",
         ))
+    }
+
+    /// A new name for this upload (not checked on disk) and its path.
+    pub(super) fn fresh_name(&self, timestamp: u32, crc32: u32) -> (RemoteName, PathBuf) {
+        let r = self.store.random64() as u32;
+        let size_field = if self.appender {
+            layout::file_id::appender_size_field(r)
+        } else {
+            layout::file_id::normal_size_field(self.size, r)
+        };
+        let info = NameInfo {
+            source: self.store.identity.source(),
+            timestamp,
+            size_field,
+            crc32,
+        };
+        let ext = layout::file_id::ext_part(&self.ext, (self.store.random64() >> 32) as u32);
+        let remote = RemoteName::new(
+            self.path,
+            self.high,
+            self.low,
+            format!("{}{ext}", info.encode()),
+        );
+        let dest = self.store.paths[self.path as usize].file_path(&remote);
+        (remote, dest)
     }
 
     /// Bytes received so far.

@@ -3,17 +3,23 @@
 //!
 //! It lives in memory and in `dedup.dat` + `dedup.log` under `base_path/data`
 //! (format: [`crate::layout::dedup`]). Every change is logged *before* it is
-//! made on disk, under the index's lock, so after a crash the few names the log
-//! mentions since the snapshot are checked on disk and the counts follow what
-//! is there ([`Dedup::open`]). A snapshot that cannot be read is rebuilt from
-//! the data tree (links and their targets).
+//! made on disk, so after a crash the few names the log mentions since the
+//! snapshot are checked on disk and the counts follow what is there
+//! ([`Dedup::open`]). A snapshot that cannot be read is rebuilt from the data
+//! tree (links and their targets).
+//!
+//! An upload holds the lock only to decide and log ([`Dedup::claim`]): the
+//! file and link are made outside it, under a reservation ([`Pending`],
+//! [`Placing`]) that keeps the source from going meanwhile and is counted
+//! (or given back) afterwards. What is under way that way is logged again by
+//! every compaction, so a crash after one still checks it.
 //!
 //! Memory: about 200 bytes per distinct content.
 
 use crate::layout::dedup::{self as fmt, Change, Entry, Sig};
 use crate::layout::{RemoteName, StorePath};
-use parking_lot::{Mutex, MutexGuard};
-use std::collections::HashMap;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -49,13 +55,39 @@ impl Stats {
 
 struct Content {
     sig: Sig,
+    /// Links made (what the snapshot and the stats count).
     refs: u32,
+    /// Links being made outside the lock ([`Pending`]): the source stays
+    /// while there are any.
+    reserved: u32,
+    /// The source should have gone (a client removed its last link, or the
+    /// upload that placed it failed) while links were being made: it goes
+    /// when they all fail.
+    drop_later: bool,
+}
+
+impl Content {
+    fn new(sig: Sig, refs: u32) -> Content {
+        Content {
+            sig,
+            refs,
+            reserved: 0,
+            drop_later: false,
+        }
+    }
 }
 
 /// The index's state; changed only through [`Locked`].
 struct Inner {
     by_sig: HashMap<Sig, String>,
     by_src: HashMap<String, Content>,
+    /// Contents an upload is placing as new sources; uploads of the same
+    /// content wait for them (`Dedup::settled`).
+    placing: HashSet<Sig>,
+    /// The intents of changes under way outside the lock, by ticket; logged
+    /// again by every compaction.
+    under_way: HashMap<u64, Vec<Change>>,
+    next_ticket: u64,
     log: File,
     generation: u64,
     logged: u64,
@@ -67,6 +99,8 @@ pub struct Dedup {
     dir: PathBuf,
     paths: Vec<StorePath>,
     inner: Mutex<Inner>,
+    /// Signalled when a content leaves `Inner::placing`.
+    settled: Condvar,
 }
 
 /// What [`Dedup::open`] found to finish: sources whose last link went just
@@ -114,13 +148,7 @@ impl Dedup {
         let mut by_src = HashMap::with_capacity(entries.len());
         for e in entries {
             by_sig.insert(e.sig, e.src.clone());
-            by_src.insert(
-                e.src,
-                Content {
-                    sig: e.sig,
-                    refs: e.refs,
-                },
-            );
+            by_src.insert(e.src, Content::new(e.sig, e.refs));
         }
         let names = Names { paths: &paths };
         if rec.rebuilt.is_none() {
@@ -160,6 +188,9 @@ impl Dedup {
         let inner = Inner {
             by_sig,
             by_src,
+            placing: HashSet::new(),
+            under_way: HashMap::new(),
+            next_ticket: 0,
             // Replaced by the compaction below before anything is logged. The
             // directory, not /dev/null: a bare container has no /dev.
             log: File::open(dir)?,
@@ -171,6 +202,7 @@ impl Dedup {
             dir: dir.to_path_buf(),
             paths,
             inner: Mutex::new(inner),
+            settled: Condvar::new(),
         };
         d.lock().compact()?;
         Ok((d, rec))
@@ -210,13 +242,15 @@ pub struct Locked<'a> {
 
 impl Locked<'_> {
     /// The source holding content `sig`, if any.
+    #[cfg(test)]
     pub fn source(&self, sig: &Sig) -> Option<&str> {
         self.g.by_sig.get(sig).map(String::as_str)
     }
 
-    /// How many links point at `src`; None when `src` is not a source.
+    /// How many links point at `src`, those being made included; None when
+    /// `src` is not a source.
     pub fn refs(&self, src: &str) -> Option<u32> {
-        self.g.by_src.get(src).map(|c| c.refs)
+        self.g.by_src.get(src).map(|c| c.refs + c.reserved)
     }
 
     /// Make `src` the source of content `sig`: `place` puts the file there.
@@ -226,10 +260,10 @@ impl Locked<'_> {
         src: &str,
         place: impl FnOnce() -> io::Result<R>,
     ) -> io::Result<R> {
-        self.log(Change::Source {
+        self.log(&[Change::Source {
             sig,
             src: src.to_string(),
-        })?;
+        }])?;
         let r = place()?;
         // Two servers of a group that took the same new content at the same
         // time each made a source, and each gets the other's: new uploads
@@ -239,10 +273,10 @@ impl Locked<'_> {
             _ => src.to_string(),
         };
         self.g.by_sig.insert(sig, keep);
-        self.g
-            .by_src
-            .insert(src.to_string(), Content { sig, refs: 0 });
-        self.g.stats.contents += 1;
+        if !self.g.by_src.contains_key(src) {
+            self.g.by_src.insert(src.to_string(), Content::new(sig, 0));
+            self.g.stats.contents += 1;
+        }
         Ok(r)
     }
 
@@ -260,10 +294,10 @@ impl Locked<'_> {
                 format!("{src} is not a dedup source"),
             ));
         }
-        self.log(Change::Link {
+        self.log(&[Change::Link {
             src: src.to_string(),
             link: link.to_string(),
-        })?;
+        }])?;
         let r = make()?;
         let inner = &mut *self.g;
         let c = inner.by_src.get_mut(src).expect("checked above");
@@ -274,8 +308,10 @@ impl Locked<'_> {
     }
 
     /// Uncount link `link` to `src`, removed by `remove` (which says whether
-    /// it removed anything). Returns the links left, None when `src` is not
-    /// a source (then `remove` is not called).
+    /// it removed anything). Returns the links left (made ones: a client's
+    /// removal of the last one drops the source, which waits for the links
+    /// being made, see [`Locked::drop_source`]), None when `src` is not a
+    /// source (then `remove` is not called).
     pub fn remove_link(
         &mut self,
         src: &str,
@@ -285,10 +321,10 @@ impl Locked<'_> {
         if !self.g.by_src.contains_key(src) {
             return Ok(None);
         }
-        self.log(Change::Unlink {
+        self.log(&[Change::Unlink {
             src: src.to_string(),
             link: link.to_string(),
-        })?;
+        }])?;
         let removed = remove()?;
         let inner = &mut *self.g;
         let c = inner.by_src.get_mut(src).expect("checked above");
@@ -301,21 +337,26 @@ impl Locked<'_> {
     }
 
     /// Forget source `src`, removed by `remove`. Refused (`None`, `remove`
-    /// not called) while links point at it; a name that is no source is
-    /// just removed.
+    /// not called) while links point at it; while links to it are only
+    /// being made, it goes if they all fail ([`Pending::failed`]). A name
+    /// that is no source is just removed.
     pub fn drop_source<R>(
         &mut self,
         src: &str,
         remove: impl FnOnce() -> io::Result<R>,
     ) -> io::Result<Option<R>> {
-        match self.g.by_src.get(src) {
+        match self.g.by_src.get_mut(src) {
             Some(c) if c.refs > 0 => return Ok(None),
+            Some(c) if c.reserved > 0 => {
+                c.drop_later = true;
+                return Ok(None);
+            }
             Some(_) => {}
             None => return remove().map(Some),
         }
-        self.log(Change::Drop {
+        self.log(&[Change::Drop {
             src: src.to_string(),
-        })?;
+        }])?;
         let r = remove()?;
         let c = self.g.by_src.remove(src).expect("checked above");
         if self.g.by_sig.get(&c.sig).is_some_and(|s| s == src) {
@@ -325,12 +366,32 @@ impl Locked<'_> {
         Ok(Some(r))
     }
 
-    fn log(&mut self, c: Change) -> io::Result<()> {
-        let line = c.encode().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "dedup: name with blanks")
-        })?;
-        self.g.log.write_all(line.as_bytes())?;
-        self.g.logged += 1;
+    /// Log `changes`, to be made outside the lock: returns their ticket in
+    /// `Inner::under_way` (so a compaction meanwhile logs them again).
+    fn begin(&mut self, changes: Vec<Change>) -> io::Result<u64> {
+        let ticket = self.g.next_ticket;
+        self.g.next_ticket += 1;
+        let logged = encode(&changes).and_then(|text| {
+            self.g.under_way.insert(ticket, changes);
+            self.write_log(&text, 2)
+        });
+        if let Err(e) = logged {
+            self.g.under_way.remove(&ticket);
+            return Err(e);
+        }
+        Ok(ticket)
+    }
+
+    fn log(&mut self, changes: &[Change]) -> io::Result<()> {
+        let text = encode(changes)?;
+        self.write_log(&text, changes.len() as u64)
+    }
+
+    /// Append `lines` (`n` of them) to the log in one write, compacting when
+    /// it has grown.
+    fn write_log(&mut self, lines: &str, n: u64) -> io::Result<()> {
+        self.g.log.write_all(lines.as_bytes())?;
+        self.g.logged += n;
         if self.g.logged >= COMPACT_AFTER.max(self.g.by_src.len() as u64) {
             self.compact()?;
         }
@@ -342,10 +403,13 @@ impl Locked<'_> {
     pub fn compact(&mut self) -> io::Result<()> {
         let dir = &self.d.dir;
         let generation = self.g.generation + 1;
+        // Links being made count as made: if a crash takes the new log
+        // (below), a count too high keeps a content too long, one too low
+        // would remove it under a link.
         let mut entries: Vec<Entry> = (self.g.by_src.iter())
             .map(|(src, c)| Entry {
                 sig: c.sig,
-                refs: c.refs,
+                refs: c.refs + c.reserved,
                 src: src.clone(),
             })
             .collect();
@@ -354,13 +418,40 @@ impl Locked<'_> {
             &dir.join(SNAPSHOT),
             &fmt::encode_snapshot(generation, &entries),
         )?;
-        // A crash here leaves the old log, whose generation is now stale.
-        crate::layout::store::atomic_write(&dir.join(LOG), fmt::log_header(generation).as_bytes())?;
+        // A crash here leaves the old log, whose generation is now stale. The
+        // new one starts with what is still under way, to be checked at the
+        // next open: links to known sources, counted above, as `=`; a new
+        // source, not in the snapshot yet, and its link as they were.
+        let mut log = fmt::log_header(generation);
+        let mut tickets: Vec<_> = self.g.under_way.iter().collect();
+        tickets.sort_by_key(|(t, _)| **t);
+        for (_, changes) in tickets {
+            let new_source = changes.iter().any(|c| matches!(c, Change::Source { .. }));
+            let again: Vec<Change> = (changes.iter().cloned())
+                .map(|c| match c {
+                    Change::Link { src, link } if !new_source => Change::Counted { src, link },
+                    c => c,
+                })
+                .collect();
+            log += &encode(&again)?;
+        }
+        crate::layout::store::atomic_write(&dir.join(LOG), log.as_bytes())?;
         self.g.log = OpenOptions::new().append(true).open(dir.join(LOG))?;
         self.g.generation = generation;
         self.g.logged = 0;
         Ok(())
     }
+}
+
+/// The log lines of `changes`.
+fn encode(changes: &[Change]) -> io::Result<String> {
+    let mut text = String::new();
+    for c in changes {
+        text += &c.encode().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "dedup: name with blanks")
+        })?;
+    }
+    Ok(text)
 }
 
 /// Remote names and paths of our store paths.
@@ -425,7 +516,7 @@ fn replay(
         match c {
             Change::Source { sig, src } => {
                 if !by_src.contains_key(src) {
-                    by_src.insert(src.clone(), Content { sig: *sig, refs: 0 });
+                    by_src.insert(src.clone(), Content::new(*sig, 0));
                     by_sig.entry(*sig).or_insert_with(|| src.clone());
                 }
                 sources.push(src.as_str());
@@ -433,7 +524,7 @@ fn replay(
             Change::Link { src, link } => {
                 links.entry(link).or_insert((src, false));
             }
-            Change::Unlink { src, link } => {
+            Change::Unlink { src, link } | Change::Counted { src, link } => {
                 links.entry(link).or_insert((src, true));
             }
             Change::Drop { src } => drops.push(src.as_str()),
@@ -517,7 +608,7 @@ fn recount(
         match content_sig(&path) {
             Ok(sig) => {
                 by_sig.entry(sig).or_insert_with(|| src.clone());
-                by_src.insert(src, Content { sig, refs: n });
+                by_src.insert(src, Content::new(sig, n));
             }
             Err(e) => log::warn!("dedup recount: {} ({n} links): {e}", path.display()),
         }
@@ -552,7 +643,6 @@ pub fn link_target(paths: &[StorePath], link: &Path) -> Option<String> {
 
 /// The signature of a file's content, read whole.
 pub fn content_sig(path: &Path) -> io::Result<Sig> {
-    use sha1::Digest;
     use std::io::Read;
     let mut f = File::open(path)?;
     if !f.metadata()?.is_file() {
@@ -561,7 +651,7 @@ pub fn content_sig(path: &Path) -> io::Result<Sig> {
             "not a regular file",
         ));
     }
-    let mut h = sha1::Sha1::new();
+    let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
@@ -573,10 +663,14 @@ pub fn content_sig(path: &Path) -> io::Result<Sig> {
         size += n as u64;
     }
     Ok(Sig {
-        sha1: h.finalize().into(),
+        hash: h.finalize().into(),
         size,
     })
 }
+
+#[path = "claim.rs"]
+mod claim;
+pub use claim::{Claim, Pending, Placing};
 
 #[cfg(test)]
 #[path = "index_tests.rs"]

@@ -239,3 +239,180 @@ fn a_stale_log_is_ignored_after_compaction() {
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     assert_eq!(d.lock().refs(&src), Some(1));
 }
+
+/// An upload the way `Upload::finish_dedup` makes it: claim, place the
+/// content if it is new (`src`), make the link `l` outside the lock.
+fn upload_unlocked(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> String {
+    let sig = sig_of_bytes(content);
+    let pending = match d.claim(sig, l, None).unwrap() {
+        Claim::Link(p) => p,
+        Claim::New(mut placing) => {
+            placing.begin(src, l).unwrap();
+            put(t, src, content);
+            placing.placed()
+        }
+    };
+    let src = pending.src().to_string();
+    link(t, &src, l).unwrap();
+    pending.made();
+    src
+}
+
+#[test]
+fn uploads_outside_the_lock_count_as_under_it() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload_unlocked(&d, &t, b"hello", &name(1), &name(2));
+    assert_eq!(upload_unlocked(&d, &t, b"hello", &name(3), &name(4)), src);
+    assert_eq!(d.lock().refs(&src), Some(2));
+    assert_eq!(d.stats().shared_files, 1);
+    assert_eq!(sig_of(&t, &src), sig_of(&t, &name(4)));
+    drop(d);
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().refs(&src), Some(2));
+}
+
+#[test]
+fn a_compaction_while_links_are_made_keeps_them_checked() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
+    let sig = sig_of(&t, &src);
+    // Two links reserved, a new content being placed; the log compacted
+    // meanwhile; then one link is made, and the crash comes.
+    let Claim::Link(made) = d.claim(sig, &name(3), None).unwrap() else {
+        panic!("the content is known")
+    };
+    let Claim::Link(lost) = d.claim(sig, &name(4), None).unwrap() else {
+        panic!("the content is known")
+    };
+    let Claim::New(mut placing) = d.claim(sig_of_bytes(b"new"), &name(6), None).unwrap() else {
+        panic!("the content is new")
+    };
+    placing.begin(&name(5), &name(6)).unwrap();
+    d.lock().compact().unwrap();
+    put(&t, &name(5), b"new");
+    link(&t, &name(5), &name(6)).unwrap();
+    link(&t, &src, &name(3)).unwrap();
+    std::mem::forget((made, lost, placing));
+    drop(d);
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().refs(&src), Some(2), "name(3) counts, name(4) not");
+    assert_eq!(
+        d.lock().refs(&name(5)),
+        Some(1),
+        "the new source and its link"
+    );
+    assert_eq!(
+        d.lock().source(&sig_of_bytes(b"new")),
+        Some(name(5).as_str())
+    );
+}
+
+#[test]
+fn a_snapshot_without_its_log_keeps_contents_under_way() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
+    let Claim::Link(p) = d.claim(sig_of(&t, &src), &name(3), None).unwrap() else {
+        panic!("the content is known")
+    };
+    let old_log = fs::read(t.dir.join(LOG)).unwrap();
+    d.lock().compact().unwrap();
+    link(&t, &src, &name(3)).unwrap();
+    std::mem::forget(p);
+    drop(d);
+    // The crash between the new snapshot and the new log: the link being
+    // made counts (too many is a leak, too few a lost content).
+    fs::write(t.dir.join(LOG), old_log).unwrap();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().refs(&src), Some(2));
+}
+
+#[test]
+fn a_source_losing_its_last_link_waits_for_links_being_made() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
+    let sig = sig_of(&t, &src);
+    let Claim::Link(p) = d.claim(sig, &name(3), None).unwrap() else {
+        panic!("the content is known")
+    };
+    // A client deletes the only made link: the source stays for the link
+    // being made.
+    let path = d.path_of(&name(2)).unwrap();
+    let mut g = d.lock();
+    let left = g.remove_link(&src, &name(2), || fs::remove_file(&path).map(|_| true));
+    assert_eq!(left.unwrap(), Some(0));
+    assert!(
+        g.drop_source(&src, || -> io::Result<()> { unreachable!() })
+            .unwrap()
+            .is_none()
+    );
+    drop(g);
+    assert!(p.failed(), "it failed: now the source goes");
+    // Given back with a link made, it stays.
+    let Claim::Link(p) = d.claim(sig, &name(4), None).unwrap() else {
+        panic!("the content is still known")
+    };
+    link(&t, &src, &name(4)).unwrap();
+    p.made();
+    assert_eq!(d.lock().refs(&src), Some(1));
+}
+
+#[test]
+fn uploads_of_a_content_being_placed_wait_and_link_to_it() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let sig = sig_of_bytes(b"abc");
+    let Claim::New(mut placing) = d.claim(sig, &name(2), None).unwrap() else {
+        panic!("the content is new")
+    };
+    placing.begin(&name(1), &name(2)).unwrap();
+    std::thread::scope(|s| {
+        let other = s.spawn(|| match d.claim(sig, &name(3), None).unwrap() {
+            Claim::Link(p) => p.src().to_string(),
+            Claim::New(_) => panic!("placed twice"),
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!other.is_finished(), "waits while the content is placed");
+        put(&t, &name(1), b"abc");
+        let p = placing.placed();
+        assert_eq!(other.join().unwrap(), name(1));
+        p.failed();
+    });
+    // A placing that fails lets the next upload place it.
+    let sig = sig_of_bytes(b"xyz");
+    let Claim::New(placing) = d.claim(sig, &name(5), None).unwrap() else {
+        panic!("the content is new")
+    };
+    drop(placing);
+    assert!(matches!(
+        d.claim(sig, &name(6), None).unwrap(),
+        Claim::New(_)
+    ));
+}
+
+fn sig_of_bytes(content: &[u8]) -> Sig {
+    Sig {
+        hash: blake3::hash(content).into(),
+        size: content.len() as u64,
+    }
+}
+
+#[test]
+fn an_index_with_sha1_signatures_is_rebuilt() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload(&d, &t, b"abc", &name(1), &name(2));
+    upload(&d, &t, b"abc", &name(3), &name(4));
+    drop(d);
+    // What the first version wrote: SHA-1 signatures.
+    let v1 = format!("fdfs-dedup 3\n{} 3 2 {src}\n", "a9".repeat(20));
+    fs::write(t.dir.join(SNAPSHOT), v1).unwrap();
+    fs::write(t.dir.join(LOG), "fdfs-dedup-log 3\n").unwrap();
+    let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert!(rec.rebuilt.is_some());
+    assert_eq!(d.lock().refs(&src), Some(2));
+    assert_eq!(d.lock().source(&sig_of_bytes(b"abc")), Some(src.as_str()));
+}

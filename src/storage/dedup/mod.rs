@@ -7,7 +7,7 @@
 //! (`C source`, then `L link source`), so peers, C FastDFS ones included,
 //! create the same link to their copy of the source and store it once too.
 //!
-//! - An upload's SHA-1 is computed as it streams in ([`super::disk::Upload`]);
+//! - An upload's hash (BLAKE3) is computed as it streams in ([`super::disk::Upload`]);
 //!   at its end [`Upload::finish_dedup`] links to the source of that content,
 //!   or makes the upload the source of a new one. Appender files are never
 //!   deduplicated (they change); slave files are.

@@ -1,7 +1,11 @@
 //! The end of an upload with dedup on: link to the content's source, making
 //! the upload that source first if the content is new.
+//!
+//! The index's lock is held only to decide and log ([`Dedup::claim`]); the
+//! file, the link, their fsyncs and binlog lines are made outside it, so
+//! uploads on different threads do not wait for each other's disk work.
 
-use super::index::Locked;
+use super::index::{Claim, Dedup, Pending, Placing};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
 use crate::layout::dedup::Sig;
@@ -11,8 +15,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// A name that exists already is retried by `Upload::new_name`; checked before
-/// a change is logged, so the index's log never names somebody else's file.
+/// A slave's name that exists already is refused before its link is logged:
+/// the same slave uploaded twice would otherwise log a link that is there,
+/// counted twice after a crash.
 fn must_be_free(dest: &Path) -> io::Result<()> {
     match fs::symlink_metadata(dest) {
         Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
@@ -21,13 +26,21 @@ fn must_be_free(dest: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether source `src` is still there with `size` bytes (a disk can be
+/// tampered with).
+fn intact(d: &Dedup, src: &str, size: u64) -> bool {
+    d.path_of(src)
+        .and_then(|p| fs::symlink_metadata(p).ok())
+        .is_some_and(|m| m.is_file() && m.len() == size)
+}
+
 impl Upload {
-    /// All content is in and its SHA-1 is `sha1`: the client's file becomes a
+    /// All content is in and its BLAKE3 hash is `hash`: the client's file becomes a
     /// link to the stored content. With `durable_uploads` the source's content
     /// is journaled (or synced) and the link's directory synced.
     pub(in crate::storage) fn finish_dedup(
         mut self,
-        sha1: [u8; 20],
+        hash: [u8; 32],
     ) -> io::Result<(String, RemoteName, Commit)> {
         if self.written() != self.size {
             return Err(io::Error::new(
@@ -38,48 +51,77 @@ impl Upload {
         let store = self.store.clone();
         let d = store.dedup.as_ref().expect("finish_dedup without an index");
         let sig = Sig {
-            sha1,
+            hash,
             size: self.size,
         };
         let crc32 = self.crc.clone().finalize();
         let timestamp = crate::storage::now() as u32;
-        let mut g = d.lock();
-        let existing = g.source(&sig).map(str::to_string).filter(|s| {
-            // Still there with that size (a disk can be tampered with).
-            d.path_of(s)
-                .and_then(|p| fs::symlink_metadata(p).ok())
-                .is_some_and(|m| m.is_file() && m.len() == sig.size)
-        });
-        let (src, fresh, placed) = match existing {
-            Some(s) => (s, false, Commit::NONE),
-            None => {
-                let (s, c) = self.place_source(&mut g, sig, timestamp, crc32)?;
-                (s, true, c)
-            }
-        };
-        match self.make_link(&mut g, &src, timestamp, crc32) {
-            Ok((name, linked)) => Ok((store.cfg.group_name.clone(), name, placed.max(linked))),
-            Err(e) => {
-                if fresh {
-                    // Nothing links to the new source: take it back.
-                    let r = g.drop_source(&src, || super::remove_source(&store, d, &src));
-                    if let Err(e2) = r {
-                        log::error!("dedup: removing {src} after a failed link: {e2}");
-                    }
+        // A source found broken, not to be linked to again.
+        let mut avoid: Option<String> = None;
+        for _ in 0..10 {
+            // A new name is not looked up first: symlink() refuses a taken
+            // one, and a `+` intent naming a file that is not this link is
+            // not counted at recovery (it does not point at the source). A
+            // slave's name is given by the client, and may be taken by the
+            // same slave uploaded before.
+            let (link, link_path) = match self.slave.clone() {
+                Some(slave) => {
+                    let p = store.paths[self.path as usize].file_path(&slave);
+                    must_be_free(&p)?;
+                    (slave, p)
                 }
-                Err(e)
+                None => self.fresh_name(timestamp, crc32),
+            };
+            let (pending, placed) = match d.claim(sig, &link.as_string(), avoid.as_deref())? {
+                Claim::Link(p) => {
+                    if !intact(d, p.src(), sig.size) {
+                        avoid = Some(p.src().to_string());
+                        continue;
+                    }
+                    (p, Commit::NONE)
+                }
+                Claim::New(placing) => {
+                    self.place_source(placing, &link.as_string(), timestamp, crc32)?
+                }
+            };
+            let src = pending.src().to_string();
+            match self.make_link(&src, &link, &link_path) {
+                Ok(c) => {
+                    pending.made();
+                    return Ok((store.cfg.group_name.clone(), link, placed.max(c)));
+                }
+                Err(e) => {
+                    if pending.failed() {
+                        // Nothing links to the source: take it back.
+                        let r = d
+                            .lock()
+                            .drop_source(&src, || super::remove_source(&store, d, &src));
+                        if let Err(e2) = r {
+                            log::error!("dedup: removing {src} after a failed link: {e2}");
+                        }
+                    }
+                    if e.kind() == io::ErrorKind::AlreadyExists && self.slave.is_none() {
+                        continue;
+                    }
+                    return Err(e);
+                }
             }
         }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "could not find a unique file name",
+        ))
     }
 
-    /// Store the content under a new source name and log `C source`.
-    fn place_source(
+    /// Store the content under a new source name, to be linked by `link`,
+    /// and log `C source`.
+    fn place_source<'d>(
         &mut self,
-        g: &mut Locked<'_>,
-        sig: Sig,
+        mut placing: Placing<'d>,
+        link: &str,
         timestamp: u32,
         crc32: u32,
-    ) -> io::Result<(String, Commit)> {
+    ) -> io::Result<(Pending<'d>, Commit)> {
         let store = self.store.clone();
         let cfg = &store.cfg;
         let whole = self.whole.take();
@@ -100,9 +142,8 @@ impl Upload {
             None => store.durable.content(self.temp()?.file())?,
         };
         let mut temp = self.file.take();
-        let placed = self.new_name(timestamp, crc32, |remote, dest| {
-            must_be_free(dest)?;
-            g.add_source(sig, &remote.as_string(), || match &whole {
+        let mut place = |dest: &Path| -> io::Result<Option<fs::File>> {
+            match &whole {
                 Some(data) => {
                     let mut f = fs::OpenOptions::new()
                         .write(true)
@@ -125,7 +166,19 @@ impl Upload {
                     t.persist_noreplace(dest)?;
                     Ok(None)
                 }
-            })
+            }
+        };
+        // The file first, under a name nobody has (create_new, a rename or
+        // link that does not replace), then its intents: the log never names
+        // somebody else's file as a source. A crash between leaves a file
+        // nothing names, as it would a plain upload.
+        let placed = self.new_name(timestamp, crc32, |remote, dest| {
+            let f = place(dest)?;
+            if let Err(e) = placing.begin(&remote.as_string(), link) {
+                let _ = fs::remove_file(dest);
+                return Err(e);
+            }
+            Ok(f)
         });
         self.file = temp;
         let (remote, dest, written) = placed?;
@@ -145,53 +198,51 @@ impl Upload {
         }
         .and_then(|c| Ok(c.max(store.binlog.append_now(op::CREATE, &name)?)));
         match logged {
-            Ok(c) => Ok((name, c)),
+            // Only now, after its `C` line, may others link to it: a peer
+            // hears of the source before any link to it.
+            Ok(c) => Ok((placing.placed(), c)),
             Err(e) => {
-                let _ = g.drop_source(&name, || fs::remove_file(&dest));
+                // Dropping `placing` lets the next upload of this content
+                // place it; the index never counted this one.
+                let _ = fs::remove_file(&dest);
                 Err(e)
             }
         }
     }
 
-    /// Make the client's name (a new one, or the slave's) a link to `src` and
-    /// log `L name src`.
-    fn make_link(
-        &self,
-        g: &mut Locked<'_>,
-        src: &str,
-        timestamp: u32,
-        crc32: u32,
-    ) -> io::Result<(RemoteName, Commit)> {
+    /// Make `link` (a new name, or the slave's) at `path` a link to `src` and
+    /// log `L link src`.
+    fn make_link(&self, src: &str, link: &RemoteName, path: &Path) -> io::Result<Commit> {
         let store = &self.store;
         let d = store.dedup.as_ref().expect("dedup on");
         let src_path = d
             .path_of(src)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{src}: not ours")))?;
-        let link = |remote: &RemoteName, dest: &Path| -> io::Result<Commit> {
-            let name = remote.as_string();
-            store.binlog.append_with(|| {
-                // An absolute target, as upstream makes them.
-                std::os::unix::fs::symlink(&src_path, dest)?;
-                if let Err(e) = store.durable.sync_in_place(None, dest.parent()) {
-                    let _ = fs::remove_file(dest);
-                    return Err(e);
-                }
-                let mut r = Record::new(crate::storage::now() as u32, op::LINK, &name);
-                r.extra = src.to_string();
-                Ok(Some(r))
-            })
-        };
-        if let Some(slave) = self.slave.clone() {
-            let dest = store.paths[self.path as usize].file_path(&slave);
-            let _guard = store.file_locks.lock(&dest);
-            must_be_free(&dest)?;
-            let c = g.add_link(src, &slave.as_string(), || link(&slave, &dest))?;
-            return Ok((slave, c));
+        // A slave's name can be guessed: its stripe lock keeps a delete from
+        // slipping between the link and its record. A new name is known to
+        // nobody yet.
+        let _guard = self.slave.is_some().then(|| store.file_locks.lock(path));
+        // An absolute target, as upstream makes them: an upstream storage
+        // uses a link's target as a path (stat, unlink) and finds the source
+        // in it by its "/data/" (storage_service.c, storage_sync.c), so a C
+        // server on these files needs it absolute.
+        std::os::unix::fs::symlink(&src_path, path)?;
+        let name = link.as_string();
+        // Outside the binlog's lock, like a plain upload's file; the record
+        // takes its timestamp under it.
+        let logged = store
+            .durable
+            .sync_in_place(None, path.parent())
+            .and_then(|()| {
+                store.binlog.append_with(|| {
+                    let mut r = Record::new(crate::storage::now() as u32, op::LINK, &name);
+                    r.extra = src.to_string();
+                    Ok(Some(r))
+                })
+            });
+        if logged.is_err() {
+            let _ = fs::remove_file(path);
         }
-        let (remote, _, c) = self.new_name(timestamp, crc32, |remote, dest| {
-            must_be_free(dest)?;
-            g.add_link(src, &remote.as_string(), || link(remote, dest))
-        })?;
-        Ok((remote, c))
+        logged
     }
 }
