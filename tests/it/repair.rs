@@ -104,6 +104,10 @@ fn one_repair_pass_heals_every_kind_of_damage() {
     let with_meta = p0[3].clone();
     c.fdfs(&["meta", "set", &with_meta, "width=1024", "height=768"])
         .success();
+    // An appender file, grown after its upload.
+    let app = c.upload(&random_bytes("repair-app", 3000), &["--appender"]);
+    let more = c.write_file("more", &random_bytes("repair-more", 2000));
+    c.fdfs(&["append", &app, more.to_str().unwrap()]).success();
     // Everything on both storages.
     let all = c.storage_files(0);
     wait_holds(&c, 1, &all, "the peer to hold every file");
@@ -156,6 +160,14 @@ fn one_repair_pass_heals_every_kind_of_damage() {
         .unwrap()
         .to_path_buf();
     fs::remove_dir_all(&top).unwrap();
+    // The appender file cut short on its source, where only the scrub can tell (from the
+    // sizes its binlog lines give; anti-entropy takes the source's appender files as right).
+    fs::OpenOptions::new()
+        .write(true)
+        .open(local_path(&c, 0, &app))
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
     // And on the source: a flipped byte there too, in another file.
     let flip0 = local_path(&c, 0, &p0[4]);
     let mut b = fs::read(&flip0).unwrap();
@@ -198,6 +210,11 @@ fn one_repair_pass_heals_every_kind_of_damage() {
     }
     let peer = repair_figures(&c, 1);
     assert!(peer["repaired"].as_u64() >= Some(5), "{peer}");
+    // The scrub found the flipped byte and the cut file here, and the flipped byte and the
+    // cut appender file (its size against its binlog lines) on the source.
+    assert!(peer["corrupt"].as_u64() >= Some(2), "{peer}");
+    let source = repair_figures(&c, 0);
+    assert!(source["corrupt"].as_u64() >= Some(2), "{source}");
     assert!(repair_figures(&c, 0)["deletes_sent"].as_u64() >= Some(1));
     assert!(repair_figures(&c, 0)["bad_binlog_records"].as_u64() >= Some(1));
     c.assert_running();
@@ -247,13 +264,19 @@ fn an_emptied_store_path_is_refilled_from_the_peer() {
     for k in 0..6 {
         let data = random_bytes(&format!("during-{k}"), 900 + k);
         let id = c.upload(&data, &[]);
-        assert!(remote(&id).starts_with("M00/"), "{id} went to the path being refilled");
+        assert!(
+            remote(&id).starts_with("M00/"),
+            "{id} went to the path being refilled"
+        );
         all.insert(remote(&id).to_string(), sha1_hex(&data));
     }
     c.respawn_storage(0);
     // A download asked of the peer is served as soon as the source is back, whether or not
     // the file was copied yet (one not copied yet is copied first).
-    let on_p1 = ids.iter().position(|id| remote(id).starts_with("M01/")).unwrap();
+    let on_p1 = ids
+        .iter()
+        .position(|id| remote(id).starts_with("M01/"))
+        .unwrap();
     let got = poll_until("a download from the path being refilled", CONVERGE, || {
         let run = c.fdfs_on(1, &["download", &ids[on_p1], "-"]);
         match run.status.is_some_and(|s| s.success()) {

@@ -5,8 +5,10 @@
 use super::Figures;
 use super::peer::{self, Expect};
 use super::tree::{self, Named};
+use crate::layout::binlog::op;
 use crate::proto::repair::Kind;
 use crate::storage::Store;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -56,6 +58,7 @@ impl Throttle {
 pub fn run(store: &Arc<Store>, throttled: bool, quit: &AtomicBool) {
     let f = &store.repair.figures;
     let total: u64 = store.paths.iter().map(|sp| count(store, sp.index)).sum();
+    let appenders = appender_sizes(store, None);
     f.scrub_total.store(total, Ordering::Relaxed);
     f.scrub_done.store(0, Ordering::Relaxed);
     let mut pace = Throttle {
@@ -90,12 +93,97 @@ pub fn run(store: &Arc<Store>, throttled: bool, quit: &AtomicBool) {
                         continue;
                     };
                     let path = dir.join(&name);
-                    let verdict = check(&path, &named, &mut pace, quit);
+                    let mut verdict = check(&path, &named, &mut pace, quit);
+                    if verdict == Verdict::Intact && named.kind == Kind::Appender {
+                        verdict = check_appender(store, &named, &path, &appenders);
+                    }
                     Figures::add(&f.scrub_done, 1);
                     settle(store, &named, &path, verdict);
                 }
             }
         }
+    }
+}
+
+/// What the binlog says each appender file's size is now: the end of its
+/// last append or truncate (and of a modify past it). An appender whose
+/// binlog lines say neither (only created, or created before the binlog
+/// began) is not in the map. Only `only` when given.
+pub fn appender_sizes(store: &Store, only: Option<&str>) -> HashMap<String, u64> {
+    let mut sizes: HashMap<String, u64> = HashMap::new();
+    let mut r = crate::storage::binlog::Reader::new(store.binlog.dir(), 0, 0);
+    let end = store.binlog.write_pos();
+    let two = |s: &str| -> Option<(u64, u64)> {
+        let (a, b) = s.split_once(' ')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    while let Ok(Some(rec)) = r.next(end) {
+        if only.is_some_and(|o| o != rec.name) {
+            continue;
+        }
+        let is_appender = || {
+            crate::layout::RemoteName::parse(&rec.name)
+                .ok()
+                .and_then(|n| n.info().ok())
+                .is_some_and(|i| i.is_appender())
+        };
+        match rec.op.to_ascii_uppercase() {
+            op::APPEND | op::MODIFY | op::TRUNCATE if is_appender() => {
+                let Some((a, b)) = two(&rec.extra) else {
+                    continue;
+                };
+                match rec.op.to_ascii_uppercase() {
+                    op::APPEND => {
+                        sizes.insert(rec.name, a + b);
+                    }
+                    op::TRUNCATE => {
+                        sizes.insert(rec.name, b);
+                    }
+                    _ => {
+                        if let Some(s) = sizes.get_mut(&rec.name) {
+                            *s = (*s).max(a + b);
+                        }
+                    }
+                }
+            }
+            op::DELETE | op::CREATE => {
+                sizes.remove(&rec.name);
+            }
+            // Regenerated: the old name is gone.
+            op::RENAME => {
+                sizes.remove(&rec.extra);
+            }
+            _ => {}
+        }
+    }
+    sizes
+}
+
+/// An appender file against its recorded state: its size must be what its
+/// binlog lines say. A mismatch is checked again under the file's lock with
+/// the binlog read anew (a change may have come in since the scrub began).
+fn check_appender(
+    store: &Store,
+    named: &Named,
+    path: &Path,
+    sizes: &HashMap<String, u64>,
+) -> Verdict {
+    let name = named.remote_string();
+    let Some(&want) = sizes.get(&name) else {
+        return Verdict::Intact;
+    };
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).ok();
+    if size(path) == Some(want) {
+        return Verdict::Intact;
+    }
+    let _guard = store.file_locks.lock(path);
+    let now = appender_sizes(store, Some(&name));
+    match (now.get(&name), size(path)) {
+        (_, None) => Verdict::Gone,
+        (Some(&w), Some(s)) if s != w => Verdict::Corrupt(format!(
+            "{s} bytes where its binlog says {w} (appender file)"
+        )),
+        _ => Verdict::Intact,
     }
 }
 
