@@ -86,11 +86,12 @@ struct Cachestat {
 
 fn page_size() -> u64 {
     static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf has no preconditions.
-        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if n > 0 { n as u64 } else { 4096 }
-    })
+    *PAGE.get_or_init(
+        || match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
+            Ok(Some(n)) if n > 0 => n as u64,
+            _ => 4096,
+        },
+    )
 }
 
 /// Pages that hold bytes `[offset, offset + len)`; `len` > 0.
@@ -287,9 +288,13 @@ fn wait_by_read(file: &File, offset: u64, len: u64) -> io::Result<u64> {
 pub(crate) fn evict(file: &File) -> bool {
     let len = file.metadata().expect("stat").len();
     file.sync_all().expect("fsync");
-    // SAFETY: plain advice on a file we own.
-    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(r, 0, "posix_fadvise(DONTNEED)");
+    nix::fcntl::posix_fadvise(
+        std::os::fd::AsFd::as_fd(file),
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .expect("posix_fadvise(DONTNEED)");
     len == 0 || cached_pages(file, 0, len) == Some(0)
 }
 
