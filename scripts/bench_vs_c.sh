@@ -13,7 +13,8 @@
 #
 # BENCH_SECS: seconds per row (default 5). BENCH_KEEP=1 keeps the directories.
 # BENCH_COLD_64K / BENCH_COLD_1M: files per side for the cold rows (default
-# 8000 / 1500); BENCH_COLD=0 skips those rows.
+# 8000 / 1500); BENCH_COLD=0 skips those rows, BENCH_HOT=0 all the others.
+# FDFS: the fdfs binary to compare (default target/release/fdfs).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 fdfs=${FDFS:-$repo/target/release/fdfs}
@@ -141,9 +142,11 @@ side fdfs 41
 side c 42
 echo "fdfs $("$fdfs" --version | awk '{print $2}') against C FastDFS 6.16.1, both driven by upstream's fdfs_bench, $(nproc) cores, $(date -u +%Y-%m-%d), ${secs}s per row"
 echo
-echo "| op | clients | pool | fdfs ops/s | C ops/s | fdfs / C | fdfs p99 ms | C p99 ms | fdfs CPU µs/op | C CPU µs/op | CPU fdfs / C | first | failures fdfs / C |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+hot=${BENCH_HOT:-1}
+[ "$hot" = 0 ] || echo "| op | clients | pool | fdfs ops/s | C ops/s | fdfs / C | fdfs p99 ms | C p99 ms | fdfs CPU µs/op | C CPU µs/op | CPU fdfs / C | first | failures fdfs / C |"
+[ "$hot" = 0 ] || echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for pool in false true; do
+    [ "$hot" = 0 ] && break
     # Uploads write the id files the later rows read (the 8-client row's ids
     # for the 4 KiB reads, the 64 KiB row's for the 64 KiB reads).
     row "upload 4K" "$pool" upload 1 -d "$secs" -s 4096
@@ -196,6 +199,7 @@ fi
 
 # Deletes last: they slow later file creation on ext4 (see the README).
 for pool in false true; do
+    [ "$hot" = 0 ] && break
     row "delete 4K" "$pool" delete 8 -d 0 -n 10000 -i "{dir}/ids-$pool-4k"
 done
 
@@ -204,8 +208,9 @@ cold_rowno=0
 # from a dropped page cache.
 cold_row() {
     local label=$1 pool=$2 tag=$3
+    # Rows go 64K, 1M, 64K, 1M: each size has each side first once.
     local order=(fdfs c)
-    [ $((cold_rowno % 2)) = 1 ] && order=(c fdfs)
+    [ $(((cold_rowno + cold_rowno / 2) % 2)) = 1 ] && order=(c fdfs)
     cold_rowno=$((cold_rowno + 1))
     declare -A res
     local name
