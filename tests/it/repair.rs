@@ -309,3 +309,54 @@ fn an_emptied_store_path_is_refilled_from_the_peer() {
     }
     c.assert_serves("after-recovery");
 }
+
+/// `fdfs repair` on its own: a one-storage group (nothing to compare with, the scrub still
+/// runs), `--json`, `--no-wait`, and the exit codes for an unknown group or storage.
+#[test]
+fn the_repair_tool_reports_and_fails_clearly() {
+    let c = Cluster::start();
+    let data = random_bytes("repair-tool", 4321);
+    let id = c.upload(&data, &[]);
+    let run = c.fdfs(&["repair", "group1", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(run.stdout_str().trim())
+        .unwrap_or_else(|e| panic!("one JSON object per storage: {e}\n{}", run.describe()));
+    assert!(v["scrubbed_files"].as_u64() >= Some(1), "{v}");
+    assert_eq!(v["unrepairable"], 0, "{v}");
+    assert_eq!(v["storage"], c.storage_ip(0), "{v}");
+    let run = c
+        .fdfs(&["repair", "group1", "--no-wait", "--quick"])
+        .success();
+    assert!(
+        run.stdout_str().contains("repair pass started"),
+        "{}",
+        run.describe()
+    );
+    let text = c
+        .fdfs(&["repair", "group1", c.storage_ip(0)])
+        .success()
+        .stdout_str();
+    assert!(
+        text.contains("files scrubbed") && text.contains("0 unrepairable"),
+        "{text}"
+    );
+    let run = c.fdfs(&["repair", "g9"]);
+    assert_eq!(
+        run.status.and_then(|s| s.code()),
+        Some(3),
+        "{}",
+        run.describe()
+    );
+    let run = c.fdfs(&["repair", "group1", "10.9.9.9"]);
+    assert_eq!(
+        run.status.and_then(|s| s.code()),
+        Some(3),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr_str().contains("no storage 10.9.9.9"),
+        "{}",
+        run.describe()
+    );
+    assert_same_bytes("the file after the passes", &data, &c.download(&id));
+}
