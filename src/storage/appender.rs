@@ -479,6 +479,26 @@ pub fn regenerate(store: &Store, t: &Target) -> Result<(String, Commit), Error> 
     Ok((new, renamed.max(meta)))
 }
 
+/// After a pushed rename of an appender file to its regenerated, normal name:
+/// whether our copy has the size that name carries. A copy that missed
+/// changes the sender could no longer replay (their data was read from the
+/// file under its old name, gone by then) is caught here, the one moment
+/// both names are known.
+pub fn regenerated_whole(store: &Store, group: &str, dest: &str) -> bool {
+    let Ok((name, path)) = super::replica::our_file(store, group, dest) else {
+        return true;
+    };
+    if !name.is_normal() {
+        return true;
+    }
+    let want = name.info().map(|i| i.file_size()).ok();
+    match fs::metadata(&path) {
+        Ok(m) => want.is_none_or(|w| w == m.len()),
+        // Not here at all: the sender sends it whole.
+        Err(_) => true,
+    }
+}
+
 /// SYNC_RENAME_FILE: rename src to dest. Neither here: Missing, the sender
 /// then sends dest whole. Returns what it found and the journal record of
 /// its line.

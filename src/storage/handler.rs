@@ -348,6 +348,16 @@ impl StorageService {
                 let p = s.pusher();
                 self.on_path(cmd, &l.src.clone(), move |store| {
                     let (o, commit) = appender::sync_rename(store, &l);
+                    if !appender::regenerated_whole(store, &l.group, &l.dest) {
+                        log::warn!(
+                            "{} (from {}): not the size its name says after the rename; \
+                             copying it whole from {}",
+                            l.dest,
+                            l.src,
+                            p.addr.ip()
+                        );
+                        store.refetch.request(p.addr.ip(), &l.dest);
+                    }
                     let what = format!("{} (from {})", l.dest, l.src);
                     (
                         Self::sync_reply(store, &p, cmd, &what, l.timestamp, &o),

@@ -610,3 +610,36 @@ fn resumable_upload_50mib() {
         "crc32 of the 50 MiB appender file"
     );
 }
+
+/// A peer that was down while an appender file was changed and then regenerated gets the
+/// changes replayed from the file under its old name, which the source no longer has: they
+/// cannot be sent. At the pushed rename the peer finds its copy is not the size the new,
+/// normal name carries, and copies it whole from the source (this once left the peer with a
+/// stale file under a name that promises other content, forever).
+#[test]
+fn changes_made_before_a_regenerate_reach_a_peer_that_was_down() {
+    let mut c = Cluster::builder()
+        .storages(2)
+        .tracker_conf("store_server", "1")
+        .start();
+    let mut model = random_bytes("regen-base", 20_000);
+    let id = upload_appender(&c, &model);
+    c.wait_content_everywhere(&id, &model, Duration::from_secs(30), "the upload");
+    assert!(c.stop_storage(1), "the peer stops cleanly");
+    let more = random_bytes("regen-more", 7_777);
+    let path = c.write_file("regen-more", &more);
+    c.fdfs(&["append", &id, path.to_str().unwrap()]).success();
+    model.extend_from_slice(&more);
+    c.fdfs(&["truncate", &id, "15000"]).success();
+    model.truncate(15_000);
+    c.fdfs(&["append", &id, path.to_str().unwrap()]).success();
+    model.extend_from_slice(&more);
+    let new = c.fdfs(&["regenerate", &id]).success().stdout_str();
+    c.respawn_storage(1);
+    c.wait_content_everywhere(
+        &new,
+        &model,
+        Duration::from_secs(60),
+        "the regenerated file",
+    );
+}
