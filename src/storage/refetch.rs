@@ -144,14 +144,28 @@ fn fetch(store: &Store, job: &Job) -> Result<u64, String> {
         Record::replica_op(op::UPDATE),
         &job.remote,
     );
-    // Synced in place; no reply waits for the journal's copy of its line.
-    let _line = store
+    put_in_place(store, &mut tmp, &dest, rec, hidden)
+        .map_err(|e| format!("replacing {}: {e}", dest.display()))?;
+    Ok(size)
+}
+
+/// A whole copy fetched into `tmp` (in `dest`'s directory) takes `dest`'s
+/// place, synced as the config asks, with its binlog line `rec`. The caller
+/// holds the file's lock. No reply waits for the journal's copy of the line.
+pub(super) fn put_in_place(
+    store: &Store,
+    tmp: &mut crate::layout::tmpfile::TempFile,
+    dest: &std::path::Path,
+    rec: Record,
+    hidden: impl Fn() -> String,
+) -> std::io::Result<()> {
+    let dir = dest.parent().unwrap_or(dest);
+    store
         .binlog
         .append_with(|| {
-            tmp.persist_replace(&dest, hidden)?;
+            tmp.persist_replace(dest, hidden)?;
             store.durable.sync_in_place(Some(tmp.file()), Some(dir))?;
             Ok(Some(rec))
         })
-        .map_err(|e| format!("replacing {}: {e}", dest.display()))?;
-    Ok(size)
+        .map(drop)
 }

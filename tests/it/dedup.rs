@@ -81,16 +81,7 @@ fn remote(id: &str) -> &str {
 
 /// The storage's dedup figures, from `fdfs monitor --json`.
 fn dedup_figures(c: &Cluster, i: usize) -> serde_json::Value {
-    let run = c.fdfs(&["monitor", "--json"]).success();
-    let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("monitor --json");
-    let ip = c.storage_ip(i).to_string();
-    v["groups"][0]["storages"]
-        .as_array()
-        .expect("storages")
-        .iter()
-        .find(|s| s["ip"] == ip.as_str())
-        .unwrap_or_else(|| panic!("storage {ip} not in {v}"))["dedup"]
-        .clone()
+    c.monitor_of(i)["dedup"].clone()
 }
 
 /// Every link points at a regular file, every content (but the `plain` files: appenders)

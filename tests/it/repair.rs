@@ -48,16 +48,7 @@ fn wait_holds(c: &Cluster, i: usize, want: &BTreeMap<String, String>, what: &str
 
 /// `fdfs monitor --json`'s repair figures of storage `i`.
 fn repair_figures(c: &Cluster, i: usize) -> serde_json::Value {
-    let run = c.fdfs(&["monitor", "--json"]).success();
-    let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("monitor --json");
-    let ip = c.storage_ip(i).to_string();
-    v["groups"][0]["storages"]
-        .as_array()
-        .expect("storages")
-        .iter()
-        .find(|s| s["ip"] == ip.as_str())
-        .unwrap_or_else(|| panic!("storage {ip} not in {v}"))["repair"]
-        .clone()
+    c.monitor_of(i)["repair"].clone()
 }
 
 /// Overwrite the binlog line of storage `i` that names `name` with a line that does not

@@ -150,15 +150,8 @@ fn fetch_from(store: &Store, named: &Named, expect: Expect, p: &Peer) -> Result<
     }
     let op = if existed { op::UPDATE } else { op::CREATE };
     let rec = Record::new(now() as u32, Record::replica_op(op), &named.remote_string());
-    let _line = store
-        .binlog
-        .append_with(|| {
-            tmp.persist_replace(&dest, hidden)?;
-            store.durable.sync_in_place(Some(tmp.file()), Some(dir))?;
-            Ok(Some(rec))
-        })
-        .map_err(|e| format!("putting it in place at {}: {e}", dest.display()))?;
-    Ok(())
+    crate::storage::refetch::put_in_place(store, &mut tmp, &dest, rec, hidden)
+        .map_err(|e| format!("putting it in place at {}: {e}", dest.display()))
 }
 
 /// What one comparison found to do.

@@ -229,6 +229,21 @@ impl Cluster {
         );
     }
 
+    /// Storage `i`'s entry in `fdfs monitor --json` (its `dedup`, `repair`, ... figures).
+    #[track_caller]
+    pub fn monitor_of(&self, i: usize) -> serde_json::Value {
+        let run = self.fdfs(&["monitor", "--json"]).success();
+        let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("monitor --json");
+        let ip = self.storage_ip(i).to_string();
+        v["groups"][0]["storages"]
+            .as_array()
+            .expect("storages")
+            .iter()
+            .find(|s| s["ip"] == ip.as_str())
+            .unwrap_or_else(|| panic!("storage {ip} not in {v}"))
+            .clone()
+    }
+
     /// Runs `fdfs ARGS --storage <storage i>`: talks to that storage directly.
     pub fn fdfs_on(&self, i: usize, args: &[&str]) -> Run {
         let storage = self.storage_addr(i).to_string();
