@@ -1,4 +1,4 @@
-//! The dedup index: which stored content has which signature, and how many
+//! The dedup index: which stored content has which key and hash, and how many
 //! links point at each (see `super` for the model).
 //!
 //! It lives in memory and in `dedup.dat` + `dedup.log` under `base_path/data`
