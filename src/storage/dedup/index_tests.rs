@@ -612,3 +612,55 @@ fn the_sources_hashed_for_one_upload_are_bounded() {
     assert_eq!(p.src(), srcs[n - 1]);
     assert_eq!(known(&d), vec![true; n]);
 }
+
+/// A normal FastDFS name for `content` (its size and CRC32 in it).
+fn fastdfs_name(content: &[u8], rand: u32) -> String {
+    use crate::layout::file_id::{ext_part, normal_size_field};
+    let info = crate::layout::NameInfo {
+        source: crate::layout::Source::Id(1),
+        timestamp: 1_700_000_000,
+        size_field: normal_size_field(content.len() as u64, rand),
+        crc32: crc32fast::hash(content),
+    };
+    let name = format!("{}{}", info.encode(), ext_part("jpg", rand));
+    RemoteName::new(0, 0, 1, name).as_string()
+}
+
+#[test]
+fn a_rebuilt_source_takes_its_key_from_its_name_unread() {
+    let t = setup();
+    let content = b"a content under a FastDFS name";
+    let src = fastdfs_name(content, 7);
+    put(&t, &src, content);
+    link(&t, &src, &name(2)).unwrap();
+    fs::write(t.dir.join(SNAPSHOT), b"garbage").unwrap();
+    let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert!(rec.rebuilt.is_some());
+    assert_eq!(d.lock().refs(&src), Some(1));
+    assert_eq!(d.lock().hash_of(&src), None, "not read");
+    // An upload of the same content finds it by its key, then compares.
+    assert_eq!(upload_unlocked(&d, &t, content, &name(3), &name(4)), src);
+    assert_eq!(d.lock().refs(&src), Some(2));
+    // A name whose CRC32 is not its content's only hides it: never a wrong link.
+    let other = b"a content under a lying name.....";
+    let liar = fastdfs_name(b"something else of the same size!!", 9);
+    d.lock()
+        .add_source(
+            sig_of_bytes(b"something else of the same size!!").0,
+            None,
+            &liar,
+            || {
+                put(&t, &liar, other);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let (l, _) = upload_counted(
+        &d,
+        &t,
+        b"something else of the same size!!",
+        &name(5),
+        &name(6),
+    );
+    assert_eq!(l, name(5), "compared, not the same: stored anew");
+}
