@@ -131,9 +131,12 @@ impl Tally {
     }
 }
 
-/// Deterministic content of `size` bytes (cheap, not compressible by pattern).
+/// Deterministic content of `size` bytes (cheap, not compressible by pattern),
+/// a different one for every seed.
 pub(super) fn content(size: u64, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    // Not `seed | 1`: seeds 2 and 3 made the same content, so with 8 clients
+    // three pairs uploaded the same files, duplicates in the "new content" rows.
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
     (0..size)
         .map(|_| {
             x ^= x << 13;
@@ -437,5 +440,11 @@ mod tests {
         assert_eq!(human_size(4096), "4 KiB");
         assert_eq!(human_size(256 << 20), "256 MiB");
         assert_eq!(human_size(1000), "1000 B");
+    }
+
+    #[test]
+    fn every_client_has_its_own_content() {
+        let all: std::collections::HashSet<Vec<u8>> = (1..=64).map(|s| content(64, s)).collect();
+        assert_eq!(all.len(), 64);
     }
 }

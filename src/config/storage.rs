@@ -99,7 +99,7 @@ pub struct StorageConfig {
     pub durable_journal_size: u64,
     /// `check_file_duplicate` (default false): store the same content once
     /// (`storage::dedup`; fdfs's own index, no FastDHT). `file_signature_method`
-    /// is accepted and ignored: the signature is BLAKE3 of the content plus its size.
+    /// is accepted and ignored: a content is its size and CRC32, then its BLAKE3 hash.
     pub check_file_duplicate: bool,
     /// Our key `scrub_interval` (default 0: off): seconds from the start of
     /// one background scrub (every file read and checked against its ID) to

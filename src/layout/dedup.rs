@@ -2,54 +2,81 @@
 //! keeps the same facts in a FastDHT cluster.
 //!
 //! Two text files under `base_path/data/`:
-//! - `dedup.dat`, a snapshot: a header line `fdfs-dedup2 <generation>`, then one line per
-//!   stored content: `<blake3 hex> <size> <refs> <source remote filename>`.
-//! - `dedup.log`, what changed since: a header line `fdfs-dedup2-log <generation>`, then
+//! - `dedup.dat`, a snapshot: a header line `fdfs-dedup3 <generation>`, then one line per
+//!   stored content: `<blake3 hex or -> <size> <crc32 hex> <refs> <source remote filename>`.
+//! - `dedup.log`, what changed since: a header line `fdfs-dedup3-log <generation>`, then
 //!   one [`Change`] per line. A log whose generation is not the snapshot's was
 //!   folded into the snapshot already (a crash between writing the snapshot and
 //!   starting the new log) and is ignored.
 //!
 //! The change lines are intents: each is written before the link or file it names is
 //! made or removed, so that after a crash the reader checks those names on disk rather
-//! than trusting the line. A last line without its newline was cut by the crash and is
+//! than trusting the line. The one exception is `H`, a fact: a source's hash, learned
+//! after its file was read. A last line without its newline was cut by the crash and is
 //! dropped.
 //!
-//! Version 1 (`fdfs-dedup`, `fdfs-dedup-log`) had SHA-1 signatures. Each version reads
-//! the other's snapshot as unreadable, so the index is rebuilt from the data tree.
+//! Version 1 (`fdfs-dedup`) had SHA-1 signatures, version 2 (`fdfs-dedup2`) a BLAKE3
+//! hash for every content. Each version reads the others' snapshots as unreadable, so
+//! the index is rebuilt from the data tree.
 
 use std::fmt::Write as _;
 
-/// What identifies a content: the BLAKE3 hash of its bytes and its length.
-///
-/// BLAKE3 rather than SHA-1: SHA-1 collisions can be made (two files of one size
-/// and one SHA-1 would share one content), and BLAKE3 is several times faster
-/// (the README's dedup rows say what the hash costs an upload).
+/// What picks the candidates for a content cheaply: its length and CRC32, which
+/// an upload computes anyway (they are in its file name). Equal keys do not
+/// make equal contents: CRC32 collisions are easy to make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sig {
-    pub hash: [u8; 32],
+pub struct Key {
     pub size: u64,
+    pub crc32: u32,
 }
 
-impl Sig {
-    fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.hash {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
-    }
+/// What identifies a content among those of one [`Key`]: the BLAKE3 hash of its
+/// bytes. It is computed only when two contents share a key.
+///
+/// BLAKE3 rather than SHA-1: SHA-1 collisions can be made (two files of one size
+/// and one SHA-1 would share one content), and BLAKE3 is several times faster.
+pub type Hash = [u8; 32];
 
-    fn parse(hex: &str, size: &str) -> Option<Sig> {
-        if hex.len() != 64 || !hex.is_ascii() {
+fn hex(hash: &Hash) -> String {
+    let mut s = String::with_capacity(64);
+    for b in hash {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn parse_hash(hex: &str) -> Option<Hash> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(hash)
+}
+
+/// `-` for a hash not computed yet.
+fn opt_hex(hash: &Option<Hash>) -> String {
+    hash.as_ref().map_or_else(|| "-".to_string(), hex)
+}
+
+/// Outer None: not a hash; inner None: `-`.
+fn parse_opt_hash(s: &str) -> Option<Option<Hash>> {
+    match s {
+        "-" => Some(None),
+        s => parse_hash(s).map(Some),
+    }
+}
+
+impl Key {
+    fn parse(size: &str, crc32: &str) -> Option<Key> {
+        if crc32.len() != 8 {
             return None;
         }
-        let mut hash = [0u8; 32];
-        for (i, b) in hash.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Sig {
-            hash,
+        Some(Key {
             size: size.parse().ok()?,
+            crc32: u32::from_str_radix(crc32, 16).ok()?,
         })
     }
 }
@@ -57,8 +84,14 @@ impl Sig {
 /// One line of the change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// `S <hash> <size> <source>`: `source` is about to hold a new content.
-    Source { sig: Sig, src: String },
+    /// `S <hash or -> <size> <crc32> <source>`: `source` is about to hold a new content.
+    Source {
+        key: Key,
+        hash: Option<Hash>,
+        src: String,
+    },
+    /// `H <source> <hash>`: `source`'s content was read and has this hash.
+    Hash { src: String, hash: Hash },
     /// `+ <source> <link>`: `link` is about to be made, pointing at `source`.
     Link { src: String, link: String },
     /// `- <source> <link>`: `link`, pointing at `source`, is about to be removed.
@@ -79,9 +112,10 @@ impl Change {
     /// The line, with its newline; `None` if a name is not a single token.
     pub fn encode(&self) -> Option<String> {
         let line = match self {
-            Change::Source { sig, src } if is_token(src) => {
-                format!("S {} {} {src}\n", sig.hex(), sig.size)
+            Change::Source { key, hash, src } if is_token(src) => {
+                format!("S {} {} {:08x} {src}\n", opt_hex(hash), key.size, key.crc32)
             }
+            Change::Hash { src, hash } if is_token(src) => format!("H {src} {}\n", hex(hash)),
             Change::Link { src, link } if is_token(src) && is_token(link) => {
                 format!("+ {src} {link}\n")
             }
@@ -101,9 +135,14 @@ impl Change {
     pub fn decode(line: &str) -> Option<Change> {
         let f: Vec<&str> = line.split(' ').collect();
         Some(match f.as_slice() {
-            ["S", hex, size, src] if is_token(src) => Change::Source {
-                sig: Sig::parse(hex, size)?,
+            ["S", hash, size, crc, src] if is_token(src) => Change::Source {
+                key: Key::parse(size, crc)?,
+                hash: parse_opt_hash(hash)?,
                 src: src.to_string(),
+            },
+            ["H", src, hash] if is_token(src) => Change::Hash {
+                src: src.to_string(),
+                hash: parse_hash(hash)?,
             },
             ["+", src, link] if is_token(src) && is_token(link) => Change::Link {
                 src: src.to_string(),
@@ -128,19 +167,29 @@ impl Change {
 /// One content of the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub sig: Sig,
+    pub key: Key,
+    /// None until a second content of the same key made it worth computing.
+    pub hash: Option<Hash>,
     pub refs: u32,
     pub src: String,
 }
 
-const SNAPSHOT_MAGIC: &str = "fdfs-dedup2";
-const LOG_MAGIC: &str = "fdfs-dedup2-log";
+const SNAPSHOT_MAGIC: &str = "fdfs-dedup3";
+const LOG_MAGIC: &str = "fdfs-dedup3-log";
 
 /// The snapshot file's bytes.
 pub fn encode_snapshot(generation: u64, entries: &[Entry]) -> Vec<u8> {
     let mut s = format!("{SNAPSHOT_MAGIC} {generation}\n");
     for e in entries {
-        let _ = writeln!(s, "{} {} {} {}", e.sig.hex(), e.sig.size, e.refs, e.src);
+        let _ = writeln!(
+            s,
+            "{} {} {:08x} {} {}",
+            opt_hex(&e.hash),
+            e.key.size,
+            e.key.crc32,
+            e.refs,
+            e.src
+        );
     }
     s.into_bytes()
 }
@@ -154,14 +203,15 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Vec<Entry>), String> {
     for (i, line) in lines.enumerate() {
         let bad = || format!("line {}: {line:?}", i + 2);
         let f: Vec<&str> = line.split(' ').collect();
-        let [hex, size, refs, src] = f.as_slice() else {
+        let [hash, size, crc, refs, src] = f.as_slice() else {
             return Err(bad());
         };
         if !is_token(src) {
             return Err(bad());
         }
         entries.push(Entry {
-            sig: Sig::parse(hex, size).ok_or_else(bad)?,
+            key: Key::parse(size, crc).ok_or_else(bad)?,
+            hash: parse_opt_hash(hash).ok_or_else(bad)?,
             refs: refs.parse().map_err(|_| bad())?,
             src: src.to_string(),
         });
@@ -211,10 +261,10 @@ fn header(line: Option<&str>, magic: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn sig(n: u8) -> Sig {
-        Sig {
-            hash: [n; 32],
+    fn key(n: u8) -> Key {
+        Key {
             size: 1000 + n as u64,
+            crc32: 0xdead_0000 + n as u32,
         }
     }
 
@@ -222,8 +272,18 @@ mod tests {
     fn changes_round_trip() {
         let all = [
             Change::Source {
-                sig: sig(7),
+                key: key(7),
+                hash: Some([7; 32]),
                 src: "M00/0A/3F/abc.jpg".into(),
+            },
+            Change::Source {
+                key: key(8),
+                hash: None,
+                src: "M00/0A/3F/abd.jpg".into(),
+            },
+            Change::Hash {
+                src: "M00/0A/3F/abd.jpg".into(),
+                hash: [8; 32],
             },
             Change::Link {
                 src: "M00/0A/3F/abc.jpg".into(),
@@ -263,23 +323,29 @@ mod tests {
     fn snapshot_round_trip_and_errors() {
         let e = vec![
             Entry {
-                sig: sig(1),
+                key: key(1),
+                hash: Some([1; 32]),
                 refs: 3,
                 src: "M00/00/00/a".into(),
             },
             Entry {
-                sig: sig(2),
+                key: key(2),
+                hash: None,
                 refs: 0,
                 src: "M01/FF/FF/b.txt".into(),
             },
         ];
         let bytes = encode_snapshot(9, &e);
         assert_eq!(decode_snapshot(&bytes).unwrap(), (9, e));
-        assert!(decode_snapshot(b"fdfs-dedup2 1\nzz 1 1 a\n").is_err());
+        assert!(decode_snapshot(b"fdfs-dedup3 1\nzz 1 00000000 1 a\n").is_err());
+        assert!(decode_snapshot(b"fdfs-dedup3 1\n- 1 0000000 1 a\n").is_err());
         assert!(decode_snapshot(b"other 1\n").is_err());
         // Version 1, with SHA-1 signatures.
         let v1 = format!("fdfs-dedup 1\n{} 5 1 M00/00/00/a\n", "ab".repeat(20));
         assert!(decode_snapshot(v1.as_bytes()).is_err());
+        // Version 2, a BLAKE3 hash for every content.
+        let v2 = format!("fdfs-dedup2 1\n{} 5 1 M00/00/00/a\n", "ab".repeat(32));
+        assert!(decode_snapshot(v2.as_bytes()).is_err());
     }
 
     #[test]
@@ -290,7 +356,8 @@ mod tests {
         assert_eq!(r.generation, 4);
         assert_eq!(r.changes.len(), 2);
         assert_eq!(r.bad_lines, vec![3]);
-        assert!(decode_log(b"fdfs-dedup2-log x\n").is_none());
+        assert!(decode_log(b"fdfs-dedup3-log x\n").is_none());
+        assert!(decode_log(b"fdfs-dedup2-log 4\n").is_none(), "version 2");
         assert!(decode_log(b"fdfs-dedup-log 4\n").is_none(), "version 1");
     }
 }

@@ -36,9 +36,9 @@ pub struct Upload {
     written: u64,
     unsynced: u64,
     pub(super) crc: crc32fast::Hasher,
-    /// Hash of the content so far, with `check_file_duplicate` (not for
-    /// appender files): see [`super::dedup`].
-    hash: Option<Box<blake3::Hasher>>,
+    /// With `check_file_duplicate`, for all but appender files: the end
+    /// links to a content stored once ([`super::dedup`]).
+    dedup: bool,
     /// The whole content, when it came in one chunk (see [`ONE_SHOT`]).
     pub(super) whole: Option<Vec<u8>>,
 }
@@ -94,7 +94,7 @@ impl Upload {
             written: 0,
             unsynced: 0,
             crc: crc32fast::Hasher::new(),
-            hash: (store_dedup && !appender).then(Box::default),
+            dedup: store_dedup && !appender,
             whole: None,
         }
     }
@@ -119,18 +119,12 @@ impl Upload {
             && self.slave.is_none()
         {
             self.crc.update(data);
-            if let Some(h) = &mut self.hash {
-                h.update(data);
-            }
             self.written = self.size;
             self.whole = Some(data.to_vec());
             return Ok(());
         }
         self.temp()?.file().write_all(data)?;
         self.crc.update(data);
-        if let Some(h) = &mut self.hash {
-            h.update(data);
-        }
         self.written += data.len() as u64;
         self.unsynced += data.len() as u64;
         let every = self.store.cfg.fsync_after_written_bytes;
@@ -166,8 +160,8 @@ impl Upload {
                 "upload ended early",
             ));
         }
-        if let Some(h) = self.hash.take() {
-            return self.finish_dedup(h.finalize().into());
+        if self.dedup {
+            return self.finish_dedup();
         }
         if let Some(data) = self.whole.take() {
             return self.finish_whole(&data);

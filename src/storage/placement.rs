@@ -63,7 +63,8 @@ pub enum Kind {
     /// Reads a whole file to change it (REGENERATE_APPENDER_FILENAME).
     Long,
     /// A pushed link (SYNC_CREATE_LINK): a small change, but with dedup on
-    /// its target may be new to the index and is then hashed, read whole.
+    /// its target may be new to the index, and is then read whole unless its
+    /// name gives its size and CRC32.
     Link,
     /// Walks a whole store path (FDFS_TREE_DIGEST from a repairing peer).
     Walk,
@@ -194,7 +195,7 @@ pub const TABLE: &[Row] = &[
         kinds: &[Kind::Link],
         when: Cond::Dedup,
         place: Place::Disk,
-        why: "check_file_duplicate: a link's target new to the index is hashed, read whole",
+        why: "check_file_duplicate: a link's target new to the index is read whole when its name does not give its CRC32",
     },
     Row {
         kinds: CHANGES,

@@ -1,44 +1,107 @@
 //! An upload's claim on the dedup index: the reservation under which its
 //! source and link are made outside the index's lock (see `super`).
 
-use super::{Change, Content, Dedup, Sig};
+use super::{Change, Content, Dedup, Hash, Key, insert, read_content};
 use std::io;
 
+/// At most this many sources of an upload's key whose hash is not known yet
+/// are read and hashed for one upload. Beyond that (CRC32 collisions made on
+/// purpose, say) the upload is stored as a new content: it costs space, never
+/// more than this many reads per upload. Each source is read once: its hash
+/// is kept.
+pub const MAX_HASHED: usize = 4;
+
 impl Dedup {
-    /// An upload of content `sig` that will be `link`: link it to the
-    /// source of that content (reserved, the intent logged), or place it as
-    /// a new source when there is none (or only `avoid`, found broken). Waits
-    /// while another upload places the same content, so that it is stored
-    /// once.
-    pub fn claim(&self, sig: Sig, link: &str, avoid: Option<&str>) -> io::Result<Claim<'_>> {
-        let mut g = self.lock();
-        while g.g.placing.contains(&sig) {
-            self.settled.wait(&mut g.g);
+    /// An upload of a content of key `key` that will be `link`: link it to
+    /// a source of the same content (reserved, the intent logged), or place
+    /// it as a new source when there is none (or only `avoid`, found
+    /// broken). Waits while another upload places a content of this key, so
+    /// that a content uploaded twice at once is stored once.
+    ///
+    /// `upload_hash` gives the upload's hash; it is called (once) only when
+    /// sources of this key exist. Their hashes, when not known yet, are
+    /// read from their files outside the lock and kept (at most
+    /// [`MAX_HASHED`] per call).
+    pub fn claim(
+        &self,
+        key: Key,
+        mut upload_hash: impl FnMut() -> io::Result<Hash>,
+        link: &str,
+        avoid: Option<&str>,
+    ) -> io::Result<Claim<'_>> {
+        let mut mine: Option<Hash> = None;
+        // Sources not to link to: the broken one, and those that could not be read.
+        let mut skip: Vec<String> = avoid.map(str::to_string).into_iter().collect();
+        let mut hashed = 0;
+        loop {
+            let mut g = self.lock();
+            while g.g.placing.contains(&key) {
+                self.settled.wait(&mut g.g);
+            }
+            let inner = &*g.g;
+            let candidates: Vec<(&String, Option<Hash>)> = (inner.by_key.get(&key))
+                .map(|v| {
+                    (v.iter())
+                        .filter(|s| !skip.contains(s))
+                        .map(|s| (s, inner.by_src[s.as_str()].hash))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if candidates.is_empty() {
+                return Ok(self.place(g, key, mine));
+            }
+            let Some(hash) = mine else {
+                drop(candidates);
+                drop(g);
+                mine = Some(upload_hash()?);
+                continue;
+            };
+            // In name order: the first of equal ones, as on every server.
+            if let Some((src, _)) = candidates.iter().find(|(_, h)| *h == Some(hash)) {
+                let src = (*src).clone();
+                let ticket = g.begin(vec![Change::Link {
+                    src: src.clone(),
+                    link: link.to_string(),
+                }])?;
+                g.g.by_src.get_mut(&src).expect("a candidate").reserved += 1;
+                return Ok(Claim::Link(Pending {
+                    d: self,
+                    ticket,
+                    src,
+                    open: true,
+                }));
+            }
+            let unknown = candidates.iter().find(|(_, h)| h.is_none());
+            let Some((src, _)) = unknown.filter(|_| hashed < MAX_HASHED) else {
+                return Ok(self.place(g, key, mine));
+            };
+            let src = (*src).clone();
+            drop(candidates);
+            drop(g);
+            hashed += 1;
+            let read = (self.path_of(&src))
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not ours"))
+                .and_then(|p| read_content(&p));
+            match read {
+                Ok((_, h)) => self.lock().learn_hash(&src, h)?,
+                Err(e) => {
+                    log::warn!("dedup: reading source {src} to compare it: {e}");
+                    skip.push(src);
+                }
+            }
         }
-        let src = (g.g.by_sig.get(&sig))
-            .filter(|s| Some(s.as_str()) != avoid && g.g.by_src.contains_key(s.as_str()))
-            .cloned();
-        let Some(src) = src else {
-            g.g.placing.insert(sig);
-            return Ok(Claim::New(Placing {
-                d: self,
-                sig,
-                avoid: avoid.map(str::to_string),
-                named: None,
-                live: true,
-            }));
-        };
-        let ticket = g.begin(vec![Change::Link {
-            src: src.clone(),
-            link: link.to_string(),
-        }])?;
-        g.g.by_src.get_mut(&src).expect("checked above").reserved += 1;
-        Ok(Claim::Link(Pending {
+    }
+
+    /// The upload places its content as a new source of `key`.
+    fn place(&self, mut g: super::Locked<'_>, key: Key, hash: Option<Hash>) -> Claim<'_> {
+        g.g.placing.insert(key);
+        Claim::New(Placing {
             d: self,
-            ticket,
-            src,
-            open: true,
-        }))
+            key,
+            hash,
+            named: None,
+            live: true,
+        })
     }
 }
 
@@ -75,9 +138,9 @@ impl Pending<'_> {
         let inner = &mut *g.g;
         let c = (inner.by_src.get_mut(&self.src)).expect("a reserved source stays");
         c.reserved -= 1;
-        inner.stats.count(&c.sig, c.refs, -1);
+        inner.stats.count(&c.key, c.refs, -1);
         c.refs += 1;
-        inner.stats.count(&c.sig, c.refs, 1);
+        inner.stats.count(&c.key, c.refs, 1);
         c.drop_later = false;
     }
 
@@ -109,13 +172,14 @@ impl Drop for Pending<'_> {
 }
 
 /// A new content being placed under a source name: uploads of the same
-/// content wait until [`Placing::placed`], or until this is dropped (the
+/// key wait until [`Placing::placed`], or until this is dropped (the
 /// placing failed; the next one places it).
 #[must_use]
 pub struct Placing<'a> {
     d: &'a Dedup,
-    sig: Sig,
-    avoid: Option<String>,
+    key: Key,
+    /// Known when sources of the same key had to be compared.
+    hash: Option<Hash>,
     /// (ticket, source) once the intents are logged.
     named: Option<(u64, String)>,
     /// Still in `Inner::placing` (until placed or dropped).
@@ -129,7 +193,8 @@ impl<'a> Placing<'a> {
         assert!(self.named.is_none(), "a content is placed once");
         let ticket = self.d.lock().begin(vec![
             Change::Source {
-                sig: self.sig,
+                key: self.key,
+                hash: self.hash,
                 src: src.to_string(),
             },
             Change::Link {
@@ -152,26 +217,15 @@ impl<'a> Placing<'a> {
         if let Some(c) = inner.under_way.get_mut(&ticket) {
             c.retain(|c| matches!(c, Change::Link { .. }));
         }
-        let keep = match inner.by_sig.get(&self.sig) {
-            Some(old)
-                if old.as_str() < src.as_str()
-                    && inner.by_src.contains_key(old)
-                    && self.avoid.as_ref() != Some(old) =>
-            {
-                old.clone()
-            }
-            _ => src.clone(),
-        };
-        inner.by_sig.insert(self.sig, keep);
-        let sig = self.sig;
-        let c = inner.by_src.entry(src.clone()).or_insert_with(|| {
+        let c = Content::new(self.key, self.hash, 0);
+        if insert(&mut inner.by_key, &mut inner.by_src, src.clone(), c) {
             inner.stats.contents += 1;
-            Content::new(sig, 0)
-        });
+        }
+        let c = inner.by_src.get_mut(&src).expect("inserted above");
         c.reserved += 1;
         // Nothing else links to it yet: if this link fails, it goes.
         c.drop_later = true;
-        inner.placing.remove(&self.sig);
+        inner.placing.remove(&self.key);
         d.settled.notify_all();
         Pending {
             d,
@@ -191,7 +245,7 @@ impl Drop for Placing<'_> {
         if let Some((ticket, _)) = self.named.take() {
             g.g.under_way.remove(&ticket);
         }
-        g.g.placing.remove(&self.sig);
+        g.g.placing.remove(&self.key);
         self.d.settled.notify_all();
     }
 }

@@ -1,4 +1,4 @@
-//! The dedup index: which stored content has which signature, and how many
+//! The dedup index: which stored content has which key and hash, and how many
 //! links point at each (see `super` for the model).
 //!
 //! It lives in memory and in `dedup.dat` + `dedup.log` under `base_path/data`
@@ -8,6 +8,12 @@
 //! ([`Dedup::open`]). A snapshot that cannot be read is rebuilt from the data
 //! tree (links and their targets).
 //!
+//! A content is found by its [`Key`] (size and CRC32, which an upload has for
+//! free) first, and told apart from others of that key by its BLAKE3 hash,
+//! which is computed only when there are others: for a source, once (read
+//! from its file and logged, `H`); for an upload, from its bytes
+//! ([`Dedup::claim`]). New content, whose key nothing has, is never hashed.
+//!
 //! An upload holds the lock only to decide and log ([`Dedup::claim`]): the
 //! file and link are made outside it, under a reservation ([`Pending`],
 //! [`Placing`]) that keeps the source from going meanwhile and is counted
@@ -16,7 +22,7 @@
 //!
 //! Memory: about 200 bytes per distinct content.
 
-use crate::layout::dedup::{self as fmt, Change, Entry, Sig};
+use crate::layout::dedup::{self as fmt, Change, Entry, Hash, Key};
 use crate::layout::{RemoteName, StorePath};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
@@ -45,16 +51,18 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn count(&mut self, sig: &Sig, refs: u32, sign: i64) {
+    fn count(&mut self, key: &Key, refs: u32, sign: i64) {
         let shared = refs.saturating_sub(1) as i64 * sign;
         self.links = (self.links as i64 + refs as i64 * sign) as u64;
         self.shared_files = (self.shared_files as i64 + shared) as u64;
-        self.saved_bytes = (self.saved_bytes as i64 + shared * sig.size as i64) as u64;
+        self.saved_bytes = (self.saved_bytes as i64 + shared * key.size as i64) as u64;
     }
 }
 
 struct Content {
-    sig: Sig,
+    key: Key,
+    /// Computed when a second content of this key came (None until then).
+    hash: Option<Hash>,
     /// Links made (what the snapshot and the stats count).
     refs: u32,
     /// Links being made outside the lock ([`Pending`]): the source stays
@@ -67,9 +75,10 @@ struct Content {
 }
 
 impl Content {
-    fn new(sig: Sig, refs: u32) -> Content {
+    fn new(key: Key, hash: Option<Hash>, refs: u32) -> Content {
         Content {
-            sig,
+            key,
+            hash,
             refs,
             reserved: 0,
             drop_later: false,
@@ -79,11 +88,13 @@ impl Content {
 
 /// The index's state; changed only through [`Locked`].
 struct Inner {
-    by_sig: HashMap<Sig, String>,
+    /// The sources of each key, sorted by name (usually one).
+    by_key: HashMap<Key, Vec<String>>,
     by_src: HashMap<String, Content>,
-    /// Contents an upload is placing as new sources; uploads of the same
-    /// content wait for them (`Dedup::settled`).
-    placing: HashSet<Sig>,
+    /// Keys of contents an upload is placing as new sources; uploads of the
+    /// same key wait for them (`Dedup::settled`), so that a content uploaded
+    /// twice at once is stored once.
+    placing: HashSet<Key>,
     /// The intents of changes under way outside the lock, by ticket; logged
     /// again by every compaction.
     under_way: HashMap<u64, Vec<Change>>,
@@ -144,11 +155,11 @@ impl Dedup {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (0, Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut by_sig = HashMap::with_capacity(entries.len());
+        let mut by_key = HashMap::with_capacity(entries.len());
         let mut by_src = HashMap::with_capacity(entries.len());
         for e in entries {
-            by_sig.insert(e.sig, e.src.clone());
-            by_src.insert(e.src, Content::new(e.sig, e.refs));
+            let c = Content::new(e.key, e.hash, e.refs);
+            insert(&mut by_key, &mut by_src, e.src, c);
         }
         let names = Names { paths: &paths };
         if rec.rebuilt.is_none() {
@@ -165,28 +176,28 @@ impl Dedup {
                         log.bad_lines
                     ));
                 } else {
-                    let removed = replay(&names, &mut by_sig, &mut by_src, &log.changes);
+                    let removed = replay(&names, &mut by_key, &mut by_src, &log.changes);
                     rec.removed_sources = removed;
                     if recount_after_crash && !log.changes.is_empty() {
-                        recount(&names, &mut by_sig, &mut by_src)?;
+                        recount(&names, &mut by_key, &mut by_src)?;
                         rec.recounted = true;
                     }
                 }
             }
         }
         if rec.rebuilt.is_some() {
-            (by_sig, by_src) = (HashMap::new(), HashMap::new());
-            recount(&names, &mut by_sig, &mut by_src)?;
+            (by_key, by_src) = (HashMap::new(), HashMap::new());
+            recount(&names, &mut by_key, &mut by_src)?;
         }
         let mut stats = Stats {
             contents: by_src.len() as u64,
             ..Stats::default()
         };
         for c in by_src.values() {
-            stats.count(&c.sig, c.refs, 1);
+            stats.count(&c.key, c.refs, 1);
         }
         let inner = Inner {
-            by_sig,
+            by_key,
             by_src,
             placing: HashSet::new(),
             under_way: HashMap::new(),
@@ -241,10 +252,37 @@ pub struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    /// The source holding content `sig`, if any.
+    /// The source uploads of content (`key`, `hash`) link to, if any (the
+    /// first by name of those whose hash is known to be `hash`).
     #[cfg(test)]
-    pub fn source(&self, sig: &Sig) -> Option<&str> {
-        self.g.by_sig.get(sig).map(String::as_str)
+    pub fn source(&self, key: &Key, hash: &Hash) -> Option<&str> {
+        let v = self.g.by_key.get(key)?;
+        (v.iter())
+            .find(|s| self.g.by_src[s.as_str()].hash.as_ref() == Some(hash))
+            .map(String::as_str)
+    }
+
+    /// The hash of source `src`, if it is known.
+    #[cfg(test)]
+    pub fn hash_of(&self, src: &str) -> Option<Hash> {
+        self.g.by_src.get(src)?.hash
+    }
+
+    /// Record the hash of source `src`, read from its file, so that it is
+    /// read once (logged: `H`). Nothing when `src` is gone meanwhile or its
+    /// hash known already.
+    pub fn learn_hash(&mut self, src: &str, hash: Hash) -> io::Result<()> {
+        if self.g.by_src.get(src).is_none_or(|c| c.hash.is_some()) {
+            return Ok(());
+        }
+        self.log(&[Change::Hash {
+            src: src.to_string(),
+            hash,
+        }])?;
+        if let Some(c) = self.g.by_src.get_mut(src) {
+            c.hash = Some(hash);
+        }
+        Ok(())
     }
 
     /// How many links point at `src`, those being made included; None when
@@ -253,29 +291,34 @@ impl Locked<'_> {
         self.g.by_src.get(src).map(|c| c.refs + c.reserved)
     }
 
-    /// Make `src` the source of content `sig`: `place` puts the file there.
+    /// Make `src` the source of a content of key `key` (and `hash`, when it
+    /// is known): `place` puts the file there.
+    ///
+    /// Two servers of a group that took the same new content at the same
+    /// time each made a source, and each gets the other's: both are kept,
+    /// and new uploads link to the one with the smaller name, on every
+    /// server (the sources of a key are kept in name order).
     pub fn add_source<R>(
         &mut self,
-        sig: Sig,
+        key: Key,
+        hash: Option<Hash>,
         src: &str,
         place: impl FnOnce() -> io::Result<R>,
     ) -> io::Result<R> {
         self.log(&[Change::Source {
-            sig,
+            key,
+            hash,
             src: src.to_string(),
         }])?;
         let r = place()?;
-        // Two servers of a group that took the same new content at the same
-        // time each made a source, and each gets the other's: new uploads
-        // then all link to the one with the smaller name, on every server.
-        let keep = match self.g.by_sig.get(&sig) {
-            Some(old) if old.as_str() < src && self.g.by_src.contains_key(old) => old.clone(),
-            _ => src.to_string(),
-        };
-        self.g.by_sig.insert(sig, keep);
-        if !self.g.by_src.contains_key(src) {
-            self.g.by_src.insert(src.to_string(), Content::new(sig, 0));
-            self.g.stats.contents += 1;
+        let inner = &mut *self.g;
+        if insert(
+            &mut inner.by_key,
+            &mut inner.by_src,
+            src.to_string(),
+            Content::new(key, hash, 0),
+        ) {
+            inner.stats.contents += 1;
         }
         Ok(r)
     }
@@ -301,9 +344,9 @@ impl Locked<'_> {
         let r = make()?;
         let inner = &mut *self.g;
         let c = inner.by_src.get_mut(src).expect("checked above");
-        inner.stats.count(&c.sig, c.refs, -1);
+        inner.stats.count(&c.key, c.refs, -1);
         c.refs += 1;
-        inner.stats.count(&c.sig, c.refs, 1);
+        inner.stats.count(&c.key, c.refs, 1);
         Ok(r)
     }
 
@@ -329,9 +372,9 @@ impl Locked<'_> {
         let inner = &mut *self.g;
         let c = inner.by_src.get_mut(src).expect("checked above");
         if removed && c.refs > 0 {
-            inner.stats.count(&c.sig, c.refs, -1);
+            inner.stats.count(&c.key, c.refs, -1);
             c.refs -= 1;
-            inner.stats.count(&c.sig, c.refs, 1);
+            inner.stats.count(&c.key, c.refs, 1);
         }
         Ok(Some(c.refs))
     }
@@ -358,11 +401,9 @@ impl Locked<'_> {
             src: src.to_string(),
         }])?;
         let r = remove()?;
-        let c = self.g.by_src.remove(src).expect("checked above");
-        if self.g.by_sig.get(&c.sig).is_some_and(|s| s == src) {
-            self.g.by_sig.remove(&c.sig);
-        }
-        self.g.stats.contents -= 1;
+        let inner = &mut *self.g;
+        forget(&mut inner.by_key, &mut inner.by_src, src);
+        inner.stats.contents -= 1;
         Ok(Some(r))
     }
 
@@ -408,7 +449,8 @@ impl Locked<'_> {
         // would remove it under a link.
         let mut entries: Vec<Entry> = (self.g.by_src.iter())
             .map(|(src, c)| Entry {
-                sig: c.sig,
+                key: c.key,
+                hash: c.hash,
                 refs: c.refs + c.reserved,
                 src: src.clone(),
             })
@@ -504,7 +546,7 @@ impl Names<'_> {
 /// word about it is its creation. Returns the sources removed here.
 fn replay(
     names: &Names,
-    by_sig: &mut HashMap<Sig, String>,
+    by_key: &mut HashMap<Key, Vec<String>>,
     by_src: &mut HashMap<String, Content>,
     changes: &[Change],
 ) -> Vec<String> {
@@ -514,12 +556,14 @@ fn replay(
     let mut drops = Vec::new();
     for c in changes {
         match c {
-            Change::Source { sig, src } => {
-                if !by_src.contains_key(src) {
-                    by_src.insert(src.clone(), Content::new(*sig, 0));
-                    by_sig.entry(*sig).or_insert_with(|| src.clone());
-                }
+            Change::Source { key, hash, src } => {
+                insert(by_key, by_src, src.clone(), Content::new(*key, *hash, 0));
                 sources.push(src.as_str());
+            }
+            Change::Hash { src, hash } => {
+                if let Some(c) = by_src.get_mut(src) {
+                    c.hash = Some(*hash);
+                }
             }
             Change::Link { src, link } => {
                 links.entry(link).or_insert((src, false));
@@ -539,7 +583,7 @@ fn replay(
     // A source whose file never got its name (a crash before the rename).
     for src in sources {
         if by_src.get(src).is_some_and(|c| c.refs == 0) && !names.exists(src) {
-            forget(by_sig, by_src, src);
+            forget(by_key, by_src, src);
         }
     }
     let mut removed = Vec::new();
@@ -552,27 +596,54 @@ fn replay(
                     Err(e) => log::warn!("dedup: removing {}: {e}", p.display()),
                 }
             }
-            forget(by_sig, by_src, src);
+            forget(by_key, by_src, src);
             removed.push(src.to_string());
         }
     }
     removed
 }
 
-fn forget(by_sig: &mut HashMap<Sig, String>, by_src: &mut HashMap<String, Content>, src: &str) {
-    if let Some(c) = by_src.remove(src)
-        && by_sig.get(&c.sig).is_some_and(|s| s == src)
-    {
-        by_sig.remove(&c.sig);
+/// Add source `src` with content `c`, unless it is one already; true if added.
+fn insert(
+    by_key: &mut HashMap<Key, Vec<String>>,
+    by_src: &mut HashMap<String, Content>,
+    src: String,
+    c: Content,
+) -> bool {
+    if by_src.contains_key(&src) {
+        return false;
+    }
+    let v = by_key.entry(c.key).or_default();
+    if let Err(at) = v.binary_search(&src) {
+        v.insert(at, src.clone());
+    }
+    by_src.insert(src, c);
+    true
+}
+
+fn forget(
+    by_key: &mut HashMap<Key, Vec<String>>,
+    by_src: &mut HashMap<String, Content>,
+    src: &str,
+) {
+    let Some(c) = by_src.remove(src) else {
+        return;
+    };
+    if let Some(v) = by_key.get_mut(&c.key) {
+        v.retain(|s| s != src);
+        if v.is_empty() {
+            by_key.remove(&c.key);
+        }
     }
 }
 
 /// Count the links in the data tree: every symlink into our store paths is a
-/// link, every regular file it points at a source (hashed when the index does
-/// not know it yet). Sources nothing links to keep a count of 0.
+/// link, every regular file it points at a source (its key taken from its
+/// name when the index does not know it yet, see [`content_key`]). Sources
+/// nothing links to keep a count of 0.
 fn recount(
     names: &Names,
-    by_sig: &mut HashMap<Sig, String>,
+    by_key: &mut HashMap<Key, Vec<String>>,
     by_src: &mut HashMap<String, Content>,
 ) -> io::Result<()> {
     let mut refs: HashMap<String, u32> = HashMap::new();
@@ -605,10 +676,9 @@ fn recount(
         let Some(path) = names.path_of(&src) else {
             continue;
         };
-        match content_sig(&path) {
-            Ok(sig) => {
-                by_sig.entry(sig).or_insert_with(|| src.clone());
-                by_src.insert(src, Content::new(sig, n));
+        match content_key(&path, &src) {
+            Ok((key, hash)) => {
+                insert(by_key, by_src, src, Content::new(key, hash, n));
             }
             Err(e) => log::warn!("dedup recount: {} ({n} links): {e}", path.display()),
         }
@@ -641,31 +711,68 @@ pub fn link_target(paths: &[StorePath], link: &Path) -> Option<String> {
     Names { paths }.remote_of(&target)
 }
 
-/// The signature of a file's content, read whole.
-pub fn content_sig(path: &Path) -> io::Result<Sig> {
-    use std::io::Read;
-    let mut f = File::open(path)?;
+/// The key of source `remote` at `path`, and its hash when that was read:
+/// from its name (a stat, no read) when it is a normal FastDFS name with the
+/// file's size, which carries the content's CRC32; else from its content. A
+/// name that misstates its CRC32 only keeps uploads from finding it: a link
+/// is made only to a content whose hash was compared.
+pub fn content_key(path: &Path, remote: &str) -> io::Result<(Key, Option<Hash>)> {
+    let m = fs::metadata(path)?;
+    if !m.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let named = RemoteName::parse(remote)
+        .ok()
+        .filter(RemoteName::is_normal)
+        .and_then(|n| n.info().ok())
+        .filter(|i| i.file_size() == m.len());
+    if let Some(i) = named {
+        let key = Key {
+            size: m.len(),
+            crc32: i.crc32,
+        };
+        return Ok((key, None));
+    }
+    let (key, hash) = read_content(path)?;
+    Ok((key, Some(hash)))
+}
+
+/// The key and hash of a file's content, read whole.
+pub fn read_content(path: &Path) -> io::Result<(Key, Hash)> {
+    let f = File::open(path)?;
     if !f.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    hash_file(&f)
+}
+
+/// The key and hash of `f`'s content, read from its start to its end.
+pub fn hash_file(f: &File) -> io::Result<(Key, Hash)> {
+    use std::os::unix::fs::FileExt;
     let mut h = blake3::Hasher::new();
+    let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f.read_at(&mut buf, size)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        crc.update(&buf[..n]);
         size += n as u64;
     }
-    Ok(Sig {
-        hash: h.finalize().into(),
+    let key = Key {
         size,
-    })
+        crc32: crc.finalize(),
+    };
+    Ok((key, h.finalize().into()))
 }
 
 #[path = "claim.rs"]

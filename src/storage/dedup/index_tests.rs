@@ -1,5 +1,6 @@
 //! Unit tests of the dedup index (`index.rs`): counts across reopenings,
 //! intents a crash cut short, rebuilds and recounts from the data tree.
+use super::claim::MAX_HASHED;
 use super::*;
 
 struct T {
@@ -33,20 +34,22 @@ fn link(t: &T, src: &str, l: &str) -> io::Result<()> {
     std::os::unix::fs::symlink(n.path_of(src).unwrap(), n.path_of(l).unwrap())
 }
 
-fn sig_of(t: &T, remote: &str) -> Sig {
-    content_sig(&Names { paths: &t.paths }.path_of(remote).unwrap()).unwrap()
+/// The key and hash of a stored file.
+fn sig_of(t: &T, remote: &str) -> (Key, Hash) {
+    read_content(&Names { paths: &t.paths }.path_of(remote).unwrap()).unwrap()
 }
 
 fn upload(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> String {
     let tmp = t.dir.join("upload.tmp");
     fs::write(&tmp, content).unwrap();
-    let sig = content_sig(&tmp).unwrap();
+    let (key, hash) = read_content(&tmp).unwrap();
     let mut g = d.lock();
-    let src = match g.source(&sig) {
+    let src = match g.source(&key, &hash) {
         Some(s) => s.to_string(),
         None => {
             let to = d.path_of(src).unwrap();
-            g.add_source(sig, src, || fs::rename(&tmp, &to)).unwrap();
+            g.add_source(key, Some(hash), src, || fs::rename(&tmp, &to))
+                .unwrap();
             src.to_string()
         }
     };
@@ -107,7 +110,8 @@ fn a_reopened_index_has_the_same_counts() {
     assert!(rec.rebuilt.is_none() && rec.removed_sources.is_empty());
     assert_eq!(d.stats(), before);
     assert_eq!(d.lock().refs(&src), Some(2));
-    assert_eq!(d.lock().source(&sig_of(&t, &src)), Some(src.as_str()));
+    let (key, hash) = sig_of(&t, &src);
+    assert_eq!(d.lock().source(&key, &hash), Some(src.as_str()));
 }
 
 #[test]
@@ -126,7 +130,8 @@ fn intents_not_carried_out_are_not_counted() {
             Err(io::Error::other("crash"))
         });
         // A source logged, its file never renamed into place.
-        let _ = g.add_source(sig_of(&t, &src), &name(9), || -> io::Result<()> {
+        let (key, hash) = sig_of(&t, &src);
+        let _ = g.add_source(key, Some(hash), &name(9), || -> io::Result<()> {
             Err(io::Error::other("crash"))
         });
     }
@@ -168,13 +173,17 @@ fn two_sources_of_one_content_agree_on_the_smaller_name() {
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     put(&t, &name(5), b"same");
     put(&t, &name(3), b"same");
-    let sig = sig_of(&t, &name(5));
+    let (key, hash) = sig_of(&t, &name(5));
     let mut g = d.lock();
-    g.add_source(sig, &name(5), || Ok(())).unwrap();
-    g.add_source(sig, &name(3), || Ok(())).unwrap();
-    assert_eq!(g.source(&sig), Some(name(3).as_str()));
-    g.add_source(sig, &name(4), || Ok(())).unwrap();
-    assert_eq!(g.source(&sig), Some(name(3).as_str()), "in any order");
+    g.add_source(key, Some(hash), &name(5), || Ok(())).unwrap();
+    g.add_source(key, Some(hash), &name(3), || Ok(())).unwrap();
+    assert_eq!(g.source(&key, &hash), Some(name(3).as_str()));
+    g.add_source(key, Some(hash), &name(4), || Ok(())).unwrap();
+    assert_eq!(
+        g.source(&key, &hash),
+        Some(name(3).as_str()),
+        "in any order"
+    );
 }
 
 #[test]
@@ -199,7 +208,8 @@ fn a_bad_snapshot_is_rebuilt_from_the_tree() {
     assert!(rec.rebuilt.is_some());
     assert_eq!(d.lock().refs(&src), Some(2));
     assert_eq!(d.lock().refs(&name(7)), None);
-    assert_eq!(d.lock().source(&sig_of(&t, &src)), Some(src.as_str()));
+    let (key, hash) = sig_of(&t, &src);
+    assert_eq!(d.lock().source(&key, &hash), Some(src.as_str()));
 }
 
 #[test]
@@ -243,8 +253,25 @@ fn a_stale_log_is_ignored_after_compaction() {
 /// An upload the way `Upload::finish_dedup` makes it: claim, place the
 /// content if it is new (`src`), make the link `l` outside the lock.
 fn upload_unlocked(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> String {
-    let sig = sig_of_bytes(content);
-    let pending = match d.claim(sig, l, None).unwrap() {
+    upload_counted(d, t, content, src, l).0
+}
+
+/// [`upload_unlocked`], also saying whether the upload's hash was computed.
+fn upload_counted(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> (String, bool) {
+    let (key, hash) = sig_of_bytes(content);
+    let mut hashed = false;
+    let claim = d
+        .claim(
+            key,
+            || {
+                hashed = true;
+                Ok(hash)
+            },
+            l,
+            None,
+        )
+        .unwrap();
+    let pending = match claim {
         Claim::Link(p) => p,
         Claim::New(mut placing) => {
             placing.begin(src, l).unwrap();
@@ -255,7 +282,13 @@ fn upload_unlocked(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> Stri
     let src = pending.src().to_string();
     link(t, &src, l).unwrap();
     pending.made();
-    src
+    (src, hashed)
+}
+
+/// Claim `l` for an upload of `content`.
+fn claim<'d>(d: &'d Dedup, content: &[u8], l: &str) -> Claim<'d> {
+    let (key, hash) = sig_of_bytes(content);
+    d.claim(key, || Ok(hash), l, None).unwrap()
 }
 
 #[test]
@@ -277,16 +310,15 @@ fn a_compaction_while_links_are_made_keeps_them_checked() {
     let t = setup();
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     let src = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
-    let sig = sig_of(&t, &src);
     // Two links reserved, a new content being placed; the log compacted
     // meanwhile; then one link is made, and the crash comes.
-    let Claim::Link(made) = d.claim(sig, &name(3), None).unwrap() else {
+    let Claim::Link(made) = claim(&d, b"abc", &name(3)) else {
         panic!("the content is known")
     };
-    let Claim::Link(lost) = d.claim(sig, &name(4), None).unwrap() else {
+    let Claim::Link(lost) = claim(&d, b"abc", &name(4)) else {
         panic!("the content is known")
     };
-    let Claim::New(mut placing) = d.claim(sig_of_bytes(b"new"), &name(6), None).unwrap() else {
+    let Claim::New(mut placing) = claim(&d, b"new", &name(6)) else {
         panic!("the content is new")
     };
     placing.begin(&name(5), &name(6)).unwrap();
@@ -303,10 +335,9 @@ fn a_compaction_while_links_are_made_keeps_them_checked() {
         Some(1),
         "the new source and its link"
     );
-    assert_eq!(
-        d.lock().source(&sig_of_bytes(b"new")),
-        Some(name(5).as_str())
-    );
+    // Placed without its hash (nothing else had its key), found by key.
+    let (key, _) = sig_of_bytes(b"new");
+    assert_eq!(d.lock().g.by_key[&key], vec![name(5)]);
 }
 
 #[test]
@@ -314,7 +345,7 @@ fn a_snapshot_without_its_log_keeps_contents_under_way() {
     let t = setup();
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     let src = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
-    let Claim::Link(p) = d.claim(sig_of(&t, &src), &name(3), None).unwrap() else {
+    let Claim::Link(p) = claim(&d, b"abc", &name(3)) else {
         panic!("the content is known")
     };
     let old_log = fs::read(t.dir.join(LOG)).unwrap();
@@ -334,8 +365,7 @@ fn a_source_losing_its_last_link_waits_for_links_being_made() {
     let t = setup();
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     let src = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
-    let sig = sig_of(&t, &src);
-    let Claim::Link(p) = d.claim(sig, &name(3), None).unwrap() else {
+    let Claim::Link(p) = claim(&d, b"abc", &name(3)) else {
         panic!("the content is known")
     };
     // A client deletes the only made link: the source stays for the link
@@ -352,7 +382,7 @@ fn a_source_losing_its_last_link_waits_for_links_being_made() {
     drop(g);
     assert!(p.failed(), "it failed: now the source goes");
     // Given back with a link made, it stays.
-    let Claim::Link(p) = d.claim(sig, &name(4), None).unwrap() else {
+    let Claim::Link(p) = claim(&d, b"abc", &name(4)) else {
         panic!("the content is still known")
     };
     link(&t, &src, &name(4)).unwrap();
@@ -364,13 +394,12 @@ fn a_source_losing_its_last_link_waits_for_links_being_made() {
 fn uploads_of_a_content_being_placed_wait_and_link_to_it() {
     let t = setup();
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
-    let sig = sig_of_bytes(b"abc");
-    let Claim::New(mut placing) = d.claim(sig, &name(2), None).unwrap() else {
+    let Claim::New(mut placing) = claim(&d, b"abc", &name(2)) else {
         panic!("the content is new")
     };
     placing.begin(&name(1), &name(2)).unwrap();
     std::thread::scope(|s| {
-        let other = s.spawn(|| match d.claim(sig, &name(3), None).unwrap() {
+        let other = s.spawn(|| match claim(&d, b"abc", &name(3)) {
             Claim::Link(p) => p.src().to_string(),
             Claim::New(_) => panic!("placed twice"),
         });
@@ -382,22 +411,19 @@ fn uploads_of_a_content_being_placed_wait_and_link_to_it() {
         p.failed();
     });
     // A placing that fails lets the next upload place it.
-    let sig = sig_of_bytes(b"xyz");
-    let Claim::New(placing) = d.claim(sig, &name(5), None).unwrap() else {
+    let Claim::New(placing) = claim(&d, b"xyz", &name(5)) else {
         panic!("the content is new")
     };
     drop(placing);
-    assert!(matches!(
-        d.claim(sig, &name(6), None).unwrap(),
-        Claim::New(_)
-    ));
+    assert!(matches!(claim(&d, b"xyz", &name(6)), Claim::New(_)));
 }
 
-fn sig_of_bytes(content: &[u8]) -> Sig {
-    Sig {
-        hash: blake3::hash(content).into(),
+fn sig_of_bytes(content: &[u8]) -> (Key, Hash) {
+    let key = Key {
         size: content.len() as u64,
-    }
+        crc32: crc32fast::hash(content),
+    };
+    (key, blake3::hash(content).into())
 }
 
 #[test]
@@ -414,5 +440,227 @@ fn an_index_with_sha1_signatures_is_rebuilt() {
     let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     assert!(rec.rebuilt.is_some());
     assert_eq!(d.lock().refs(&src), Some(2));
-    assert_eq!(d.lock().source(&sig_of_bytes(b"abc")), Some(src.as_str()));
+    let (key, hash) = sig_of_bytes(b"abc");
+    assert_eq!(d.lock().source(&key, &hash), Some(src.as_str()));
+}
+
+#[test]
+fn an_index_with_a_hash_for_every_content_is_rebuilt() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let src = upload(&d, &t, b"abc", &name(1), &name(2));
+    upload(&d, &t, b"abc", &name(3), &name(4));
+    drop(d);
+    // What the second version wrote: BLAKE3 hashes, no CRC32.
+    let (_, hash) = sig_of_bytes(b"abc");
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    fs::write(
+        t.dir.join(SNAPSHOT),
+        format!("fdfs-dedup2 3\n{hex} 3 2 {src}\n"),
+    )
+    .unwrap();
+    fs::write(t.dir.join(LOG), "fdfs-dedup2-log 3\n").unwrap();
+    let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert!(rec.rebuilt.is_some());
+    assert_eq!(d.lock().refs(&src), Some(2));
+    let (key, hash) = sig_of_bytes(b"abc");
+    assert_eq!(d.lock().source(&key, &hash), Some(src.as_str()));
+}
+
+/// `n` different 8-byte contents with one CRC32 (so one key). The CRC32 of
+/// messages of one length is linear plus a constant: a difference between
+/// two colliding messages XORed into any message keeps its CRC32.
+fn same_key_contents(n: usize) -> Vec<Vec<u8>> {
+    let mut seen: HashMap<u32, u64> = HashMap::new();
+    let mut all: HashSet<u64> = HashSet::from([0]);
+    // Spread over all 64 bits: messages that differ in 32 adjacent bits only
+    // never collide (CRC32 catches every burst that short).
+    for i in (1u64..).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) {
+        let crc = crc32fast::hash(&i.to_le_bytes());
+        let Some(j) = seen.insert(crc, i) else {
+            continue;
+        };
+        let d = i ^ j;
+        let more: Vec<u64> = all.iter().map(|m| m ^ d).collect();
+        all.extend(more);
+        if all.len() >= n {
+            break;
+        }
+    }
+    let mut v: Vec<u64> = all.into_iter().collect();
+    v.sort();
+    let v: Vec<Vec<u8>> = v[..n].iter().map(|m| m.to_le_bytes().to_vec()).collect();
+    let key = sig_of_bytes(&v[0]).0;
+    assert!(v.iter().all(|c| sig_of_bytes(c).0 == key));
+    v
+}
+
+#[test]
+fn new_content_is_not_hashed() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let (src, hashed) = upload_counted(&d, &t, b"abc", &name(1), &name(2));
+    assert!(!hashed, "no source had its key");
+    assert_eq!(d.lock().hash_of(&src), None);
+    let (_, hashed) = upload_counted(&d, &t, b"abd", &name(3), &name(4));
+    assert!(!hashed);
+    assert_eq!(d.stats().contents, 2);
+}
+
+#[test]
+fn a_key_match_of_another_content_keeps_both_unlinked() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let c = same_key_contents(2);
+    let (a, hashed) = upload_counted(&d, &t, &c[0], &name(1), &name(2));
+    assert!(!hashed);
+    let (b, hashed) = upload_counted(&d, &t, &c[1], &name(3), &name(4));
+    assert!(hashed, "a source had its key: compared");
+    assert_eq!(
+        (a.as_str(), b.as_str()),
+        (name(1).as_str(), name(3).as_str())
+    );
+    assert_eq!(d.lock().refs(&a), Some(1));
+    assert_eq!(d.lock().refs(&b), Some(1));
+    let s = d.stats();
+    assert_eq!((s.contents, s.links, s.shared_files), (2, 2, 0));
+    assert_eq!(fs::read(d.path_of(&name(4)).unwrap()).unwrap(), c[1]);
+    assert_eq!(fs::read(d.path_of(&name(2)).unwrap()).unwrap(), c[0]);
+    // Both hashes known now: the new source's from the upload, the old
+    // one's read from its file.
+    assert_eq!(d.lock().hash_of(&a), Some(sig_of_bytes(&c[0]).1));
+    assert_eq!(d.lock().hash_of(&b), Some(sig_of_bytes(&c[1]).1));
+    // A third upload of either links to the right one.
+    assert_eq!(upload_unlocked(&d, &t, &c[1], &name(5), &name(6)), b);
+    assert_eq!(upload_unlocked(&d, &t, &c[0], &name(7), &name(8)), a);
+}
+
+#[test]
+fn a_key_match_of_the_same_content_links() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let (src, _) = upload_counted(&d, &t, b"hello", &name(1), &name(2));
+    assert_eq!(d.lock().hash_of(&src), None);
+    let (again, hashed) = upload_counted(&d, &t, b"hello", &name(3), &name(4));
+    assert!(hashed);
+    assert_eq!(again, src);
+    assert!(!d.path_of(&name(3)).unwrap().exists(), "no second source");
+    assert_eq!(d.lock().refs(&src), Some(2));
+    assert_eq!(d.lock().hash_of(&src), Some(sig_of_bytes(b"hello").1));
+    assert_eq!(d.stats().shared_files, 1);
+}
+
+#[test]
+fn a_hash_learned_lazily_is_logged_and_survives_a_restart() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let c = same_key_contents(2);
+    let a = upload_unlocked(&d, &t, &c[0], &name(1), &name(2));
+    upload_unlocked(&d, &t, &c[1], &name(3), &name(4));
+    let want = Some(sig_of_bytes(&c[0]).1);
+    assert_eq!(d.lock().hash_of(&a), want);
+    assert!(
+        fs::read_to_string(t.dir.join(LOG))
+            .unwrap()
+            .contains(&format!("H {a} "))
+    );
+    drop(d);
+    // A crash: replayed from the log.
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().hash_of(&a), want);
+    drop(d);
+    // From the snapshot the open above wrote.
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().hash_of(&a), want);
+    // Known: the source's file is not read again (it would not hash the same).
+    fs::write(d.path_of(&a).unwrap(), b"changed!").unwrap();
+    assert_eq!(upload_unlocked(&d, &t, &c[0], &name(5), &name(6)), a);
+}
+
+#[test]
+fn the_sources_hashed_for_one_upload_are_bounded() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let n = MAX_HASHED + 2;
+    let c = same_key_contents(n);
+    let key = sig_of_bytes(&c[0]).0;
+    let srcs: Vec<String> = (0..n).map(|i| name(10 + i as u32)).collect();
+    for (src, content) in srcs.iter().zip(&c) {
+        d.lock()
+            .add_source(key, None, src, || {
+                put(&t, src, content);
+                Ok(())
+            })
+            .unwrap();
+    }
+    // The content of the last source, in name order: the first
+    // MAX_HASHED are read, none matches, and the upload is a new content.
+    let last = &c[n - 1];
+    let Claim::New(placing) = claim(&d, last, &name(2)) else {
+        panic!("stored as new beyond the bound")
+    };
+    drop(placing);
+    let known =
+        |d: &Dedup| -> Vec<bool> { srcs.iter().map(|s| d.lock().hash_of(s).is_some()).collect() };
+    let mut want = vec![true; MAX_HASHED];
+    want.extend([false, false]);
+    assert_eq!(known(&d), want);
+    // The next upload reads only the others, and finds it.
+    let Claim::Link(p) = claim(&d, last, &name(3)) else {
+        panic!("the last source holds it")
+    };
+    assert_eq!(p.src(), srcs[n - 1]);
+    assert_eq!(known(&d), vec![true; n]);
+}
+
+/// A normal FastDFS name for `content` (its size and CRC32 in it).
+fn fastdfs_name(content: &[u8], rand: u32) -> String {
+    use crate::layout::file_id::{ext_part, normal_size_field};
+    let info = crate::layout::NameInfo {
+        source: crate::layout::Source::Id(1),
+        timestamp: 1_700_000_000,
+        size_field: normal_size_field(content.len() as u64, rand),
+        crc32: crc32fast::hash(content),
+    };
+    let name = format!("{}{}", info.encode(), ext_part("jpg", rand));
+    RemoteName::new(0, 0, 1, name).as_string()
+}
+
+#[test]
+fn a_rebuilt_source_takes_its_key_from_its_name_unread() {
+    let t = setup();
+    let content = b"a content under a FastDFS name";
+    let src = fastdfs_name(content, 7);
+    put(&t, &src, content);
+    link(&t, &src, &name(2)).unwrap();
+    fs::write(t.dir.join(SNAPSHOT), b"garbage").unwrap();
+    let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert!(rec.rebuilt.is_some());
+    assert_eq!(d.lock().refs(&src), Some(1));
+    assert_eq!(d.lock().hash_of(&src), None, "not read");
+    // An upload of the same content finds it by its key, then compares.
+    assert_eq!(upload_unlocked(&d, &t, content, &name(3), &name(4)), src);
+    assert_eq!(d.lock().refs(&src), Some(2));
+    // A name whose CRC32 is not its content's only hides it: never a wrong link.
+    let other = b"a content under a lying name.....";
+    let liar = fastdfs_name(b"something else of the same size!!", 9);
+    d.lock()
+        .add_source(
+            sig_of_bytes(b"something else of the same size!!").0,
+            None,
+            &liar,
+            || {
+                put(&t, &liar, other);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let (l, _) = upload_counted(
+        &d,
+        &t,
+        b"something else of the same size!!",
+        &name(5),
+        &name(6),
+    );
+    assert_eq!(l, name(5), "compared, not the same: stored anew");
 }

@@ -7,21 +7,25 @@
 //! (`C source`, then `L link source`), so peers, C FastDFS ones included,
 //! create the same link to their copy of the source and store it once too.
 //!
-//! - An upload's hash (BLAKE3) is computed as it streams in ([`super::disk::Upload`]);
-//!   at its end [`Upload::finish_dedup`] links to the source of that content,
-//!   or makes the upload the source of a new one. Appender files are never
+//! - An upload's size and CRC32 are computed as it streams in
+//!   ([`super::disk::Upload`]); at its end [`Upload::finish_dedup`] looks
+//!   for sources with both, compares BLAKE3 hashes with those (computed only
+//!   then), and links to the source of that content, or makes the upload the
+//!   source of a new one. Appender files are never
 //!   deduplicated (they change); slave files are.
 //! - A delete of a link removes one reference; the source goes with the last
 //!   one, on the server where a client deleted it (`D source` is logged and
 //!   pushed). A pushed delete of a source that still has links here (a peer
 //!   linked to it meanwhile) keeps it.
-//! - A pushed link to a source not yet in the index adds it (hashed once).
+//! - A pushed link to a source not yet in the index adds it (its key from its
+//!   name; hashed only when an upload needs to compare it).
 //! - The index ([`index`]) survives crashes: see there.
 
 mod index;
 mod upload;
 
-pub use index::{Dedup, content_sig};
+pub use index::Dedup;
+use index::content_key;
 
 use super::Store;
 use super::disk::Target;
@@ -235,11 +239,11 @@ pub fn pushed_link<R>(
     let d = store.dedup.as_ref()?;
     let mut g = d.lock();
     if g.refs(src).is_none() {
-        let sig = match content_sig(src_path) {
-            Ok(s) => s,
+        let (key, hash) = match content_key(src_path, src) {
+            Ok(k) => k,
             Err(e) => return Some(Err(e)),
         };
-        if let Err(e) = g.add_source(sig, src, || Ok(())) {
+        if let Err(e) = g.add_source(key, hash, src, || Ok(())) {
             return Some(Err(e));
         }
     }

@@ -8,7 +8,7 @@
 use super::index::{Claim, Dedup, Pending, Placing};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
-use crate::layout::dedup::Sig;
+use crate::layout::dedup::{Hash, Key};
 use crate::storage::disk::Upload;
 use crate::storage::journal::Commit;
 use std::fs;
@@ -35,13 +35,10 @@ fn intact(d: &Dedup, src: &str, size: u64) -> bool {
 }
 
 impl Upload {
-    /// All content is in and its BLAKE3 hash is `hash`: the client's file becomes a
-    /// link to the stored content. With `durable_uploads` the source's content
-    /// is journaled (or synced) and the link's directory synced.
-    pub(in crate::storage) fn finish_dedup(
-        mut self,
-        hash: [u8; 32],
-    ) -> io::Result<(String, RemoteName, Commit)> {
+    /// All content is in: the client's file becomes a link to the stored
+    /// content. With `durable_uploads` the source's content is journaled (or
+    /// synced) and the link's directory synced.
+    pub(in crate::storage) fn finish_dedup(mut self) -> io::Result<(String, RemoteName, Commit)> {
         if self.written() != self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -50,11 +47,13 @@ impl Upload {
         }
         let store = self.store.clone();
         let d = store.dedup.as_ref().expect("finish_dedup without an index");
-        let sig = Sig {
-            hash,
-            size: self.size,
-        };
         let crc32 = self.crc.clone().finalize();
+        let key = Key {
+            size: self.size,
+            crc32,
+        };
+        // Computed only if a source has this key, and then once.
+        let mut hash: Option<Hash> = None;
         let timestamp = crate::storage::now() as u32;
         // A source found broken, not to be linked to again.
         let mut avoid: Option<String> = None;
@@ -72,9 +71,22 @@ impl Upload {
                 }
                 None => self.fresh_name(timestamp, crc32),
             };
-            let (pending, placed) = match d.claim(sig, &link.as_string(), avoid.as_deref())? {
+            let claim = d.claim(
+                key,
+                || match hash {
+                    Some(h) => Ok(h),
+                    None => {
+                        let h = self.content_hash()?;
+                        hash = Some(h);
+                        Ok(h)
+                    }
+                },
+                &link.as_string(),
+                avoid.as_deref(),
+            )?;
+            let (pending, placed) = match claim {
                 Claim::Link(p) => {
-                    if !intact(d, p.src(), sig.size) {
+                    if !intact(d, p.src(), key.size) {
                         avoid = Some(p.src().to_string());
                         continue;
                     }
@@ -111,6 +123,22 @@ impl Upload {
             io::ErrorKind::AlreadyExists,
             "could not find a unique file name",
         ))
+    }
+
+    /// The BLAKE3 hash of the content: from memory when it came whole, else
+    /// read back from the temp file (just written: in the page cache).
+    fn content_hash(&mut self) -> io::Result<Hash> {
+        if let Some(data) = &self.whole {
+            return Ok(blake3::hash(data).into());
+        }
+        let (k, h) = super::index::hash_file(self.temp()?.file())?;
+        if k.size != self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "upload's temp file changed size",
+            ));
+        }
+        Ok(h)
     }
 
     /// Store the content under a new source name, to be linked by `link`,
