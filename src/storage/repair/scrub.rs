@@ -93,7 +93,9 @@ pub fn run(store: &Arc<Store>, throttled: bool, quit: &AtomicBool) {
                         continue;
                     };
                     let path = dir.join(&name);
+                    let read_before = pace.bytes;
                     let mut verdict = check(&path, &named, &mut pace, quit);
+                    Figures::add(&f.scrubbed_bytes, pace.bytes - read_before);
                     if verdict == Verdict::Intact && named.kind == Kind::Appender {
                         verdict = check_appender(store, &named, &path, &appenders);
                     }
@@ -279,15 +281,11 @@ pub fn judge(named: &Named, size: u64, crc: u32) -> Verdict {
 fn settle(store: &Store, named: &Named, path: &Path, verdict: Verdict) {
     let f = &store.repair.figures;
     let why = match verdict {
-        Verdict::Intact | Verdict::Gone => {
-            if verdict == Verdict::Intact {
-                Figures::add(&f.scrubbed_files, 1);
-                if let Ok(m) = fs::metadata(path) {
-                    Figures::add(&f.scrubbed_bytes, m.len());
-                }
-            }
+        Verdict::Intact => {
+            Figures::add(&f.scrubbed_files, 1);
             return;
         }
+        Verdict::Gone => return,
         Verdict::Corrupt(why) => {
             Figures::add(&f.scrubbed_files, 1);
             Figures::add(&f.corrupt, 1);
