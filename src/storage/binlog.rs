@@ -84,28 +84,64 @@ impl Binlog {
             let Some(r) = change()? else {
                 return Ok(Commit::NONE);
             };
-            let line = r.to_line();
-            if w.size + line.len() as u64 > fmt::MAX_FILE_SIZE {
-                let next = w.index + 1;
-                let file = open_append(&fmt::binlog_path(&self.dir, next))?;
-                w.file.sync_all()?;
-                fmt::write_index(&self.dir, next)?;
-                *w = Writer {
-                    file,
-                    index: next,
-                    size: 0,
-                };
-            }
-            w.file.write_all(line.as_bytes())?;
-            w.size += line.len() as u64;
-            match self.journal.get() {
-                Some(j) => j.add_line(line.as_bytes(), (w.index, w.size)),
-                None => Commit::NONE,
-            }
+            self.write_lines(&mut w, &[r.to_line()])?
         };
+        self.appended();
+        Ok(commit)
+    }
+
+    /// Append `records`, each stamped now under the lock, in one write (so
+    /// a reader sees all of them or none; one system call, not one per
+    /// record). Returns as [`Binlog::append`].
+    pub fn append_all_now(&self, records: &mut [Record]) -> io::Result<Commit> {
+        let commit = {
+            let mut w = self.w.lock();
+            let now = super::now() as u32;
+            let lines: Vec<String> = (records.iter_mut())
+                .map(|r| {
+                    r.timestamp = now;
+                    r.to_line()
+                })
+                .collect();
+            self.write_lines(&mut w, &lines)?
+        };
+        self.appended();
+        Ok(commit)
+    }
+
+    /// Write `lines` at the end of the binlog in one write, rolling to the
+    /// next file first when they would pass the size limit.
+    fn write_lines(&self, w: &mut Writer, lines: &[String]) -> io::Result<Commit> {
+        let len: u64 = lines.iter().map(|l| l.len() as u64).sum();
+        if w.size + len > fmt::MAX_FILE_SIZE {
+            let next = w.index + 1;
+            let file = open_append(&fmt::binlog_path(&self.dir, next))?;
+            w.file.sync_all()?;
+            fmt::write_index(&self.dir, next)?;
+            *w = Writer {
+                file,
+                index: next,
+                size: 0,
+            };
+        }
+        match lines {
+            [one] => w.file.write_all(one.as_bytes())?,
+            _ => w.file.write_all(lines.concat().as_bytes())?,
+        }
+        let mut commit = Commit::NONE;
+        for l in lines {
+            w.size += l.len() as u64;
+            if let Some(j) = self.journal.get() {
+                commit = j.add_line(l.as_bytes(), (w.index, w.size));
+            }
+        }
+        Ok(commit)
+    }
+
+    /// Wake the readers waiting for more.
+    fn appended(&self) {
         *self.seq.lock() += 1;
         self.more.notify_all();
-        Ok(commit)
     }
 
     /// Send every line appended from now on to `j` as well.

@@ -206,33 +206,27 @@ impl<'a> Placing<'a> {
         Ok(())
     }
 
-    /// The source's file is in place and logged: it is the content's source
-    /// from now on, and the link's reference is reserved.
-    pub fn placed(mut self) -> Pending<'a> {
-        let (ticket, src) = self.named.take().expect("begin before placed");
+    /// The source's file and the upload's link to it are in place, logged
+    /// together ([`crate::storage::binlog::Binlog::append_all_now`]): the
+    /// content is stored, with that one link. One lock, where placing and
+    /// then linking would take two.
+    pub fn linked(mut self) {
+        let (ticket, src) = self.named.take().expect("begin before linked");
         self.live = false;
         let d = self.d;
         let mut g = d.lock();
         let inner = &mut *g.g;
-        if let Some(c) = inner.under_way.get_mut(&ticket) {
-            c.retain(|c| matches!(c, Change::Link { .. }));
-        }
+        inner.under_way.remove(&ticket);
         let c = Content::new(self.key, self.hash, 0);
         if insert(&mut inner.by_key, &mut inner.by_src, src.clone(), c) {
             inner.stats.contents += 1;
         }
         let c = inner.by_src.get_mut(&src).expect("inserted above");
-        c.reserved += 1;
-        // Nothing else links to it yet: if this link fails, it goes.
-        c.drop_later = true;
+        inner.stats.count(&c.key, c.refs, -1);
+        c.refs += 1;
+        inner.stats.count(&c.key, c.refs, 1);
         inner.placing.remove(&self.key);
         d.settled.notify_all();
-        Pending {
-            d,
-            ticket,
-            src,
-            open: true,
-        }
     }
 }
 

@@ -777,7 +777,7 @@ pub fn hash_file(f: &File) -> io::Result<(Key, Hash)> {
 
 #[path = "claim.rs"]
 mod claim;
-pub use claim::{Claim, Pending, Placing};
+pub use claim::{Claim, Placing};
 
 #[cfg(test)]
 #[path = "index_tests.rs"]

@@ -271,18 +271,21 @@ fn upload_counted(d: &Dedup, t: &T, content: &[u8], src: &str, l: &str) -> (Stri
             None,
         )
         .unwrap();
-    let pending = match claim {
-        Claim::Link(p) => p,
+    match claim {
+        Claim::Link(pending) => {
+            let src = pending.src().to_string();
+            link(t, &src, l).unwrap();
+            pending.made();
+            (src, hashed)
+        }
         Claim::New(mut placing) => {
             placing.begin(src, l).unwrap();
             put(t, src, content);
-            placing.placed()
+            link(t, src, l).unwrap();
+            placing.linked();
+            (src.to_string(), hashed)
         }
-    };
-    let src = pending.src().to_string();
-    link(t, &src, l).unwrap();
-    pending.made();
-    (src, hashed)
+    }
 }
 
 /// Claim `l` for an upload of `content`.
@@ -406,9 +409,9 @@ fn uploads_of_a_content_being_placed_wait_and_link_to_it() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!other.is_finished(), "waits while the content is placed");
         put(&t, &name(1), b"abc");
-        let p = placing.placed();
+        link(&t, &name(1), &name(2)).unwrap();
+        placing.linked();
         assert_eq!(other.join().unwrap(), name(1));
-        p.failed();
     });
     // A placing that fails lets the next upload place it.
     let Claim::New(placing) = claim(&d, b"xyz", &name(5)) else {

@@ -5,7 +5,7 @@
 //! file, the link, their fsyncs and binlog lines are made outside it, so
 //! uploads on different threads do not wait for each other's disk work.
 
-use super::index::{Claim, Dedup, Pending, Placing};
+use super::index::{Claim, Dedup, Placing};
 use crate::layout::RemoteName;
 use crate::layout::binlog::{Record, op};
 use crate::layout::dedup::{Hash, Key};
@@ -84,39 +84,38 @@ impl Upload {
                 &link.as_string(),
                 avoid.as_deref(),
             )?;
-            let (pending, placed) = match claim {
-                Claim::Link(p) => {
-                    if !intact(d, p.src(), key.size) {
-                        avoid = Some(p.src().to_string());
+            let made = match claim {
+                Claim::Link(pending) => {
+                    if !intact(d, pending.src(), key.size) {
+                        avoid = Some(pending.src().to_string());
                         continue;
                     }
-                    (p, Commit::NONE)
-                }
-                Claim::New(placing) => {
-                    self.place_source(placing, &link.as_string(), timestamp, crc32)?
-                }
-            };
-            let src = pending.src().to_string();
-            match self.make_link(&src, &link, &link_path) {
-                Ok(c) => {
-                    pending.made();
-                    return Ok((store.cfg.group_name.clone(), link, placed.max(c)));
-                }
-                Err(e) => {
-                    if pending.failed() {
-                        // Nothing links to the source: take it back.
-                        let r = d
-                            .lock()
-                            .drop_source(&src, || super::remove_source(&store, d, &src));
-                        if let Err(e2) = r {
-                            log::error!("dedup: removing {src} after a failed link: {e2}");
+                    let src = pending.src().to_string();
+                    let made = self.make_link(&src, &link, &link_path);
+                    match &made {
+                        Ok(_) => pending.made(),
+                        // Nothing links to the source (its last link went
+                        // meanwhile): take it back.
+                        Err(_) if pending.failed() => {
+                            let r = d
+                                .lock()
+                                .drop_source(&src, || super::remove_source(&store, d, &src));
+                            if let Err(e2) = r {
+                                log::error!("dedup: removing {src} after a failed link: {e2}");
+                            }
                         }
+                        Err(_) => {}
                     }
-                    if e.kind() == io::ErrorKind::AlreadyExists && self.slave.is_none() {
-                        continue;
-                    }
-                    return Err(e);
+                    made
                 }
+                Claim::New(placing) => self.place_new(placing, &link, &link_path, timestamp, crc32),
+            };
+            match made {
+                Ok(c) => return Ok((store.cfg.group_name.clone(), link, c)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.slave.is_none() => {
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(io::Error::new(
@@ -141,17 +140,21 @@ impl Upload {
         Ok(h)
     }
 
-    /// Store the content under a new source name, to be linked by `link`,
-    /// and log `C source`.
-    fn place_source<'d>(
+    /// Store the content under a new source name, make `link` (at
+    /// `link_path`) point at it, and log both (`C source`, `L link source`)
+    /// in one binlog write. Uploads of the same content wait meanwhile, so
+    /// a peer hears of the source before any link to it.
+    fn place_new(
         &mut self,
-        mut placing: Placing<'d>,
-        link: &str,
+        mut placing: Placing<'_>,
+        link: &RemoteName,
+        link_path: &Path,
         timestamp: u32,
         crc32: u32,
-    ) -> io::Result<(Pending<'d>, Commit)> {
+    ) -> io::Result<Commit> {
         let store = self.store.clone();
         let cfg = &store.cfg;
+        let link_name = link.as_string();
         let whole = self.whole.take();
         if whole.is_none() {
             let size = self.size;
@@ -202,7 +205,7 @@ impl Upload {
         // nothing names, as it would a plain upload.
         let placed = self.new_name(timestamp, crc32, |remote, dest| {
             let f = place(dest)?;
-            if let Err(e) = placing.begin(&remote.as_string(), link) {
+            if let Err(e) = placing.begin(&remote.as_string(), &link_name) {
                 let _ = fs::remove_file(dest);
                 return Err(e);
             }
@@ -211,7 +214,7 @@ impl Upload {
         self.file = temp;
         let (remote, dest, written) = placed?;
         let name = remote.as_string();
-        let logged = match (&written, &whole) {
+        let content = match (&written, &whole) {
             (Some(f), Some(data)) => {
                 store
                     .durable
@@ -223,15 +226,29 @@ impl Upload {
                     .durable
                     .journal_file(&name, content.as_deref(), file, dest.parent())
             }
-        }
-        .and_then(|c| Ok(c.max(store.binlog.append_now(op::CREATE, &name)?)));
+        };
+        let logged = content.and_then(|c| {
+            self.link_file(&dest, link_path)?;
+            let mut records = [
+                Record::new(0, op::CREATE, &name),
+                Record::new(0, op::LINK, &link_name),
+            ];
+            records[1].extra = name.clone();
+            let logged = store.binlog.append_all_now(&mut records);
+            if logged.is_err() {
+                let _ = fs::remove_file(link_path);
+            }
+            Ok(c.max(logged?))
+        });
         match logged {
-            // Only now, after its `C` line, may others link to it: a peer
-            // hears of the source before any link to it.
-            Ok(c) => Ok((placing.placed(), c)),
+            Ok(c) => {
+                placing.linked();
+                Ok(c)
+            }
             Err(e) => {
                 // Dropping `placing` lets the next upload of this content
-                // place it; the index never counted this one.
+                // place it; the index never counted this one, and the
+                // binlog never named it.
                 let _ = fs::remove_file(&dest);
                 Err(e)
             }
@@ -250,27 +267,33 @@ impl Upload {
         // slipping between the link and its record. A new name is known to
         // nobody yet.
         let _guard = self.slave.is_some().then(|| store.file_locks.lock(path));
-        // An absolute target, as upstream makes them: an upstream storage
-        // uses a link's target as a path (stat, unlink) and finds the source
-        // in it by its "/data/" (storage_service.c, storage_sync.c), so a C
-        // server on these files needs it absolute.
-        std::os::unix::fs::symlink(&src_path, path)?;
+        self.link_file(&src_path, path)?;
         let name = link.as_string();
         // Outside the binlog's lock, like a plain upload's file; the record
         // takes its timestamp under it.
-        let logged = store
-            .durable
-            .sync_in_place(None, path.parent())
-            .and_then(|()| {
-                store.binlog.append_with(|| {
-                    let mut r = Record::new(crate::storage::now() as u32, op::LINK, &name);
-                    r.extra = src.to_string();
-                    Ok(Some(r))
-                })
-            });
+        let logged = store.binlog.append_with(|| {
+            let mut r = Record::new(crate::storage::now() as u32, op::LINK, &name);
+            r.extra = src.to_string();
+            Ok(Some(r))
+        });
         if logged.is_err() {
             let _ = fs::remove_file(path);
         }
         logged
+    }
+
+    /// Make `path` a symbolic link to `src_path` (its directory synced with
+    /// `durable_uploads`).
+    fn link_file(&self, src_path: &Path, path: &Path) -> io::Result<()> {
+        // An absolute target, as upstream makes them: an upstream storage
+        // uses a link's target as a path (stat, unlink) and finds the source
+        // in it by its "/data/" (storage_service.c, storage_sync.c), so a C
+        // server on these files needs it absolute.
+        std::os::unix::fs::symlink(src_path, path)?;
+        let synced = self.store.durable.sync_in_place(None, path.parent());
+        if synced.is_err() {
+            let _ = fs::remove_file(path);
+        }
+        synced
     }
 }
