@@ -79,8 +79,10 @@ start 3 --durable
 row --op upload --size 4K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 row --op upload --size 4K --clients 1 --duration "$secs" | sed 's/^| upload |/| upload (durable) |/'
 # Same content stored once (check_file_duplicate, on by default in `fdfs
-# server`): new content each time with it off and on (the SHA-1 and the link
-# it costs), then the same content again and again (a link, no file write).
+# server`): new content each time with it off and on (the source and the link
+# it costs; a new content is not hashed), then the same content again and
+# again (a link, no file write). scripts/bench_dedup.sh, below, has the
+# rounds and the server CPU.
 start 6
 row --op upload --size 64K --clients 8 --duration "$secs" | sed 's/^| upload |/| upload (dedup off) |/'
 start 7 dedup
@@ -114,6 +116,13 @@ echo "storage+tracker RSS: idle $((idle / 1024)) MB, after the runs $((loaded / 
 # What comparing two storages' trees costs (anti-entropy), on the wire and in time.
 echo
 bash "$repo/scripts/bench_repair.sh"
+
+# What dedup costs an upload, in rotating rounds: on tmpfs, then on an ext4
+# in memory (root only; says so when skipped).
+echo
+bash "$repo/scripts/bench_dedup.sh"
+echo
+DEDUP_FS=ext4 bash "$repo/scripts/bench_dedup.sh"
 
 # HTTP downloads from the storage beside nginx serving the same files, same run.
 echo
