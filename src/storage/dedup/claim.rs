@@ -59,17 +59,21 @@ impl Dedup {
             // In name order: the first of equal ones, as on every server.
             if let Some((src, _)) = candidates.iter().find(|(_, h)| *h == Some(hash)) {
                 let src = (*src).clone();
-                let ticket = g.begin(vec![Change::Link {
+                let (ticket, intent) = g.begin(vec![Change::Link {
                     src: src.clone(),
                     link: link.to_string(),
                 }])?;
                 g.g.by_src.get_mut(&src).expect("a candidate").reserved += 1;
-                return Ok(Claim::Link(Pending {
+                drop(g);
+                let pending = Pending {
                     d: self,
                     ticket,
                     src,
                     open: true,
-                }));
+                };
+                // On failure, dropping `pending` gives the reservation back.
+                intent.write()?;
+                return Ok(Claim::Link(pending));
             }
             let unknown = candidates.iter().find(|(_, h)| h.is_none());
             let Some((src, _)) = unknown.filter(|_| hashed < MAX_HASHED) else {
@@ -191,7 +195,7 @@ impl<'a> Placing<'a> {
     /// it. Once per placing.
     pub fn begin(&mut self, src: &str, link: &str) -> io::Result<()> {
         assert!(self.named.is_none(), "a content is placed once");
-        let ticket = self.d.lock().begin(vec![
+        let (ticket, intent) = self.d.lock().begin(vec![
             Change::Source {
                 key: self.key,
                 hash: self.hash,
@@ -202,8 +206,9 @@ impl<'a> Placing<'a> {
                 link: link.to_string(),
             },
         ])?;
+        // On failure, dropping `self` takes the ticket back.
         self.named = Some((ticket, src.to_string()));
-        Ok(())
+        intent.write()
     }
 
     /// The source's file and the upload's link to it are in place, logged

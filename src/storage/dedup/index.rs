@@ -29,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const SNAPSHOT: &str = "dedup.dat";
 const LOG: &str = "dedup.log";
@@ -99,7 +100,8 @@ struct Inner {
     /// again by every compaction.
     under_way: HashMap<u64, Vec<Change>>,
     next_ticket: u64,
-    log: File,
+    /// Shared with the writers of [`Intent`]s.
+    log: Arc<File>,
     generation: u64,
     logged: u64,
     stats: Stats,
@@ -204,7 +206,7 @@ impl Dedup {
             next_ticket: 0,
             // Replaced by the compaction below before anything is logged. The
             // directory, not /dev/null: a bare container has no /dev.
-            log: File::open(dir)?,
+            log: Arc::new(File::open(dir)?),
             generation,
             logged: 0,
             stats,
@@ -407,38 +409,68 @@ impl Locked<'_> {
         Ok(Some(r))
     }
 
-    /// Log `changes`, to be made outside the lock: returns their ticket in
-    /// `Inner::under_way` (so a compaction meanwhile logs them again).
-    fn begin(&mut self, changes: Vec<Change>) -> io::Result<u64> {
+    /// Take a ticket for `changes`, to be made outside the lock: they are
+    /// kept in `Inner::under_way` (so a compaction meanwhile logs them
+    /// again) and must be logged with [`Intent::write`], after the lock is
+    /// given back, before they are made.
+    fn begin(&mut self, changes: Vec<Change>) -> io::Result<(u64, Intent)> {
+        let text = encode(&changes)?;
         let ticket = self.g.next_ticket;
         self.g.next_ticket += 1;
-        let logged = encode(&changes).and_then(|text| {
-            self.g.under_way.insert(ticket, changes);
-            self.write_log(&text, 2)
-        });
-        if let Err(e) = logged {
-            self.g.under_way.remove(&ticket);
-            return Err(e);
-        }
-        Ok(ticket)
+        self.g.under_way.insert(ticket, changes);
+        let log = match self.count_logged(2) {
+            // The compaction just made logged them.
+            Ok(true) => None,
+            Ok(false) => Some(self.g.log.clone()),
+            Err(e) => {
+                self.g.under_way.remove(&ticket);
+                return Err(e);
+            }
+        };
+        Ok((ticket, Intent { log, text }))
     }
 
     fn log(&mut self, changes: &[Change]) -> io::Result<()> {
         let text = encode(changes)?;
-        self.write_log(&text, changes.len() as u64)
+        (&*self.g.log).write_all(text.as_bytes())?;
+        self.count_logged(changes.len() as u64).map(|_| ())
     }
 
-    /// Append `lines` (`n` of them) to the log in one write, compacting when
-    /// it has grown.
-    fn write_log(&mut self, lines: &str, n: u64) -> io::Result<()> {
-        self.g.log.write_all(lines.as_bytes())?;
+    /// Count `n` more lines in the log, compacting when it has grown; true
+    /// when it compacted.
+    fn count_logged(&mut self, n: u64) -> io::Result<bool> {
         self.g.logged += n;
         if self.g.logged >= COMPACT_AFTER.max(self.g.by_src.len() as u64) {
             self.compact()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
+}
 
+/// The log lines of changes under way, written outside the index's lock:
+/// an append is one write(2) to a file opened to append, which other
+/// appends cannot split, so uploads do not wait for each other's writes. A
+/// compaction between [`Locked::begin`] and the write has logged them in
+/// the new log already: the write then goes to the old log's file, which
+/// nothing reads again.
+#[must_use]
+pub struct Intent {
+    log: Option<Arc<File>>,
+    text: String,
+}
+
+impl Intent {
+    /// Append the lines to the log.
+    pub fn write(self) -> io::Result<()> {
+        match self.log {
+            Some(f) => (&*f).write_all(self.text.as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Locked<'_> {
     /// Write a snapshot of the index and start an empty log (at start, at
     /// stop, and when the log grows).
     pub fn compact(&mut self) -> io::Result<()> {
@@ -478,7 +510,7 @@ impl Locked<'_> {
             log += &encode(&again)?;
         }
         crate::layout::store::atomic_write(&dir.join(LOG), log.as_bytes())?;
-        self.g.log = OpenOptions::new().append(true).open(dir.join(LOG))?;
+        self.g.log = Arc::new(OpenOptions::new().append(true).open(dir.join(LOG))?);
         self.g.generation = generation;
         self.g.logged = 0;
         Ok(())

@@ -667,3 +667,35 @@ fn a_rebuilt_source_takes_its_key_from_its_name_unread() {
     );
     assert_eq!(l, name(5), "compared, not the same: stored anew");
 }
+
+#[test]
+fn intents_written_after_a_compaction_are_in_the_new_log_once() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let (key, _) = sig_of_bytes(b"late");
+    let (_, intent) = (d.lock())
+        .begin(vec![
+            Change::Source {
+                key,
+                hash: None,
+                src: name(1),
+            },
+            Change::Link {
+                src: name(1),
+                link: name(2),
+            },
+        ])
+        .unwrap();
+    // The compaction comes between the ticket and the write: it logs the
+    // intents itself, and the write goes to the old log's file.
+    d.lock().compact().unwrap();
+    intent.write().unwrap();
+    put(&t, &name(1), b"late");
+    link(&t, &name(1), &name(2)).unwrap();
+    let log = fs::read_to_string(t.dir.join(LOG)).unwrap();
+    assert_eq!(log.matches(name(2).as_str()).count(), 1, "{log}");
+    // A crash: no clean stop.
+    std::mem::forget(d);
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().refs(&name(1)), Some(1));
+}
