@@ -33,6 +33,9 @@ use std::sync::Arc;
 
 const SNAPSHOT: &str = "dedup.dat";
 const LOG: &str = "dedup.log";
+/// The log of the changes made while a snapshot is written in the
+/// background; renamed to [`LOG`] once the snapshot is in place.
+const LOG_NEXT: &str = "dedup.log.next";
 
 /// Compact when the log has this many lines and at least as many as there
 /// are contents (so compaction stays O(1) per change, amortized).
@@ -114,6 +117,17 @@ pub struct Dedup {
     inner: Mutex<Inner>,
     /// Signalled when a content leaves `Inner::placing`.
     settled: Condvar,
+    /// The snapshot being written in the background, if any. Its thread
+    /// never takes the index's lock: the index's lock, then this one.
+    snapshot: Arc<(Mutex<Snapshotting>, Condvar)>,
+}
+
+/// The state of the background snapshot ([`Locked::compact_in_background`]).
+#[derive(Default)]
+struct Snapshotting {
+    running: bool,
+    /// The last one failed: the next compaction writes in place.
+    failed: bool,
 }
 
 /// What [`Dedup::open`] found to finish: sources whose last link went just
@@ -164,26 +178,28 @@ impl Dedup {
             insert(&mut by_key, &mut by_src, e.src, c);
         }
         let names = Names { paths: &paths };
+        // The generation the compaction below goes past: beyond a
+        // `dedup.log.next` replayed, so that it cannot match again.
+        let mut last_generation = generation;
         if rec.rebuilt.is_none() {
-            let log = match fs::read(dir.join(LOG)) {
-                Ok(b) => fmt::decode_log(&b),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            };
-            if let Some(log) = log.filter(|l| l.generation == generation) {
-                if !log.bad_lines.is_empty() {
-                    rec.rebuilt = Some(format!(
-                        "{}: unreadable lines {:?}",
-                        dir.join(LOG).display(),
-                        log.bad_lines
-                    ));
-                } else {
-                    let removed = replay(&names, &mut by_key, &mut by_src, &log.changes);
-                    rec.removed_sources = removed;
-                    if recount_after_crash && !log.changes.is_empty() {
-                        recount(&names, &mut by_key, &mut by_src)?;
-                        rec.recounted = true;
-                    }
+            let logs = logs_to_replay(dir, generation)?;
+            let bad: Vec<String> = (logs.iter())
+                .filter(|(_, l)| !l.bad_lines.is_empty())
+                .map(|(path, l)| format!("{}: unreadable lines {:?}", path.display(), l.bad_lines))
+                .collect();
+            if !bad.is_empty() {
+                rec.rebuilt = Some(bad.join("; "));
+            } else {
+                last_generation = logs
+                    .iter()
+                    .map(|(_, l)| l.generation)
+                    .fold(generation, u64::max);
+                let changes: Vec<Change> = logs.into_iter().flat_map(|(_, l)| l.changes).collect();
+                let removed = replay(&names, &mut by_key, &mut by_src, &changes);
+                rec.removed_sources = removed;
+                if recount_after_crash && !changes.is_empty() {
+                    recount(&names, &mut by_key, &mut by_src)?;
+                    rec.recounted = true;
                 }
             }
         }
@@ -207,7 +223,7 @@ impl Dedup {
             // Replaced by the compaction below before anything is logged. The
             // directory, not /dev/null: a bare container has no /dev.
             log: Arc::new(File::open(dir)?),
-            generation,
+            generation: last_generation,
             logged: 0,
             stats,
         };
@@ -216,6 +232,7 @@ impl Dedup {
             paths,
             inner: Mutex::new(inner),
             settled: Condvar::new(),
+            snapshot: Arc::default(),
         };
         d.lock().compact()?;
         Ok((d, rec))
@@ -415,36 +432,40 @@ impl Locked<'_> {
     /// given back, before they are made.
     fn begin(&mut self, changes: Vec<Change>) -> io::Result<(u64, Intent)> {
         let text = encode(&changes)?;
+        self.maybe_compact()?;
         let ticket = self.g.next_ticket;
         self.g.next_ticket += 1;
         self.g.under_way.insert(ticket, changes);
-        let log = match self.count_logged(2) {
-            // The compaction just made logged them.
-            Ok(true) => None,
-            Ok(false) => Some(self.g.log.clone()),
-            Err(e) => {
-                self.g.under_way.remove(&ticket);
-                return Err(e);
-            }
-        };
+        self.g.logged += 2;
+        let log = self.g.log.clone();
         Ok((ticket, Intent { log, text }))
     }
 
+    /// Log `changes`, which the caller makes next (under this lock).
     fn log(&mut self, changes: &[Change]) -> io::Result<()> {
         let text = encode(changes)?;
+        // A compaction first: one after the line would snapshot the index
+        // without the change and start a log without its line.
+        self.maybe_compact()?;
         (&*self.g.log).write_all(text.as_bytes())?;
-        self.count_logged(changes.len() as u64).map(|_| ())
+        self.g.logged += changes.len() as u64;
+        Ok(())
     }
 
-    /// Count `n` more lines in the log, compacting when it has grown; true
-    /// when it compacted.
-    fn count_logged(&mut self, n: u64) -> io::Result<bool> {
-        self.g.logged += n;
-        if self.g.logged >= COMPACT_AFTER.max(self.g.by_src.len() as u64) {
-            self.compact()?;
-            return Ok(true);
+    /// Compact when the log has grown: in the background, unless the last
+    /// background snapshot failed (then in place); not while one runs.
+    fn maybe_compact(&mut self) -> io::Result<()> {
+        if self.g.logged < COMPACT_AFTER.max(self.g.by_src.len() as u64) {
+            return Ok(());
         }
-        Ok(false)
+        let state = self.d.snapshot.0.lock();
+        let (running, failed) = (state.running, state.failed);
+        drop(state);
+        match (running, failed) {
+            (true, _) => Ok(()),
+            (false, true) => self.compact(),
+            (false, false) => self.compact_in_background(),
+        }
     }
 }
 
@@ -453,49 +474,129 @@ impl Locked<'_> {
 /// appends cannot split, so uploads do not wait for each other's writes. A
 /// compaction between [`Locked::begin`] and the write has logged them in
 /// the new log already: the write then goes to the old log's file, which
-/// nothing reads again.
+/// is read again only if the new snapshot never got written, and then
+/// before the new log.
 #[must_use]
 pub struct Intent {
-    log: Option<Arc<File>>,
+    log: Arc<File>,
     text: String,
 }
 
 impl Intent {
     /// Append the lines to the log.
     pub fn write(self) -> io::Result<()> {
-        match self.log {
-            Some(f) => (&*f).write_all(self.text.as_bytes()),
-            None => Ok(()),
-        }
+        (&*self.log).write_all(self.text.as_bytes())
     }
 }
 
 impl Locked<'_> {
-    /// Write a snapshot of the index and start an empty log (at start, at
-    /// stop, and when the log grows).
+    /// Write a snapshot of the index and start an empty log, in place (at
+    /// start, at stop, and when the background snapshot failed); waits for
+    /// a background one first.
     pub fn compact(&mut self) -> io::Result<()> {
         let dir = &self.d.dir;
+        {
+            let (state, done) = &*self.d.snapshot;
+            let mut s = state.lock();
+            while s.running {
+                done.wait(&mut s);
+            }
+        }
         let generation = self.g.generation + 1;
-        // Links being made count as made: if a crash takes the new log
-        // (below), a count too high keeps a content too long, one too low
-        // would remove it under a link.
-        let mut entries: Vec<Entry> = (self.g.by_src.iter())
+        let mut entries = self.entries();
+        entries.sort_by(|a, b| a.src.cmp(&b.src));
+        crate::layout::store::atomic_write(
+            &dir.join(SNAPSHOT),
+            &fmt::encode_snapshot(generation, &entries),
+        )?;
+        // A crash here leaves the old log, whose generation is now stale.
+        let log = self.log_to_follow(generation)?;
+        crate::layout::store::atomic_write(&dir.join(LOG), log.as_bytes())?;
+        self.g.log = Arc::new(OpenOptions::new().append(true).open(dir.join(LOG))?);
+        self.g.generation = generation;
+        self.g.logged = 0;
+        // A background snapshot's log that never became the log: all it
+        // says is in the snapshot above.
+        match fs::remove_file(dir.join(LOG_NEXT)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.d.snapshot.0.lock().failed = false;
+        Ok(())
+    }
+
+    /// Start a compaction whose snapshot is written on a thread of its own,
+    /// so that uploads do not wait for it: here, under the lock, the index
+    /// is copied and the changes from now on go to `dedup.log.next`; that
+    /// thread writes the snapshot, then renames `dedup.log.next` to
+    /// `dedup.log` (see [`logs_to_replay`] for a stop in between).
+    fn compact_in_background(&mut self) -> io::Result<()> {
+        let mut job = self.start_snapshot()?;
+        let shared = self.d.snapshot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fdfs-dedup-snap".into())
+            .spawn(move || {
+                let written = job.run();
+                if let Err(e) = &written {
+                    log::error!(
+                        "dedup: writing the index's snapshot in {}: {e}; the next compaction \
+                         writes it in place",
+                        job.dir.display()
+                    );
+                }
+                let (state, done) = &*shared;
+                let mut s = state.lock();
+                s.running = false;
+                s.failed = written.is_err();
+                done.notify_all();
+            });
+        if let Err(e) = spawned {
+            let mut s = self.d.snapshot.0.lock();
+            s.running = false;
+            s.failed = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The part of a background compaction done under the lock: the index
+    /// copied, `dedup.log.next` started and made the log.
+    fn start_snapshot(&mut self) -> io::Result<SnapshotJob> {
+        let dir = self.d.dir.clone();
+        let generation = self.g.generation + 1;
+        let entries = self.entries();
+        let log = self.log_to_follow(generation)?;
+        crate::layout::store::atomic_write(&dir.join(LOG_NEXT), log.as_bytes())?;
+        self.g.log = Arc::new(OpenOptions::new().append(true).open(dir.join(LOG_NEXT))?);
+        self.g.generation = generation;
+        self.g.logged = 0;
+        self.d.snapshot.0.lock().running = true;
+        Ok(SnapshotJob {
+            dir,
+            generation,
+            entries,
+        })
+    }
+
+    /// The snapshot's entries: links being made count as made (if a crash
+    /// takes the log that follows, a count too high keeps a content too
+    /// long, one too low would remove it under a link).
+    fn entries(&self) -> Vec<Entry> {
+        (self.g.by_src.iter())
             .map(|(src, c)| Entry {
                 key: c.key,
                 hash: c.hash,
                 refs: c.refs + c.reserved,
                 src: src.clone(),
             })
-            .collect();
-        entries.sort_by(|a, b| a.src.cmp(&b.src));
-        crate::layout::store::atomic_write(
-            &dir.join(SNAPSHOT),
-            &fmt::encode_snapshot(generation, &entries),
-        )?;
-        // A crash here leaves the old log, whose generation is now stale. The
-        // new one starts with what is still under way, to be checked at the
-        // next open: links to known sources, counted above, as `=`; a new
-        // source, not in the snapshot yet, and its link as they were.
+            .collect()
+    }
+
+    /// The start of the log that follows a snapshot of `generation`: what is
+    /// still under way, to be checked at the next open: links to known
+    /// sources, counted in the snapshot, as `=`; a new source, not in the
+    /// snapshot yet, and its link as they were.
+    fn log_to_follow(&self, generation: u64) -> io::Result<String> {
         let mut log = fmt::log_header(generation);
         let mut tickets: Vec<_> = self.g.under_way.iter().collect();
         tickets.sort_by_key(|(t, _)| **t);
@@ -509,11 +610,30 @@ impl Locked<'_> {
                 .collect();
             log += &encode(&again)?;
         }
-        crate::layout::store::atomic_write(&dir.join(LOG), log.as_bytes())?;
-        self.g.log = Arc::new(OpenOptions::new().append(true).open(dir.join(LOG))?);
-        self.g.generation = generation;
-        self.g.logged = 0;
-        Ok(())
+        Ok(log)
+    }
+}
+
+/// A snapshot to write outside the index's lock.
+struct SnapshotJob {
+    dir: PathBuf,
+    generation: u64,
+    entries: Vec<Entry>,
+}
+
+impl SnapshotJob {
+    /// Write the snapshot, then make `dedup.log.next` the log.
+    fn run(&mut self) -> io::Result<()> {
+        self.write_snapshot()?;
+        fs::rename(self.dir.join(LOG_NEXT), self.dir.join(LOG))
+    }
+
+    fn write_snapshot(&mut self) -> io::Result<()> {
+        self.entries.sort_by(|a, b| a.src.cmp(&b.src));
+        crate::layout::store::atomic_write(
+            &self.dir.join(SNAPSHOT),
+            &fmt::encode_snapshot(self.generation, &self.entries),
+        )
     }
 }
 
@@ -633,6 +753,32 @@ fn replay(
         }
     }
     removed
+}
+
+/// The logs to replay after a snapshot of `generation`, in order, with
+/// their paths:
+/// - `dedup.log` of the same generation;
+/// - then `dedup.log.next` of the next one: a background snapshot was being
+///   written when the server stopped (its changes follow the old log's);
+/// - or `dedup.log.next` alone, of the same generation: the snapshot was
+///   written, and `dedup.log` (older) not replaced by it yet.
+fn logs_to_replay(dir: &Path, generation: u64) -> io::Result<Vec<(PathBuf, fmt::LogRead)>> {
+    let read = |name: &str| -> io::Result<Option<(PathBuf, fmt::LogRead)>> {
+        let path = dir.join(name);
+        match fs::read(&path) {
+            Ok(b) => Ok(fmt::decode_log(&b).map(|l| (path, l))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let log = read(LOG)?.filter(|(_, l)| l.generation == generation);
+    let next = read(LOG_NEXT)?;
+    Ok(match (log, next) {
+        (_, Some(n)) if n.1.generation == generation => vec![n],
+        (Some(l), Some(n)) if n.1.generation == generation + 1 => vec![l, n],
+        (Some(l), _) => vec![l],
+        (None, _) => Vec::new(),
+    })
 }
 
 /// Add source `src` with content `c`, unless it is one already; true if added.

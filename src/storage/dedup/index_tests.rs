@@ -699,3 +699,99 @@ fn intents_written_after_a_compaction_are_in_the_new_log_once() {
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     assert_eq!(d.lock().refs(&name(1)), Some(1));
 }
+
+/// How far a background snapshot got before the server stopped.
+#[derive(Clone, Copy, Debug)]
+enum SnapshotStop {
+    /// The copy taken and `dedup.log.next` started, nothing written.
+    Started,
+    /// The snapshot written, `dedup.log.next` not renamed yet.
+    Written,
+    /// All done.
+    Done,
+}
+
+#[test]
+fn a_stop_at_any_point_of_a_background_snapshot_keeps_the_index() {
+    for stop in [
+        SnapshotStop::Started,
+        SnapshotStop::Written,
+        SnapshotStop::Done,
+    ] {
+        let t = setup();
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+        // Before the snapshot: a content with two links, one removed.
+        let a = upload_unlocked(&d, &t, b"before", &name(1), &name(2));
+        upload_unlocked(&d, &t, b"before", &name(3), &name(4));
+        let mut job = d.lock().start_snapshot().unwrap();
+        // While it is written: another link to it, and a new content.
+        upload_unlocked(&d, &t, b"before", &name(5), &name(6));
+        let b = upload_unlocked(&d, &t, b"during", &name(7), &name(8));
+        fs::remove_file(Names { paths: &t.paths }.path_of(&name(2)).unwrap()).unwrap();
+        (d.lock()).remove_link(&a, &name(2), || Ok(true)).unwrap();
+        match stop {
+            SnapshotStop::Started => {}
+            SnapshotStop::Written => job.write_snapshot().unwrap(),
+            SnapshotStop::Done => job.run().unwrap(),
+        }
+        // A crash: no clean stop.
+        std::mem::forget(d);
+        let (d, rec) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+        assert!(rec.rebuilt.is_none(), "{stop:?}: {:?}", rec.rebuilt);
+        assert_eq!(d.lock().refs(&a), Some(2), "{stop:?}: links 4 and 6");
+        assert_eq!(d.lock().refs(&b), Some(1), "{stop:?}: link 8");
+        assert!(
+            !t.dir.join(LOG_NEXT).exists(),
+            "{stop:?}: the open compacts it away"
+        );
+        // And once more, after that open's own compaction.
+        drop(d);
+        let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+        assert_eq!(d.lock().refs(&a), Some(2), "{stop:?}");
+        assert_eq!(d.lock().refs(&b), Some(1), "{stop:?}");
+    }
+}
+
+#[test]
+fn a_grown_log_is_compacted_in_the_background() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let a = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
+    d.lock().g.logged = COMPACT_AFTER;
+    // The next change starts the compaction; its line goes to the new log.
+    upload_unlocked(&d, &t, b"abc", &name(3), &name(4));
+    let (state, done) = &*d.snapshot;
+    let mut s = state.lock();
+    while s.running {
+        done.wait(&mut s);
+    }
+    assert!(!s.failed);
+    drop(s);
+    assert!(!t.dir.join(LOG_NEXT).exists());
+    let log = fs::read_to_string(t.dir.join(LOG)).unwrap();
+    assert!(log.contains(&name(4)), "{log}");
+    std::mem::forget(d);
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().refs(&a), Some(2));
+}
+
+#[test]
+fn a_change_that_starts_a_compaction_is_in_the_log_after_it() {
+    let t = setup();
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    let a = upload_unlocked(&d, &t, b"abc", &name(1), &name(2));
+    d.lock().g.logged = COMPACT_AFTER;
+    // A peer's link: the compaction it starts copies the index without it,
+    // so its line must go to the log that follows that copy.
+    link(&t, &a, &name(9)).unwrap();
+    d.lock().add_link(&a, &name(9), || Ok(())).unwrap();
+    let (state, done) = &*d.snapshot;
+    let mut s = state.lock();
+    while s.running {
+        done.wait(&mut s);
+    }
+    drop(s);
+    std::mem::forget(d);
+    let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
+    assert_eq!(d.lock().refs(&a), Some(2), "links 2 and 9");
+}
