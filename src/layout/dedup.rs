@@ -171,7 +171,8 @@ pub struct Entry {
     /// None until a second content of the same key made it worth computing.
     pub hash: Option<Hash>,
     pub refs: u32,
-    pub src: String,
+    /// Shared with the index's maps: a snapshot's copy costs no allocation.
+    pub src: std::sync::Arc<str>,
 }
 
 const SNAPSHOT_MAGIC: &str = "fdfs-dedup3";
@@ -213,7 +214,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Vec<Entry>), String> {
             key: Key::parse(size, crc).ok_or_else(bad)?,
             hash: parse_opt_hash(hash).ok_or_else(bad)?,
             refs: refs.parse().map_err(|_| bad())?,
-            src: src.to_string(),
+            src: (*src).into(),
         });
     }
     Ok((generation, entries))

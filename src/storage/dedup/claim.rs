@@ -39,11 +39,12 @@ impl Dedup {
                 self.settled.wait(&mut g.g);
             }
             let inner = &*g.g;
-            let candidates: Vec<(&String, Option<Hash>)> = (inner.by_key.get(&key))
+            let candidates: Vec<(&str, Option<Hash>)> = (inner.by_key.get(&key))
                 .map(|v| {
                     (v.iter())
-                        .filter(|s| !skip.contains(s))
-                        .map(|s| (s, inner.by_src[s.as_str()].hash))
+                        .map(|s| &**s)
+                        .filter(|s| !skip.iter().any(|k| k == s))
+                        .map(|s| (s, inner.by_src[s].hash))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -58,12 +59,15 @@ impl Dedup {
             };
             // In name order: the first of equal ones, as on every server.
             if let Some((src, _)) = candidates.iter().find(|(_, h)| *h == Some(hash)) {
-                let src = (*src).clone();
+                let src = src.to_string();
                 let (ticket, intent) = g.begin(vec![Change::Link {
                     src: src.clone(),
                     link: link.to_string(),
                 }])?;
-                g.g.by_src.get_mut(&src).expect("a candidate").reserved += 1;
+                g.g.by_src
+                    .get_mut(src.as_str())
+                    .expect("a candidate")
+                    .reserved += 1;
                 drop(g);
                 let pending = Pending {
                     d: self,
@@ -79,7 +83,7 @@ impl Dedup {
             let Some((src, _)) = unknown.filter(|_| hashed < MAX_HASHED) else {
                 return Ok(self.place(g, key, mine));
             };
-            let src = (*src).clone();
+            let src = src.to_string();
             drop(candidates);
             drop(g);
             hashed += 1;
@@ -140,7 +144,7 @@ impl Pending<'_> {
         let mut g = self.d.lock();
         g.g.under_way.remove(&self.ticket);
         let inner = &mut *g.g;
-        let c = (inner.by_src.get_mut(&self.src)).expect("a reserved source stays");
+        let c = (inner.by_src.get_mut(self.src.as_str())).expect("a reserved source stays");
         c.reserved -= 1;
         inner.stats.count(&c.key, c.refs, -1);
         c.refs += 1;
@@ -159,7 +163,7 @@ impl Pending<'_> {
     fn give_back(&self) -> bool {
         let mut g = self.d.lock();
         g.g.under_way.remove(&self.ticket);
-        let c = (g.g.by_src.get_mut(&self.src)).expect("a reserved source stays");
+        let c = (g.g.by_src.get_mut(self.src.as_str())).expect("a reserved source stays");
         c.reserved -= 1;
         c.refs == 0 && c.reserved == 0 && c.drop_later
     }
@@ -223,10 +227,10 @@ impl<'a> Placing<'a> {
         let inner = &mut *g.g;
         inner.under_way.remove(&ticket);
         let c = Content::new(self.key, self.hash, 0);
-        if insert(&mut inner.by_key, &mut inner.by_src, src.clone(), c) {
+        if insert(&mut inner.by_key, &mut inner.by_src, src.as_str(), c) {
             inner.stats.contents += 1;
         }
-        let c = inner.by_src.get_mut(&src).expect("inserted above");
+        let c = inner.by_src.get_mut(src.as_str()).expect("inserted above");
         inner.stats.count(&c.key, c.refs, -1);
         c.refs += 1;
         inner.stats.count(&c.key, c.refs, 1);

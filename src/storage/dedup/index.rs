@@ -31,6 +31,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A source's name, shared by the index's two maps and its snapshots.
+type Name = Arc<str>;
+
 const SNAPSHOT: &str = "dedup.dat";
 const LOG: &str = "dedup.log";
 /// The log of the changes made while a snapshot is written in the
@@ -93,8 +96,8 @@ impl Content {
 /// The index's state; changed only through [`Locked`].
 struct Inner {
     /// The sources of each key, sorted by name (usually one).
-    by_key: HashMap<Key, Vec<String>>,
-    by_src: HashMap<String, Content>,
+    by_key: HashMap<Key, Vec<Name>>,
+    by_src: HashMap<Name, Content>,
     /// Keys of contents an upload is placing as new sources; uploads of the
     /// same key wait for them (`Dedup::settled`), so that a content uploaded
     /// twice at once is stored once.
@@ -277,8 +280,8 @@ impl Locked<'_> {
     pub fn source(&self, key: &Key, hash: &Hash) -> Option<&str> {
         let v = self.g.by_key.get(key)?;
         (v.iter())
-            .find(|s| self.g.by_src[s.as_str()].hash.as_ref() == Some(hash))
-            .map(String::as_str)
+            .map(|s| &**s)
+            .find(|s| self.g.by_src[*s].hash.as_ref() == Some(hash))
     }
 
     /// The hash of source `src`, if it is known.
@@ -587,7 +590,7 @@ impl Locked<'_> {
                 key: c.key,
                 hash: c.hash,
                 refs: c.refs + c.reserved,
-                src: src.clone(),
+                src: Name::clone(src),
             })
             .collect()
     }
@@ -698,8 +701,8 @@ impl Names<'_> {
 /// word about it is its creation. Returns the sources removed here.
 fn replay(
     names: &Names,
-    by_key: &mut HashMap<Key, Vec<String>>,
-    by_src: &mut HashMap<String, Content>,
+    by_key: &mut HashMap<Key, Vec<Name>>,
+    by_src: &mut HashMap<Name, Content>,
     changes: &[Change],
 ) -> Vec<String> {
     // Per link: its source and whether it existed at the snapshot.
@@ -713,7 +716,7 @@ fn replay(
                 sources.push(src.as_str());
             }
             Change::Hash { src, hash } => {
-                if let Some(c) = by_src.get_mut(src) {
+                if let Some(c) = by_src.get_mut(src.as_str()) {
                     c.hash = Some(*hash);
                 }
             }
@@ -783,11 +786,12 @@ fn logs_to_replay(dir: &Path, generation: u64) -> io::Result<Vec<(PathBuf, fmt::
 
 /// Add source `src` with content `c`, unless it is one already; true if added.
 fn insert(
-    by_key: &mut HashMap<Key, Vec<String>>,
-    by_src: &mut HashMap<String, Content>,
-    src: String,
+    by_key: &mut HashMap<Key, Vec<Name>>,
+    by_src: &mut HashMap<Name, Content>,
+    src: impl Into<Name>,
     c: Content,
 ) -> bool {
+    let src: Name = src.into();
     if by_src.contains_key(&src) {
         return false;
     }
@@ -799,16 +803,12 @@ fn insert(
     true
 }
 
-fn forget(
-    by_key: &mut HashMap<Key, Vec<String>>,
-    by_src: &mut HashMap<String, Content>,
-    src: &str,
-) {
+fn forget(by_key: &mut HashMap<Key, Vec<Name>>, by_src: &mut HashMap<Name, Content>, src: &str) {
     let Some(c) = by_src.remove(src) else {
         return;
     };
     if let Some(v) = by_key.get_mut(&c.key) {
-        v.retain(|s| s != src);
+        v.retain(|s| &**s != src);
         if v.is_empty() {
             by_key.remove(&c.key);
         }
@@ -821,8 +821,8 @@ fn forget(
 /// nothing links to keep a count of 0.
 fn recount(
     names: &Names,
-    by_key: &mut HashMap<Key, Vec<String>>,
-    by_src: &mut HashMap<String, Content>,
+    by_key: &mut HashMap<Key, Vec<Name>>,
+    by_src: &mut HashMap<Name, Content>,
 ) -> io::Result<()> {
     let mut refs: HashMap<String, u32> = HashMap::new();
     for sp in names.paths {
@@ -847,7 +847,7 @@ fn recount(
         c.refs = 0;
     }
     for (src, n) in refs {
-        if let Some(c) = by_src.get_mut(&src) {
+        if let Some(c) = by_src.get_mut(src.as_str()) {
             c.refs = n;
             continue;
         }

@@ -340,7 +340,7 @@ fn a_compaction_while_links_are_made_keeps_them_checked() {
     );
     // Placed without its hash (nothing else had its key), found by key.
     let (key, _) = sig_of_bytes(b"new");
-    assert_eq!(d.lock().g.by_key[&key], vec![name(5)]);
+    assert_eq!(d.lock().g.by_key[&key], vec![Name::from(name(5))]);
 }
 
 #[test]
