@@ -250,6 +250,17 @@ impl Dedup {
         }
     }
 
+    /// Wait until no snapshot is being written in the background; false if
+    /// the last one failed.
+    fn snapshot_written(&self) -> bool {
+        let (state, done) = &*self.snapshot;
+        let mut s = state.lock();
+        while s.running {
+            done.wait(&mut s);
+        }
+        !s.failed
+    }
+
     /// The figures for monitoring.
     pub fn stats(&self) -> Stats {
         self.inner.lock().stats
@@ -498,13 +509,7 @@ impl Locked<'_> {
     /// a background one first.
     pub fn compact(&mut self) -> io::Result<()> {
         let dir = &self.d.dir;
-        {
-            let (state, done) = &*self.d.snapshot;
-            let mut s = state.lock();
-            while s.running {
-                done.wait(&mut s);
-            }
-        }
+        self.d.snapshot_written();
         let generation = self.g.generation + 1;
         let mut entries = self.entries();
         entries.sort_by(|a, b| a.src.cmp(&b.src));

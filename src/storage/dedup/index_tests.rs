@@ -760,13 +760,7 @@ fn a_grown_log_is_compacted_in_the_background() {
     d.lock().g.logged = COMPACT_AFTER;
     // The next change starts the compaction; its line goes to the new log.
     upload_unlocked(&d, &t, b"abc", &name(3), &name(4));
-    let (state, done) = &*d.snapshot;
-    let mut s = state.lock();
-    while s.running {
-        done.wait(&mut s);
-    }
-    assert!(!s.failed);
-    drop(s);
+    assert!(d.snapshot_written());
     assert!(!t.dir.join(LOG_NEXT).exists());
     let log = fs::read_to_string(t.dir.join(LOG)).unwrap();
     assert!(log.contains(&name(4)), "{log}");
@@ -785,12 +779,7 @@ fn a_change_that_starts_a_compaction_is_in_the_log_after_it() {
     // so its line must go to the log that follows that copy.
     link(&t, &a, &name(9)).unwrap();
     d.lock().add_link(&a, &name(9), || Ok(())).unwrap();
-    let (state, done) = &*d.snapshot;
-    let mut s = state.lock();
-    while s.running {
-        done.wait(&mut s);
-    }
-    drop(s);
+    assert!(d.snapshot_written());
     std::mem::forget(d);
     let (d, _) = Dedup::open(&t.dir, t.paths.clone(), false).unwrap();
     assert_eq!(d.lock().refs(&a), Some(2), "links 2 and 9");
