@@ -27,7 +27,12 @@ cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
     wait 2>/dev/null || true
     pid=""
-    if [ -n "$mnt" ]; then umount "$mnt" 2>/dev/null || true; rm -f "$img"; fi
+    if [ -n "$mnt" ]; then
+        umount "$mnt" 2>/dev/null || true
+        rm -f "$img"
+        [ -z "${DEDUP_MNT:-}" ] && rmdir "$mnt" 2>/dev/null
+    fi
+    return 0
 }
 trap cleanup EXIT
 
