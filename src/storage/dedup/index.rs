@@ -26,7 +26,7 @@ use crate::layout::dedup::{self as fmt, Change, Entry, Hash, Key};
 use crate::layout::{RemoteName, StorePath};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -503,148 +503,6 @@ impl Intent {
     }
 }
 
-impl Locked<'_> {
-    /// Write a snapshot of the index and start an empty log, in place (at
-    /// start, at stop, and when the background snapshot failed); waits for
-    /// a background one first.
-    pub fn compact(&mut self) -> io::Result<()> {
-        let dir = &self.d.dir;
-        self.d.snapshot_written();
-        let generation = self.g.generation + 1;
-        let mut entries = self.entries();
-        entries.sort_by(|a, b| a.src.cmp(&b.src));
-        crate::layout::store::atomic_write(
-            &dir.join(SNAPSHOT),
-            &fmt::encode_snapshot(generation, &entries),
-        )?;
-        // A crash here leaves the old log, whose generation is now stale.
-        let log = self.log_to_follow(generation)?;
-        crate::layout::store::atomic_write(&dir.join(LOG), log.as_bytes())?;
-        self.g.log = Arc::new(OpenOptions::new().append(true).open(dir.join(LOG))?);
-        self.g.generation = generation;
-        self.g.logged = 0;
-        // A background snapshot's log that never became the log: all it
-        // says is in the snapshot above.
-        match fs::remove_file(dir.join(LOG_NEXT)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        self.d.snapshot.0.lock().failed = false;
-        Ok(())
-    }
-
-    /// Start a compaction whose snapshot is written on a thread of its own,
-    /// so that uploads do not wait for it: here, under the lock, the index
-    /// is copied and the changes from now on go to `dedup.log.next`; that
-    /// thread writes the snapshot, then renames `dedup.log.next` to
-    /// `dedup.log` (see [`logs_to_replay`] for a stop in between).
-    fn compact_in_background(&mut self) -> io::Result<()> {
-        let mut job = self.start_snapshot()?;
-        let shared = self.d.snapshot.clone();
-        let spawned = std::thread::Builder::new()
-            .name("fdfs-dedup-snap".into())
-            .spawn(move || {
-                let written = job.run();
-                if let Err(e) = &written {
-                    log::error!(
-                        "dedup: writing the index's snapshot in {}: {e}; the next compaction \
-                         writes it in place",
-                        job.dir.display()
-                    );
-                }
-                let (state, done) = &*shared;
-                let mut s = state.lock();
-                s.running = false;
-                s.failed = written.is_err();
-                done.notify_all();
-            });
-        if let Err(e) = spawned {
-            let mut s = self.d.snapshot.0.lock();
-            s.running = false;
-            s.failed = true;
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// The part of a background compaction done under the lock: the index
-    /// copied, `dedup.log.next` started and made the log.
-    fn start_snapshot(&mut self) -> io::Result<SnapshotJob> {
-        let dir = self.d.dir.clone();
-        let generation = self.g.generation + 1;
-        let entries = self.entries();
-        let log = self.log_to_follow(generation)?;
-        crate::layout::store::atomic_write(&dir.join(LOG_NEXT), log.as_bytes())?;
-        self.g.log = Arc::new(OpenOptions::new().append(true).open(dir.join(LOG_NEXT))?);
-        self.g.generation = generation;
-        self.g.logged = 0;
-        self.d.snapshot.0.lock().running = true;
-        Ok(SnapshotJob {
-            dir,
-            generation,
-            entries,
-        })
-    }
-
-    /// The snapshot's entries: links being made count as made (if a crash
-    /// takes the log that follows, a count too high keeps a content too
-    /// long, one too low would remove it under a link).
-    fn entries(&self) -> Vec<Entry> {
-        (self.g.by_src.iter())
-            .map(|(src, c)| Entry {
-                key: c.key,
-                hash: c.hash,
-                refs: c.refs + c.reserved,
-                src: Name::clone(src),
-            })
-            .collect()
-    }
-
-    /// The start of the log that follows a snapshot of `generation`: what is
-    /// still under way, to be checked at the next open: links to known
-    /// sources, counted in the snapshot, as `=`; a new source, not in the
-    /// snapshot yet, and its link as they were.
-    fn log_to_follow(&self, generation: u64) -> io::Result<String> {
-        let mut log = fmt::log_header(generation);
-        let mut tickets: Vec<_> = self.g.under_way.iter().collect();
-        tickets.sort_by_key(|(t, _)| **t);
-        for (_, changes) in tickets {
-            let new_source = changes.iter().any(|c| matches!(c, Change::Source { .. }));
-            let again: Vec<Change> = (changes.iter().cloned())
-                .map(|c| match c {
-                    Change::Link { src, link } if !new_source => Change::Counted { src, link },
-                    c => c,
-                })
-                .collect();
-            log += &encode(&again)?;
-        }
-        Ok(log)
-    }
-}
-
-/// A snapshot to write outside the index's lock.
-struct SnapshotJob {
-    dir: PathBuf,
-    generation: u64,
-    entries: Vec<Entry>,
-}
-
-impl SnapshotJob {
-    /// Write the snapshot, then make `dedup.log.next` the log.
-    fn run(&mut self) -> io::Result<()> {
-        self.write_snapshot()?;
-        fs::rename(self.dir.join(LOG_NEXT), self.dir.join(LOG))
-    }
-
-    fn write_snapshot(&mut self) -> io::Result<()> {
-        self.entries.sort_by(|a, b| a.src.cmp(&b.src));
-        crate::layout::store::atomic_write(
-            &self.dir.join(SNAPSHOT),
-            &fmt::encode_snapshot(self.generation, &self.entries),
-        )
-    }
-}
-
 /// The log lines of `changes`.
 fn encode(changes: &[Change]) -> io::Result<String> {
     let mut text = String::new();
@@ -654,139 +512,6 @@ fn encode(changes: &[Change]) -> io::Result<String> {
         })?;
     }
     Ok(text)
-}
-
-/// Remote names and paths of our store paths.
-struct Names<'a> {
-    paths: &'a [StorePath],
-}
-
-impl Names<'_> {
-    fn path_of(&self, remote: &str) -> Option<PathBuf> {
-        let n = RemoteName::parse(remote).ok()?;
-        let sp = self.paths.iter().find(|p| p.index == n.store_index)?;
-        Some(sp.file_path(&n))
-    }
-
-    /// The remote name of `target`, a path into one of our store paths.
-    fn remote_of(&self, target: &Path) -> Option<String> {
-        for sp in self.paths {
-            let Ok(rest) = target.strip_prefix(sp.data_dir()) else {
-                continue;
-            };
-            let parts: Vec<&str> = rest.iter().map(|p| p.to_str()).collect::<Option<_>>()?;
-            let [high, low, name] = parts.as_slice() else {
-                return None;
-            };
-            let remote = format!("M{:02X}/{high}/{low}/{name}", sp.index);
-            return RemoteName::parse(&remote).ok().map(|n| n.as_string());
-        }
-        None
-    }
-
-    /// Whether `link` is a symlink pointing at `src`.
-    fn links_to(&self, link: &str, src: &str) -> bool {
-        let Some(path) = self.path_of(link) else {
-            return false;
-        };
-        fs::read_link(path)
-            .ok()
-            .and_then(|t| self.remote_of(&t))
-            .is_some_and(|s| s == src)
-    }
-
-    fn exists(&self, remote: &str) -> bool {
-        self.path_of(remote)
-            .is_some_and(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
-    }
-}
-
-/// Apply the log's changes to the snapshot's index, trusting only what is on
-/// disk: a link counts if it is there now and did not count if the log's first
-/// word about it is its creation. Returns the sources removed here.
-fn replay(
-    names: &Names,
-    by_key: &mut HashMap<Key, Vec<Name>>,
-    by_src: &mut HashMap<Name, Content>,
-    changes: &[Change],
-) -> Vec<String> {
-    // Per link: its source and whether it existed at the snapshot.
-    let mut links: HashMap<&str, (&str, bool)> = HashMap::new();
-    let mut sources = Vec::new();
-    let mut drops = Vec::new();
-    for c in changes {
-        match c {
-            Change::Source { key, hash, src } => {
-                insert(by_key, by_src, src.clone(), Content::new(*key, *hash, 0));
-                sources.push(src.as_str());
-            }
-            Change::Hash { src, hash } => {
-                if let Some(c) = by_src.get_mut(src.as_str()) {
-                    c.hash = Some(*hash);
-                }
-            }
-            Change::Link { src, link } => {
-                links.entry(link).or_insert((src, false));
-            }
-            Change::Unlink { src, link } | Change::Counted { src, link } => {
-                links.entry(link).or_insert((src, true));
-            }
-            Change::Drop { src } => drops.push(src.as_str()),
-        }
-    }
-    for (link, (src, before)) in links {
-        let now = names.links_to(link, src);
-        if let Some(c) = by_src.get_mut(src) {
-            c.refs = (c.refs as i64 + now as i64 - before as i64).max(0) as u32;
-        }
-    }
-    // A source whose file never got its name (a crash before the rename).
-    for src in sources {
-        if by_src.get(src).is_some_and(|c| c.refs == 0) && !names.exists(src) {
-            forget(by_key, by_src, src);
-        }
-    }
-    let mut removed = Vec::new();
-    for src in drops {
-        if by_src.get(src).is_none_or(|c| c.refs == 0) {
-            if let Some(p) = names.path_of(src) {
-                match fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => log::warn!("dedup: removing {}: {e}", p.display()),
-                }
-            }
-            forget(by_key, by_src, src);
-            removed.push(src.to_string());
-        }
-    }
-    removed
-}
-
-/// The logs to replay after a snapshot of `generation`, in order, with
-/// their paths:
-/// - `dedup.log` of the same generation;
-/// - then `dedup.log.next` of the next one: a background snapshot was being
-///   written when the server stopped (its changes follow the old log's);
-/// - or `dedup.log.next` alone, of the same generation: the snapshot was
-///   written, and `dedup.log` (older) not replaced by it yet.
-fn logs_to_replay(dir: &Path, generation: u64) -> io::Result<Vec<(PathBuf, fmt::LogRead)>> {
-    let read = |name: &str| -> io::Result<Option<(PathBuf, fmt::LogRead)>> {
-        let path = dir.join(name);
-        match fs::read(&path) {
-            Ok(b) => Ok(fmt::decode_log(&b).map(|l| (path, l))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    };
-    let log = read(LOG)?.filter(|(_, l)| l.generation == generation);
-    let next = read(LOG_NEXT)?;
-    Ok(match (log, next) {
-        (_, Some(n)) if n.1.generation == generation => vec![n],
-        (Some(l), Some(n)) if n.1.generation == generation + 1 => vec![l, n],
-        (Some(l), _) => vec![l],
-        (None, _) => Vec::new(),
-    })
 }
 
 /// Add source `src` with content `c`, unless it is one already; true if added.
@@ -819,74 +544,6 @@ fn forget(by_key: &mut HashMap<Key, Vec<Name>>, by_src: &mut HashMap<Name, Conte
         }
     }
 }
-
-/// Count the links in the data tree: every symlink into our store paths is a
-/// link, every regular file it points at a source (its key taken from its
-/// name when the index does not know it yet, see [`content_key`]). Sources
-/// nothing links to keep a count of 0.
-fn recount(
-    names: &Names,
-    by_key: &mut HashMap<Key, Vec<Name>>,
-    by_src: &mut HashMap<Name, Content>,
-) -> io::Result<()> {
-    let mut refs: HashMap<String, u32> = HashMap::new();
-    for sp in names.paths {
-        let data = sp.data_dir();
-        for high in read_dir_sorted(&data)? {
-            for low in read_dir_sorted(&high)? {
-                for f in read_dir_sorted(&low)? {
-                    let Ok(m) = fs::symlink_metadata(&f) else {
-                        continue;
-                    };
-                    if !m.file_type().is_symlink() {
-                        continue;
-                    }
-                    if let Some(src) = fs::read_link(&f).ok().and_then(|t| names.remote_of(&t)) {
-                        *refs.entry(src).or_insert(0) += 1;
-                    }
-                }
-            }
-        }
-    }
-    for c in by_src.values_mut() {
-        c.refs = 0;
-    }
-    for (src, n) in refs {
-        if let Some(c) = by_src.get_mut(src.as_str()) {
-            c.refs = n;
-            continue;
-        }
-        let Some(path) = names.path_of(&src) else {
-            continue;
-        };
-        match content_key(&path, &src) {
-            Ok((key, hash)) => {
-                insert(by_key, by_src, src, Content::new(key, hash, n));
-            }
-            Err(e) => log::warn!("dedup recount: {} ({n} links): {e}", path.display()),
-        }
-    }
-    Ok(())
-}
-
-/// Subdirectories / files of `dir` (only two-hex-digit directories at the
-/// upper levels are data directories; that filter is left to the caller's
-/// parse of the names).
-fn read_dir_sorted(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut v = Vec::new();
-    match fs::read_dir(dir) {
-        Ok(rd) => {
-            for e in rd {
-                v.push(e?.path());
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {}
-        Err(e) => return Err(e),
-    }
-    v.sort();
-    Ok(v)
-}
-
 /// The remote name a symlink at `link` points at, if it points into one of
 /// `paths` (without an index: a link a peer pushed while dedup is off here).
 pub fn link_target(paths: &[StorePath], link: &Path) -> Option<String> {
@@ -960,7 +617,13 @@ pub fn hash_file(f: &File) -> io::Result<(Key, Hash)> {
 
 #[path = "claim.rs"]
 mod claim;
+#[path = "compaction.rs"]
+mod compaction;
+#[path = "recovery.rs"]
+mod recovery;
 pub use claim::{Claim, Placing};
+use compaction::logs_to_replay;
+use recovery::{Names, recount, replay};
 
 #[cfg(test)]
 #[path = "index_tests.rs"]
